@@ -1,0 +1,3 @@
+# Application families: each lives in its own file so they evolve independently.
+include: "celegans.smk"
+include: "osmfish.smk"

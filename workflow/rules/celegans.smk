@@ -1,0 +1,1 @@
+# C. elegans family (see docs/ARCHITECTURE.md).

@@ -1,0 +1,1 @@
+# Rules of the convergence family: see docs/ARCHITECTURE.md.

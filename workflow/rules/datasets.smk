@@ -1,0 +1,1 @@
+# Rules of the datasets family: see docs/ARCHITECTURE.md.

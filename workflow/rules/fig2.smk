@@ -1,0 +1,1 @@
+# Rules of the fig2 family: see docs/ARCHITECTURE.md.

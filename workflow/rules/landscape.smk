@@ -1,0 +1,1 @@
+# Rules of the landscape family: see docs/ARCHITECTURE.md.

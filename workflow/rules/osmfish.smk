@@ -1,0 +1,1 @@
+# osmFISH family (see docs/ARCHITECTURE.md).

@@ -1,0 +1,1 @@
+# Rules of the report family: see docs/ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+# Rules of the sweeps family: see docs/ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+# Rules of the synthetic family: see docs/ARCHITECTURE.md.
