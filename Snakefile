@@ -16,7 +16,12 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 configfile: "config.yaml"
 
 
+# Validation also fills every default, so rules can index config sections
+# without .get(); an invalid config stops here, before any job is scheduled.
 validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
@@ -28,6 +33,11 @@ include: "workflow/rules/sweeps.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/applications.smk"
 include: "workflow/rules/report.smk"
+
+
+# `all` only gathers files: on a cluster it must not cost a job submission.
+localrules:
+    all,
 
 
 rule all:

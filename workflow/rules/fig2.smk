@@ -1,1 +1,114 @@
-# Rules of the fig2 family: see docs/ARCHITECTURE.md.
+# Rules of the fig2 family (issue 4, section 3): Figure 2 of Mena et al. (2020).
+# The alpha* grid is split into `n_chunks` jobs (alpha values interleaved, so every job
+# gets easy and hard settings alike); each job runs every method, theta0 and repetition
+# of its alphas, vectorised. Noise vectors are seeded by repetition only, so the table
+# does not depend on the chunking.
+from sinkhorn_em.experiments.fig2 import grid as fig2_grid
+
+FIG2 = section("fig2")
+FIG2_ALPHAS = fig2_grid(FIG2["alpha_grid"])
+FIG2_CHUNKS = min(FIG2["n_chunks"], len(FIG2_ALPHAS))
+FIG2_RUN_KEYS = ("n_samples", "n_reps", "methods", "vem_iterations", "oem_iterations",
+                 "sem_iterations", "estep", "sinkhorn_sweeps", "error_iteration", "converge_factor")
+
+
+FIG2_CHUNK_PARAMS = {
+    str(chunk): dict(
+        seed=config["seed"],
+        alphas=[float(a) for a in FIG2_ALPHAS[chunk::FIG2_CHUNKS]],
+        theta0s=dict(FIG2["theta0_grid"]),
+        **{key: FIG2[key] for key in FIG2_RUN_KEYS},
+    )
+    for chunk in range(FIG2_CHUNKS)
+}
+
+
+rule fig2_chunk:
+    output:
+        f"{RESULTS}/fig2/runs_chunk{{chunk}}.csv",
+    wildcard_constraints:
+        chunk=r"\d+",
+    params:
+        cfg=lambda wildcards: FIG2_CHUNK_PARAMS[wildcards.chunk],
+    log:
+        f"{LOGS}/fig2/chunk{{chunk}}.log",
+    benchmark:
+        f"{BENCHMARKS}/fig2/chunk{{chunk}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/fig2_chunk.py"
+
+
+rule fig2_aggregate:
+    input:
+        chunks=expand(f"{RESULTS}/fig2/runs_chunk{{chunk}}.csv", chunk=range(FIG2_CHUNKS)),
+    output:
+        table=f"{TABLES}/fig2_runs.csv",
+    log:
+        f"{LOGS}/fig2/aggregate.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/fig2_aggregate.py"
+
+
+rule fig2_estep_check:
+    output:
+        table=f"{TABLES}/fig2_estep_check.csv",
+    params:
+        cfg=dict(
+            seed=config["seed"],
+            n_samples=FIG2["n_samples"],
+            sem_iterations=FIG2["sem_iterations"],
+            sinkhorn_sweeps=FIG2["sinkhorn_sweeps"],
+            **FIG2["estep_check"],
+        ),
+    log:
+        f"{LOGS}/fig2/estep_check.log",
+    benchmark:
+        f"{BENCHMARKS}/fig2/estep_check.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/fig2_estep_check.py"
+
+
+rule fig2_figure:
+    input:
+        table=f"{TABLES}/fig2_runs.csv",
+    output:
+        pdf=report(f"{FIGURES}/fig2.pdf", caption="../report/fig2.rst", category="Figure 2"),
+        png=f"{FIGURES}/fig2.png",
+    params:
+        cfg={key: FIG2[key] for key in ("panel_theta0", "panel_alphas", "error_iteration", "converge_factor")},
+    log:
+        f"{LOGS}/fig2/figure.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/fig2_figure.py"
+
+
+FINAL_OUTPUTS += [
+    f"{FIGURES}/fig2.pdf",
+    f"{FIGURES}/fig2.png",
+    f"{TABLES}/fig2_runs.csv",
+    f"{TABLES}/fig2_estep_check.csv",
+]

@@ -1,1 +1,228 @@
-# osmFISH family (see docs/ARCHITECTURE.md).
+# osmFISH family (see docs/ARCHITECTURE.md): clustering the 4,839 valid cells of the
+# osmFISH mouse cortex into regions (K = 11) and cell types (K = 31) with known,
+# perturbed or uniform proportions (sinkhorn_em.experiments.osmfish).
+#
+#   osmfish_features    loom -> results/osmfish/features_<features>.npz (normalise, log1p, PCA [+ x, y])
+#   osmfish_fit         one job per (target, features, weights, method, seed chunk)
+#                       -> results/osmfish/fits/<target>/<features>/<weights>/<method>/chunk<i>.csv
+#   osmfish_summary     tables/osmfish_seeds.csv (one row per seed) and tables/osmfish.csv
+#   osmfish_crosscheck  tables/osmfish_crosscheck.csv (oEM vs scikit-learn from the same start)
+#   osmfish_map         refit each method's best-likelihood seed -> results/osmfish/map.csv
+#   osmfish_*_figure    figures/osmfish_ari.pdf, figures/osmfish_map.pdf
+#
+# All methods and weight settings of one seed index share the initialisation and the
+# perturbation: seeds depend on (target, features, seed index) only.
+from sinkhorn_em.experiments.osmfish import fit_settings, seed_chunks
+
+OSMFISH = section("osmfish")
+OSMFISH_DIR = f"{RESULTS}/osmfish"
+OSMFISH_SETTINGS = fit_settings(
+    OSMFISH["feature_sets"], OSMFISH["weight_settings"], OSMFISH["methods"], OSMFISH["sklearn_weights"]
+)
+OSMFISH_CHUNKS = seed_chunks(OSMFISH["n_seeds"], OSMFISH["seeds_per_job"])
+OSMFISH_MAP_FEATURES = list(OSMFISH["feature_sets"].get("region", []))
+if not OSMFISH_SETTINGS:
+    raise ValueError("osmfish: feature_sets, weight_settings and methods select no fit; configure at least one")
+if not OSMFISH_MAP_FEATURES or OSMFISH["map_weights"] not in OSMFISH["weight_settings"]:
+    raise ValueError(
+        "osmfish: the region map needs feature_sets: region non-empty and map_weights among weight_settings "
+        f"(got feature_sets {OSMFISH['feature_sets']}, map_weights {OSMFISH['map_weights']!r})"
+    )
+
+# Keywords shared by every fit (run_osmfish_chunk / best_seed_maps).
+_OSMFISH_FIT_KEYS = ("perturb_strength", "tol", "max_iter", "reg_covar", "epsilon", "sinkhorn_tol", "sinkhorn_max_iter")
+
+
+def _osmfish_fit_cfg():
+    return {"base_seed": config["seed"], **{key: OSMFISH[key] for key in _OSMFISH_FIT_KEYS}}
+
+
+def _osmfish_features_file(features):
+    return f"{OSMFISH_DIR}/features_{features}.npz"
+
+
+def _osmfish_fit_outputs():
+    return [
+        f"{OSMFISH_DIR}/fits/{target}/{features}/{weights}/{method}/chunk{chunk}.csv"
+        for target, features, weights, method in OSMFISH_SETTINGS
+        for chunk in range(len(OSMFISH_CHUNKS))
+    ]
+
+
+def _osmfish_fit_minutes(target, n_seeds):
+    # Measured on one core: ~0.3 s per region fit, ~1.5 s per cell-type fit (sEM, the
+    # slowest); x10 margin for slow nodes and tighter tolerances.
+    per_fit = {"region": 0.3, "celltype": 1.5}[target] * OSMFISH["max_iter"] / 100
+    return 2 + int(10 * per_fit * n_seeds / 60)
+
+
+rule osmfish_features:
+    input:
+        dataset_path(OSMFISH["dataset"]),
+    output:
+        _osmfish_features_file("{features}"),
+    wildcard_constraints:
+        features=r"expr|expr\+xy",
+    params:
+        cfg=lambda wc: {"n_pcs": OSMFISH["n_pcs"], "target_sum": OSMFISH["target_sum"], "with_xy": wc.features == "expr+xy"},
+    log:
+        f"{LOGS}/osmfish/features_{{features}}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../scripts/osmfish_features.py"
+
+
+rule osmfish_fit:
+    input:
+        lambda wc: _osmfish_features_file(wc.features),
+    output:
+        f"{OSMFISH_DIR}/fits/{{target}}/{{features}}/{{weights}}/{{method}}/chunk{{chunk}}.csv",
+    wildcard_constraints:
+        target="region|celltype",
+        features=r"expr|expr\+xy",
+        weights="true|perturbed|uniform",
+        method="vEM|oEM|sEM|sklearn",
+        chunk=r"\d+",
+    params:
+        cfg=lambda wc: {
+            "target": wc.target,
+            "feature_set": wc.features,
+            "weights": wc.weights,
+            "method": wc.method,
+            "seed_indices": OSMFISH_CHUNKS[int(wc.chunk)],
+            **_osmfish_fit_cfg(),
+        },
+    log:
+        f"{LOGS}/osmfish/fits/{{target}}/{{features}}/{{weights}}/{{method}}/chunk{{chunk}}.log",
+    benchmark:
+        f"{BENCHMARKS}/osmfish/fits/{{target}}/{{features}}/{{weights}}/{{method}}/chunk{{chunk}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        # 4,839 cells x 31 components: a few MB of arrays; the interpreter dominates.
+        mem_mb=600,
+        runtime=lambda wc: _osmfish_fit_minutes(wc.target, len(OSMFISH_CHUNKS[int(wc.chunk)])),
+    script:
+        "../scripts/osmfish_fit.py"
+
+
+rule osmfish_summary:
+    input:
+        _osmfish_fit_outputs(),
+    output:
+        per_seed=f"{TABLES}/osmfish_seeds.csv",
+        table=f"{TABLES}/osmfish.csv",
+    log:
+        f"{LOGS}/osmfish/summary.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../scripts/osmfish_summary.py"
+
+
+rule osmfish_crosscheck:
+    input:
+        _osmfish_features_file(OSMFISH_MAP_FEATURES[0]),
+    output:
+        f"{TABLES}/osmfish_crosscheck.csv",
+    params:
+        cfg={
+            "target": "region",
+            "feature_set": OSMFISH_MAP_FEATURES[0],
+            "n_seeds": OSMFISH["crosscheck_seeds"],
+            "n_iter": OSMFISH["crosscheck_iterations"],
+            "base_seed": config["seed"],
+            "reg_covar": OSMFISH["reg_covar"],
+        },
+    log:
+        f"{LOGS}/osmfish/crosscheck.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=600,
+        runtime=5,
+    script:
+        "../scripts/osmfish_crosscheck.py"
+
+
+rule osmfish_map:
+    input:
+        features=[_osmfish_features_file(features) for features in OSMFISH_MAP_FEATURES],
+        per_seed=f"{TABLES}/osmfish_seeds.csv",
+    output:
+        f"{OSMFISH_DIR}/map.csv",
+    params:
+        feature_sets=OSMFISH_MAP_FEATURES,
+        cfg={"target": "region", "weights": OSMFISH["map_weights"], **_osmfish_fit_cfg()},
+    log:
+        f"{LOGS}/osmfish/map.log",
+    benchmark:
+        f"{BENCHMARKS}/osmfish/map.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=600,
+        runtime=lambda wc: _osmfish_fit_minutes("region", 4 * len(OSMFISH_MAP_FEATURES)),
+    script:
+        "../scripts/osmfish_map.py"
+
+
+rule osmfish_ari_figure:
+    input:
+        f"{TABLES}/osmfish_seeds.csv",
+    output:
+        pdf=report(f"{FIGURES}/osmfish_ari.pdf", caption="../report/osmfish_ari.rst", category="osmFISH"),
+        png=f"{FIGURES}/osmfish_ari.png",
+    log:
+        f"{LOGS}/osmfish/ari_figure.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=800,
+        runtime=5,
+    script:
+        "../scripts/osmfish_ari_figure.py"
+
+
+rule osmfish_map_figure:
+    input:
+        f"{OSMFISH_DIR}/map.csv",
+    output:
+        pdf=report(f"{FIGURES}/osmfish_map.pdf", caption="../report/osmfish_map.rst", category="osmFISH"),
+        png=f"{FIGURES}/osmfish_map.png",
+    log:
+        f"{LOGS}/osmfish/map_figure.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=800,
+        runtime=5,
+    script:
+        "../scripts/osmfish_map_figure.py"
+
+
+FINAL_OUTPUTS.extend(
+    [
+        f"{TABLES}/osmfish.csv",
+        f"{TABLES}/osmfish_seeds.csv",
+        f"{TABLES}/osmfish_crosscheck.csv",
+        f"{FIGURES}/osmfish_ari.pdf",
+        f"{FIGURES}/osmfish_ari.png",
+        f"{FIGURES}/osmfish_map.pdf",
+        f"{FIGURES}/osmfish_map.png",
+    ]
+)

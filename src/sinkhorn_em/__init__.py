@@ -1,0 +1,33 @@
+"""sinkhorn-em: Gaussian mixtures fitted by EM, overparametrised EM and Sinkhorn-EM.
+
+Sinkhorn-EM (Mena, Nejatbakhsh, Varol & Niles-Weed, 2020) fits a Gaussian mixture with
+known mixing weights by minimising an entropic optimal transport loss instead of the
+negative log-likelihood; both share the global optimum, and the EOT loss has fewer
+spurious local optima.
+"""
+
+from .gaussian import estimate_gaussian_parameters, gaussian_cost, log_gaussian_density
+from .losses import eot_loss, free_energy, nll, semi_relaxed_plan
+from .metrics import ari, matched_parameter_error, nmi, w2_squared
+from .mixture import EOTGaussianMixture
+from .sinkhorn import SinkhornConvergenceWarning, SinkhornResult, sinkhorn_log
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EOTGaussianMixture",
+    "SinkhornConvergenceWarning",
+    "SinkhornResult",
+    "ari",
+    "eot_loss",
+    "estimate_gaussian_parameters",
+    "free_energy",
+    "gaussian_cost",
+    "log_gaussian_density",
+    "matched_parameter_error",
+    "nll",
+    "nmi",
+    "semi_relaxed_plan",
+    "sinkhorn_log",
+    "w2_squared",
+]

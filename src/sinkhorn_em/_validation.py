@@ -1,0 +1,114 @@
+"""Input checks with messages that name the problem and the fix."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .gaussian import COVARIANCE_TYPES
+
+_WEIGHT_SUM_ATOL = 1e-8
+
+
+def check_data(X, *, min_samples: int = 1) -> np.ndarray:
+    """Return ``X`` as a finite 2-D float array or raise ``ValueError`` saying what is wrong."""
+    X = np.asarray(X, dtype=float) if not isinstance(X, np.ndarray) or X.dtype != float else X
+    if X.ndim != 2:
+        raise ValueError(
+            f"X must be a 2-D array of shape (n_samples, n_features), got {X.ndim}-D with shape "
+            f"{X.shape}; reshape 1-D data with X.reshape(-1, 1)."
+        )
+    if X.shape[0] < min_samples:
+        raise ValueError(f"X has {X.shape[0]} samples; at least {min_samples} are needed.")
+    if not np.all(np.isfinite(X)):
+        bad = np.argwhere(~np.isfinite(X))[0]
+        raise ValueError(
+            f"X contains NaN or inf (first at row {bad[0]}, column {bad[1]}); remove or impute "
+            "those samples before fitting."
+        )
+    return X
+
+
+def check_weights(weights, n_components: int) -> np.ndarray:
+    """Validate mixing weights: length ``n_components``, positive, finite, sum to 1."""
+    if weights is None:
+        return np.full(n_components, 1.0 / n_components)
+    w = np.asarray(weights, dtype=float)
+    if w.ndim != 1 or w.size != n_components:
+        raise ValueError(
+            f"weights must have length n_components={n_components}, got shape {w.shape}."
+        )
+    if not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise ValueError(
+            f"weights must be finite and strictly positive, got {w.tolist()}; a component "
+            "with zero weight should be removed from the model."
+        )
+    total = w.sum()
+    if abs(total - 1.0) > _WEIGHT_SUM_ATOL:
+        raise ValueError(
+            f"weights must sum to 1, got sum {total:.12g}; pass weights / weights.sum()."
+        )
+    return w / total
+
+
+def check_covariance_type(covariance_type: str) -> str:
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(
+            f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}."
+        )
+    return covariance_type
+
+
+def covariance_shape(covariance_type: str, n_components: int, n_features: int) -> tuple:
+    return {
+        "full": (n_components, n_features, n_features),
+        "diag": (n_components, n_features),
+        "spherical": (n_components,),
+        "tied": (n_features, n_features),
+    }[covariance_type]
+
+
+def check_means(means, n_components: int, n_features: int) -> np.ndarray:
+    means = np.asarray(means, dtype=float)
+    if means.shape != (n_components, n_features):
+        raise ValueError(
+            f"means must have shape (n_components, n_features) = ({n_components}, {n_features}), "
+            f"got {means.shape}."
+        )
+    if not np.all(np.isfinite(means)):
+        raise ValueError("means contain NaN or inf.")
+    return means
+
+
+def check_covariances(covariances, covariance_type: str, n_components: int, n_features: int) -> np.ndarray:
+    covariances = np.asarray(covariances, dtype=float)
+    expected = covariance_shape(covariance_type, n_components, n_features)
+    if covariances.shape != expected:
+        raise ValueError(
+            f"covariances for covariance_type={covariance_type!r} must have shape {expected}, "
+            f"got {covariances.shape}."
+        )
+    if not np.all(np.isfinite(covariances)):
+        raise ValueError("covariances contain NaN or inf.")
+    if covariance_type in ("full", "tied"):
+        stack = covariances[None] if covariance_type == "tied" else covariances
+        if not np.allclose(stack, np.swapaxes(stack, 1, 2), rtol=1e-8, atol=1e-12):
+            raise ValueError("covariances must be symmetric matrices.")
+        if np.any(np.linalg.eigvalsh(stack)[:, 0] <= 0):
+            raise ValueError("covariances must be positive definite.")
+    elif np.any(covariances <= 0):
+        raise ValueError("covariances (variances) must be strictly positive.")
+    return covariances
+
+
+def check_parameters(weights, means, covariances, covariance_type: str, n_features: int):
+    """Validate a full parameter set ``(weights, means, covariances)``."""
+    check_covariance_type(covariance_type)
+    means = np.asarray(means, dtype=float)
+    if means.ndim != 2:
+        raise ValueError(f"means must be 2-D (n_components, n_features), got shape {means.shape}.")
+    K = means.shape[0]
+    return (
+        check_weights(weights, K),
+        check_means(means, K, n_features),
+        check_covariances(covariances, covariance_type, K, n_features),
+    )

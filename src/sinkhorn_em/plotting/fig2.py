@@ -1,0 +1,128 @@
+"""Figure 2 of Mena et al. (2020), drawn from ``results/tables/fig2_runs.csv``.
+
+Five panels, as in the paper:
+
+(a) squared-W2 error after 4 iterations against alpha*: for each repetition the worst
+    case over theta0, then the mean over repetitions;
+(b) the same for the last iterate;
+(c) final theta from theta0 = -2, repetition 0, against alpha* (oEM as |theta|, since its
+    label-swapped solution (-theta, 1 - w) is the same mixture);
+(d), (e) 1 + mean over repetitions of the iterations needed to get within 1.5 times the
+    final error, against theta0, at alpha* = 0.78 and 0.9.
+"""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from sinkhorn_em.pipeline import read_table
+from sinkhorn_em.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
+
+__all__ = ["plot_fig2", "worst_case_over_theta0", "nearest_value"]
+
+_MARKERS = {"vEM": "o", "oEM": "s", "sEM": "D"}
+
+
+def _as_table(table) -> pd.DataFrame:
+    return table if isinstance(table, pd.DataFrame) else read_table(table)
+
+
+def nearest_value(values, target: float) -> float:
+    """The element of ``values`` closest to ``target`` (grid values are floats)."""
+    values = np.unique(np.asarray(values, dtype=float))
+    return float(values[np.argmin(np.abs(values - target))])
+
+
+def worst_case_over_theta0(runs: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Mean over repetitions of the maximum over theta0 of ``column``, per (method, alpha)."""
+    worst = runs.groupby(["method", "alpha", "rep"], as_index=False)[column].max()
+    return worst.groupby(["method", "alpha"], as_index=False)[column].mean()
+
+
+def _methods(runs: pd.DataFrame) -> list[str]:
+    present = set(runs["method"])
+    return [m for m in METHOD_ORDER if m in present]
+
+
+def plot_fig2(
+    runs,
+    pdf_path: str | os.PathLike,
+    png_path: str | os.PathLike | None = None,
+    *,
+    panel_theta0: float = -2.0,
+    panel_alphas=(0.78, 0.9),
+    error_iteration: int = 4,
+    converge_factor: float = 1.5,
+) -> None:
+    """Draw the five panels of Figure 2 from the runs table and save PDF + PNG.
+
+    Parameters
+    ----------
+    runs : DataFrame or path
+        ``results/tables/fig2_runs.csv``.
+    pdf_path, png_path : path
+        Outputs (PNG next to the PDF by default).
+    panel_theta0 : float
+        Initial mean of panel (c); the nearest theta0 of the table is used.
+    panel_alphas : sequence of float
+        alpha* of the last panels; the nearest alpha* of the table is used (and shown).
+    error_iteration, converge_factor : int, float
+        Only for the axis labels: the values the table was computed with.
+    """
+    runs = _as_table(runs)
+    apply_style()
+    methods = _methods(runs)
+    n_panels = 3 + len(panel_alphas)
+    fig, axes = plt.subplots(1, n_panels, figsize=(2.75 * n_panels, 2.7), constrained_layout=True)
+
+    for ax, column, title in (
+        (axes[0], "error_iter4", f"(a) after {error_iteration} iterations"),
+        (axes[1], "error_final", "(b) at the last iterate"),
+    ):
+        summary = worst_case_over_theta0(runs, column)
+        for method in methods:
+            rows = summary[summary["method"] == method]
+            # W2^2 can be exactly 0 only at alpha* = 1 with a perfect fit; keep the log axis finite.
+            ax.plot(rows["alpha"], np.maximum(rows[column], 1e-300), color=method_color(method),
+                    marker=_MARKERS.get(method, "o"), markersize=2.5, linewidth=1.2,
+                    label=METHOD_LABELS[method])
+        ax.set_yscale("log")
+        ax.set_xlabel(r"true weight $\alpha^*$")
+        ax.set_ylabel(r"worst-case $W_2^2$ error (mean over reps)")
+        ax.set_title(title)
+
+    ax = axes[2]
+    theta0 = nearest_value(runs["theta0"], panel_theta0)
+    first_rep = runs["rep"].min()
+    for method in methods:
+        rows = runs[(runs["method"] == method) & np.isclose(runs["theta0"], theta0) & (runs["rep"] == first_rep)]
+        rows = rows.sort_values("alpha")
+        final = rows["theta_final"].abs() if method == "oEM" else rows["theta_final"]
+        ax.plot(rows["alpha"], final, color=method_color(method), marker=_MARKERS.get(method, "o"),
+                markersize=2.5, linewidth=1.2, label=METHOD_LABELS[method])
+    ax.axhline(1.0, color="0.5", linewidth=0.8, linestyle="--", label=r"$\theta^* = 1$")
+    ax.set_xlabel(r"true weight $\alpha^*$")
+    ax.set_ylabel(r"final $\theta$ (oEM: $|\theta|$)")
+    ax.set_title(rf"(c) from $\theta_0 = {theta0:g}$, repetition {first_rep}")
+
+    for index, (ax, wanted) in enumerate(zip(axes[3:], panel_alphas)):
+        alpha = nearest_value(runs["alpha"], wanted)
+        at_alpha = runs[np.isclose(runs["alpha"], alpha)]
+        mean_iters = at_alpha.groupby(["method", "theta0"], as_index=False)["iters_to_converge"].mean()
+        for method in methods:
+            rows = mean_iters[mean_iters["method"] == method]
+            ax.plot(rows["theta0"], 1 + rows["iters_to_converge"], color=method_color(method),
+                    marker=_MARKERS.get(method, "o"), markersize=2.5, linewidth=1.2,
+                    label=METHOD_LABELS[method])
+        ax.set_yscale("log")
+        ax.set_xlabel(r"initial mean $\theta_0$")
+        ax.set_ylabel(f"1 + iterations to {converge_factor:g}× final error")
+        ax.set_title(f"({chr(ord('d') + index)}) " + rf"$\alpha^* = {alpha:.2f}$")
+
+    handles, labels = axes[2].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncol=len(labels), frameon=False)
+    save_figure(fig, pdf_path, png_path)

@@ -1,0 +1,91 @@
+"""Synthetic Gaussian-mixture generators used by the benchmarks and tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["MixtureSample", "symmetric_mixture", "make_mixture", "means_with_separation"]
+
+
+@dataclass(frozen=True)
+class MixtureSample:
+    """Data drawn from a known mixture, with its true parameters."""
+
+    X: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+
+
+def symmetric_mixture(n: int, theta_star: float, alpha: float, rng: np.random.Generator) -> MixtureSample:
+    """``alpha N(theta*, 1) + (1 - alpha) N(-theta*, 1)`` in one dimension.
+
+    Component 0 has mean ``+theta*`` and weight ``alpha``; labels are drawn i.i.d.
+    """
+    if not 0.0 < alpha <= 1.0:
+        raise ValueError(f"alpha must lie in (0, 1], got {alpha}.")
+    labels = (rng.random(n) >= alpha).astype(int)
+    signs = np.where(labels == 0, 1.0, -1.0)
+    X = (signs * theta_star + rng.standard_normal(n))[:, None]
+    weights = np.array([alpha, 1.0 - alpha])
+    means = np.array([[theta_star], [-theta_star]])
+    return MixtureSample(X, labels, weights, means, np.ones((2, 1, 1)))
+
+
+def means_with_separation(n_components: int, dim: int, separation: float, rng: np.random.Generator) -> np.ndarray:
+    """``K`` means whose minimum pairwise distance is exactly ``separation``.
+
+    Points are drawn uniformly in the unit cube (in 1-D: evenly spread after a random
+    shuffle), centred, and rescaled so that the closest pair is ``separation`` apart.
+    """
+    if n_components < 2:
+        return np.zeros((n_components, dim))
+    if separation <= 0:
+        raise ValueError(f"separation must be > 0, got {separation}.")
+    points = np.arange(n_components, dtype=float)[:, None] if dim == 1 else rng.random((n_components, dim))
+    if dim == 1:
+        points = points[rng.permutation(n_components)]
+    points -= points.mean(axis=0)
+    diff = points[:, None, :] - points[None, :, :]
+    dist = np.sqrt((diff**2).sum(-1))
+    min_dist = dist[np.triu_indices(n_components, 1)].min()
+    return points * (separation / min_dist)
+
+
+def make_mixture(
+    n: int,
+    weights,
+    dim: int,
+    separation: float,
+    rng: np.random.Generator,
+    *,
+    std: float = 1.0,
+) -> MixtureSample:
+    """Sample ``n`` points from a ``K``-component isotropic mixture with chosen separation.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples.
+    weights : array-like of shape (K,)
+        Mixing weights (positive, summing to 1).
+    dim : int
+        Dimension ``d``.
+    separation : float
+        Minimum distance between means in units of the component standard deviation.
+    rng : numpy.random.Generator
+    std : float, default=1.0
+        Component standard deviation (covariance ``std**2 I``).
+    """
+    weights = np.asarray(weights, dtype=float)
+    if np.any(weights <= 0) or not np.isclose(weights.sum(), 1.0):
+        raise ValueError("weights must be positive and sum to 1.")
+    K = weights.size
+    means = means_with_separation(K, dim, separation, rng) * std
+    labels = rng.choice(K, size=n, p=weights)
+    X = means[labels] + std * rng.standard_normal((n, dim))
+    covariances = np.broadcast_to(np.eye(dim) * std**2, (K, dim, dim)).copy()
+    return MixtureSample(X, labels, weights, means, covariances)

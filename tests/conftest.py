@@ -1,0 +1,310 @@
+"""Fixtures shared by the test suite: repository paths and real pipeline runs.
+
+Pipeline tests never run Snakemake inside the checkout. They copy the files git
+would ship (tracked files plus untracked files that are not ignored, so work not
+yet committed is tested too, while ``results/``, ``resources/`` and ``.venv/``
+stay behind) into a temporary directory and run there. A tiny run costs minutes,
+so each variant runs once per test session and every test that needs it shares
+the result through a session-scoped fixture (``tiny_run_cores2``,
+``tiny_run_cores1``).
+
+The datasets come from a local mirror when one is found (the environment variable
+``SINKHORN_EM_MIRROR``, else ``../shared/data`` beside the repository, which is
+where CI has it), passed to the pipeline as the ``datasets.mirror`` config key in
+an override file; without a mirror the pipeline downloads from upstream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY_CONFIG = "tests/config/config.yaml"
+DEFAULT_PROFILE = "workflow/profiles/default"
+MIRROR_ENV_VAR = "SINKHORN_EM_MIRROR"
+# Generous: the tiny DAG must finish in 3 minutes on 2 cores; this only keeps a
+# hung run (a job waiting forever) from eating the whole CI budget.
+RUN_TIMEOUT_SECONDS = float(os.environ.get("SINKHORN_EM_TEST_RUN_TIMEOUT", 20 * 60))
+# Environment variables that would make a test run depend on the developer's
+# shell: SNAKEMAKE_PROFILE silently adds a profile to every snakemake call.
+_LEAKY_ENV_VARS = ("SNAKEMAKE_PROFILE", "SNAKEMAKE_OUTPUT_CACHE")
+
+
+@dataclasses.dataclass(frozen=True)
+class SnakemakeRun:
+    """One finished ``snakemake`` invocation.
+
+    Attributes
+    ----------
+    workdir : Path
+        Directory it ran in (a copy of the repository).
+    args : tuple of str
+        Arguments after ``snakemake``.
+    returncode : int
+        Exit status.
+    output : str
+        Standard output and standard error, interleaved as printed.
+    seconds : float
+        Wall time of the invocation.
+    """
+
+    workdir: Path
+    args: tuple[str, ...]
+    returncode: int
+    output: str
+    seconds: float
+
+    def describe(self, tail_lines: int = 80) -> str:
+        """The command, its exit status and the end of its output, for failure messages."""
+        tail = "\n".join(self.output.splitlines()[-tail_lines:])
+        return (
+            f"`snakemake {' '.join(self.args)}` in {self.workdir} exited with "
+            f"{self.returncode} after {self.seconds:.1f} s; last {tail_lines} lines:\n{tail}"
+        )
+
+    def assert_ok(self) -> None:
+        """Fail the calling test, with the log tail, unless the run exited 0."""
+        if self.returncode != 0:
+            pytest.fail(self.describe(), pytrace=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyRun:
+    """A completed run of the tiny configuration, shared by the tests of a session.
+
+    Attributes
+    ----------
+    run : SnakemakeRun
+        The run itself; its ``workdir`` holds ``results/`` afterwards.
+    configfile_args : tuple of str
+        The ``--configfile`` arguments it used: pass the same ones to any later
+        command in ``run.workdir`` (a second run, ``--report``) so it sees the same config.
+    cores : int
+        The ``--cores`` it ran with.
+    """
+
+    run: SnakemakeRun
+    configfile_args: tuple[str, ...]
+    cores: int
+
+    @property
+    def workdir(self) -> Path:
+        return self.run.workdir
+
+
+def mirror_directory() -> Path | None:
+    """The local datasets mirror, or None when the pipeline should download.
+
+    Raises
+    ------
+    ValueError
+        If ``SINKHORN_EM_MIRROR`` is set but is not a directory.
+    """
+    configured = os.environ.get(MIRROR_ENV_VAR)
+    if configured:
+        path = Path(configured).expanduser().resolve()
+        if not path.is_dir():
+            raise ValueError(
+                f"{MIRROR_ENV_VAR}={configured!r} is not a directory: point it at the "
+                "datasets mirror (the folder holding SHA256SUMS) or unset it to download."
+            )
+        return path
+    beside_repository = REPO_ROOT.parent / "shared" / "data"
+    return beside_repository.resolve() if beside_repository.is_dir() else None
+
+
+def shipped_files(root: Path = REPO_ROOT) -> list[str]:
+    """Paths, relative to ``root``, of the files a clone plus uncommitted work would hold."""
+    try:
+        listing = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=root,
+            check=True,
+            capture_output=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise RuntimeError(
+            f"cannot list the repository files with git in {root} ({error}); the "
+            "pipeline tests need a git checkout with git on PATH"
+        ) from error
+    names = [name for name in listing.decode().split("\0") if name]
+    # A file deleted in the work tree but still in the index is not shipped.
+    return [name for name in names if (root / name).is_file() or (root / name).is_symlink()]
+
+
+def copy_repository(destination: Path, root: Path = REPO_ROOT) -> Path:
+    """Copy the shipped files of ``root`` into ``destination`` (created) and return it."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in shipped_files(root):
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, target, follow_symlinks=False)
+    return destination
+
+
+def _subprocess_environment() -> dict[str, str]:
+    environment = {key: value for key, value in os.environ.items() if key not in _LEAKY_ENV_VARS}
+    # Jobs run `python` and console scripts of the interpreter running the tests.
+    bin_dir = str(Path(sys.executable).parent)
+    environment["PATH"] = os.pathsep.join([bin_dir, environment.get("PATH", "")])
+    return environment
+
+
+def run_snakemake(
+    workdir: Path, *args: str, timeout: float = RUN_TIMEOUT_SECONDS
+) -> SnakemakeRun:
+    """Run ``python -m snakemake ARGS`` in ``workdir`` and return what happened.
+
+    The run gets its own process group so that, on timeout, Snakemake and every
+    job it started are killed together instead of lingering on a 2-core machine.
+    """
+    command = [sys.executable, "-m", "snakemake", *args]
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        command,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=_subprocess_environment(),
+        start_new_session=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        run = SnakemakeRun(workdir, tuple(args), -9, output, time.perf_counter() - start)
+        pytest.fail(f"timed out after {timeout:.0f} s: {run.describe()}", pytrace=False)
+    return SnakemakeRun(workdir, tuple(args), process.returncode, output, time.perf_counter() - start)
+
+
+_RULE_ALL_HEADER = re.compile(r"^(?:local)?rule all:\s*$")
+_INPUT_LINE = re.compile(r"^\s+input:\s*(?P<files>.*)$")
+# Snakemake appends annotations such as " (retrieve from storage)" to some paths.
+_ANNOTATION = re.compile(r"\s+\([^()]*\)$")
+
+
+def declared_final_outputs(dry_run_output: str) -> list[str]:
+    """The inputs of the ``all`` target, read from a ``snakemake -n`` that schedules it.
+
+    This is ``FINAL_OUTPUTS`` as the workflow really evaluates it for that config,
+    so the tests never carry a hand-written list that could drift from the rules.
+    Returns an empty list when ``all`` has no inputs.
+
+    Raises
+    ------
+    ValueError
+        If the output shows no ``all`` job (the dry run did not schedule it).
+    """
+    lines = dry_run_output.splitlines()
+    for index, line in enumerate(lines):
+        if not _RULE_ALL_HEADER.match(line):
+            continue
+        for detail in lines[index + 1 :]:
+            if not detail.startswith((" ", "\t")):
+                break
+            match = _INPUT_LINE.match(detail)
+            if match:
+                files = [_ANNOTATION.sub("", name.strip()) for name in match["files"].split(", ")]
+                return [name for name in files if name]
+        return []
+    raise ValueError(
+        "the dry run did not schedule the `all` target; run it on a fresh copy or with "
+        "--forceall. Output was:\n" + dry_run_output[-4000:]
+    )
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """Root of the checkout under test."""
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def mirror_dir() -> Path | None:
+    """The datasets mirror used by pipeline runs, or None (download from upstream)."""
+    return mirror_directory()
+
+
+@pytest.fixture(scope="session")
+def tiny_configfile_args(tmp_path_factory, mirror_dir) -> tuple[str, ...]:
+    """``--configfile`` arguments of the tiny run: the tiny config, then the mirror override.
+
+    The tiny config is named relative to the working directory, so each copy of the
+    repository reads its own; the override lives outside every copy (absolute path).
+    """
+    files = [TINY_CONFIG]
+    if mirror_dir is not None:
+        override = tmp_path_factory.mktemp("config") / "mirror.yaml"
+        override.write_text(yaml.safe_dump({"datasets": {"mirror": str(mirror_dir)}}))
+        files.append(str(override))
+    return ("--configfile", *files)
+
+
+@pytest.fixture(scope="session")
+def make_repository_copy(tmp_path_factory):
+    """Factory: ``make_repository_copy(name)`` returns a fresh copy of the shipped tree."""
+
+    def make(name: str) -> Path:
+        return copy_repository(tmp_path_factory.mktemp(name))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def pristine_copy(make_repository_copy) -> Path:
+    """A copy in which no job ever runs: for lint, dry runs and rejected configs."""
+    return make_repository_copy("pristine")
+
+
+@pytest.fixture(scope="session")
+def final_outputs(pristine_copy, tiny_configfile_args) -> list[str]:
+    """Every figure and table the workflow promises (``FINAL_OUTPUTS``) under the tiny config."""
+    dry_run = run_snakemake(pristine_copy, "--dry-run", "--forceall", *tiny_configfile_args)
+    dry_run.assert_ok()
+    return declared_final_outputs(dry_run.output)
+
+
+def _tiny_run(make_repository_copy, configfile_args, cores: int) -> TinyRun:
+    workdir = make_repository_copy(f"tiny_cores{cores}")
+    run = run_snakemake(
+        workdir,
+        "--workflow-profile",
+        DEFAULT_PROFILE,
+        "--cores",
+        str(cores),
+        *configfile_args,
+    )
+    run.assert_ok()
+    print(f"\ntiny run with --cores {cores}: {run.seconds:.1f} s wall time")
+    return TinyRun(run=run, configfile_args=configfile_args, cores=cores)
+
+
+@pytest.fixture(scope="session")
+def tiny_run_cores2(make_repository_copy, tiny_configfile_args) -> TinyRun:
+    """The tiny config run end to end with ``--cores 2``, once per session.
+
+    Fails (as a setup error of every test using it) when the run fails. Tests may
+    run more commands in ``workdir`` but must not change what it produced: other
+    tests, such as the Slurm comparison, compare against it.
+    """
+    return _tiny_run(make_repository_copy, tiny_configfile_args, cores=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_run_cores1(make_repository_copy, tiny_configfile_args) -> TinyRun:
+    """The tiny config run end to end with ``--cores 1``, in its own copy, once per session."""
+    return _tiny_run(make_repository_copy, tiny_configfile_args, cores=1)

@@ -1,0 +1,310 @@
+"""Tests of the sweeps family: Wilson intervals, success rule, seeding, chunking, figures."""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import binomtest
+
+from sinkhorn_em.experiments import sweeps
+from sinkhorn_em.experiments.sweeps import (
+    SweepSetting,
+    exact_counts,
+    geometric_schedule,
+    is_success,
+    make_sweep_dataset,
+    plan_epsilon_sweep,
+    plan_init_sweep,
+    run_epsilon_sweep_chunk,
+    run_init_sweep_chunk,
+    summarise_epsilon_sweep,
+    summarise_init_sweep,
+    wilson_interval,
+)
+
+# A tiny but non-trivial setting: K = 3, well enough separated that runs differ by start.
+TINY = dict(weights=[0.5, 0.3, 0.2], dim=2, separation=3.0, dataset=0, n_samples=150,
+            exact_proportions=True, seed=11, max_iter=15, tol=1e-6, sinkhorn_tol=1e-6,
+            sinkhorn_max_iter=500, reg_covar=1e-6, success_rtol=0.2, success_atol=0.05)
+INIT_COLUMNS = ["K", "d", "weights", "separation", "init", "method", "n_runs", "success",
+                "ci_low", "ci_high", "median_error", "median_iterations", "median_seconds"]
+EPSILON_COLUMNS = ["method", "eps", "schedule", "K", "d", "weights", "separation", "success",
+                   "ci_low", "ci_high", "mean_bias", "median_iterations"]
+
+
+def _init_chunk(first_init, n_inits, schemes=("random_from_data", "k-means++", "uniform_box"),
+                methods=("vEM", "oEM", "sEM")):
+    return run_init_sweep_chunk(first_init=first_init, n_inits=n_inits, schemes=list(schemes),
+                                methods=list(methods), **TINY)
+
+
+def _epsilon_chunk(first_init, n_inits, **overrides):
+    params = dict(init="random_from_data", methods=["vEM", "sEM"], epsilons=[0.5, 1.0, 2.0],
+                  anneal_schedules=[{"eps0": 2.0, "decay": 0.7}], **TINY)
+    params.update(overrides)
+    return run_epsilon_sweep_chunk(first_init=first_init, n_inits=n_inits, **params)
+
+
+def _without_seconds(table: pd.DataFrame) -> pd.DataFrame:
+    """Wall-time columns are the only ones allowed to differ between runs."""
+    return table.drop(columns=[c for c in table.columns if c.endswith("seconds")])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_blas_thread():
+    """As in the pipeline jobs: multithreaded BLAS on tiny matrices only adds contention."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def init_runs():
+    return _init_chunk(0, 3)
+
+
+@pytest.fixture(scope="module")
+def epsilon_runs():
+    return _epsilon_chunk(0, 2)
+
+
+# --------------------------------------------------------------------------- Wilson interval
+@pytest.mark.parametrize("n", [1, 2, 7, 20, 263])
+def test_wilson_interval_matches_scipy(n):
+    successes = np.arange(n + 1)
+    low, high = wilson_interval(successes, np.full(n + 1, n))
+    for k in successes:
+        expected = binomtest(int(k), n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert low[k] == pytest.approx(expected.low, abs=1e-12)
+        assert high[k] == pytest.approx(expected.high, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "successes, n, low, high",
+    # Newcombe (1998), Statistics in Medicine 17:857, Table II, method 3 (Wilson score).
+    [(81, 263, 0.2553, 0.3662), (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611),
+     (1, 29, 0.0061, 0.1718), (29, 29, 0.8830, 1.0)],
+)
+def test_wilson_interval_textbook_values(successes, n, low, high):
+    assert wilson_interval(successes, n) == pytest.approx((low, high), abs=5e-5)
+
+
+def test_wilson_interval_other_confidence_is_wider():
+    narrow = wilson_interval(5, 20, confidence=0.8)
+    wide = wilson_interval(5, 20, confidence=0.99)
+    assert wide[0] < narrow[0] < 0.25 < narrow[1] < wide[1]
+
+
+@pytest.mark.parametrize("successes, n, confidence", [(1, 0, 0.95), (-1, 5, 0.95), (6, 5, 0.95),
+                                                      (1, 5, 1.0)])
+def test_wilson_interval_rejects_bad_input(successes, n, confidence):
+    with pytest.raises(ValueError):
+        wilson_interval(successes, n, confidence)
+
+
+# --------------------------------------------------------------------------- success rule
+def test_is_success_rule():
+    assert is_success(1.0, 1.0, 0.0, 0.0)
+    assert is_success(1.19, 1.0, 0.2, 0.0) and not is_success(1.21, 1.0, 0.2, 0.0)
+    assert is_success(0.049, 0.0, 0.2, 0.05) and not is_success(0.051, 0.0, 0.2, 0.05)
+    assert is_success(0.3, 1.0, 0.0, 0.0), "ending closer to the truth than the reference is success"
+    with pytest.raises(ValueError, match="tolerances"):
+        is_success(1.0, 1.0, -0.1, 0.0)
+
+
+def test_run_started_at_the_truth_is_the_reference_and_a_success():
+    runs = _init_chunk(0, 1, schemes=["truth"])
+    assert (runs["error"] == runs["reference_error"]).all()
+    assert (runs["distance_to_reference"] == 0.0).all()
+    assert runs["success"].all()
+
+
+def test_failed_runs_are_far_from_the_reference(init_runs):
+    # The rule is about the optimum reached: failures must be measurably farther from the
+    # reference fit than successes (which end at the reference optimum up to tolerance).
+    assert set(init_runs["success"]) == {True, False}, "tiny setting should mix outcomes"
+    failures = init_runs.loc[~init_runs["success"], "distance_to_reference"]
+    assert (failures > TINY["success_atol"]).all()
+
+
+# --------------------------------------------------------------------------- data and starts
+@pytest.mark.parametrize("weights, n", [([0.5, 0.3, 0.2], 2000), ([0.434, 0.26, 0.156, 0.094, 0.056], 997),
+                                        ([1 / 3] * 3, 100)])
+def test_exact_counts_sum_to_n_and_round(weights, n):
+    counts = exact_counts(weights, n)
+    assert counts.sum() == n
+    assert np.all(np.abs(counts - n * np.asarray(weights)) < 1)
+
+
+def test_dataset_has_the_stated_proportions_and_separation():
+    setting = SweepSetting.create([0.434, 0.26, 0.156, 0.094, 0.056], 3, 2.0)
+    sample = make_sweep_dataset(setting, 0, 1000, 5)
+    np.testing.assert_array_equal(np.bincount(sample.labels), exact_counts(setting.weights, 1000))
+    gaps = np.linalg.norm(sample.means[:, None] - sample.means[None], axis=-1)
+    assert gaps[np.triu_indices(5, 1)].min() == pytest.approx(2.0)
+    again = make_sweep_dataset(setting, 0, 1000, 5)
+    np.testing.assert_array_equal(sample.X, again.X)
+    assert not np.array_equal(sample.X, make_sweep_dataset(setting, 1, 1000, 5).X)
+
+
+def test_setting_seeds_ignore_int_or_float_spelling():
+    a = make_sweep_dataset(SweepSetting.create([0.5, 0.5], 2, 3), 0, 50, 1)
+    b = make_sweep_dataset(SweepSetting.create([0.5, 0.5], 2.0, 3.0), 0, 50, 1)
+    np.testing.assert_array_equal(a.X, b.X)
+
+
+@pytest.mark.parametrize("scheme", ["random_from_data", "k-means++", "uniform_box"])
+def test_initial_means_shape_and_support(scheme):
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    means = sweeps.initial_means(X, 4, scheme, np.random.default_rng(1))
+    assert means.shape == (4, 3)
+    assert np.all(means >= X.min(axis=0)) and np.all(means <= X.max(axis=0))
+    if scheme == "random_from_data":
+        assert len({tuple(m) for m in means}) == 4
+        assert all(any(np.array_equal(m, x) for x in X) for m in means)
+
+
+def test_bad_settings_raise():
+    with pytest.raises(ValueError, match="sum to 1"):
+        SweepSetting.create([0.5, 0.4], 2, 1.0)
+    with pytest.raises(ValueError, match="scheme"):
+        sweeps.initial_means(np.zeros((5, 2)), 2, "grid", np.random.default_rng(0))
+    with pytest.raises(ValueError, match="methods"):
+        _init_chunk(0, 1, methods=["EM"])
+
+
+# --------------------------------------------------------------------------- schedules
+@pytest.mark.parametrize("eps0, decay", [(2.0, 0.8), (4.0, 0.5), (1.5, 0.99)])
+def test_geometric_schedule(eps0, decay):
+    schedule = geometric_schedule(eps0, decay)
+    assert schedule[0] == eps0 and min(schedule) > 1.0
+    assert np.allclose(np.diff(np.log(schedule)), np.log(decay))
+    assert schedule[-1] * decay <= 1.0, "the schedule must stop at the first value <= 1"
+    assert len(schedule) == math.ceil(math.log(eps0) / -math.log(decay))
+
+
+@pytest.mark.parametrize("eps0, decay", [(1.0, 0.8), (0.5, 0.8), (2.0, 1.0), (2.0, 0.0)])
+def test_geometric_schedule_rejects_non_annealing(eps0, decay):
+    with pytest.raises(ValueError):
+        geometric_schedule(eps0, decay)
+
+
+# --------------------------------------------------------------------------- seeding / chunks
+def test_chunking_and_order_change_neither_runs_nor_summary(init_runs):
+    # Two chunks run in reverse order, then concatenated in that order.
+    later = _init_chunk(1, 2)
+    first = _init_chunk(0, 1)
+    chunked = pd.concat([later, first], ignore_index=True)
+    key = ["init", "init_index", "method"]
+    pd.testing.assert_frame_equal(
+        _without_seconds(chunked).sort_values(key).reset_index(drop=True),
+        _without_seconds(init_runs).sort_values(key).reset_index(drop=True))
+    pd.testing.assert_frame_equal(_without_seconds(summarise_init_sweep(chunked)),
+                                  _without_seconds(summarise_init_sweep(init_runs)))
+
+
+def test_epsilon_aggregation_of_chunks_equals_unchunked(epsilon_runs):
+    chunked = pd.concat([_epsilon_chunk(1, 1), _epsilon_chunk(0, 1)], ignore_index=True)
+    pd.testing.assert_frame_equal(_without_seconds(summarise_epsilon_sweep(chunked)),
+                                  _without_seconds(summarise_epsilon_sweep(epsilon_runs)))
+
+
+def test_aggregating_a_chunk_twice_is_an_error(init_runs):
+    with pytest.raises(ValueError, match="twice"):
+        summarise_init_sweep(pd.concat([init_runs, init_runs]))
+
+
+def _sweep_cfg(**overrides):
+    cfg = dict(weights=[[0.5, 0.3, 0.2], [0.25] * 4], dims=[2, 5], separations=[1.0, 3.0],
+               n_datasets=2, n_inits=5, inits_per_job=2, schemes=["k-means++"], methods=["sEM"],
+               **{k: TINY[k] for k in ("n_samples", "exact_proportions", "max_iter", "tol",
+                                       "sinkhorn_tol", "sinkhorn_max_iter", "reg_covar",
+                                       "success_rtol", "success_atol")})
+    cfg.update(overrides)
+    return cfg
+
+
+def test_plan_covers_every_run_once_and_scales():
+    jobs = plan_init_sweep(_sweep_cfg(), seed=3)
+    assert len(jobs) == 2 * 2 * 2 * 2 * 3  # weights x dims x separations x datasets x blocks
+    signature = inspect.signature(run_init_sweep_chunk)
+    for params in jobs.values():
+        signature.bind(**params)  # every job is a valid call
+    covered = sorted((tuple(p["weights"]), p["dim"], p["separation"], p["dataset"], i)
+                     for p in jobs.values() for i in range(p["first_init"], p["first_init"] + p["n_inits"]))
+    assert len(covered) == len(set(covered)) == 2 * 2 * 2 * 2 * 5
+    scaled = plan_init_sweep(_sweep_cfg(), seed=3, sweep_scale=2.5)
+    n_runs = sum(p["n_inits"] for p in scaled.values())
+    assert n_runs == 8 * math.ceil(2 * 2.5) * math.ceil(5 * 2.5)
+
+
+def test_plan_of_epsilon_sweep_is_callable():
+    cfg = _sweep_cfg(init="random_from_data", epsilons=[0.5, 1.0],
+                     anneal_schedules=[{"eps0": 2.0, "decay": 0.8}])
+    del cfg["schemes"]
+    signature = inspect.signature(run_epsilon_sweep_chunk)
+    for params in plan_epsilon_sweep(cfg, seed=3).values():
+        signature.bind(**params)
+
+
+def test_plan_rejects_duplicate_settings():
+    with pytest.raises(ValueError, match="twice"):
+        plan_init_sweep(_sweep_cfg(dims=[2, 2]), seed=3)
+
+
+# --------------------------------------------------------------------------- summaries
+def test_init_summary_columns_and_intervals(init_runs):
+    table = summarise_init_sweep(init_runs)
+    assert list(table.columns[:6]) == INIT_COLUMNS[:6] and set(INIT_COLUMNS) <= set(table.columns)
+    assert len(table) == 3 * 3 and (table["n_runs"] == 3).all()
+    assert list(table["method"][:3]) == ["vEM", "oEM", "sEM"]
+    assert ((table["ci_low"] <= table["success"]) & (table["success"] <= table["ci_high"])).all()
+    assert table["median_iterations"].le(TINY["max_iter"]).all()
+
+
+def test_epsilon_sweep_shares_data_and_starts_with_init_sweep(epsilon_runs):
+    init = _init_chunk(0, 2, schemes=["random_from_data"], methods=["vEM", "sEM"])
+    unit = epsilon_runs[(epsilon_runs["schedule"] == "constant") & (epsilon_runs["eps"] == 1.0)]
+    columns = ["init_index", "method", "error", "reference_error", "success", "n_iter"]
+    pd.testing.assert_frame_equal(unit[columns].reset_index(drop=True), init[columns].reset_index(drop=True))
+
+
+def test_epsilon_bias_columns(epsilon_runs):
+    table = summarise_epsilon_sweep(epsilon_runs)
+    assert set(EPSILON_COLUMNS) <= set(table.columns)
+    unit = (table["schedule"] == "constant") & (table["eps"] == 1.0)
+    assert (table.loc[unit, "mean_shift"] == 0.0).all()
+    # Tempering displaces the optimum: epsilon != 1 must move the fit started at the truth.
+    assert (table.loc[(table["schedule"] == "constant") & ~unit, "mean_shift"] > 1e-3).all()
+    assert (table.loc[unit, "success"] == table.loc[unit, "success_own"]).all()
+    annealed = table[table["schedule"] != "constant"]
+    assert (annealed["eps"] == 1.0).all() and (annealed["anneal_iterations"] == 2).all()
+
+
+# --------------------------------------------------------------------------- figures
+def test_figures_are_written(tmp_path, init_runs, epsilon_runs):
+    from sinkhorn_em.plotting.sweeps import plot_epsilon, plot_init_success
+
+    plot_init_success(summarise_init_sweep(init_runs), tmp_path / "init.pdf")
+    plot_epsilon(summarise_epsilon_sweep(epsilon_runs), tmp_path / "eps.pdf", tmp_path / "eps.png")
+    for name in ("init.pdf", "init.png", "eps.pdf", "eps.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+
+
+# --------------------------------------------------------------------------- pipeline
+@pytest.mark.pipeline
+def test_sweeps_tables_of_the_tiny_run(tiny_run_cores2):
+    """The shared tiny run (conftest.py) produced well-formed sweep tables."""
+    workdir = tiny_run_cores2.workdir
+    init = pd.read_csv(workdir / "results/tables/init_sweep.csv")
+    assert list(init.columns[:6]) == INIT_COLUMNS[:6] and set(INIT_COLUMNS) <= set(init.columns)
+    assert (init["n_runs"] == 2).all() and set(init["method"]) == {"vEM", "oEM", "sEM"}
+    epsilon = pd.read_csv(workdir / "results/tables/epsilon_sweep.csv")
+    assert set(EPSILON_COLUMNS) <= set(epsilon.columns)
+    for table in (init, epsilon):
+        assert ((table["ci_low"] <= table["success"]) & (table["success"] <= table["ci_high"])).all()

@@ -1,0 +1,14 @@
+"""Mean and 95% interval of every C. elegans metric per iterate (rule celegans_summary)."""
+
+import pandas as pd
+
+from sinkhorn_em.experiments.celegans import final_summary, summarise_celegans
+from sinkhorn_em.pipeline import read_table, snakemake_job, write_table
+
+with snakemake_job(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
+    runs = pd.concat([read_table(path) for path in snakemake.input.runs], ignore_index=True)  # noqa: F821
+    summary = summarise_celegans(
+        runs, pools=snakemake.params.pools, confidence=snakemake.params.confidence  # noqa: F821
+    )
+    write_table(summary, snakemake.output.per_iteration)  # noqa: F821
+    write_table(final_summary(summary), snakemake.output.table)  # noqa: F821

@@ -1,0 +1,14 @@
+"""Draw the convergence-rate figure from the trajectory and rate tables."""
+from sinkhorn_em.pipeline import snakemake_job
+from sinkhorn_em.plotting.convergence import plot_convergence
+
+with snakemake_job(snakemake.log[0]):
+    plot_convergence(
+        snakemake.input.trajectories,
+        snakemake.input.rates,
+        snakemake.input.general_k,
+        snakemake.input.general_k_rates,
+        snakemake.output.pdf,
+        snakemake.output.png,
+        **snakemake.params.cfg,
+    )

@@ -1,0 +1,9 @@
+"""Features of the valid osmFISH cells for one feature set (rule osmfish_features)."""
+
+from sinkhorn_em.datasets.osmfish import build_features, load_osmfish
+from sinkhorn_em.pipeline import snakemake_job
+
+with snakemake_job(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
+    data = load_osmfish(snakemake.input[0])  # noqa: F821
+    print(f"{data.n_cells} valid cells, {data.n_genes} genes")
+    build_features(data, **snakemake.params.cfg).save(snakemake.output[0])  # noqa: F821

@@ -1,0 +1,10 @@
+"""Draw one synthetic benchmark dataset; save its arrays (NPZ) and its manifest row."""
+import numpy as np
+
+from sinkhorn_em.experiments.synthetic import build_benchmark
+from sinkhorn_em.pipeline import snakemake_job, write_table
+
+with snakemake_job(snakemake.log[0]):
+    benchmark = build_benchmark(snakemake.wildcards.name, snakemake.params.spec, snakemake.params.seed)
+    np.savez_compressed(snakemake.output.data, **benchmark.arrays())
+    write_table(benchmark.manifest, snakemake.output.manifest)
