@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -57,6 +58,9 @@ class SnakemakeRun:
         Standard output and standard error, interleaved as printed.
     seconds : float
         Wall time of the invocation.
+    cpu_seconds : float
+        User plus system CPU time of Snakemake and every job it ran: unlike the
+        wall time, hardly affected by other work on the machine.
     """
 
     workdir: Path
@@ -64,13 +68,15 @@ class SnakemakeRun:
     returncode: int
     output: str
     seconds: float
+    cpu_seconds: float
 
     def describe(self, tail_lines: int = 80) -> str:
         """The command, its exit status and the end of its output, for failure messages."""
         tail = "\n".join(self.output.splitlines()[-tail_lines:])
         return (
             f"`snakemake {' '.join(self.args)}` in {self.workdir} exited with "
-            f"{self.returncode} after {self.seconds:.1f} s; last {tail_lines} lines:\n{tail}"
+            f"{self.returncode} after {self.seconds:.1f} s (CPU {self.cpu_seconds:.1f} s); "
+            f"last {tail_lines} lines:\n{tail}"
         )
 
     def assert_ok(self) -> None:
@@ -153,11 +159,15 @@ def copy_repository(destination: Path, root: Path = REPO_ROOT) -> Path:
     return destination
 
 
-def _subprocess_environment() -> dict[str, str]:
+def _subprocess_environment(workdir: Path) -> dict[str, str]:
     environment = {key: value for key, value in os.environ.items() if key not in _LEAKY_ENV_VARS}
     # Jobs run `python` and console scripts of the interpreter running the tests.
     bin_dir = str(Path(sys.executable).parent)
     environment["PATH"] = os.pathsep.join([bin_dir, environment.get("PATH", "")])
+    # The rule files and jobs import sinkhorn_em from the copy they run in, not from
+    # wherever the package is installed: the run tests exactly the copied tree.
+    search_path = [str(workdir / "src"), environment.get("PYTHONPATH", "")]
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, search_path))
     return environment
 
 
@@ -171,6 +181,8 @@ def run_snakemake(
     """
     command = [sys.executable, "-m", "snakemake", *args]
     start = time.perf_counter()
+    # Descendants' CPU time reaches us once Snakemake has reaped its jobs and we reap it.
+    cpu_start = _children_cpu_seconds()
     process = subprocess.Popen(
         command,
         cwd=workdir,
@@ -178,17 +190,33 @@ def run_snakemake(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
-        env=_subprocess_environment(),
+        env=_subprocess_environment(workdir),
         start_new_session=True,
     )
+
+    def finished(returncode: int, output: str) -> SnakemakeRun:
+        return SnakemakeRun(
+            workdir=workdir,
+            args=tuple(args),
+            returncode=returncode,
+            output=output,
+            seconds=time.perf_counter() - start,
+            cpu_seconds=_children_cpu_seconds() - cpu_start,
+        )
+
     try:
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         output, _ = process.communicate()
-        run = SnakemakeRun(workdir, tuple(args), -9, output, time.perf_counter() - start)
+        run = finished(-signal.SIGKILL, output)
         pytest.fail(f"timed out after {timeout:.0f} s: {run.describe()}", pytrace=False)
-    return SnakemakeRun(workdir, tuple(args), process.returncode, output, time.perf_counter() - start)
+    return finished(process.returncode, output)
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 _RULE_ALL_HEADER = re.compile(r"^(?:local)?rule all:\s*$")
@@ -289,7 +317,7 @@ def _tiny_run(make_repository_copy, configfile_args, cores: int) -> TinyRun:
         *configfile_args,
     )
     run.assert_ok()
-    print(f"\ntiny run with --cores {cores}: {run.seconds:.1f} s wall time")
+    print(f"\ntiny run with --cores {cores}: {run.seconds:.1f} s wall, {run.cpu_seconds:.1f} s CPU")
     return TinyRun(run=run, configfile_args=configfile_args, cores=cores)
 
 

@@ -30,6 +30,7 @@ from sinkhorn_em.experiments.celegans import (
     celegans_datasets,
     celegans_pools,
     final_summary,
+    plan_celegans,
     identification_metrics,
     register_atlas,
     run_celegans_chunk,
@@ -343,3 +344,28 @@ def test_dataset_plan_names_jobs_and_rejects_missing_regions():
     cfg["real"]["regions"]["fdnc"] = ["tail"]
     with pytest.raises(ValueError, match="no tail recording"):
         celegans_datasets(cfg)
+
+
+def test_job_plan_partitions_trials_and_checks_the_segmentation_dataset():
+    cfg = {
+        "atlas": "atlas_key", "table_s2": "s2", "methods": ["vEM", "sEM"], "inits": ["random", "atlas"],
+        "radii": [1, 3], "covariance_type": "spherical", "epsilon": 1.0, "reg_covar": 1e-6,
+        "sinkhorn_tol": 1e-4, "sinkhorn_max_iter": 100, "scale_log_mean": 1.0, "scale_log_sd": 0.1,
+        "test_fraction": 0.5, "init_variance": None, "min_position": 5.0, "trials_per_job": 3,
+        "protocol": {"enabled": True, "name": "atlas_tail5", "region": "tail", "neurons": PROTOCOL_NEURONS,
+                     "n_voxels": 500, "n_trials": 7, "n_iter": 5},
+        "scaled": {"regions": [], "voxels_per_neuron": {}, "n_trials": {}, "n_iter": {}},
+        "real": {"worms": ["fdnc_template"], "regions": {"neuroml": [], "fdnc": ["head"]},
+                 "voxels_per_neuron": {"head": 10}, "min_voxels_per_neuron": 4, "volume_power": 1.0,
+                 "color_std": 8.0, "n_trials": {"head": 2}, "n_iter": {"head": 5}},
+        "segmentation": {"dataset": "fDNC_template_head", "trial": 0},
+    }
+    files = {"fdnc_template": {"sha256": "ab" * 32}}
+    plan = plan_celegans(cfg, 11, files)
+    protocol_jobs = [job for job in plan["fits"] if job.startswith("atlas_tail5/vEM/")]
+    trials = [t for job in protocol_jobs for t in plan["fits"][job]["cfg"]["trials"]]
+    assert sorted(trials) == list(range(7)) and len(protocol_jobs) == 3
+    assert plan["fits"]["fDNC_template_head/sEM/chunk0"]["scene"]["sha256"] == "ab" * 32
+    cfg["segmentation"]["dataset"] = "NeuroPAL_1_YAw_tail"
+    with pytest.raises(ValueError, match="segmentation"):
+        plan_celegans(cfg, 11, files)

@@ -291,6 +291,18 @@ def test_chunking_does_not_change_results(blob_runs):
     )
 
 
+def test_non_convergence_is_recorded_not_hidden():
+    features = blob_features()
+    starved = run_osmfish_chunk(
+        features, target="region", feature_set="expr", weights="uniform", method="sEM", seed_indices=[0],
+        base_seed=11, tol=1e-12, max_iter=2, sinkhorn_tol=1e-14, sinkhorn_max_iter=1,
+    ).iloc[0]
+    assert not starved["converged"] and not starved["sinkhorn_converged"]
+    assert starved["n_iter"] == 2
+    summary = summarise_osmfish(starved.to_frame().T.infer_objects())
+    assert summary.loc[0, "converged_fraction"] == 0 and summary.loc[0, "sinkhorn_converged_fraction"] == 0
+
+
 def test_summary_aggregates_seeds_and_pairs_the_degradation(blob_runs):
     _, per_seed = blob_runs
     summary = summarise_osmfish(per_seed)

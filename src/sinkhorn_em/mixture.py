@@ -49,7 +49,7 @@ from .gaussian import (
     n_covariance_parameters,
     precision_cholesky,
 )
-from .losses import balanced_value, free_energy, semi_relaxed_plan
+from .losses import _posterior, balanced_value, free_energy
 from .sinkhorn import SinkhornConvergenceWarning
 
 __all__ = ["EOTGaussianMixture", "METHODS", "INITS"]
@@ -344,14 +344,14 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             resp = result.plan
             resp *= n
             return _EStep(resp, value, nll_value, value, result.n_iter, result.converged), result.g
-        log_resp, value = semi_relaxed_plan(cost, weights, eps)
+        resp, value = _posterior(cost, weights, eps)
         nll_value = value if eps == 1.0 else _nll_from_cost(cost, weights)
         eot, n_sinkhorn, ok = np.nan, 0, True
         if self.track_eot_loss:
             eot, result = balanced_value(cost, weights, eps, tol=self.sinkhorn_tol,
                                          max_iter=self.sinkhorn_max_iter, g_init=g_warm, warn=False)
             n_sinkhorn, ok, g_warm = result.n_iter, result.converged, result.g
-        return _EStep(np.exp(log_resp), value, nll_value, eot, n_sinkhorn, ok), g_warm
+        return _EStep(resp, value, nll_value, eot, n_sinkhorn, ok), g_warm
 
     # ------------------------------------------------------------------ inference
     def _cost(self, X):
@@ -428,7 +428,7 @@ def _nll_from_plan(result, weights, cost):
 
 
 def _nll_from_cost(cost, weights):
-    return float(-logsumexp(np.log(weights)[None, :] - cost, axis=1).mean())
+    return _posterior(cost, weights, 1.0)[1]
 
 
 # Keep free_energy importable from here for users reading the maths next to the loop.

@@ -20,9 +20,10 @@ stabilisation of Schmitzer (2019, "Stabilized sparse scaling algorithms for entr
 regularized transport problems"): the potentials are absorbed into a kernel
 ``exp(f + g - C/eps)`` by one log-domain row half-step; subsequent half-steps are
 matrix-vector products with that kernel on scalings ``u = exp(f - f0)``,
-``v = exp(g - g0)``; whenever a scaling leaves ``[e^-50, e^50]`` or a marginal
-underflows, the scalings are absorbed back into the potentials and the step is redone
-in the log domain. This keeps the log-domain robustness (``eps = 1e-3`` with
+``v = exp(g - g0)``. The kernel's rows sum to ``a`` right after the row step, so ``u``
+stays within ``[1/max v, 1/min v]``; whenever ``v`` leaves ``[e^-50, e^50]`` or a
+column mass underflows, the scalings are absorbed back into the potentials and the
+step is redone in the log domain. This keeps the log-domain robustness (``eps = 1e-3`` with
 components 50 standard deviations apart stays finite) at the cost of one
 exponential per absorption instead of two per iteration.
 """
@@ -181,19 +182,16 @@ def sinkhorn_log(
 
     kernel = np.empty_like(scaled)
     row_mass = np.empty(n)
-    u_bounds = (np.exp(-_ABSORB_LOG_BOUND), np.exp(_ABSORB_LOG_BOUND))
     n_iter, err, converged = 0, np.inf, False
-    rebuild = "row_step"
+    rebuild = True
     while True:
-        if rebuild == "row_step":
+        if rebuild:
+            # Absorb the potentials: after this row step the kernel's rows sum exactly to a,
+            # so u = a / (kernel @ v) stays within [1 / max v, 1 / min v] and bounding v
+            # (below) bounds both scalings.
             f0, g0 = _log_row_step(scaled, g, log_a, a, kernel), g
             u = np.ones(n)
-        elif rebuild == "absorb":
-            f0, g0 = f, g
-            np.subtract(f0[:, None] + g0[None, :], scaled, out=kernel)
-            np.exp(kernel, out=kernel)
-            u = np.ones(n)
-        rebuild = None
+            rebuild = False
 
         col_mass = kernel.T @ u
         if not col_mass.min() >= _UNDERFLOW:
@@ -207,7 +205,7 @@ def sinkhorn_log(
                 converged = err <= tol
                 np.exp(f[:, None] + g[None, :] - scaled, out=kernel)
                 break
-            rebuild = "row_step"
+            rebuild = True
             continue
 
         v = b / col_mass
@@ -224,20 +222,12 @@ def sinkhorn_log(
             kernel *= v[None, :]
             break
         log_v = np.log(v)
-        if np.abs(log_v).max() > _ABSORB_LOG_BOUND:
+        if np.abs(log_v).max() > _ABSORB_LOG_BOUND or not np.isfinite(err):
             # Redo the next row step in the log domain from the absorbed column potential.
             g = g0 + log_v
-            rebuild = "row_step"
+            rebuild = True
             continue
         u = np.divide(a, kv, out=u)
-        if not (u_bounds[0] <= u.min() and u.max() <= u_bounds[1]):
-            # A row mass underflowed or a scaling left its safe range: absorb both.
-            if np.all(np.isfinite(u) & (u > 0)):
-                f, g = f0 + np.log(u), g0 + log_v
-                rebuild = "absorb"
-            else:
-                g = g0 + log_v
-                rebuild = "row_step"
 
     if warn and not converged:
         warnings.warn(

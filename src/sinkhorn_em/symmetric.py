@@ -82,7 +82,7 @@ class SymmetricRun:
     marginal_error: np.ndarray | None = None
 
 
-def _as_batch(x, sample_weights, batch_shape_hint: int | None = None):
+def _as_batch(x, sample_weights):
     """Validate data (B, N) or (N,) and sample weights; return float arrays (B|1, N)."""
     x = np.asarray(x, dtype=float)
     if x.ndim == 1:

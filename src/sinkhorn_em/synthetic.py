@@ -36,23 +36,40 @@ def symmetric_mixture(n: int, theta_star: float, alpha: float, rng: np.random.Ge
 
 
 def means_with_separation(n_components: int, dim: int, separation: float, rng: np.random.Generator) -> np.ndarray:
-    """``K`` means whose minimum pairwise distance is exactly ``separation``.
+    """``K`` means whose minimum pairwise distance is exactly ``separation``, packed compactly.
 
-    Points are drawn uniformly in the unit cube (in 1-D: evenly spread after a random
-    shuffle), centred, and rescaled so that the closest pair is ``separation`` apart.
+    Means are drawn one at a time uniformly in a cube of side
+    ``L = 1.5 * separation * K^(1/d)`` and rejected when closer than ``separation`` to
+    an accepted one (``L`` grows by 10% after repeated failures); the set is then centred
+    and shrunk so that the closest pair is exactly ``separation`` apart. Unlike rescaling
+    unconstrained random points, this keeps every mean within a few ``separation`` of the
+    others, so the closest pair is not the only one that matters. In 1-D the means are
+    evenly spaced.
     """
     if n_components < 2:
         return np.zeros((n_components, dim))
     if separation <= 0:
         raise ValueError(f"separation must be > 0, got {separation}.")
-    points = np.arange(n_components, dtype=float)[:, None] if dim == 1 else rng.random((n_components, dim))
     if dim == 1:
-        points = points[rng.permutation(n_components)]
-    points -= points.mean(axis=0)
-    diff = points[:, None, :] - points[None, :, :]
-    dist = np.sqrt((diff**2).sum(-1))
-    min_dist = dist[np.triu_indices(n_components, 1)].min()
-    return points * (separation / min_dist)
+        points = np.arange(n_components, dtype=float)[rng.permutation(n_components)][:, None] * separation
+        return points - points.mean(axis=0)
+    side = 1.5 * separation * n_components ** (1.0 / dim)
+    points: list[np.ndarray] = []
+    failures = 0
+    while len(points) < n_components:
+        candidate = rng.random(dim) * side
+        if all(np.linalg.norm(candidate - p) >= separation for p in points):
+            points.append(candidate)
+            failures = 0
+            continue
+        failures += 1
+        if failures > 200:
+            side *= 1.1
+            failures = 0
+    means = np.array(points)
+    means -= means.mean(axis=0)
+    dist = np.sqrt(((means[:, None, :] - means[None, :, :]) ** 2).sum(-1))
+    return means * (separation / dist[np.triu_indices(n_components, 1)].min())
 
 
 def make_mixture(

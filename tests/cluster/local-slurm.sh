@@ -44,8 +44,8 @@ recorded_pid() {  # $1 = daemon name; prints the PID if it is alive and ours
 }
 
 record_from_daemon_pidfile() {  # $1 = daemon name, $2 = the pid file the daemon writes
-    local i pid
-    for i in $(seq 1 50); do
+    local pid
+    for _ in $(seq 1 50); do
         if [[ -s "$2" ]]; then
             pid="$(tr -d '[:space:]' <"$2")"
             if [[ -r "/proc/$pid/comm" && "$(<"/proc/$pid/comm")" == "$1" ]]; then
@@ -108,8 +108,7 @@ start_munge() {
     # munged refuses to run as root; it daemonises and writes its own pid file.
     runuser -u munge -- munged
     record_from_daemon_pidfile munged /run/munge/munged.pid || die "munged did not start (see /var/log/munge/munged.log)"
-    local i
-    for i in $(seq 1 50); do munge_works && return 0; sleep 0.1; done
+    for _ in $(seq 1 50); do munge_works && return 0; sleep 0.1; done
     die "munged started but munge -n | unmunge fails (see /var/log/munge/munged.log)"
 }
 
@@ -214,10 +213,10 @@ cmd_start() {
 }
 
 stop_one() {  # $1 = daemon name
-    local pid i
+    local pid
     if pid="$(recorded_pid "$1")"; then
         kill -TERM "$pid" 2>/dev/null || true
-        for i in $(seq 1 100); do
+        for _ in $(seq 1 100); do
             [[ -d "/proc/$pid" ]] || break
             sleep 0.1
         done
@@ -237,7 +236,7 @@ cmd_stop() {
         local unfinished
         unfinished="$(squeue -h -t PENDING,RUNNING,SUSPENDED -o %i 2>/dev/null || true)"
         if [[ -n "$unfinished" ]]; then
-            log "cancelling unfinished jobs: $(echo $unfinished)"
+            log "cancelling unfinished jobs: ${unfinished//$'\n'/ }"
             echo "$unfinished" | xargs -r scancel 2>/dev/null || true
             sleep 1
         fi

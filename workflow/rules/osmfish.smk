@@ -30,37 +30,29 @@ if not OSMFISH_MAP_FEATURES or OSMFISH["map_weights"] not in OSMFISH["weight_set
     )
 
 # Keywords shared by every fit (run_osmfish_chunk / best_seed_maps).
-_OSMFISH_FIT_KEYS = ("perturb_strength", "tol", "max_iter", "reg_covar", "epsilon", "sinkhorn_tol", "sinkhorn_max_iter")
-
-
-def _osmfish_fit_cfg():
-    return {"base_seed": config["seed"], **{key: OSMFISH[key] for key in _OSMFISH_FIT_KEYS}}
-
-
-def _osmfish_features_file(features):
-    return f"{OSMFISH_DIR}/features_{features}.npz"
-
-
-def _osmfish_fit_outputs():
-    return [
-        f"{OSMFISH_DIR}/fits/{target}/{features}/{weights}/{method}/chunk{chunk}.csv"
-        for target, features, weights, method in OSMFISH_SETTINGS
-        for chunk in range(len(OSMFISH_CHUNKS))
-    ]
-
-
-def _osmfish_fit_minutes(target, n_seeds):
-    # Measured on one core: ~0.3 s per region fit, ~1.5 s per cell-type fit (sEM, the
-    # slowest); x10 margin for slow nodes and tighter tolerances.
-    per_fit = {"region": 0.3, "celltype": 1.5}[target] * OSMFISH["max_iter"] / 100
-    return 2 + int(10 * per_fit * n_seeds / 60)
+OSMFISH_FIT_CFG = {
+    "base_seed": config["seed"],
+    **{
+        key: OSMFISH[key]
+        for key in ("perturb_strength", "tol", "max_iter", "reg_covar", "epsilon", "sinkhorn_tol", "sinkhorn_max_iter")
+    },
+}
+OSMFISH_FEATURES = f"{OSMFISH_DIR}/features_{{features}}.npz"
+OSMFISH_FIT_OUTPUTS = [
+    f"{OSMFISH_DIR}/fits/{target}/{features}/{weights}/{method}/chunk{chunk}.csv"
+    for target, features, weights, method in OSMFISH_SETTINGS
+    for chunk in range(len(OSMFISH_CHUNKS))
+]
+# CPU seconds per fit at max_iter 100 on one core (sEM, the slowest), with a x10 margin
+# in the runtimes below for slow nodes and tighter tolerances.
+OSMFISH_SECONDS_PER_FIT = {target: seconds * OSMFISH["max_iter"] / 100 for target, seconds in {"region": 0.3, "celltype": 1.5}.items()}
 
 
 rule osmfish_features:
     input:
         dataset_path(OSMFISH["dataset"]),
     output:
-        _osmfish_features_file("{features}"),
+        OSMFISH_FEATURES,
     wildcard_constraints:
         features=r"expr|expr\+xy",
     params:
@@ -79,7 +71,7 @@ rule osmfish_features:
 
 rule osmfish_fit:
     input:
-        lambda wc: _osmfish_features_file(wc.features),
+        OSMFISH_FEATURES,
     output:
         f"{OSMFISH_DIR}/fits/{{target}}/{{features}}/{{weights}}/{{method}}/chunk{{chunk}}.csv",
     wildcard_constraints:
@@ -95,7 +87,7 @@ rule osmfish_fit:
             "weights": wc.weights,
             "method": wc.method,
             "seed_indices": OSMFISH_CHUNKS[int(wc.chunk)],
-            **_osmfish_fit_cfg(),
+            **OSMFISH_FIT_CFG,
         },
     log:
         f"{LOGS}/osmfish/fits/{{target}}/{{features}}/{{weights}}/{{method}}/chunk{{chunk}}.log",
@@ -107,14 +99,14 @@ rule osmfish_fit:
     resources:
         # 4,839 cells x 31 components: a few MB of arrays; the interpreter dominates.
         mem_mb=600,
-        runtime=lambda wc: _osmfish_fit_minutes(wc.target, len(OSMFISH_CHUNKS[int(wc.chunk)])),
+        runtime=lambda wc: 2 + int(10 * OSMFISH_SECONDS_PER_FIT[wc.target] * len(OSMFISH_CHUNKS[int(wc.chunk)]) / 60),
     script:
         "../scripts/osmfish_fit.py"
 
 
 rule osmfish_summary:
     input:
-        _osmfish_fit_outputs(),
+        OSMFISH_FIT_OUTPUTS,
     output:
         per_seed=f"{TABLES}/osmfish_seeds.csv",
         table=f"{TABLES}/osmfish.csv",
@@ -132,7 +124,7 @@ rule osmfish_summary:
 
 rule osmfish_crosscheck:
     input:
-        _osmfish_features_file(OSMFISH_MAP_FEATURES[0]),
+        OSMFISH_FEATURES.format(features=OSMFISH_MAP_FEATURES[0]),
     output:
         f"{TABLES}/osmfish_crosscheck.csv",
     params:
@@ -158,13 +150,13 @@ rule osmfish_crosscheck:
 
 rule osmfish_map:
     input:
-        features=[_osmfish_features_file(features) for features in OSMFISH_MAP_FEATURES],
+        features=[OSMFISH_FEATURES.format(features=features) for features in OSMFISH_MAP_FEATURES],
         per_seed=f"{TABLES}/osmfish_seeds.csv",
     output:
         f"{OSMFISH_DIR}/map.csv",
     params:
         feature_sets=OSMFISH_MAP_FEATURES,
-        cfg={"target": "region", "weights": OSMFISH["map_weights"], **_osmfish_fit_cfg()},
+        cfg={"target": "region", "weights": OSMFISH["map_weights"], **OSMFISH_FIT_CFG},
     log:
         f"{LOGS}/osmfish/map.log",
     benchmark:
@@ -174,7 +166,7 @@ rule osmfish_map:
     threads: 1
     resources:
         mem_mb=600,
-        runtime=lambda wc: _osmfish_fit_minutes("region", 4 * len(OSMFISH_MAP_FEATURES)),
+        runtime=2 + int(10 * OSMFISH_SECONDS_PER_FIT["region"] * 4 * len(OSMFISH_MAP_FEATURES) / 60),
     script:
         "../scripts/osmfish_map.py"
 

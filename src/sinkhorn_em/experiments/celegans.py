@@ -81,6 +81,7 @@ __all__ = [
     "segmentation_map",
     "celegans_datasets",
     "celegans_pools",
+    "plan_celegans",
     "load_scene",
 ]
 
@@ -802,6 +803,90 @@ def celegans_pools(datasets: dict) -> dict[str, list[str]]:
             source = "NeuroPAL" if spec["loader"] == "neuroml" else "fDNC"
             groups.setdefault(f"{source}_worms_{spec['region']}", []).append(name)
     return {name: members for name, members in groups.items() if len(members) >= 2}
+
+
+#: Keywords of run_celegans_chunk / segmentation_map taken from the config section as is.
+_FIT_KEYS = (
+    "covariance_type", "epsilon", "reg_covar", "sinkhorn_tol", "sinkhorn_max_iter",
+    "scale_log_mean", "scale_log_sd", "test_fraction", "init_variance",
+)
+# Upper bounds on K for resource estimates of real worms (their K is known only after loading).
+_MAX_NEURONS = {"head": 195, "tail": 45}
+
+
+def _job_resources(spec: dict, n_inits: int, n_trials: int) -> dict:
+    """Memory (MB) and time limit (minutes) of a job, from the size of its (n, K) arrays.
+
+    About 3e7 voxel-component products per second per core for an EM iteration; sEM's
+    Sinkhorn solves cost up to ~10x more, hence the margin.
+    """
+    K = len(spec["neurons"]) if "neurons" in spec else _MAX_NEURONS[spec["region"]]
+    n = spec.get("n_voxels") or 2 * spec["voxels_per_neuron"] * K
+    products = n * K * (spec["n_iter"] + 1) * n_inits * n_trials
+    return {"mem_mb": 400 + int(12 * 8 * n * K / 1e6), "runtime": 5 + int(10 * products / 3e7 / 60)}
+
+
+def plan_celegans(cfg: dict, base_seed: int, dataset_files: dict) -> dict:
+    """Every job of the C. elegans family, for the rule file.
+
+    Parameters
+    ----------
+    cfg : dict
+        The validated ``celegans`` config section.
+    base_seed : int
+    dataset_files : dict
+        ``datasets: files:`` (key -> url, sha256, path), for the fDNC checksums.
+
+    Returns
+    -------
+    dict with
+        ``datasets`` (:func:`celegans_datasets`), ``pools`` (:func:`celegans_pools`),
+        ``fits``: job id ``"<dataset>/<method>/chunk<i>"`` -> ``inputs`` (dataset keys),
+        ``scene`` (keywords of :func:`load_scene` but the paths), ``cfg`` (keywords of
+        :func:`run_celegans_chunk`), ``mem_mb``, ``runtime``;
+        ``segmentation``: the same for :func:`segmentation_map`.
+    """
+    datasets = celegans_datasets(cfg)
+    fit_keywords = {key: cfg[key] for key in _FIT_KEYS}
+
+    def scene_args(name):
+        spec = datasets[name]
+        sha256 = dataset_files[spec["inputs"][0]]["sha256"] if spec.get("loader") == "fdnc" else None
+        return {"dataset": name, "spec": spec, "min_position": cfg["min_position"], "sha256": sha256}
+
+    fits = {}
+    for name, spec in datasets.items():
+        size = int(cfg["trials_per_job"])
+        chunks = [list(range(s, min(s + size, spec["n_trials"]))) for s in range(0, spec["n_trials"], size)]
+        for method in cfg["methods"]:
+            for index, trials in enumerate(chunks):
+                fits[f"{name}/{method}/chunk{index}"] = {
+                    "inputs": list(spec["inputs"]),
+                    "scene": scene_args(name),
+                    "cfg": {
+                        "method": method, "trials": trials, "base_seed": int(base_seed),
+                        "inits": list(cfg["inits"]), "n_iter": spec["n_iter"], "radii": list(cfg["radii"]),
+                        **fit_keywords,
+                    },
+                    **_job_resources(spec, len(cfg["inits"]), len(trials)),
+                }
+    chosen = cfg["segmentation"]["dataset"]
+    if chosen not in datasets:
+        raise ValueError(
+            f"celegans: segmentation: dataset {chosen!r} is not among the configured datasets "
+            f"{sorted(datasets)}; pick one of them or add its worm and region under celegans: real"
+        )
+    segmentation = {
+        "inputs": list(datasets[chosen]["inputs"]),
+        "scene": scene_args(chosen),
+        "cfg": {
+            "trial": int(cfg["segmentation"]["trial"]), "base_seed": int(base_seed),
+            "inits": list(cfg["inits"]), "methods": list(cfg["methods"]),
+            "n_iter": datasets[chosen]["n_iter"], **fit_keywords,
+        },
+        **_job_resources(datasets[chosen], len(cfg["inits"]) * len(cfg["methods"]), 1),
+    }
+    return {"datasets": datasets, "pools": celegans_pools(datasets), "fits": fits, "segmentation": segmentation}
 
 
 def load_scene(dataset: str, spec: dict, paths: list[str], *, min_position: float = 5.0,

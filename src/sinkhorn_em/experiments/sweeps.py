@@ -82,8 +82,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
+from sklearn.cluster import kmeans_plusplus
 
+from sinkhorn_em.metrics import matched_parameter_error
+from sinkhorn_em.mixture import EOTGaussianMixture
 from sinkhorn_em.seeding import derive_rng
+from sinkhorn_em.synthetic import MixtureSample, make_mixture, means_with_separation
 
 __all__ = [
     "METHOD_ESTIMATORS",
@@ -293,8 +297,6 @@ def make_sweep_dataset(setting: SweepSetting, dataset: int, n_samples: int, seed
     :math:`\sqrt{\alpha_k (1 - \alpha_k) / n}`. The seed depends only on
     ``(seed, setting, n_samples, dataset)``.
     """
-    from sinkhorn_em.synthetic import MixtureSample, make_mixture, means_with_separation
-
     rng = derive_rng(seed, "sweeps", "data", setting.weights, setting.dim, setting.separation,
                      int(n_samples), int(dataset))
     weights = np.asarray(setting.weights)
@@ -328,8 +330,6 @@ def initial_means(X: np.ndarray, n_components: int, scheme: str, rng: np.random.
     if scheme == "random_from_data":
         return X[rng.choice(X.shape[0], size=n_components, replace=False)].copy()
     if scheme == "k-means++":
-        from sklearn.cluster import kmeans_plusplus
-
         centres, _ = kmeans_plusplus(X, n_components, random_state=int(rng.integers(2**31 - 1)))
         return centres
     if scheme == "uniform_box":
@@ -396,8 +396,6 @@ class _FitResult:
 
 
 def _fit(X, weights, variant: _Variant, means0, covariances0, options: _FitOptions) -> _FitResult:
-    from sinkhorn_em import EOTGaussianMixture
-
     model = EOTGaussianMixture(
         n_components=len(weights),
         weights=np.asarray(weights),
@@ -426,25 +424,23 @@ def _fit(X, weights, variant: _Variant, means0, covariances0, options: _FitOptio
                       seconds)
 
 
-def _error(sample, fit: _FitResult) -> float:
-    from sinkhorn_em.metrics import matched_parameter_error
+def _matched_distance(means_a, covariances_a, means_b, covariances_b=None) -> float:
+    """:func:`matched_parameter_error` between two parameter sets (means only if no covariances)."""
+    if covariances_b is None:
+        return float(matched_parameter_error(means_a, means_b)[0])
+    return float(matched_parameter_error(means_a, means_b, covariances_a, covariances_b)[0])
 
-    error, _ = matched_parameter_error(sample.means, fit.means, sample.covariances, fit.covariances)
-    return float(error)
+
+def _error(sample, fit: _FitResult) -> float:
+    return _matched_distance(sample.means, sample.covariances, fit.means, fit.covariances)
 
 
 def _means_error(sample, fit: _FitResult) -> float:
-    from sinkhorn_em.metrics import matched_parameter_error
-
-    error, _ = matched_parameter_error(sample.means, fit.means)
-    return float(error)
+    return _matched_distance(sample.means, None, fit.means)
 
 
 def _distance(fit_a: _FitResult, fit_b: _FitResult) -> float:
-    from sinkhorn_em.metrics import matched_parameter_error
-
-    error, _ = matched_parameter_error(fit_a.means, fit_b.means, fit_a.covariances, fit_b.covariances)
-    return float(error)
+    return _matched_distance(fit_a.means, fit_a.covariances, fit_b.means, fit_b.covariances)
 
 
 def _check_names(values: Sequence[str], allowed: Sequence[str], what: str) -> list[str]:

@@ -51,7 +51,7 @@ def _factor_label(factor: float) -> str:
     return rf"$\theta_0 = {factor:g}\,\theta^*$"
 
 
-def _error_panels(axes, trajectories: pd.DataFrame, display_alpha: float, methods):
+def _error_panels(axes, trajectories: pd.DataFrame, display_alpha: float):
     correct = trajectories[trajectories["theta_star"] > 0]
     alphas = np.unique(correct["alpha"])
     alpha = float(alphas[np.argmin(np.abs(alphas - display_alpha))])
@@ -77,7 +77,7 @@ def _error_panels(axes, trajectories: pd.DataFrame, display_alpha: float, method
     return [Line2D([], [], color="0.3", linestyle=style_of[f], label=_factor_label(f)) for f in factors]
 
 
-def _overspecified_panel(ax, trajectories: pd.DataFrame, methods):
+def _overspecified_panel(ax, trajectories: pd.DataFrame):
     over = trajectories[trajectories["theta_star"] == 0]
     alphas = sorted(np.unique(over["alpha"]))
     style_of = {a: _LINESTYLES[i % len(_LINESTYLES)] for i, a in enumerate(alphas)}
@@ -162,8 +162,8 @@ def plot_convergence(
     fig, axes = plt.subplots(2, n_cols, figsize=(3.2 * n_cols, 5.6), constrained_layout=True, squeeze=False)
     for ax in axes[0, n_top:]:
         ax.set_visible(False)
-    style_handles = _error_panels(axes[0, :n_top], trajectories, display_alpha, methods)
-    _overspecified_panel(axes[1, 0], trajectories, methods)
+    style_handles = _error_panels(axes[0, :n_top], trajectories, display_alpha)
+    _overspecified_panel(axes[1, 0], trajectories)
     _ratio_panel(axes[1, 1], rates)
     _general_k_panel(axes[1, 2], general_k, general_k_rates, methods)
     for ax in axes[1, 3:]:

@@ -1,0 +1,457 @@
+"""The reproduction report: verdict criteria, identities, config hash, costs and markdown.
+
+Each claim function is run on small tables built here, once where the claim holds and
+once where it fails, so that a criterion with an inverted comparison fails a test.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sinkhorn_em.experiments import report
+from sinkhorn_em.experiments.report import (
+    INCONCLUSIVE,
+    NOT_REPRODUCED,
+    PARTIAL,
+    REPRODUCED,
+    VERDICTS,
+    Claim,
+    claim_celegans,
+    claim_convergence_rates,
+    claim_fewer_spurious_minima,
+    claim_fig2,
+    claim_identities,
+    claim_osmfish,
+    claim_restarts,
+    claim_shared_optimum,
+    combine_verdicts,
+    config_hash,
+    figure_rows,
+    render_report,
+    require_columns,
+    restarts_needed,
+    rule_costs,
+    superiority_verdict,
+)
+from sinkhorn_em.identities import run_identity_checks
+
+ALPHAS = [0.5, 0.7, 0.9]
+
+
+# ----------------------------------------------------------------------------- claim 1
+def minima_table(eot_shift=0.0, gap=1e-4, n_nll=(2, 2, 1), n_eot=(2, 1, 1)):
+    """landscape_minima.csv rows: NLL minimiser at 1, EOT minimiser at 1 + eot_shift."""
+    rows = []
+    for alpha, count_nll, count_eot in zip(ALPHAS, n_nll, n_eot):
+        for loss, count, where in (("nll", count_nll, 1.0), ("eot", count_eot, 1.0 + eot_shift)):
+            rows.append({"alpha": alpha, "loss": loss, "n_local_minima": count, "minima": "",
+                         "global_minimizer": where, "min_gap_eot_minus_nll": gap})
+    return pd.DataFrame(rows)
+
+
+def stationary_table(n_spurious_nll=1, n_spurious_eot=1, eot_shift=0.0):
+    rows = [{"alpha": 0.7, "loss": "nll", "theta1": 1.0, "theta2": -1.0, "kind": "minimum", "spurious": False},
+            {"alpha": 0.7, "loss": "eot", "theta1": 1.0 + eot_shift, "theta2": -1.0, "kind": "minimum", "spurious": False},
+            {"alpha": 0.7, "loss": "nll", "theta1": 0.4, "theta2": 0.4, "kind": "saddle", "spurious": True}]
+    rows += [{"alpha": 0.7, "loss": "nll", "theta1": -0.2 - i, "theta2": 1.6, "kind": "minimum", "spurious": True}
+             for i in range(n_spurious_nll)]
+    rows += [{"alpha": 0.7, "loss": "eot", "theta1": -0.1 - i, "theta2": 1.6, "kind": "minimum", "spurious": True}
+             for i in range(n_spurious_eot)]
+    return pd.DataFrame(rows)
+
+
+def test_shared_optimum_reproduced_when_minimisers_agree_and_eot_is_above():
+    claim = claim_shared_optimum(minima_table(eot_shift=0.01), stationary_table(eot_shift=0.01))
+    assert claim.verdict == REPRODUCED
+
+
+def test_shared_optimum_not_reproduced_when_minimisers_differ_and_eot_dips_below():
+    claim = claim_shared_optimum(minima_table(eot_shift=0.5, gap=-1e-3), stationary_table(eot_shift=0.5))
+    assert claim.verdict == NOT_REPRODUCED
+    assert any("0.5" in line for line in claim.measured), "the measured distance must be reported"
+
+
+def test_shared_optimum_partial_when_only_the_order_holds():
+    claim = claim_shared_optimum(minima_table(eot_shift=0.5, gap=0.0), minimizer_tolerance=0.05)
+    assert claim.verdict == PARTIAL
+
+
+def test_shared_optimum_tolerance_decides():
+    table = minima_table(eot_shift=0.04)
+    assert claim_shared_optimum(table, minimizer_tolerance=0.05).verdict == REPRODUCED
+    assert claim_shared_optimum(table, minimizer_tolerance=0.03).verdict == PARTIAL
+
+
+# ----------------------------------------------------------------------------- claim 2
+def test_fewer_spurious_minima_reproduced_when_eot_has_fewer_in_both_landscapes():
+    claim = claim_fewer_spurious_minima(minima_table(), stationary_table(n_spurious_nll=2, n_spurious_eot=1))
+    assert claim.verdict == REPRODUCED
+
+
+def test_fewer_spurious_minima_partial_when_2d_landscapes_tie():
+    # The measured situation: EOT better in 1-D, both with one spurious minimum in 2-D.
+    claim = claim_fewer_spurious_minima(minima_table(), stationary_table(1, 1))
+    assert claim.verdict == PARTIAL
+    assert any("spurious local minima NLL 1, EOT loss 1" in line for line in claim.measured)
+
+
+def test_fewer_spurious_minima_not_reproduced_when_eot_has_more():
+    inverted = minima_table(n_nll=(2, 1, 1), n_eot=(2, 2, 1))
+    claim = claim_fewer_spurious_minima(inverted, stationary_table(n_spurious_nll=0, n_spurious_eot=1))
+    assert claim.verdict == NOT_REPRODUCED
+
+
+def test_equal_counts_everywhere_are_not_fewer():
+    claim = claim_fewer_spurious_minima(minima_table(n_nll=(2, 1, 1), n_eot=(2, 1, 1)))
+    assert claim.verdict == NOT_REPRODUCED
+
+
+# ----------------------------------------------------------------------------- claim 3
+def fig2_table(sign_from=None, iterations=None):
+    """fig2_runs rows; sign_from[m]: smallest alpha with theta_final > 0 from theta0 = -2."""
+    sign_from = sign_from or {"vEM": 0.8, "sEM": 0.6}
+    iterations = iterations or {"vEM": 50, "sEM": 10}
+    rows = []
+    for method in ("vEM", "oEM", "sEM"):
+        for alpha in [0.5, 0.6, 0.7, 0.78, 0.8, 0.9, 1.0]:
+            for theta0 in (-2.0, -1.0, 1.0, 2.0):
+                for rep in range(2):
+                    right = alpha >= sign_from.get(method, 0.5) or theta0 > 0
+                    rows.append({"method": method, "alpha": alpha, "theta0": theta0, "rep": rep,
+                                 "theta_final": 1.0 if right else -0.8,
+                                 "iters_to_converge": iterations.get(method, 30) if theta0 < 0 else 5})
+    return pd.DataFrame(rows)
+
+
+def test_fig2_reproduced_when_sem_recovers_earlier_and_faster():
+    claim = claim_fig2(fig2_table())
+    assert claim.verdict == REPRODUCED
+    assert any("alpha* >= 0.6 by sEM and alpha* >= 0.8 by vEM" in line for line in claim.measured)
+
+
+def test_fig2_not_reproduced_when_roles_are_swapped():
+    claim = claim_fig2(fig2_table(sign_from={"vEM": 0.6, "sEM": 0.8}, iterations={"vEM": 10, "sEM": 50}))
+    assert claim.verdict == NOT_REPRODUCED
+
+
+def test_fig2_partial_when_only_the_sign_holds():
+    claim = claim_fig2(fig2_table(iterations={"vEM": 10, "sEM": 50}))
+    assert claim.verdict == PARTIAL
+
+
+def test_fig2_sign_threshold_needs_every_larger_alpha():
+    runs = fig2_table()
+    # sEM loses the sign again at alpha = 0.9 in one repetition: its threshold moves up to 1.0.
+    glitch = (runs["method"] == "sEM") & (runs["alpha"] == 0.9) & (runs["theta0"] == -2.0) & (runs["rep"] == 1)
+    runs.loc[glitch, "theta_final"] = -0.5
+    claim = claim_fig2(runs)
+    assert claim.verdict == PARTIAL
+    assert any("alpha* >= 1 by sEM" in line for line in claim.measured)
+
+
+# ----------------------------------------------------------------------------- claim 4
+def rates_table(sem_over_vem=1.0, linear=True):
+    rows = []
+    for theta_star in (0.5, 1.0):
+        for theta0 in (0.25, 2.0):
+            for method, rate in (("vEM", 0.3), ("oEM", 0.5), ("sEM", 0.3 * sem_over_vem)):
+                rows.append({"method": method, "theta_star": theta_star, "alpha": 0.7, "theta0": theta0,
+                             "rate": min(rate, 0.999), "iterations_to_1e-6": 20.0 if linear else np.nan})
+    return pd.DataFrame(rows)
+
+
+def test_rates_reproduced_when_ratio_is_about_one():
+    assert claim_convergence_rates(rates_table(0.95)).verdict == REPRODUCED
+
+
+def test_rates_faster_sem_counts_as_comparable():
+    claim = claim_convergence_rates(rates_table(0.2))
+    assert claim.verdict == REPRODUCED
+    assert any("sEM faster (ratio < 0.5): 4" in line for line in claim.measured)
+
+
+def test_rates_not_reproduced_when_sem_is_much_slower():
+    assert claim_convergence_rates(rates_table(3.0)).verdict == NOT_REPRODUCED
+
+
+def test_rates_partial_when_one_setting_is_much_slower():
+    table = rates_table(1.0)
+    slow = (table["method"] == "sEM") & (table["theta_star"] == 0.5) & (table["theta0"] == 2.0)
+    table.loc[slow, "rate"] = 0.9
+    assert claim_convergence_rates(table).verdict == PARTIAL
+
+
+def test_rates_inconclusive_without_linear_runs():
+    assert claim_convergence_rates(rates_table(1.0, linear=False)).verdict == INCONCLUSIVE
+
+
+def test_rates_band_is_validated():
+    with pytest.raises(ValueError, match="rate_ratio_band"):
+        claim_convergence_rates(rates_table(), band=(1.5, 2.0))
+
+
+# ----------------------------------------------------------------------------- claim 5
+def sweep_table(sem=(0.9, 0.8, 0.95), vem=(0.3, 0.2, 0.4), n_settings=3):
+    # oEM beats everything, so a criterion that compared with the wrong baseline would fail.
+    oem = (0.99, 0.97, 1.0)
+    rows = []
+    for separation in range(1, n_settings + 1):
+        for method, (success, low, high) in (("vEM", vem), ("oEM", oem), ("sEM", sem)):
+            rows.append({"K": 3, "d": 2, "weights": "0.5/0.3/0.2", "separation": separation, "init": "k-means++",
+                         "method": method, "n_runs": 100, "success": success, "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows)
+
+
+def test_restarts_reproduced_when_sem_succeeds_significantly_more():
+    claim = claim_restarts(sweep_table())
+    assert claim.verdict == REPRODUCED
+    assert any("sEM needs fewer in 3 settings" in line for line in claim.measured)
+
+
+def test_restarts_not_reproduced_when_sem_succeeds_significantly_less():
+    assert claim_restarts(sweep_table(sem=(0.3, 0.2, 0.4), vem=(0.9, 0.8, 0.95))).verdict == NOT_REPRODUCED
+
+
+def test_restarts_inconclusive_when_intervals_overlap_with_sem_ahead():
+    assert claim_restarts(sweep_table(sem=(0.6, 0.4, 0.8), vem=(0.5, 0.3, 0.7))).verdict == INCONCLUSIVE
+
+
+def test_restarts_needed_formula():
+    assert restarts_needed(1.0) == 1
+    assert math.isinf(restarts_needed(0.0))
+    # 1 - (1 - 0.5)^5 = 0.97 >= 0.95 > 1 - 0.5^4.
+    assert restarts_needed(0.5, 0.95) == 5
+    values = restarts_needed(np.array([0.1, 0.3, 0.6, 0.9]))
+    assert np.all(np.diff(values) <= 0), "more success must never need more restarts"
+
+
+# ----------------------------------------------------------------------------- claims 6, 7
+def celegans_table(sem=(0.8, 0.7, 0.9), vem=(0.4, 0.3, 0.5), n_trials=20):
+    rows = []
+    for dataset, pool in (("atlas_tail5", ""), ("worm_a_tail", "NeuroPAL_worms_tail"), ("NeuroPAL_worms_tail", "")):
+        for metric in ("accuracy_r1", "accuracy_r3", "position_error"):
+            for method, (mean, low, high) in (("vEM", vem), ("oEM", (0.99, 0.98, 1.0)), ("sEM", sem)):
+                rows.append({"dataset": dataset, "n_neurons": 5, "pool": pool, "init": "random", "method": method,
+                             "metric": metric, "iteration": 30, "mean": mean, "ci_low": low, "ci_high": high,
+                             "n_trials": n_trials})
+    table = pd.DataFrame(rows)
+    table["pool"] = table["pool"].replace("", np.nan)  # as read back from CSV
+    return table
+
+
+def test_celegans_reproduced_when_sem_identifies_more():
+    claim = claim_celegans(celegans_table())
+    assert claim.verdict == REPRODUCED
+    # Two unpooled datasets x two accuracy metrics; the pooled member and position_error are left out.
+    assert any(line.startswith("4 comparisons") for line in claim.measured)
+
+
+def test_celegans_not_reproduced_when_sem_identifies_fewer():
+    assert claim_celegans(celegans_table(sem=(0.4, 0.3, 0.5), vem=(0.8, 0.7, 0.9))).verdict == NOT_REPRODUCED
+
+
+def test_celegans_single_trial_cannot_be_significant():
+    claim = claim_celegans(celegans_table(n_trials=1))
+    assert claim.verdict == INCONCLUSIVE
+
+
+def osmfish_table(true_diff=0.2, perturbed_diff=0.2, n_seeds=20, sd=0.02):
+    rows = []
+    for weights, diff in (("true", true_diff), ("perturbed", perturbed_diff), ("uniform", -0.3)):
+        for method, ari in (("vEM", 0.4), ("oEM", 0.9), ("sklearn", 0.35), ("sEM", 0.4 + diff)):
+            rows.append({"target": "region", "features": "expr", "weights": weights, "method": method,
+                         "ari_mean": ari, "ari_sd": sd, "nmi_mean": ari, "nmi_sd": sd, "n_seeds": n_seeds})
+    return pd.DataFrame(rows)
+
+
+def test_osmfish_reproduced_when_sem_wins_with_true_and_perturbed_weights():
+    # Uniform weights (sEM worse there) are not part of the criterion by default.
+    assert claim_osmfish(osmfish_table()).verdict == REPRODUCED
+
+
+def test_osmfish_partial_when_perturbed_weights_reverse_the_order():
+    assert claim_osmfish(osmfish_table(perturbed_diff=-0.2)).verdict == PARTIAL
+
+
+def test_osmfish_not_reproduced_when_sem_loses():
+    assert claim_osmfish(osmfish_table(true_diff=-0.2, perturbed_diff=-0.2)).verdict == NOT_REPRODUCED
+
+
+def test_osmfish_intervals_use_the_seed_spread():
+    # sd 0.5 over 20 seeds: the 0.2 gain is inside the uncertainty.
+    assert claim_osmfish(osmfish_table(sd=0.5)).verdict == INCONCLUSIVE
+
+
+def test_osmfish_boolean_weights_column_is_understood():
+    table = osmfish_table()
+    table = table[table["weights"] == "true"].assign(weights=True)  # pandas reads a lone "true" as bool
+    assert claim_osmfish(table, weight_settings=["true"]).verdict == REPRODUCED
+
+
+# ----------------------------------------------------------------------------- shared rules
+@pytest.mark.parametrize(
+    ("better", "worse", "not_below", "expected"),
+    [
+        ([1, 0, 0], [0, 0, 0], [1, 1, 1], REPRODUCED),
+        ([1, 0, 0], [0, 0, 1], [1, 1, 0], PARTIAL),
+        ([1, 0, 0], [0, 0, 0], [1, 0, 0], PARTIAL),
+        ([0, 0, 0], [1, 0, 0], [0, 1, 1], NOT_REPRODUCED),
+        ([0, 0, 0], [0, 0, 0], [1, 1, 0], INCONCLUSIVE),
+        ([0, 0, 0], [0, 0, 0], [0, 0, 1], NOT_REPRODUCED),
+    ],
+)
+def test_superiority_verdict(better, worse, not_below, expected):
+    table = pd.DataFrame({"significantly_better": np.array(better, bool), "significantly_worse": np.array(worse, bool),
+                          "not_below": np.array(not_below, bool)})
+    assert superiority_verdict(table) == expected
+
+
+def test_superiority_verdict_without_comparisons_is_inconclusive():
+    empty = pd.DataFrame(columns=["significantly_better", "significantly_worse", "not_below"])
+    assert superiority_verdict(empty) == INCONCLUSIVE
+
+
+def test_combine_verdicts():
+    assert combine_verdicts([REPRODUCED, REPRODUCED]) == REPRODUCED
+    assert combine_verdicts([REPRODUCED, NOT_REPRODUCED]) == PARTIAL
+    assert combine_verdicts([INCONCLUSIVE, NOT_REPRODUCED]) == NOT_REPRODUCED
+    assert combine_verdicts([]) == INCONCLUSIVE
+
+
+def test_missing_column_is_named():
+    table = minima_table().drop(columns="global_minimizer")
+    with pytest.raises(ValueError, match=r"landscape_minima\.csv lacks columns \['global_minimizer'\]"):
+        claim_shared_optimum(table)
+    with pytest.raises(ValueError, match="lacks columns"):
+        require_columns(pd.DataFrame({"a": [1]}), ["a", "b"], "x.csv")
+
+
+def test_claim_rejects_unknown_verdict():
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        Claim(1, "t", "s", [], [], "c", [], "maybe")
+
+
+# ----------------------------------------------------------------------------- claim 8
+@pytest.fixture(scope="module")
+def identities():
+    return run_identity_checks(seed=3, n_samples=80, n_iterations=3, n_perturbations=10)
+
+
+def test_identity_check_values_are_at_rounding_level(identities):
+    exact = identities[identities["criterion"].str.startswith("value <=")]
+    assert set(exact["check"]) >= {"nll_vs_scipy", "nll_vs_free_energy", "em_step_vs_bcd", "em_half_step_increase"}
+    differences = exact[~exact["check"].str.endswith("increase")]["value"]
+    assert (differences.abs() < 1e-10).all(), identities[["check", "value"]]
+    # F must decrease at every half-step (an increase would be positive).
+    assert (exact[exact["check"].str.endswith("increase")]["value"] < 1e-10).all()
+    margins = identities[identities["criterion"] == "value > 0"]["value"]
+    assert (margins > 0).all(), "the E- and M-steps must beat random alternatives"
+    assert identities["passed"].all()
+
+
+def test_identities_claim_follows_the_checks(identities):
+    assert claim_identities(identities).verdict == REPRODUCED
+    broken = identities.copy()
+    broken.loc[0, "passed"] = False
+    assert claim_identities(broken).verdict == PARTIAL
+    assert claim_identities(identities.assign(passed="False")).verdict == NOT_REPRODUCED
+
+
+def test_identities_reject_bad_parameters():
+    with pytest.raises(ValueError, match="tolerance"):
+        run_identity_checks(seed=0, tolerance=0.0)
+
+
+# ----------------------------------------------------------------------------- provenance
+def test_config_hash_is_canonical_and_sensitive():
+    config = {"seed": 1, "fig2": {"n_reps": 10, "methods": ["vEM", "sEM"]}, "datasets": {"mirror": "/a", "files": {}}}
+    reordered = {"datasets": {"files": {}, "mirror": "/a"}, "fig2": {"methods": ["vEM", "sEM"], "n_reps": 10}, "seed": 1}
+    digest = config_hash(config)
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    assert config_hash(reordered) == digest
+    assert config_hash({**config, "seed": 2}) != digest
+    assert config_hash({**config, "fig2": {"n_reps": 11, "methods": ["vEM", "sEM"]}}) != digest
+    # Where the datasets come from is not part of the reproduction.
+    assert config_hash({**config, "datasets": {"mirror": "/elsewhere", "files": {}}}) == digest
+
+
+def test_rule_costs_aggregate_benchmarks_and_logs(tmp_path):
+    bench = tmp_path / "results" / "benchmarks" / "fit"
+    bench.mkdir(parents=True)
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for chunk, seconds in ((0, 2.0), (1, 3.5)):
+        (bench / f"chunk{chunk}.tsv").write_text(header + f"{seconds}\t0:00:02\t100.5\t1\t1\t1\t0\t0\t50\t{seconds / 2}\n")
+    logs = tmp_path / "results" / "logs" / "fig"
+    logs.mkdir(parents=True)
+    (logs / "figure.log").write_text("drawing\n[sinkhorn-em] job wall time 1.25 s\n")
+    (logs / "untimed.log").write_text("nothing\n")
+    (logs / "other.log").write_text("[sinkhorn-em] job wall time 0.5 s\n")
+    patterns = {
+        # Also matches figure.log: the literal pattern of `figure` is more specific and wins.
+        "any_figure": {"benchmark": None, "log": ["results/logs/fig/{name}.log"]},
+        "fit": {"benchmark": "results/benchmarks/fit/chunk{chunk}.tsv", "log": ["results/logs/fit/chunk{chunk}.log"]},
+        "figure": {"benchmark": None, "log": ["results/logs/fig/figure.log"]},
+        "untimed": {"benchmark": None, "log": ["results/logs/fig/untimed.log"]},
+    }
+    costs = rule_costs(patterns, tmp_path).set_index("rule")
+    assert list(costs.index) == ["fit", "figure", "any_figure"]
+    assert costs.loc["any_figure", "jobs"] == 1 and costs.loc["any_figure", "total_s"] == pytest.approx(0.5)
+    assert costs.loc["fit", "jobs"] == 2 and costs.loc["fit", "total_s"] == pytest.approx(5.5)
+    assert costs.loc["fit", "max_s"] == pytest.approx(3.5) and costs.loc["fit", "cpu_s"] == pytest.approx(2.75)
+    assert costs.loc["fit", "source"] == "benchmark"
+    assert costs.loc["figure", "source"] == "log" and costs.loc["figure", "total_s"] == pytest.approx(1.25)
+
+
+def test_figure_rows_pair_pdf_and_png():
+    figures = figure_rows(["results/figures/fig2.pdf", "results/figures/fig2.png", "results/tables/fig2_runs.csv",
+                           "results/figures/new_thing.pdf"]).set_index("figure")
+    assert figures.loc["fig2", "png"] == "results/figures/fig2.png" and figures.loc["fig2", "claims"] == "3"
+    assert figures.loc["new_thing", "claims"] == "-"
+
+
+def test_markdown_contains_every_claim_and_verdict(identities):
+    claims = [
+        claim_shared_optimum(minima_table(), stationary_table()),
+        claim_fewer_spurious_minima(minima_table(), stationary_table()),
+        claim_fig2(fig2_table()),
+        claim_convergence_rates(rates_table()),
+        claim_restarts(sweep_table()),
+        claim_celegans(celegans_table()),
+        claim_osmfish(osmfish_table()),
+        claim_identities(identities),
+    ]
+    costs = pd.DataFrame({"rule": ["fit"], "source": ["benchmark"], "jobs": [2], "total_s": [5.5], "max_s": [3.5],
+                          "cpu_s": [2.7], "max_rss_mb": [100.0]})
+    text = render_report(claims, versions=report.software_versions(), config_digest="ab" * 32, costs=costs,
+                         figures=figure_rows(["results/figures/fig2.pdf"]), seed=7)
+    for claim in claims:
+        assert f"## Claim {claim.claim_id}: {claim.title}" in text
+        assert claim.criterion in text
+        summary = re.search(rf"^\| {claim.claim_id} \| .* \| \*\*(.+?)\*\* \|", text, re.MULTILINE)
+        assert summary and summary.group(1) == claim.verdict
+    assert sorted(claim.claim_id for claim in claims) == list(range(1, 9))
+    for package in ("python", "numpy", "scipy", "scikit-learn", "POT", "snakemake", "pandas"):
+        assert re.search(rf"^\| {re.escape(package)} \| \S+ \|$", text, re.MULTILINE), package
+    assert "ab" * 32 in text and "| fit | benchmark | 2 |" in text
+    assert all(v in VERDICTS for v in re.findall(r"\*\*Verdict: (.+?)\*\*", text))
+
+
+# ----------------------------------------------------------------------------- pipeline
+@pytest.mark.pipeline
+def test_tiny_run_writes_a_report_with_every_claim(tiny_run_cores2):
+    results = tiny_run_cores2.workdir / "results"
+    text = (results / "REPORT.md").read_text()
+    verdicts = re.findall(r"^\*\*Verdict: (.+)\*\*$", text, re.MULTILINE)
+    assert len(verdicts) == 8 and set(verdicts) <= set(VERDICTS), verdicts
+    for claim_id in range(1, 9):
+        assert f"## Claim {claim_id}:" in text
+    assert re.search(r"Config sha256 `[0-9a-f]{64}`", text)
+    # Benchmark files of the heavy rules were found and attributed to their rules.
+    assert re.search(r"^\| \w+ \| benchmark \| \d+ \|", text, re.MULTILINE), "no rule timed from benchmark files"
+    identities = pd.read_csv(results / "tables" / "identities.csv")
+    assert identities["passed"].all(), identities
