@@ -5,11 +5,7 @@ without the EOT-loss tracking it does not need). ``max_iter`` and ``sinkhorn_max
 small because the checks test the API, not the fit quality.
 
 Expected failures (xfail, strict: a fixed check turns into a failure so the entry gets removed):
-
-* ``check_estimators_unfitted`` — a library bug, not an inapplicable check: ``predict``,
-  ``predict_proba``, ``score_samples`` and ``score`` read ``self.weights_`` before
-  ``check_is_fitted`` runs, so an unfitted model raises ``AttributeError`` instead of
-  ``NotFittedError`` (see ``test_mixture.py::test_unfitted_model_raises_not_fitted_error``).
+none. Every check of scikit-learn 1.9 passes.
 
 Skipped by scikit-learn itself: ``check_array_api_input`` (needs ``SCIPY_ARRAY_API=1``).
 """
@@ -18,18 +14,12 @@ from __future__ import annotations
 
 import warnings
 
-import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sinkhorn_em import EOTGaussianMixture, SinkhornConvergenceWarning
 
-EXPECTED_FAILED_CHECKS = {
-    "check_estimators_unfitted": (
-        "library bug: predict/predict_proba/score_samples evaluate self.weights_ before "
-        "check_is_fitted, raising AttributeError instead of NotFittedError"
-    ),
-}
+EXPECTED_FAILED_CHECKS: dict[str, str] = {}
 
 
 @parametrize_with_checks(

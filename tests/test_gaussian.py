@@ -93,20 +93,12 @@ def test_gaussian_cost_far_from_origin_through_centred_features(covariance_type,
     np.testing.assert_allclose(cost, expected, rtol=1e-10, atol=1e-10)
 
 
-CANCELLATION_BUG = (
-    "gaussian.py `_as_features` wraps a raw array with shift=0, so the moment expansion "
-    "x'Px - 2x'Pmu + mu'Pmu cancels terms of size |x|^2/sigma^2 ~ 1e10 and loses ~5 digits "
-    "(fix: centre raw arrays, e.g. MomentFeatures.from_data(X), as fit does)"
-)
-
-
 def _far_cases():
+    # Raw arrays far from the origin: the moment expansion x'Px - 2x'Pmu + mu'Pmu would cancel
+    # terms of size |x|^2/sigma^2 ~ 1e10 unless the data are centred first (a past bug).
     for d in (3, 20):
         for covariance_type in COVARIANCE_TYPES:
-            # The d > 16 loop for full/tied works on x - mu directly and is exact.
-            exact_path = d > 16 and covariance_type in ("full", "tied")
-            marks = () if exact_path else pytest.mark.xfail(strict=True, reason=CANCELLATION_BUG)
-            yield pytest.param(covariance_type, d, marks=marks, id=f"{covariance_type}-d{d}")
+            yield pytest.param(covariance_type, d, id=f"{covariance_type}-d{d}")
 
 
 @pytest.mark.parametrize("covariance_type, d", list(_far_cases()))
@@ -209,10 +201,7 @@ def test_estimate_far_from_origin_through_centred_features(covariance_type):
     np.testing.assert_allclose(covariances, expected[2], rtol=1e-9)
 
 
-@pytest.mark.parametrize("covariance_type", [
-    pytest.param(t, marks=pytest.mark.xfail(strict=True, reason=CANCELLATION_BUG.replace(
-        "x'Px - 2x'Pmu + mu'Pmu", "E[xx'] - mu mu'"))) for t in COVARIANCE_TYPES
-])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_estimate_far_from_origin_on_raw_array(covariance_type):
     X, weights = m_step_problem(7, 3, "responsibilities", offset=OFFSET)
     expected = direct_estimates(X, weights, 0.0, covariance_type)

@@ -113,9 +113,10 @@ def test_w2_squared_equals_quantile_formula_for_two_atom_measures():
         points_a, points_b = rng.normal(scale=3, size=2), rng.normal(scale=3, size=2)
         weights_a, weights_b = np.array([p, 1 - p]), np.array([q, 1 - q])
         expected = w2_squared_1d_quantiles(weights_a, points_a, weights_b, points_b)
-        assert w2_squared(weights_a, points_a, weights_b, points_b) == pytest.approx(expected, rel=1e-10, abs=1e-12)
+        close_to_expected = pytest.approx(expected, rel=1e-10, abs=1e-12)
+        assert w2_squared(weights_a, points_a, weights_b, points_b) == close_to_expected
         # Column vectors (K, 1) are the same measures.
-        assert w2_squared(weights_a, points_a[:, None], weights_b, points_b[:, None]) == pytest.approx(expected, rel=1e-10, abs=1e-12)
+        assert w2_squared(weights_a, points_a[:, None], weights_b, points_b[:, None]) == close_to_expected
 
 
 def test_w2_squared_of_the_symmetric_model_has_the_textbook_value():

@@ -2,8 +2,8 @@
 
 Each example draws a seed and sizes; the arrays come from numpy's generator with that
 seed, which keeps shrinking meaningful and the examples cheap. ``derandomize`` makes the
-examples the same on every run (CI must not be flaky), ``database=None`` leaves no
-``.hypothesis`` directory behind.
+examples the same on every run (CI must not be flaky) and ``database=None`` keeps failing
+examples from being replayed from a local database, so every machine runs the same cases.
 """
 
 from __future__ import annotations

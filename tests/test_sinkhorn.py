@@ -144,6 +144,18 @@ def test_restart_from_own_solution_stops_after_one_iteration():
     np.testing.assert_allclose(again.plan, solved.plan, rtol=1e-8, atol=1e-15)
 
 
+@pytest.mark.parametrize("epsilon", [1.0, 0.2])
+def test_dual_potentials_give_the_primal_value(epsilon):
+    # Strong duality for min <P, C> + eps KL(P || a ⊗ b): at the optimum the dual objective
+    # <phi, a> + <psi, b> equals the primal value.
+    a, b, cost = random_problem(8)
+    result = sinkhorn_log(a, b, cost, epsilon, tol=1e-13, max_iter=100_000)
+    plan = result.plan
+    primal = np.sum(plan * cost) + epsilon * np.sum(plan * np.log(plan / np.outer(a, b)))
+    phi, psi = result.dual_potentials(epsilon)
+    assert phi @ a + psi @ b == pytest.approx(primal, rel=1e-10, abs=1e-12)
+
+
 # --------------------------------------------------------------------------- small epsilon
 def two_far_clusters(sizes=(30, 20), separation=50.0, seed=0):
     """1-D data from N(0, 1) and N(separation, 1) with the cost -log N(x; mu_k, 1)."""

@@ -246,10 +246,14 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         self.converged_, self.n_iter_, self.lower_bound_ = best.converged, best.n_iter, best.objective
         self.history_, self.trajectory_ = best.history, best.trajectory
         if best.sinkhorn_failures:
+            what = ("Sinkhorn E-step(s)" if self.method == "sinkhorn"
+                    else "Sinkhorn solve(s) tracking the EOT loss (history_['eot_loss'] is approximate there; "
+                         "the fit itself is unaffected)")
             warnings.warn(
-                f"{best.sinkhorn_failures} Sinkhorn E-step(s) stopped at sinkhorn_max_iter="
+                f"{best.sinkhorn_failures} {what} stopped at sinkhorn_max_iter="
                 f"{self.sinkhorn_max_iter} before reaching sinkhorn_tol={self.sinkhorn_tol:g}; "
-                "increase sinkhorn_max_iter or epsilon.",
+                "increase sinkhorn_max_iter or epsilon"
+                + ("." if self.method == "sinkhorn" else ", or set track_eot_loss=False."),
                 SinkhornConvergenceWarning,
                 stacklevel=2,
             )
@@ -362,7 +366,8 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
 
     def score_samples(self, X):
         """Log-density ``log sum_k w_k N(x; mu_k, Sigma_k)`` of each sample."""
-        return logsumexp(np.log(self.weights_)[None, :] - self._cost(X), axis=1)
+        cost = self._cost(X)
+        return logsumexp(np.log(self.weights_)[None, :] - cost, axis=1)
 
     def score(self, X, y=None):
         """Mean log-likelihood of ``X`` under the fitted mixture."""
@@ -370,7 +375,8 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
 
     def predict_proba(self, X):
         """Posterior probabilities ``P(component k | x_i)`` under ``weights_`` (rows sum to 1)."""
-        log_joint = np.log(self.weights_)[None, :] - self._cost(X)
+        cost = self._cost(X)
+        log_joint = np.log(self.weights_)[None, :] - cost
         return np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
 
     def predict(self, X):

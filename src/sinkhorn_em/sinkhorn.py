@@ -78,8 +78,12 @@ class SinkhornResult:
     plan: np.ndarray = field(repr=False)
     epsilon: float = 1.0
 
-    def dual_potentials(self, epsilon: float = 1.0):
-        """Dual variables of the OT problem with reference ``a ⊗ b``: ``eps (f - log a)``, ``eps (g - log b)``."""
+    def dual_potentials(self, epsilon: float | None = None):
+        """Dual variables of the OT problem with reference ``a ⊗ b``: ``eps (f - log a)``, ``eps (g - log b)``.
+
+        ``epsilon`` defaults to the one the problem was solved with.
+        """
+        epsilon = self.epsilon if epsilon is None else epsilon
         a = self.plan.sum(axis=1)
         b = self.plan.sum(axis=0)
         return epsilon * (self.f - np.log(a)), epsilon * (self.g - np.log(b))

@@ -66,6 +66,7 @@ __all__ = [
     "METHODS",
     "INITS",
     "METRICS",
+    "accuracy_metric",
     "NeuronScene",
     "VoxelTrial",
     "voxel_counts",
@@ -580,7 +581,9 @@ def _pooled(per_iteration: pd.DataFrame, pools: dict) -> list[pd.DataFrame]:
     return frames
 
 
-def summarise_celegans(per_iteration: pd.DataFrame, pools: dict | None = None, confidence: float = 0.95) -> pd.DataFrame:
+def summarise_celegans(
+    per_iteration: pd.DataFrame, pools: dict | None = None, confidence: float = 0.95
+) -> pd.DataFrame:
     """Mean and Student-t confidence interval of each metric over trials, per iterate.
 
     Parameters

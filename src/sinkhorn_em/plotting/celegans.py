@@ -194,7 +194,8 @@ def plot_celegans_segmentation(segmentation, pdf_path, png_path=None):
             ax = fig.add_subplot(grid[row, col])
             frame = table[(table["init"] == init) & (table["method"] == method)]
             correct = float(np.mean(frame["label"] == frame["truth"]))
-            draw(ax, frame, frame["label"].to_numpy(), f"{method}, {INIT_LABELS[init]}: {100 * correct:.0f}% voxels correct")
+            title = f"{method}, {INIT_LABELS[init]}: {100 * correct:.0f}% voxels correct"
+            draw(ax, frame, frame["label"].to_numpy(), title)
             if col == 0:
                 ax.set_ylabel("axis 2 (µm)")
             if row == len(methods):
