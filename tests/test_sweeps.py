@@ -28,8 +28,9 @@ from sinkhorn_em.experiments.sweeps import (
 
 # A tiny but non-trivial setting: K = 3, well enough separated that runs differ by start.
 TINY = dict(weights=[0.5, 0.3, 0.2], dim=2, separation=3.0, dataset=0, n_samples=150,
-            exact_proportions=True, seed=11, max_iter=15, tol=1e-6, sinkhorn_tol=1e-6,
+            exact_proportions=True, pair_weights_by_size=False, seed=11, max_iter=15, tol=1e-6, sinkhorn_tol=1e-6,
             sinkhorn_max_iter=500, reg_covar=1e-6, success_rtol=0.2, success_atol=0.05)
+# Written out here (not imported) so that renaming a promised column fails a test.
 INIT_COLUMNS = ["K", "d", "weights", "separation", "init", "method", "n_runs", "success",
                 "ci_low", "ci_high", "median_error", "median_iterations", "median_seconds"]
 EPSILON_COLUMNS = ["method", "eps", "schedule", "K", "d", "weights", "separation", "success",
@@ -169,6 +170,33 @@ def test_initial_means_shape_and_support(scheme):
         assert all(any(np.array_equal(m, x) for x in X) for m in means)
 
 
+def test_pairing_gives_the_largest_weight_to_the_biggest_cell():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    sizes = [50, 300, 150]  # cluster 1 is the biggest, then 2, then 0
+    X = np.vstack([c + rng.normal(size=(m, 2)) for c, m in zip(centres, sizes)])
+    drawn = centres[[0, 2, 1]] + 0.1
+    paired = sweeps.pair_means_with_weights(X, drawn, [0.6, 0.3, 0.1])
+    np.testing.assert_array_equal(paired, centres[[1, 2, 0]] + 0.1)
+    # Equal weights: any order is right; the function must still return a permutation.
+    same = sweeps.pair_means_with_weights(X, drawn, [1 / 3] * 3)
+    assert sorted(map(tuple, same)) == sorted(map(tuple, drawn))
+
+
+def test_pairing_by_size_changes_only_the_starts():
+    as_drawn = _init_chunk(0, 2, schemes=["uniform_box"], methods=["vEM"])
+    by_size = run_init_sweep_chunk(first_init=0, n_inits=2, schemes=["uniform_box"], methods=["vEM"],
+                                   **{**TINY, "pair_weights_by_size": True})
+    assert set(as_drawn["pairing"]) == {"as_drawn"} and set(by_size["pairing"]) == {"by_size"}
+    same = ["init_index", "reference_error", "collapsed_error"]
+    pd.testing.assert_frame_equal(as_drawn[same], by_size[same])
+
+
+def test_collapsed_fit_is_worse_than_the_reference_when_separated(init_runs):
+    # At separation 3 the trivial fit is far from the truth; the rule can discriminate.
+    assert (init_runs["collapsed_error"] > 2 * init_runs["reference_error"]).all()
+
+
 def test_bad_settings_raise():
     with pytest.raises(ValueError, match="sum to 1"):
         SweepSetting.create([0.5, 0.4], 2, 1.0)
@@ -222,7 +250,7 @@ def test_aggregating_a_chunk_twice_is_an_error(init_runs):
 def _sweep_cfg(**overrides):
     cfg = dict(weights=[[0.5, 0.3, 0.2], [0.25] * 4], dims=[2, 5], separations=[1.0, 3.0],
                n_datasets=2, n_inits=5, inits_per_job=2, schemes=["k-means++"], methods=["sEM"],
-               **{k: TINY[k] for k in ("n_samples", "exact_proportions", "max_iter", "tol",
+               **{k: TINY[k] for k in ("n_samples", "exact_proportions", "pair_weights_by_size", "max_iter", "tol",
                                        "sinkhorn_tol", "sinkhorn_max_iter", "reg_covar",
                                        "success_rtol", "success_atol")})
     cfg.update(overrides)
@@ -260,7 +288,7 @@ def test_plan_rejects_duplicate_settings():
 # --------------------------------------------------------------------------- summaries
 def test_init_summary_columns_and_intervals(init_runs):
     table = summarise_init_sweep(init_runs)
-    assert list(table.columns[:6]) == INIT_COLUMNS[:6] and set(INIT_COLUMNS) <= set(table.columns)
+    assert list(table.columns[:len(INIT_COLUMNS)]) == INIT_COLUMNS
     assert len(table) == 3 * 3 and (table["n_runs"] == 3).all()
     assert list(table["method"][:3]) == ["vEM", "oEM", "sEM"]
     assert ((table["ci_low"] <= table["success"]) & (table["success"] <= table["ci_high"])).all()
@@ -302,7 +330,7 @@ def test_sweeps_tables_of_the_tiny_run(tiny_run_cores2):
     """The shared tiny run (conftest.py) produced well-formed sweep tables."""
     workdir = tiny_run_cores2.workdir
     init = pd.read_csv(workdir / "results/tables/init_sweep.csv")
-    assert list(init.columns[:6]) == INIT_COLUMNS[:6] and set(INIT_COLUMNS) <= set(init.columns)
+    assert list(init.columns[:len(INIT_COLUMNS)]) == INIT_COLUMNS
     assert (init["n_runs"] == 2).all() and set(init["method"]) == {"vEM", "oEM", "sEM"}
     epsilon = pd.read_csv(workdir / "results/tables/epsilon_sweep.csv")
     assert set(EPSILON_COLUMNS) <= set(epsilon.columns)

@@ -98,6 +98,8 @@ __all__ = [
     "geometric_schedule",
     "initial_means",
     "exact_counts",
+    "pair_means_with_weights",
+    "collapsed_error",
     "make_sweep_dataset",
     "plan_init_sweep",
     "plan_epsilon_sweep",
@@ -341,6 +343,40 @@ def initial_means(X: np.ndarray, n_components: int, scheme: str, rng: np.random.
     raise ValueError(f"unknown initialisation scheme {scheme!r}; use one of {INIT_SCHEMES}.")
 
 
+def pair_means_with_weights(X: np.ndarray, means: np.ndarray, weights: Sequence[float]) -> np.ndarray:
+    r"""Reorder initial means so that larger nearest-mean cells start with larger weights.
+
+    With known unequal weights, component ``k`` of a fit starts at ``means[k]`` with
+    weight :math:`\alpha_k`; a start that puts a small weight on a big cluster lies in the
+    basin of a spurious optimum even when every cluster holds one initial mean. This
+    heuristic counts the points nearest to each initial mean and gives the ``j``-th largest
+    weight to the mean with the ``j``-th largest count (ties by index).
+
+    Returns
+    -------
+    ndarray of shape (K, d)
+        ``means`` permuted: row ``k`` is the start of the component of weight ``weights[k]``.
+    """
+    means = np.asarray(means, dtype=float)
+    nearest = ((X[:, None, :] - means[None, :, :]) ** 2).sum(-1).argmin(axis=1)
+    counts = np.bincount(nearest, minlength=len(means))
+    paired = np.empty_like(means)
+    paired[np.argsort(-np.asarray(weights, dtype=float), kind="stable")] = means[np.argsort(-counts, kind="stable")]
+    return paired
+
+
+def collapsed_error(sample) -> float:
+    """Matched error of the trivial fit: every component at the sample mean and covariance.
+
+    A success rule is only discriminative when the reference error plus tolerance stays
+    well below this (at small separations in high dimension it does not).
+    """
+    K, d = sample.means.shape
+    means = np.repeat(sample.X.mean(axis=0)[None], K, axis=0)
+    covariances = np.repeat(np.atleast_2d(np.cov(sample.X, rowvar=False))[None], K, axis=0)
+    return _matched_distance(sample.means, sample.covariances, means, covariances.reshape(K, d, d))
+
+
 def _init_rng(seed: int, setting: SweepSetting, n_samples: int, dataset: int, scheme: str,
               init_index: int) -> np.random.Generator:
     return derive_rng(seed, "sweeps", "init", setting.weights, setting.dim, setting.separation,
@@ -456,7 +492,7 @@ def _check_names(values: Sequence[str], allowed: Sequence[str], what: str) -> li
 def _run_chunk(*, setting: SweepSetting, dataset: int, first_init: int, n_inits: int,
                schemes: Sequence[str], variants: Sequence[_Variant], n_samples: int, seed: int,
                exact_proportions: bool, options: _FitOptions, success_rtol: float,
-               success_atol: float, with_bias: bool) -> pd.DataFrame:
+               success_atol: float, pair_weights_by_size: bool, with_bias: bool) -> pd.DataFrame:
     """Rows of one job: every (scheme, init index, variant) of one dataset."""
     if n_inits < 1 or first_init < 0:
         raise ValueError(f"need n_inits >= 1 and first_init >= 0, got {n_inits}, {first_init}.")
@@ -472,12 +508,15 @@ def _run_chunk(*, setting: SweepSetting, dataset: int, first_init: int, n_inits:
             references[variant] = _fit(X, setting.weights, variant, sample.means,
                                        sample.covariances, options)
     reference_errors = {variant: _error(sample, fit) for variant, fit in references.items()}
+    baseline_error = collapsed_error(sample)
 
     rows = []
     for scheme in schemes:
         for init_index in range(first_init, first_init + n_inits):
             rng = _init_rng(seed, setting, n_samples, dataset, scheme, init_index)
             means0 = initial_means(X, K, scheme, rng, true_means=sample.means)
+            if pair_weights_by_size and scheme != "truth":
+                means0 = pair_means_with_weights(X, means0, setting.weights)
             # None: the estimator's nearest-mean covariances (see the module docstring).
             covariances0 = sample.covariances if scheme == "truth" else None
             for variant in variants:
@@ -489,10 +528,12 @@ def _run_chunk(*, setting: SweepSetting, dataset: int, first_init: int, n_inits:
                     "dataset": int(dataset),
                     "init": scheme,
                     "init_index": init_index,
+                    "pairing": "by_size" if pair_weights_by_size else "as_drawn",
                     **variant.columns(),
                     "error": error,
                     "reference_error": reference_errors[variant],
                     "unit_reference_error": reference_errors[unit],
+                    "collapsed_error": baseline_error,
                     "success": bool(is_success(error, reference_errors[unit], success_rtol, success_atol)),
                     "success_own": bool(is_success(error, reference_errors[variant], success_rtol,
                                                    success_atol)),
@@ -511,7 +552,7 @@ def _run_chunk(*, setting: SweepSetting, dataset: int, first_init: int, n_inits:
 def run_init_sweep_chunk(*, weights: Sequence[float], dim: int, separation: float, dataset: int,
                          first_init: int, n_inits: int, schemes: Sequence[str],
                          methods: Sequence[str], n_samples: int, exact_proportions: bool,
-                         seed: int, max_iter: int,
+                         pair_weights_by_size: bool, seed: int, max_iter: int,
                          tol: float, sinkhorn_tol: float, sinkhorn_max_iter: int,
                          reg_covar: float, success_rtol: float, success_atol: float) -> pd.DataFrame:
     """Run one job of the initialisation sweep: all runs of one dataset and init block.
@@ -527,6 +568,10 @@ def run_init_sweep_chunk(*, weights: Sequence[float], dim: int, separation: floa
         scheme.
     schemes : list of str
         Initialisation schemes (:data:`INIT_SCHEMES`).
+    pair_weights_by_size : bool
+        ``False``: initial mean ``k`` (in the order drawn) starts with weight
+        :math:`\alpha_k`, as when a user passes ``means_init``; ``True``: reorder by
+        :func:`pair_means_with_weights`.
     methods : list of {"vEM", "oEM", "sEM"}
     n_samples, exact_proportions, seed
         Dataset size, stratified (``True``) or i.i.d. labels (:func:`make_sweep_dataset`),
@@ -554,7 +599,8 @@ def run_init_sweep_chunk(*, weights: Sequence[float], dim: int, separation: floa
     return _run_chunk(setting=setting, dataset=dataset, first_init=first_init, n_inits=n_inits,
                       schemes=schemes, variants=variants, n_samples=n_samples, seed=seed,
                       exact_proportions=bool(exact_proportions), options=options,
-                      success_rtol=success_rtol, success_atol=success_atol, with_bias=False)
+                      success_rtol=success_rtol, success_atol=success_atol,
+                      pair_weights_by_size=bool(pair_weights_by_size), with_bias=False)
 
 
 def _epsilon_variants(methods: Sequence[str], epsilons: Sequence[float],
@@ -578,7 +624,7 @@ def run_epsilon_sweep_chunk(*, weights: Sequence[float], dim: int, separation: f
                             dataset: int, first_init: int, n_inits: int, init: str,
                             methods: Sequence[str], epsilons: Sequence[float],
                             anneal_schedules: Sequence[Mapping], n_samples: int,
-                            exact_proportions: bool, seed: int,
+                            exact_proportions: bool, pair_weights_by_size: bool, seed: int,
                             max_iter: int, tol: float, sinkhorn_tol: float,
                             sinkhorn_max_iter: int, reg_covar: float, success_rtol: float,
                             success_atol: float) -> pd.DataFrame:
@@ -613,7 +659,8 @@ def run_epsilon_sweep_chunk(*, weights: Sequence[float], dim: int, separation: f
     return _run_chunk(setting=setting, dataset=dataset, first_init=first_init, n_inits=n_inits,
                       schemes=[init], variants=variants, n_samples=n_samples, seed=seed,
                       exact_proportions=bool(exact_proportions), options=options,
-                      success_rtol=success_rtol, success_atol=success_atol, with_bias=True)
+                      success_rtol=success_rtol, success_atol=success_atol,
+                      pair_weights_by_size=bool(pair_weights_by_size), with_bias=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -626,7 +673,7 @@ def scaled_count(count: int, sweep_scale: float) -> int:
     return max(1, math.ceil(count * sweep_scale - 1e-9))
 
 
-_FIT_KEYS = ("n_samples", "exact_proportions", "max_iter", "tol", "sinkhorn_tol", "sinkhorn_max_iter", "reg_covar",
+_FIT_KEYS = ("n_samples", "exact_proportions", "pair_weights_by_size", "max_iter", "tol", "sinkhorn_tol", "sinkhorn_max_iter", "reg_covar",
              "success_rtol", "success_atol")
 
 
@@ -678,6 +725,12 @@ def plan_epsilon_sweep(cfg: Mapping, seed: int, sweep_scale: float = 1.0) -> dic
 # Aggregation
 # ---------------------------------------------------------------------------------------
 _SETTING_COLUMNS = ["K", "d", "weights", "separation"]
+#: Leading columns of results/tables/init_sweep.csv (issue 5); further columns follow.
+INIT_TABLE_COLUMNS = ["K", "d", "weights", "separation", "init", "method", "n_runs", "success",
+                      "ci_low", "ci_high", "median_error", "median_iterations", "median_seconds"]
+#: Leading columns of results/tables/epsilon_sweep.csv.
+EPSILON_TABLE_COLUMNS = ["method", "eps", "schedule", "K", "d", "weights", "separation", "init",
+                         "n_runs", "success", "ci_low", "ci_high", "mean_bias", "median_iterations"]
 _VARIANT_COLUMNS = ["method", "schedule", "eps", "eps0", "decay", "anneal_iterations"]
 _RUN_KEY = ["dataset", "init_index"]
 
@@ -687,6 +740,10 @@ def _canonical_order(runs: pd.DataFrame, group_columns: Sequence[str]) -> pd.Dat
     runs = runs.assign(_method_rank=runs["method"].map(_METHOD_RANK))
     keys = [c if c != "method" else "_method_rank" for c in group_columns] + _RUN_KEY
     return runs.sort_values(keys, kind="mergesort").drop(columns="_method_rank")
+
+
+def _leading(table: pd.DataFrame, leading: Sequence[str]) -> pd.DataFrame:
+    return table[[*leading, *(c for c in table.columns if c not in leading)]]
 
 
 def _success_summary(group: pd.DataFrame) -> dict:
@@ -731,20 +788,23 @@ def summarise_init_sweep(runs: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``K, d, weights, separation, init, method, n_runs, n_success, success,
-        ci_low, ci_high, median_error, median_error_success, median_iterations,
-        converged_fraction, median_seconds, median_reference_error``: success is the fraction
-        of successful runs and ``[ci_low, ci_high]`` its Wilson 95% interval.
+        Columns :data:`INIT_TABLE_COLUMNS`, then ``pairing, n_success,
+        median_error_success, converged_fraction, median_reference_error,
+        median_collapsed_error``:
+        success is the fraction of successful runs, ``[ci_low, ci_high]`` its Wilson 95%
+        interval, and the last two are medians over datasets of the error of the reference
+        run and of the trivial collapsed fit (:func:`collapsed_error`).
     """
-    group_columns = [*_SETTING_COLUMNS, "init", "method"]
+    group_columns = [*_SETTING_COLUMNS, "init", "pairing", "method"]
     _check_runs(runs, group_columns)
     runs = _canonical_order(runs, group_columns)
     rows = []
     for key, group in runs.groupby(group_columns, sort=False):
         per_dataset = group.drop_duplicates("dataset")
         rows.append({**dict(zip(group_columns, key)), **_success_summary(group),
-                     "median_reference_error": float(per_dataset["reference_error"].median())})
-    return pd.DataFrame(rows)
+                     "median_reference_error": float(per_dataset["reference_error"].median()),
+                     "median_collapsed_error": float(per_dataset["collapsed_error"].median())})
+    return _leading(pd.DataFrame(rows), INIT_TABLE_COLUMNS)
 
 
 def summarise_epsilon_sweep(runs: pd.DataFrame) -> pd.DataFrame:
@@ -758,16 +818,16 @@ def summarise_epsilon_sweep(runs: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``method, schedule, eps, eps0, decay, anneal_iterations, K, d, weights,
-        separation, init``, the success columns of :func:`summarise_init_sweep` (success =
+        Columns :data:`EPSILON_TABLE_COLUMNS`, then ``eps0, decay, anneal_iterations,
+        pairing``, the other success columns of :func:`summarise_init_sweep` (success =
         reaching the constant-epsilon-1 optimum), ``n_success_own, success_own, own_ci_low,
         own_ci_high`` (reaching the variant's own optimum), and the bias of the variant,
         averaged over datasets: ``mean_bias`` (matched error of the fit
         started at the truth, means and covariances), ``mean_bias_means`` (means only) and
         ``mean_shift`` (its distance to the constant-epsilon-1 fit of the same method on the
-        same data; 0 for epsilon = 1).
+        same data; 0 for epsilon = 1), and ``mean_collapsed_error`` (:func:`collapsed_error`).
     """
-    group_columns = [*_VARIANT_COLUMNS, *_SETTING_COLUMNS, "init"]
+    group_columns = [*_VARIANT_COLUMNS, *_SETTING_COLUMNS, "init", "pairing"]
     _check_runs(runs, group_columns)
     runs = _canonical_order(runs, group_columns)
     rows = []
@@ -785,5 +845,6 @@ def summarise_epsilon_sweep(runs: pd.DataFrame) -> pd.DataFrame:
             "mean_bias": float(per_dataset["reference_error"].mean()),
             "mean_bias_means": float(per_dataset["reference_error_means"].mean()),
             "mean_shift": float(per_dataset["reference_shift"].mean()),
+            "mean_collapsed_error": float(per_dataset["collapsed_error"].mean()),
         })
-    return pd.DataFrame(rows)
+    return _leading(pd.DataFrame(rows), EPSILON_TABLE_COLUMNS)

@@ -19,14 +19,17 @@ from sinkhorn_em.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style,
 __all__ = ["plot_osmfish_ari", "plot_osmfish_map"]
 
 _TARGET_TITLES = {"region": "regions", "celltype": "cell types"}
+_WEIGHT_ORDER = ["true", "perturbed", "uniform"]
+_WEIGHT_LABELS = {"true": "true\nproportions", "perturbed": "perturbed\nproportions", "uniform": "uniform"}
+
+
 def _feature_title(features: str, n_features: int | None = None) -> str:
+    """Readable name of a feature set; with ``n_features``, also its number of PCs."""
     if n_features is None:
         return {"expr": "expression", "expr+xy": "expression + x, y"}.get(features, features)
     if features == "expr+xy":
         return f"expression ({n_features - 2} PCs) + x, y"
     return f"expression ({n_features} PCs)" if features == "expr" else features
-_WEIGHT_ORDER = ["true", "perturbed", "uniform"]
-_WEIGHT_LABELS = {"true": "true\nproportions", "perturbed": "perturbed\nproportions", "uniform": "uniform"}
 
 
 def _as_frame(table: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
