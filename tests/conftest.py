@@ -336,3 +336,13 @@ def tiny_run_cores2(make_repository_copy, tiny_configfile_args) -> TinyRun:
 def tiny_run_cores1(make_repository_copy, tiny_configfile_args) -> TinyRun:
     """The tiny config run end to end with ``--cores 1``, in its own copy, once per session."""
     return _tiny_run(make_repository_copy, tiny_configfile_args, cores=1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_blas_thread():
+    """One BLAS thread for the whole session: the tests use small matrices, on which
+    OpenBLAS threads only spin, and the pipeline jobs run single-threaded too."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield

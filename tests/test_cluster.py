@@ -74,6 +74,11 @@ def slurm_cluster() -> str:
     if shutil.which("sbatch") is None:
         _skip_or_fail(f"sbatch is not on PATH, so there is no Slurm to test against; {hint}")
     try:
+        # `scontrol ping` answers at once; sinfo retries ~10 s when no controller runs.
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20)
+        if ping.returncode != 0:
+            answer = ((ping.stdout + ping.stderr).strip().splitlines() or ["no output"])[0]
+            _skip_or_fail(f"no Slurm controller answers (scontrol ping: {answer}); {hint}")
         states = subprocess.run(
             ["sinfo", "--noheader", "--format=%t"],
             capture_output=True,
@@ -81,7 +86,7 @@ def slurm_cluster() -> str:
             timeout=20,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
-        _skip_or_fail(f"sinfo did not answer ({error}); {hint}")
+        _skip_or_fail(f"scontrol/sinfo did not answer ({error}); {hint}")
     accepting = set(states.stdout.split()) & ACCEPTING_STATES
     if states.returncode != 0 or not accepting:
         _skip_or_fail(

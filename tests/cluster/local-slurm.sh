@@ -113,13 +113,15 @@ start_munge() {
 }
 
 # --- slurm -----------------------------------------------------------------
+conf_is_ours() { head -n 1 "$SLURM_CONF" 2>/dev/null | grep -qxF "$CONF_MARKER"; }
+
 write_slurm_conf() {
     local host cpus mem_mb
     host="$(hostname -s)"
     cpus="$(nproc --all)"
     # Leave 5% of RAM to the system so slurmd never reports less memory than configured.
     mem_mb="$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.95}' /proc/meminfo)"
-    if [[ -e "$SLURM_CONF" ]] && ! head -n 1 "$SLURM_CONF" | grep -qxF "$CONF_MARKER"; then
+    if [[ -e "$SLURM_CONF" ]] && ! conf_is_ours; then
         die "$SLURM_CONF exists and was not written by this script; refusing to overwrite a real cluster's configuration"
     fi
     install -d -m 755 /etc/slurm "$STATE_DIR/slurmctld" "$STATE_DIR/slurmd"
@@ -142,6 +144,8 @@ TaskPlugin=task/none
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
+# Memory is consumable: a job without --mem would otherwise get the whole node.
+DefMemPerCPU=$((mem_mb / cpus))
 # A node that went down (e.g. slurmd restarted) returns to service when it registers.
 ReturnToService=2
 # Finished jobs stay visible to squeue for 10 minutes; lower values make the
@@ -244,6 +248,14 @@ cmd_stop() {
     stop_one slurmd
     stop_one slurmctld
     stop_one munged
+    # With the tools installed but no controller, every Slurm client call retries
+    # for MessageTimeout (10 s). The Snakemake Slurm plugin calls `scontrol show
+    # config` whenever Snakemake starts, even for local runs, so each `snakemake`
+    # would take 10 s longer. A stopped cluster answers "down" at once instead;
+    # `start` rewrites the whole file.
+    if conf_is_ours && ! grep -qx 'MessageTimeout=1' "$SLURM_CONF"; then
+        printf '# cluster stopped: fail fast (start rewrites this file)\nMessageTimeout=1\n' >>"$SLURM_CONF"
+    fi
 }
 
 cmd_status() {

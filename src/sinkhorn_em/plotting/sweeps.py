@@ -71,7 +71,7 @@ def plot_init_success(table: pd.DataFrame | str | os.PathLike, pdf_path: str | o
     offsets = _dodge(methods, 0.06 * step)
 
     fig, axes = plt.subplots(len(schemes), len(panels), sharex=True, sharey=True, squeeze=False,
-                             figsize=(1.75 * len(panels) + 0.6, 1.45 * len(schemes) + 0.7))
+                             figsize=(1.95 * len(panels) + 0.6, 1.45 * len(schemes) + 0.7))
     for row, scheme in enumerate(schemes):
         for col, panel in enumerate(panels):
             ax = axes[row, col]
@@ -87,8 +87,9 @@ def plot_init_success(table: pd.DataFrame | str | os.PathLike, pdf_path: str | o
             ax.set_xticks(separations)
             ax.grid(axis="y", linewidth=0.4, alpha=0.4)
             if row == 0:
-                ax.set_title(f"K = {panel.K}, d = {panel.d}\n" r"$\alpha$ = " f"{panel.weights}",
-                             fontsize=8)
+                short_weights = "/".join(f"{float(w):.2g}" for w in panel.weights.split("/"))
+                ax.set_title(f"K = {panel.K}, d = {panel.d}\n" r"$\alpha$ = " f"{short_weights}",
+                             fontsize=7.5)
             if col == 0:
                 ax.set_ylabel(f"{SCHEME_LABELS.get(scheme, scheme)}\nsuccess fraction")
             if row == len(schemes) - 1:
@@ -141,7 +142,7 @@ def plot_epsilon(table: pd.DataFrame | str | os.PathLike, pdf_path: str | os.Pat
     methods = _methods(table)
     constant = table[table["schedule"] == "constant"]
     annealed = table[table["schedule"] != "constant"]
-    fig, axes = plt.subplots(2, 3, figsize=(7.2, 4.6))
+    fig, axes = plt.subplots(2, 3, figsize=(7.5, 4.8))
 
     # Top row: constant epsilon.
     success = _pooled(constant, ["method", "eps"])
@@ -173,6 +174,7 @@ def plot_epsilon(table: pd.DataFrame | str | os.PathLike, pdf_path: str | os.Pat
         ax.set_xlabel(r"$\varepsilon$ (constant)")
     axes[0, 0].set_ylim(-0.04, 1.04)
     axes[0, 1].set_yscale("log")  # the bias spans decades between small and large epsilon
+    axes[0, 1].yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     axes[0, 1].yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
     axes[0, 1].yaxis.set_minor_formatter(ticker.NullFormatter())
 
@@ -200,10 +202,10 @@ def plot_epsilon(table: pd.DataFrame | str | os.PathLike, pdf_path: str | os.Pat
                     color=method_color(method), marker=_MARKERS.get(method, "o"), markersize=4)
     tick_labels = [r"$\varepsilon$ = 1"] + [
         f"{annealed.loc[annealed['schedule'] == s, 'eps0'].iloc[0]:g}" r"$\to$1" "\n"
-        r"$\rho$ = " f"{annealed.loc[annealed['schedule'] == s, 'decay'].iloc[0]:g}"
+        r"$\rho$ " f"{annealed.loc[annealed['schedule'] == s, 'decay'].iloc[0]:g}"
         for s in schedules[1:]]
     for ax in axes[1]:
-        ax.set_xticks(range(len(schedules)), tick_labels)
+        ax.set_xticks(range(len(schedules)), tick_labels, fontsize=7)
         ax.set_xlim(-0.5, len(schedules) - 0.5)
         ax.set_xlabel(r"annealing $\varepsilon_0 \rho^t \to 1$")
     axes[1, 0].set_ylim(-0.04, 1.04)
