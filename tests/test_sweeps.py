@@ -195,6 +195,8 @@ def test_pairing_by_size_changes_only_the_starts():
 def test_collapsed_fit_is_worse_than_the_reference_when_separated(init_runs):
     # At separation 3 the trivial fit is far from the truth; the rule can discriminate.
     assert (init_runs["collapsed_error"] > 2 * init_runs["reference_error"]).all()
+    assert not init_runs["collapsed_success"].any()
+    assert (summarise_init_sweep(init_runs)["collapsed_success_fraction"] == 0).all()
 
 
 def test_bad_settings_raise():

@@ -534,6 +534,9 @@ def _run_chunk(*, setting: SweepSetting, dataset: int, first_init: int, n_inits:
                     "reference_error": reference_errors[variant],
                     "unit_reference_error": reference_errors[unit],
                     "collapsed_error": baseline_error,
+                    # True where the rule cannot tell a fit from the trivial collapsed one.
+                    "collapsed_success": bool(is_success(baseline_error, reference_errors[unit],
+                                                         success_rtol, success_atol)),
                     "success": bool(is_success(error, reference_errors[unit], success_rtol, success_atol)),
                     "success_own": bool(is_success(error, reference_errors[variant], success_rtol,
                                                    success_atol)),
@@ -790,10 +793,12 @@ def summarise_init_sweep(runs: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         Columns :data:`INIT_TABLE_COLUMNS`, then ``pairing, n_success,
         median_error_success, converged_fraction, median_reference_error,
-        median_collapsed_error``:
+        median_collapsed_error, collapsed_success_fraction``:
         success is the fraction of successful runs, ``[ci_low, ci_high]`` its Wilson 95%
-        interval, and the last two are medians over datasets of the error of the reference
-        run and of the trivial collapsed fit (:func:`collapsed_error`).
+        interval, then medians over datasets of the error of the reference run and of the
+        trivial collapsed fit (:func:`collapsed_error`), and the fraction of datasets on which
+        that trivial fit would pass the success rule (where it is > 0 the rule cannot tell
+        a collapsed fit from the global optimum).
     """
     group_columns = [*_SETTING_COLUMNS, "init", "pairing", "method"]
     _check_runs(runs, group_columns)
@@ -803,7 +808,8 @@ def summarise_init_sweep(runs: pd.DataFrame) -> pd.DataFrame:
         per_dataset = group.drop_duplicates("dataset")
         rows.append({**dict(zip(group_columns, key)), **_success_summary(group),
                      "median_reference_error": float(per_dataset["reference_error"].median()),
-                     "median_collapsed_error": float(per_dataset["collapsed_error"].median())})
+                     "median_collapsed_error": float(per_dataset["collapsed_error"].median()),
+                     "collapsed_success_fraction": float(per_dataset["collapsed_success"].mean())})
     return _leading(pd.DataFrame(rows), INIT_TABLE_COLUMNS)
 
 
@@ -825,7 +831,8 @@ def summarise_epsilon_sweep(runs: pd.DataFrame) -> pd.DataFrame:
         averaged over datasets: ``mean_bias`` (matched error of the fit
         started at the truth, means and covariances), ``mean_bias_means`` (means only) and
         ``mean_shift`` (its distance to the constant-epsilon-1 fit of the same method on the
-        same data; 0 for epsilon = 1), and ``mean_collapsed_error`` (:func:`collapsed_error`).
+        same data; 0 for epsilon = 1), ``mean_collapsed_error`` (:func:`collapsed_error`) and
+        ``collapsed_success_fraction`` (as in :func:`summarise_init_sweep`).
     """
     group_columns = [*_VARIANT_COLUMNS, *_SETTING_COLUMNS, "init", "pairing"]
     _check_runs(runs, group_columns)
@@ -846,5 +853,6 @@ def summarise_epsilon_sweep(runs: pd.DataFrame) -> pd.DataFrame:
             "mean_bias_means": float(per_dataset["reference_error_means"].mean()),
             "mean_shift": float(per_dataset["reference_shift"].mean()),
             "mean_collapsed_error": float(per_dataset["collapsed_error"].mean()),
+            "collapsed_success_fraction": float(per_dataset["collapsed_success"].mean()),
         })
     return _leading(pd.DataFrame(rows), EPSILON_TABLE_COLUMNS)

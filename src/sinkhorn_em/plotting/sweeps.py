@@ -83,6 +83,12 @@ def plot_init_success(table: pd.DataFrame | str | os.PathLike, pdf_path: str | o
                     continue
                 _error_bars(ax, line["separation"] + offsets[method], line["success"],
                             line["ci_low"], line["ci_high"], method, METHOD_LABELS.get(method, method))
+            # Grey band: the trivial collapsed fit would pass the success rule here, so a
+            # high success fraction says nothing about finding the global optimum.
+            blind = cell.loc[cell["collapsed_success_fraction"] > 0, "separation"].unique()
+            for separation in blind:
+                ax.axvspan(separation - 0.4 * step, separation + 0.4 * step, color="#dddddd",
+                           zorder=0, linewidth=0)
             ax.set_ylim(-0.04, 1.04)
             ax.set_xticks(separations)
             ax.grid(axis="y", linewidth=0.4, alpha=0.4)
@@ -99,7 +105,8 @@ def plot_init_success(table: pd.DataFrame | str | os.PathLike, pdf_path: str | o
                frameon=False)
     n_runs = table["n_runs"]
     runs_text = f"{n_runs.min()}" if n_runs.min() == n_runs.max() else f"{n_runs.min()}-{n_runs.max()}"
-    fig.text(0.995, 0.0, f"{runs_text} runs per point; bars: Wilson 95% intervals",
+    fig.text(0.995, 0.0, f"{runs_text} runs per point; bars: Wilson 95% intervals; grey: the "
+             "collapsed fit would count as a success",
              ha="right", va="top", fontsize=7, color="#555555")
     fig.tight_layout()
     save_figure(fig, pdf_path, png_path)
