@@ -52,9 +52,11 @@ from .gaussian import (
 from .losses import _posterior, balanced_value, free_energy
 from .sinkhorn import SinkhornConvergenceWarning
 
-__all__ = ["EOTGaussianMixture", "METHODS", "INITS"]
+__all__ = ["EOTGaussianMixture", "METHODS", "INITS", "ESTIMATOR_METHOD"]
 
 METHODS = ("em", "oem", "sinkhorn")
+#: Table names of the methods (vEM, oEM, sEM) -> ``method`` of :class:`EOTGaussianMixture`.
+ESTIMATOR_METHOD = {"vEM": "em", "oEM": "oem", "sEM": "sinkhorn"}
 INITS = ("k-means++", "random_from_data", "random")
 
 

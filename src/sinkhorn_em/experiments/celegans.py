@@ -88,7 +88,7 @@ __all__ = [
 
 METHODS = ("vEM", "oEM", "sEM")
 INITS = ("random", "atlas")
-_ESTIMATOR_METHOD = {"vEM": "em", "oEM": "oem", "sEM": "sinkhorn"}
+from sinkhorn_em.mixture import ESTIMATOR_METHOD as _ESTIMATOR_METHOD  # noqa: E402  (one map shared by all families)
 _POSITION_DIMS = 3
 _FEATURE_DIMS = 6
 

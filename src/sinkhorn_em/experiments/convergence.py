@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: Estimator ``method`` of :class:`sinkhorn_em.EOTGaussianMixture` for each table key.
-ESTIMATOR_METHOD = {"vEM": "em", "oEM": "oem", "sEM": "sinkhorn"}
+from sinkhorn_em.mixture import ESTIMATOR_METHOD  # noqa: E402  (one map shared by all families)
 SYMMETRIC_KEYS = ["method", "theta_star", "alpha", "theta0"]
 GENERAL_K_KEYS = ["method", "dataset"]
 

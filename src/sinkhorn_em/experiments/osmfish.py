@@ -77,7 +77,7 @@ TARGETS = ("region", "celltype")
 FEATURE_SETS = ("expr", "expr+xy")
 WEIGHT_SETTINGS = ("true", "perturbed", "uniform")
 METHODS = ("vEM", "oEM", "sEM", "sklearn")
-_ESTIMATOR_METHOD = {"vEM": "em", "oEM": "oem", "sEM": "sinkhorn"}
+from sinkhorn_em.mixture import ESTIMATOR_METHOD as _ESTIMATOR_METHOD  # noqa: E402  (one map shared by all families)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -110,7 +110,7 @@ __all__ = [
 ]
 
 #: Table method key -> ``EOTGaussianMixture(method=...)``.
-METHOD_ESTIMATORS = {"vEM": "em", "oEM": "oem", "sEM": "sinkhorn"}
+from sinkhorn_em.mixture import ESTIMATOR_METHOD as METHOD_ESTIMATORS  # noqa: E402  (one map shared by all families)
 #: Initialisation schemes of the sweeps ("truth" is the reference start, for checks).
 INIT_SCHEMES = ("random_from_data", "k-means++", "uniform_box", "truth")
 _METHOD_RANK = {m: r for r, m in enumerate(METHOD_ESTIMATORS)}
