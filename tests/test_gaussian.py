@@ -185,11 +185,14 @@ def test_estimate_gaussian_parameters_equals_direct_weighted_statistics(covarian
     X, weights = m_step_problem(6, d, kind)
     expected = direct_estimates(X, weights, 1e-3, covariance_type)
     for data in (X, MomentFeatures.from_data(X)):
-        nk, means, covariances = estimate_gaussian_parameters(data, weights, 1e-3, covariance_type)
-        # nk carries a 10 * machine-eps guard against empty components.
-        np.testing.assert_allclose(nk, expected[0], rtol=1e-13, atol=1e-13)
-        np.testing.assert_allclose(means, expected[1], rtol=1e-11, atol=1e-11)
-        np.testing.assert_allclose(covariances, expected[2], rtol=1e-10, atol=1e-11)
+        # Known column sums (as for a balanced plan) must give the same estimates.
+        for masses in (None, weights.sum(axis=0)):
+            nk, means, covariances = estimate_gaussian_parameters(data, weights, 1e-3, covariance_type,
+                                                                  masses=masses)
+            # nk carries a 10 * machine-eps guard against empty components.
+            np.testing.assert_allclose(nk, expected[0], rtol=1e-13, atol=1e-13)
+            np.testing.assert_allclose(means, expected[1], rtol=1e-11, atol=1e-11)
+            np.testing.assert_allclose(covariances, expected[2], rtol=1e-10, atol=1e-11)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)

@@ -243,15 +243,64 @@ def test_one_iteration_is_the_method_specific_e_step_then_weighted_m_step(method
 @pytest.mark.parametrize("method, max_ratio", [("sinkhorn", 0.9), ("em", 1.0)])
 def test_sinkhorn_solves_are_warm_started_across_iterations(method, max_ratio):
     # The E-step (sinkhorn) or the tracked EOT loss (em) reuses the previous column
-    # potential; a cold start from g = log alpha at the same parameters needs more iterations.
+    # potential; a cold start from g = log alpha at the same parameters needs more
+    # Sinkhorn iterations.
     X, _ = mixture_data(8, n=150, separation=2.5)
     model = fit_quietly(EOTGaussianMixture(3, weights=WEIGHTS, method=method, tol=0, max_iter=12,
-                                           keep_trajectory=True, random_state=0, sinkhorn_max_iter=100_000), X)
+                                           keep_trajectory=True, random_state=0, sinkhorn_max_iter=100_000,
+                                           sinkhorn_solver="sinkhorn"), X)
     cold = [balanced_value(gaussian_cost(X, theta["means"], theta["covariances"]), WEIGHTS, 1.0, tol=1e-9,
                            max_iter=100_000)[1].n_iter for theta in model.trajectory_]
     warm = model.history_["sinkhorn_iterations"].to_numpy()
     assert warm[0] == cold[0]  # the first solve has nothing to start from
     assert warm[1:].sum() < max_ratio * np.sum(cold[1:])
+
+
+@pytest.mark.parametrize("solver", ["sinkhorn", "newton"])
+def test_each_balanced_solve_starts_from_the_previous_one(solver, monkeypatch):
+    # Newton needs few iterations even cold, so its warm start is checked by what it is
+    # handed: the previous solve's column potential and (for Newton) curvature.
+    import sinkhorn_em.losses as losses
+
+    calls = []
+    solve = losses.BALANCED_SOLVERS[solver]
+
+    def spy(*args, **kwargs):
+        result = solve(*args, **kwargs)
+        calls.append((kwargs, result))
+        return result
+
+    monkeypatch.setitem(losses.BALANCED_SOLVERS, solver, spy)
+    X, _ = mixture_data(8, n=150, separation=2.5)
+    fit_quietly(EOTGaussianMixture(3, weights=WEIGHTS, tol=0, max_iter=5, random_state=0,
+                                   sinkhorn_solver=solver), X)
+    assert len(calls) == 6
+    np.testing.assert_array_equal(calls[0][0]["g_init"], np.log(WEIGHTS))
+    assert calls[0][0].get("hessian_init") is None
+    for (kwargs, _), (_, previous) in zip(calls[1:], calls[:-1]):
+        np.testing.assert_array_equal(kwargs["g_init"], previous.g)
+        if solver == "newton":
+            assert previous.hessian is not None
+            np.testing.assert_array_equal(kwargs["hessian_init"], previous.hessian)
+        else:
+            assert "hessian_init" not in kwargs
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "spherical"])
+def test_both_balanced_solvers_give_the_same_sinkhorn_em_fit(covariance_type):
+    # Same E-step problem solved to 1e-12 by different iterations: the fits agree to far
+    # below any statistical resolution, and only the work differs.
+    X, _ = mixture_data(4, n=300, separation=4.0)
+    fits = {solver: fit_quietly(EOTGaussianMixture(
+        3, weights=[0.2, 0.3, 0.5], covariance_type=covariance_type, tol=0, max_iter=15, random_state=2,
+        sinkhorn_tol=1e-12, sinkhorn_max_iter=100_000, sinkhorn_solver=solver), X)
+        for solver in ("sinkhorn", "newton")}
+    plain, newton = fits["sinkhorn"], fits["newton"]
+    np.testing.assert_allclose(newton.means_, plain.means_, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(newton.covariances_, plain.covariances_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(newton.history_["eot_loss"], plain.history_["eot_loss"], rtol=1e-11)
+    # The weights (.2, .3, .5) differ from the cluster masses (.5, .3, .2): Sinkhorn crawls.
+    assert newton.history_["sinkhorn_iterations"].sum() < 0.2 * plain.history_["sinkhorn_iterations"].sum()
 
 
 def test_track_eot_loss_false_skips_the_balanced_solve(data):
@@ -422,6 +471,7 @@ X_OK = mixture_data(0, n=20)[0]
         ({"method": "hard-em"}, X_OK, "method"),
         ({"covariance_type": "banded"}, X_OK, "covariance_type"),
         ({"init": "kmeans"}, X_OK, "init"),
+        ({"sinkhorn_solver": "lbfgs"}, X_OK, "sinkhorn_solver"),
         ({"n_components": 0}, X_OK, "n_components"),
         ({"max_iter": 0}, X_OK, "max_iter"),
         ({"n_init": 0}, X_OK, "n_init"),

@@ -1,10 +1,11 @@
-"""``sinkhorn_em.sinkhorn_log`` against independent references.
+"""``sinkhorn_em.sinkhorn_log`` and ``sinkhorn_newton`` against independent references.
 
 References: a plain log-domain Sinkhorn written here (two log-sum-exps per iteration,
 no stabilisation tricks), POT's ``ot.bregman.sinkhorn_log``, and the definition of the
 problem (marginal constraints). The library solver absorbs potentials into a kernel and
 switches between scaling and log domains; the plain loop checks that those tricks do not
-change a single iterate.
+change a single iterate. ``sinkhorn_newton`` solves the same problem with other iterations:
+every test of the solution runs on both solvers.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import ot
 import pytest
 from scipy.special import logsumexp
 
-from sinkhorn_em import SinkhornConvergenceWarning, SinkhornResult, sinkhorn_log
+from sinkhorn_em import SinkhornConvergenceWarning, SinkhornResult, sinkhorn_log, sinkhorn_newton
+
+SOLVERS = pytest.mark.parametrize("solve", [sinkhorn_log, sinkhorn_newton], ids=["sinkhorn", "newton"])
 
 
 def plain_log_sinkhorn(a, b, cost, epsilon, n_iter, g_start):
@@ -93,12 +96,13 @@ def test_f_init_starts_from_the_column_step_it_implies():
 
 
 # --------------------------------------------------------------------------- solution
+@SOLVERS
 @pytest.mark.parametrize("tol", [1e-4, 1e-7, 1e-11])
-def test_both_marginals_within_tol(tol):
+def test_both_marginals_within_tol(solve, tol):
     for seed in range(5):
         a, b, cost = random_problem(seed)
         epsilon = [1.0, 0.2, 0.05, 2.0, 0.5][seed]
-        result = sinkhorn_log(a, b, cost, epsilon, tol=tol, max_iter=100_000)
+        result = solve(a, b, cost, epsilon, tol=tol, max_iter=100_000)
         assert result.converged
         plan = result.plan
         assert np.all(plan >= 0) and np.all(np.isfinite(plan))
@@ -111,45 +115,50 @@ def test_both_marginals_within_tol(tol):
         assert result.epsilon == epsilon
 
 
+@SOLVERS
 @pytest.mark.parametrize("epsilon", [2.0, 1.0, 0.3, 0.1])
-def test_agrees_with_pot(epsilon):
+def test_agrees_with_pot(solve, epsilon):
     for seed in range(4):
         a, b, cost = random_problem(100 + seed, uniform_rows=seed % 2 == 0)
-        ours = sinkhorn_log(a, b, cost, epsilon, tol=1e-13, max_iter=100_000)
+        ours = solve(a, b, cost, epsilon, tol=1e-13, max_iter=100_000)
         pot = ot.bregman.sinkhorn_log(a, b, cost, epsilon, stopThr=1e-14, numItermax=100_000)
         assert ours.converged
         np.testing.assert_allclose(ours.plan, pot, rtol=0, atol=1e-8 * pot.max())
         np.testing.assert_allclose(ours.plan, pot, rtol=1e-6, atol=1e-13)
 
 
-def test_warm_start_same_solution_in_fewer_iterations():
+@SOLVERS
+def test_warm_start_same_solution_in_fewer_iterations(solve):
     rng = np.random.default_rng(5)
     for seed in range(4):
         a, b, cost = random_problem(200 + seed, n=80, K=5, cost_scale=6.0, uniform_rows=True)
         neighbour = cost + 0.02 * rng.standard_normal(cost.shape)
-        previous = sinkhorn_log(a, b, neighbour, 0.5, tol=1e-11, max_iter=100_000)
-        cold = sinkhorn_log(a, b, cost, 0.5, tol=1e-11, max_iter=100_000)
-        warm = sinkhorn_log(a, b, cost, 0.5, tol=1e-11, max_iter=100_000, g_init=previous.g)
+        previous = solve(a, b, neighbour, 0.5, tol=1e-11, max_iter=100_000)
+        cold = solve(a, b, cost, 0.5, tol=1e-11, max_iter=100_000)
+        curvature = {"hessian_init": previous.hessian} if solve is sinkhorn_newton else {}
+        warm = solve(a, b, cost, 0.5, tol=1e-11, max_iter=100_000, g_init=previous.g, **curvature)
         assert cold.converged and warm.converged
         np.testing.assert_allclose(warm.plan, cold.plan, rtol=1e-7, atol=1e-12)
         assert warm.n_iter < cold.n_iter
 
 
-def test_restart_from_own_solution_stops_after_one_iteration():
+@SOLVERS
+def test_restart_from_own_solution_stops_after_one_iteration(solve):
     a, b, cost = random_problem(7)
-    solved = sinkhorn_log(a, b, cost, 0.4, tol=1e-10, max_iter=100_000)
-    again = sinkhorn_log(a, b, cost, 0.4, tol=1e-10, max_iter=100_000, g_init=solved.g)
+    solved = solve(a, b, cost, 0.4, tol=1e-10, max_iter=100_000)
+    again = solve(a, b, cost, 0.4, tol=1e-10, max_iter=100_000, g_init=solved.g)
     assert solved.n_iter > 1
     assert again.n_iter == 1
     np.testing.assert_allclose(again.plan, solved.plan, rtol=1e-8, atol=1e-15)
 
 
+@SOLVERS
 @pytest.mark.parametrize("epsilon", [1.0, 0.2])
-def test_dual_potentials_give_the_primal_value(epsilon):
+def test_dual_potentials_give_the_primal_value(solve, epsilon):
     # Strong duality for min <P, C> + eps KL(P || a ⊗ b): at the optimum the dual objective
     # <phi, a> + <psi, b> equals the primal value.
     a, b, cost = random_problem(8)
-    result = sinkhorn_log(a, b, cost, epsilon, tol=1e-13, max_iter=100_000)
+    result = solve(a, b, cost, epsilon, tol=1e-13, max_iter=100_000)
     plan = result.plan
     primal = np.sum(plan * cost) + epsilon * np.sum(plan * np.log(plan / np.outer(a, b)))
     phi, psi = result.dual_potentials(epsilon)
@@ -166,13 +175,14 @@ def two_far_clusters(sizes=(30, 20), separation=50.0, seed=0):
     return x, cost
 
 
-def test_eps_1e_3_with_components_50_sigma_apart_converges_and_stays_finite():
+@SOLVERS
+def test_eps_1e_3_with_components_50_sigma_apart_converges_and_stays_finite(solve):
     sizes = (30, 20)
     x, cost = two_far_clusters(sizes)
     n = x.size
     a = np.full(n, 1.0 / n)
     b = np.array(sizes, dtype=float) / n  # the cluster masses: the problem is well posed
-    result = sinkhorn_log(a, b, cost, 1e-3, tol=1e-10, max_iter=10_000)
+    result = solve(a, b, cost, 1e-3, tol=1e-10, max_iter=10_000)
     assert result.converged
     for array in (result.f, result.g, result.plan):
         assert np.all(np.isfinite(array))
@@ -182,15 +192,17 @@ def test_eps_1e_3_with_components_50_sigma_apart_converges_and_stays_finite():
     np.testing.assert_allclose(result.plan, hard, rtol=0, atol=1e-12)
 
 
-def test_eps_1e_3_with_mismatched_marginals_warns_and_stays_finite():
-    # Moving mass across 50 sigma costs ~1e6 in units of eps: Sinkhorn crawls and stops at
-    # max_iter. It must say so and still return finite numbers with an exact column marginal.
+@SOLVERS
+def test_eps_1e_3_with_mismatched_marginals_warns_and_stays_finite(solve):
+    # Moving mass across 50 sigma costs ~1e6 in units of eps: Sinkhorn crawls (and Newton,
+    # whose steps are capped, too) and stops at max_iter. It must say so and still return
+    # finite numbers with an exact column marginal.
     x, cost = two_far_clusters((30, 20))
     n = x.size
     a = np.full(n, 1.0 / n)
     b = np.array([0.5, 0.5])
     with pytest.warns(SinkhornConvergenceWarning, match="did not converge"):
-        result = sinkhorn_log(a, b, cost, 1e-3, tol=1e-9, max_iter=300)
+        result = solve(a, b, cost, 1e-3, tol=1e-9, max_iter=300)
     assert not result.converged
     assert result.n_iter == 300
     for array in (result.f, result.g, result.plan):
@@ -200,11 +212,12 @@ def test_eps_1e_3_with_mismatched_marginals_warns_and_stays_finite():
     assert result.marginal_error == pytest.approx(np.abs(result.plan.sum(axis=1) - a).sum(), rel=1e-9)
 
 
-def test_warn_false_silences_the_convergence_warning():
+@SOLVERS
+def test_warn_false_silences_the_convergence_warning(solve):
     a, b, cost = random_problem(3)
     with warnings.catch_warnings():
         warnings.simplefilter("error", SinkhornConvergenceWarning)
-        result = sinkhorn_log(a, b, cost, 0.1, tol=0.0, max_iter=2, warn=False)
+        result = solve(a, b, cost, 0.1, tol=0.0, max_iter=2, warn=False)
     assert not result.converged
 
 
@@ -233,6 +246,142 @@ GOOD_COST = np.arange(8.0).reshape(4, 2)
         (GOOD_A, GOOD_B, GOOD_COST, {"g_init": np.array([0.0, np.nan])}, "g_init"),
     ],
 )
-def test_bad_input_raises_value_error_naming_the_problem(a, b, cost, kwargs, word):
+@SOLVERS
+def test_bad_input_raises_value_error_naming_the_problem(solve, a, b, cost, kwargs, word):
     with pytest.raises(ValueError, match=word):
-        sinkhorn_log(a, b, cost, **kwargs)
+        solve(a, b, cost, **kwargs)
+
+
+@pytest.mark.parametrize("hessian_init", [np.eye(3), np.array([[1.0, np.nan], [0.0, 1.0]])])
+def test_newton_rejects_a_hessian_init_that_does_not_fit(hessian_init):
+    with pytest.raises(ValueError, match="hessian_init"):
+        sinkhorn_newton(GOOD_A, GOOD_B, GOOD_COST, hessian_init=hessian_init)
+
+
+# --------------------------------------------------------------------------- Newton
+def test_newton_with_max_iter_1_is_one_sinkhorn_iteration():
+    a, b, cost = random_problem(21)
+    g_start = np.random.default_rng(2).normal(size=b.size)
+    result = sinkhorn_newton(a, b, cost, 0.3, tol=0.0, max_iter=1, g_init=g_start, warn=False)
+    f, g, plan = plain_log_sinkhorn(a, b, cost, 0.3, 1, g_start)
+    np.testing.assert_allclose(result.f, f, rtol=1e-11, atol=1e-10)
+    np.testing.assert_allclose(result.g, g, rtol=1e-11, atol=1e-10)
+    np.testing.assert_allclose(result.plan, plan, rtol=1e-9, atol=1e-15)
+    assert result.n_iter == 1
+
+
+def separated_mixture_problem(seed=0, n=2000):
+    """Four unit-variance 2-D clusters 6 sigma apart with masses (.4, .3, .2, .1) and targets .25 each.
+
+    The balanced plan must move 15% of the mass across cluster boundaries: the regime where
+    Sinkhorn contracts slowly.
+    """
+    rng = np.random.default_rng(seed)
+    centres = 6.0 * np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    labels = rng.choice(4, size=n, p=[0.4, 0.3, 0.2, 0.1])
+    x = centres[labels] + rng.standard_normal((n, 2))
+    cost = 0.5 * ((x[:, None, :] - centres[None]) ** 2).sum(axis=2) + np.log(2 * np.pi)
+    return np.full(n, 1.0 / n), np.full(4, 0.25), cost
+
+
+def test_newton_warm_start_with_the_previous_curvature_computes_fewer_hessians():
+    a, b, cost = separated_mixture_problem()
+    rng = np.random.default_rng(3)
+    previous = sinkhorn_newton(a, b, cost + 0.05 * rng.standard_normal(cost.shape), 1.0, tol=1e-10)
+    cold = sinkhorn_newton(a, b, cost, 1.0, tol=1e-10)
+    warm_g = sinkhorn_newton(a, b, cost, 1.0, tol=1e-10, g_init=previous.g)
+    warm = sinkhorn_newton(a, b, cost, 1.0, tol=1e-10, g_init=previous.g, hessian_init=previous.hessian)
+    assert cold.converged and warm_g.converged and warm.converged
+    assert warm_g.n_iter < cold.n_iter
+    assert warm.n_hessians < warm_g.n_hessians
+    np.testing.assert_allclose(warm.plan, cold.plan, rtol=0, atol=1e-12)
+    assert sinkhorn_log(a, b, cost, 1.0, tol=0.0, max_iter=2, warn=False).n_hessians == 0
+
+
+def test_newton_needs_far_fewer_iterations_where_sinkhorn_crawls():
+    a, b, cost = separated_mixture_problem()
+    plain = sinkhorn_log(a, b, cost, 1.0, tol=1e-10, max_iter=100_000)
+    newton = sinkhorn_newton(a, b, cost, 1.0, tol=1e-10, max_iter=1000)
+    pot = ot.bregman.sinkhorn_log(a, b, cost, 1.0, stopThr=1e-13, numItermax=200_000)
+    assert plain.converged and newton.converged
+    assert plain.n_iter > 200  # the problem is hard for Sinkhorn
+    assert newton.n_iter <= 30
+    np.testing.assert_allclose(newton.plan, pot, rtol=0, atol=1e-9 * pot.max())
+    assert newton.marginal_error <= 1e-10
+    np.testing.assert_allclose(newton.plan.sum(axis=0), b, rtol=1e-12)
+
+
+def absorbed_state(seed=3, n=60, K=5, epsilon=0.7):
+    """A kernel with rows summing to a, and scalings away from one, as inside the solver."""
+    from sinkhorn_em.sinkhorn import _log_row_step
+
+    a, b, cost = random_problem(seed, n=n, K=K)
+    kernel = np.empty_like(cost)
+    _log_row_step(cost / epsilon, np.zeros(K), np.log(a), a, kernel)
+    log_v = 0.3 * np.random.default_rng(seed).standard_normal(K)
+    return a, b, kernel, log_v
+
+
+def column_masses(kernel, a, log_v):
+    v = np.exp(log_v)
+    return v * (kernel.T @ (a / (kernel @ v)))
+
+
+@pytest.mark.parametrize("K", [5, 12])  # column dot products / single-precision Gram product
+def test_semi_dual_hessian_is_the_jacobian_of_the_column_masses(K):
+    from sinkhorn_em.sinkhorn import _semi_dual_hessian
+
+    a, b, kernel, log_v = absorbed_state(K=K)
+    v = np.exp(log_v)
+    u = a / (kernel @ v)
+    hessian = _semi_dual_hessian(kernel, u, v, a, np.empty(kernel.shape, dtype=np.float32))
+    step = 1e-6
+    jacobian = np.stack([(column_masses(kernel, a, log_v + step * e) - column_masses(kernel, a, log_v - step * e))
+                         / (2 * step) for e in np.eye(log_v.size)], axis=1)
+    np.testing.assert_allclose(hessian, jacobian, rtol=2e-5, atol=1e-9)
+    np.testing.assert_allclose(hessian, hessian.T, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(hessian @ np.ones(log_v.size), 0.0, atol=1e-15)  # a Laplacian
+    assert np.linalg.eigvalsh(hessian).min() > -1e-12
+
+
+def test_bfgs_update_satisfies_the_secant_equation_and_keeps_the_laplacian_structure():
+    from sinkhorn_em.sinkhorn import _bfgs_update
+
+    rng = np.random.default_rng(0)
+    K = 6
+
+    def laplacian():
+        weights = rng.random((K, K))
+        weights = np.triu(weights, 1) + np.triu(weights, 1).T
+        return np.diag(weights.sum(axis=1)) - weights
+
+    model, truth = laplacian(), laplacian()
+    step = rng.standard_normal(K)
+    change = truth @ step
+    updated = _bfgs_update(model, step, change)
+    np.testing.assert_allclose(updated @ (step - step.mean()), change, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(updated @ np.ones(K), 0.0, atol=1e-12)
+    np.testing.assert_allclose(updated, updated.T, atol=1e-12)
+    assert np.linalg.eigvalsh(updated).min() > -1e-10
+    # No curvature along the step (a null direction): the model is left alone.
+    np.testing.assert_array_equal(_bfgs_update(model, np.ones(K), np.zeros(K)), model)
+
+
+def test_fused_row_step_equals_two_matrix_vector_products(monkeypatch):
+    import sinkhorn_em.sinkhorn as solver
+
+    a, b, kernel, log_v = absorbed_state(n=1000, K=5)
+    # Blocks of 64 rows: 15 full blocks and a partial one.
+    monkeypatch.setattr(solver, "_BLOCK_BYTES", 64 * 8 * 5)
+    state = solver._fused_row_step_state(kernel, a, b, log_v)
+    u, col, dual = state.u, state.col, state.dual
+    v = np.exp(log_v)
+    expected_u = a / (kernel @ v)
+    expected_col = v * (kernel.T @ expected_u)
+    expected_dual = b @ log_v - a @ np.log(kernel @ v / a)
+    np.testing.assert_allclose(state.log_v, log_v, rtol=0, atol=0)
+    np.testing.assert_allclose(u, expected_u, rtol=1e-14)
+    np.testing.assert_allclose(col, expected_col, rtol=1e-13)
+    assert dual == pytest.approx(expected_dual, rel=1e-13, abs=1e-15)
+    kernel[700] = 0.0  # a row with no mass: no valid row step
+    assert solver._fused_row_step_state(kernel, a, b, log_v) is None

@@ -10,7 +10,7 @@ from .gaussian import estimate_gaussian_parameters, gaussian_cost, log_gaussian_
 from .losses import eot_loss, free_energy, nll, semi_relaxed_plan
 from .metrics import ari, matched_parameter_error, nmi, w2_squared
 from .mixture import EOTGaussianMixture
-from .sinkhorn import SinkhornConvergenceWarning, SinkhornResult, sinkhorn_log
+from .sinkhorn import SinkhornConvergenceWarning, SinkhornResult, sinkhorn_log, sinkhorn_newton
 
 __version__ = "0.1.0"
 
@@ -29,5 +29,6 @@ __all__ = [
     "nmi",
     "semi_relaxed_plan",
     "sinkhorn_log",
+    "sinkhorn_newton",
     "w2_squared",
 ]

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 
+from . import _reductions
+
 __all__ = [
     "COVARIANCE_TYPES",
     "MomentFeatures",
@@ -216,7 +218,8 @@ def log_gaussian_density(X, means, covariances, covariance_type: str = "full") -
     return -gaussian_cost(X, means, covariances, covariance_type)
 
 
-def estimate_gaussian_parameters(X, resp: np.ndarray, reg_covar: float, covariance_type: str = "full"):
+def estimate_gaussian_parameters(X, resp: np.ndarray, reg_covar: float, covariance_type: str = "full",
+                                 masses: np.ndarray | None = None):
     """Weighted M-step: masses, means and covariances from soft assignments.
 
     .. math:: n_k = \\sum_i r_{ik},\\quad \\mu_k = \\frac{1}{n_k}\\sum_i r_{ik} x_i,\\quad
@@ -229,10 +232,14 @@ def estimate_gaussian_parameters(X, resp: np.ndarray, reg_covar: float, covarian
     ----------
     X : ndarray of shape (n, d) or MomentFeatures
     resp : ndarray of shape (n, K)
-        Non-negative weights (responsibilities, or ``n`` times a transport plan).
+        Non-negative weights: responsibilities, or a transport plan (the estimates do not
+        depend on the overall scale, apart from the ``10 * machine eps`` added to ``nk``).
     reg_covar : float
         Added to the diagonal of every covariance.
     covariance_type : {"full", "diag", "spherical", "tied"}
+    masses : ndarray of shape (K,), optional
+        The column sums of ``resp`` when they are known already (a balanced transport
+        plan's are its column marginal), saving a pass over ``resp``.
 
     Returns
     -------
@@ -245,7 +252,7 @@ def estimate_gaussian_parameters(X, resp: np.ndarray, reg_covar: float, covarian
     Xc = features.X
     n, d = Xc.shape
     # Keeps an empty component finite; same guard as scikit-learn.
-    nk = resp.sum(axis=0) + 10.0 * np.finfo(resp.dtype).eps
+    nk = (_reductions.column_sums(resp) if masses is None else np.asarray(masses, dtype=float)) + 10.0 * np.finfo(resp.dtype).eps
     means_c = (resp.T @ Xc) / nk[:, None]
     if covariance_type == "full":
         if features.quadratic is not None:

@@ -24,9 +24,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
+from . import _reductions
 from ._validation import check_data, check_parameters
 from .gaussian import gaussian_cost
-from .sinkhorn import sinkhorn_log
+from .sinkhorn import sinkhorn_log, sinkhorn_newton
 
 __all__ = [
     "semi_relaxed_plan",
@@ -63,11 +64,11 @@ def _posterior(cost: np.ndarray, weights: np.ndarray, epsilon: float = 1.0):
     """
     resp = cost / -epsilon
     resp += np.log(weights)[None, :]
-    row_max = resp.max(axis=1)
-    resp -= row_max[:, None]
+    row_max = _reductions.row_max(resp)
+    _reductions.subtract_rows(resp, row_max)
     np.exp(resp, out=resp)
-    row_sum = resp.sum(axis=1)
-    resp /= row_sum[:, None]
+    row_sum = _reductions.row_sums(resp)
+    _reductions.multiply_rows(resp, 1.0 / row_sum)
     value = -epsilon * float(np.mean(row_max + np.log(row_sum)))
     return resp, value
 
@@ -92,21 +93,33 @@ def free_energy(plan: np.ndarray, cost: np.ndarray, weights: np.ndarray, epsilon
     return float(np.sum(plan * cost) + epsilon * kl)
 
 
-def balanced_value(cost, weights, epsilon: float = 1.0, *, tol: float = 1e-9, max_iter: int = 1000, g_init=None, warn=True):
+BALANCED_SOLVERS = {"sinkhorn": sinkhorn_log, "newton": sinkhorn_newton}
+
+
+def balanced_value(cost, weights, epsilon: float = 1.0, *, tol: float = 1e-9, max_iter: int = 1000, g_init=None,
+                   warn=True, solver: str = "sinkhorn", hessian_init=None):
     """``min F`` over couplings with rows ``1/n`` and columns ``alpha``; returns ``(value, SinkhornResult)``.
 
-    Sinkhorn starts from ``g = log alpha`` (its first half-step is then the EM E-step)
-    unless ``g_init`` is given.
+    The solve starts from ``g = log alpha`` (its first half-step is then the EM E-step)
+    unless ``g_init`` is given. ``solver`` picks :func:`~sinkhorn_em.sinkhorn.sinkhorn_log`
+    (``"sinkhorn"``) or :func:`~sinkhorn_em.sinkhorn.sinkhorn_newton` (``"newton"``): same
+    problem, same stopping rule, different iterations; ``hessian_init`` (a previous
+    result's ``hessian``) warm-starts the Newton solver's curvature as well.
     """
+    if solver not in BALANCED_SOLVERS:
+        raise ValueError(f"Unknown balanced solver {solver!r}; choose one of {sorted(BALANCED_SOLVERS)}.")
     n = cost.shape[0]
     a = np.full(n, 1.0 / n)
-    result = sinkhorn_log(
+    options = {"hessian_init": hessian_init} if solver == "newton" else {}
+    result = BALANCED_SOLVERS[solver](
         a, weights, cost, epsilon, tol=tol, max_iter=max_iter,
-        g_init=np.log(weights) if g_init is None else g_init, warn=warn,
+        g_init=np.log(weights) if g_init is None else g_init, warn=warn, **options,
     )
     # With log P = f + g - C/eps, <P, C> + eps <P, log P - log a - log b> collapses to the
     # potentials weighted by the plan's marginals: O(n + K) instead of a pass over P.
-    rows, cols = result.plan.sum(axis=1), result.plan.sum(axis=0)
+    # Both solvers end on a column half-step: the columns sum to the weights (to rounding).
+    rows = result.row_marginal if result.row_marginal is not None else _reductions.row_sums(result.plan)
+    cols = weights
     value = epsilon * (rows @ (result.f - np.log(a)) + cols @ (result.g - np.log(weights)) - (rows.sum() - 1.0))
     return float(value), result
 

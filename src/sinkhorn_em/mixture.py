@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -55,6 +56,7 @@ from .sinkhorn import SinkhornConvergenceWarning
 __all__ = ["EOTGaussianMixture", "METHODS", "INITS", "ESTIMATOR_METHOD"]
 
 METHODS = ("em", "oem", "sinkhorn")
+SINKHORN_SOLVERS = ("newton", "sinkhorn")
 #: Table names of the methods (vEM, oEM, sEM) -> ``method`` of :class:`EOTGaussianMixture`.
 ESTIMATOR_METHOD = {"vEM": "em", "oEM": "oem", "sEM": "sinkhorn"}
 INITS = ("k-means++", "random_from_data", "random")
@@ -62,9 +64,10 @@ INITS = ("k-means++", "random_from_data", "random")
 
 @dataclass
 class _EStep:
-    """What one E-step returns: responsibilities (rows sum to ~1) and objective values."""
+    """What one E-step returns: M-step weights (responsibilities or the plan) and objective values."""
 
     resp: np.ndarray
+    masses: np.ndarray | None  # column sums of resp when known (the weights, for a balanced plan)
     objective: float
     nll: float
     eot_loss: float
@@ -127,13 +130,21 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         Tolerance on the row-marginal L1 error of each Sinkhorn solve.
     sinkhorn_max_iter : int, default=1000
         Maximum Sinkhorn iterations per E-step.
+    sinkhorn_solver : {"newton", "sinkhorn"}, default="newton"
+        Algorithm for every balanced solve (the Sinkhorn-EM E-step, the tracked and final
+        EOT losses, ``transport_plan``). Both solve the same problem to the same tolerance:
+        ``"sinkhorn"`` iterates log-domain Sinkhorn (:func:`~sinkhorn_em.sinkhorn.sinkhorn_log`);
+        ``"newton"`` keeps Sinkhorn's row update but takes Newton steps on the
+        ``K``-dimensional column potential (:func:`~sinkhorn_em.sinkhorn.sinkhorn_newton`),
+        which needs a few iterations where Sinkhorn needs hundreds (well-separated
+        components whose known weights differ from their current masses).
     random_state : int, RandomState or None, default=None
     epsilon_schedule : array-like of float, default=None
         Entropic weights for the first ``len(epsilon_schedule)`` iterations (annealing);
         ``epsilon`` afterwards. The convergence test starts once the schedule is over.
     track_eot_loss : bool, default=True
         For ``em``/``oem``, also solve the balanced problem at every iteration so that
-        ``history_`` holds the EOT loss (costs one warm-started Sinkhorn per iteration).
+        ``history_`` holds the EOT loss (costs one warm-started balanced solve per iteration).
     keep_trajectory : bool, default=False
         Store the parameters of every iterate in ``trajectory_``.
 
@@ -151,8 +162,9 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
     history_ : pandas.DataFrame
         One row per iterate ``t = 0..n_iter_`` (``t = 0`` is the initialisation):
         ``iteration``, ``epsilon``, ``objective``, ``nll`` (at eps = 1), ``eot_loss`` (at the
-        iteration's eps; NaN for em/oem unless ``track_eot_loss``), ``sinkhorn_iterations``,
-        ``seconds`` (wall time since the start of the fit).
+        iteration's eps; NaN for em/oem unless ``track_eot_loss``), ``sinkhorn_iterations``
+        (iterations of the balanced solve: Newton steps with the default
+        ``sinkhorn_solver``), ``seconds`` (wall time since the start of the fit).
     trajectory_ : list of dict or None
         ``{"weights", "means", "covariances"}`` per iterate when ``keep_trajectory``.
     n_features_in_ : int
@@ -175,6 +187,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         covariances_init=None,
         sinkhorn_tol=1e-9,
         sinkhorn_max_iter=1000,
+        sinkhorn_solver="newton",
         random_state=None,
         epsilon_schedule=None,
         track_eot_loss=True,
@@ -194,6 +207,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         self.covariances_init = covariances_init
         self.sinkhorn_tol = sinkhorn_tol
         self.sinkhorn_max_iter = sinkhorn_max_iter
+        self.sinkhorn_solver = sinkhorn_solver
         self.random_state = random_state
         self.epsilon_schedule = epsilon_schedule
         self.track_eot_loss = track_eot_loss
@@ -209,6 +223,8 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         check_covariance_type(self.covariance_type)
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}.")
+        if self.sinkhorn_solver not in SINKHORN_SOLVERS:
+            raise ValueError(f"sinkhorn_solver must be one of {SINKHORN_SOLVERS}, got {self.sinkhorn_solver!r}.")
         for name in ("epsilon", "reg_covar", "tol", "sinkhorn_tol"):
             value = getattr(self, name)
             lower_ok = value > 0 if name == "epsilon" else value >= 0
@@ -310,7 +326,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         """The one fit loop: E-step, bookkeeping, convergence test, M-step, weight update."""
         n = features.X.shape[0]
         weights = alpha.copy()
-        g_warm = None  # Sinkhorn column potential carried across iterations
+        warm = _WarmStart()  # balanced-solver state carried across iterations
         rows, trajectory = [], [] if self.keep_trajectory else None
         previous, converged, failures, n_iter = np.inf, False, 0, 0
         step = None
@@ -318,7 +334,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         for iteration in range(self.max_iter + 1):
             eps = schedule[iteration] if iteration < schedule.size else float(self.epsilon)
             cost = gaussian_cost(features, means, covariances, self.covariance_type)
-            step, g_warm = self._e_step(cost, weights, eps, g_warm)
+            step, warm = self._e_step(cost, weights, eps, warm)
             failures += not step.sinkhorn_converged
             rows.append((iteration, eps, step.objective, step.nll, step.eot_loss,
                          step.sinkhorn_iterations, time.perf_counter() - start))
@@ -332,7 +348,8 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             if iteration == self.max_iter:
                 break
             previous = step.objective
-            nk, means, covariances = estimate_gaussian_parameters(features, step.resp, self.reg_covar, self.covariance_type)
+            nk, means, covariances = estimate_gaussian_parameters(features, step.resp, self.reg_covar,
+                                                                  self.covariance_type, masses=step.masses)
             if self.method == "oem":
                 weights = nk / nk.sum()
         history = pd.DataFrame(rows, columns=["iteration", "epsilon", "objective", "nll", "eot_loss",
@@ -340,24 +357,28 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         return _Run(weights, means, covariances, float(step.objective), converged, n_iter, history,
                     trajectory, failures)
 
-    def _e_step(self, cost, weights, eps, g_warm):
+    def _e_step(self, cost, weights, eps, warm):
         """Minimise F over the coupling for the current parameters (method-specific)."""
-        n = cost.shape[0]
         if self.method == "sinkhorn":
-            value, result = balanced_value(cost, weights, eps, tol=self.sinkhorn_tol,
-                                           max_iter=self.sinkhorn_max_iter, g_init=g_warm, warn=False)
+            value, result = self._balanced(cost, weights, eps, warm)
             nll_value = _nll_from_plan(result, weights, cost)
-            resp = result.plan
-            resp *= n
-            return _EStep(resp, value, nll_value, value, result.n_iter, result.converged), result.g
+            # The plan is the responsibilities over n; the M-step is invariant to that factor.
+            return (_EStep(result.plan, weights, value, nll_value, value, result.n_iter, result.converged),
+                    _WarmStart.of(result))
         resp, value = _posterior(cost, weights, eps)
         nll_value = value if eps == 1.0 else _nll_from_cost(cost, weights)
         eot, n_sinkhorn, ok = np.nan, 0, True
         if self.track_eot_loss:
-            eot, result = balanced_value(cost, weights, eps, tol=self.sinkhorn_tol,
-                                         max_iter=self.sinkhorn_max_iter, g_init=g_warm, warn=False)
-            n_sinkhorn, ok, g_warm = result.n_iter, result.converged, result.g
-        return _EStep(resp, value, nll_value, eot, n_sinkhorn, ok), g_warm
+            eot, result = self._balanced(cost, weights, eps, warm)
+            n_sinkhorn, ok, warm = result.n_iter, result.converged, _WarmStart.of(result)
+        return _EStep(resp, None, value, nll_value, eot, n_sinkhorn, ok), warm
+
+    def _balanced(self, cost, weights, eps, warm=None):
+        """The balanced problem at the estimator's solver settings, warm-started if ``warm``."""
+        warm = warm or _WarmStart()
+        return balanced_value(cost, weights, eps, tol=self.sinkhorn_tol, max_iter=self.sinkhorn_max_iter,
+                              g_init=warm.g, hessian_init=warm.hessian, warn=False,
+                              solver=self.sinkhorn_solver)
 
     # ------------------------------------------------------------------ inference
     def _cost(self, X):
@@ -387,17 +408,18 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
 
     def transport_plan(self, X):
         """Balanced plan (rows 1/n, columns ``weights_``) between ``X`` and the components."""
-        cost = self._cost(X)
-        _, result = balanced_value(cost, self.weights_, float(self.epsilon), tol=self.sinkhorn_tol,
-                                   max_iter=self.sinkhorn_max_iter)
+        _, result = self._fitted_balanced(self._cost(X))
         return result.plan
 
     def eot_loss(self, X):
         """EOT loss of ``X`` at the fitted parameters (entropic weight ``epsilon``)."""
-        cost = self._cost(X)
-        value, _ = balanced_value(cost, self.weights_, float(self.epsilon), tol=self.sinkhorn_tol,
-                                  max_iter=self.sinkhorn_max_iter)
+        value, _ = self._fitted_balanced(self._cost(X))
         return value
+
+    def _fitted_balanced(self, cost):
+        """Balanced solve at the fitted weights and ``epsilon``, warning if it stops early."""
+        return balanced_value(cost, self.weights_, float(self.epsilon), tol=self.sinkhorn_tol,
+                              max_iter=self.sinkhorn_max_iter, solver=self.sinkhorn_solver)
 
     def _n_parameters(self):
         K, d = self.means_.shape
@@ -415,6 +437,17 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         return tags
+
+
+class _WarmStart(NamedTuple):
+    """What one balanced solve hands to the next: column potential and Newton curvature."""
+
+    g: np.ndarray | None = None
+    hessian: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, result):
+        return cls(result.g, result.hessian)
 
 
 def _nll_from_plan(result, weights, cost):
