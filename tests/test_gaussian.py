@@ -196,6 +196,23 @@ def test_estimate_gaussian_parameters_equals_direct_weighted_statistics(covarian
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("d", [3, 20])  # moment features / per-component loop
+def test_estimate_from_a_factored_plan_equals_the_formed_plan(covariance_type, d):
+    from sinkhorn_em import PlanFactors
+
+    X, weights = m_step_problem(9, d, "unnormalised")
+    rng = np.random.default_rng(1)
+    factors = PlanFactors(weights, rng.uniform(0.5, 2.0, size=len(X)), rng.uniform(0.5, 2.0, size=weights.shape[1]))
+    plan = factors.toarray()
+    for data in (X, MomentFeatures.from_data(X)):
+        expected = estimate_gaussian_parameters(data, plan, 1e-3, covariance_type)
+        for masses in (None, plan.sum(axis=0)):
+            got = estimate_gaussian_parameters(data, factors, 1e-3, covariance_type, masses=masses)
+            for e, g in zip(expected, got):
+                np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_estimate_far_from_origin_through_centred_features(covariance_type):
     X, weights = m_step_problem(7, 3, "responsibilities", offset=OFFSET)
     expected = direct_estimates(X, weights, 0.0, covariance_type)

@@ -385,3 +385,30 @@ def test_fused_row_step_equals_two_matrix_vector_products(monkeypatch):
     assert dual == pytest.approx(expected_dual, rel=1e-13, abs=1e-15)
     kernel[700] = 0.0  # a row with no mass: no valid row step
     assert solver._fused_row_step_state(kernel, a, b, log_v) is None
+
+
+def test_newton_can_leave_the_plan_in_factored_form():
+    from sinkhorn_em import PlanFactors
+
+    a, b, cost = separated_mixture_problem(n=500)
+    formed = sinkhorn_newton(a, b, cost, 1.0, tol=1e-10)
+    unformed = sinkhorn_newton(a, b, cost, 1.0, tol=1e-10, form_plan=False)
+    assert unformed.plan is None and isinstance(unformed.factors, PlanFactors) and formed.factors is None
+    assert unformed.n_iter == formed.n_iter
+    plan = unformed.factors.toarray()
+    np.testing.assert_allclose(plan, formed.plan, rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(unformed.row_marginal, formed.row_marginal, rtol=1e-13)
+    assert unformed.marginal_error == pytest.approx(np.abs(plan.sum(axis=1) - a).sum(), rel=1e-6, abs=1e-16)
+    # Products with the factors are products with the plan.
+    rng = np.random.default_rng(0)
+    left, right = rng.standard_normal((a.size, 3)), rng.standard_normal((b.size, 2))
+    factors = unformed.factors
+    np.testing.assert_allclose(factors.transpose_matmul(left), plan.T @ left, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(factors.transpose_matmul(left[:, 0]), plan.T @ left[:, 0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(factors.matmul(right), plan @ right, rtol=1e-12, atol=1e-18)
+    np.testing.assert_allclose(factors.matmul(right[:, 1]), plan @ right[:, 1], rtol=1e-12, atol=1e-18)
+    np.testing.assert_allclose(factors.row_sums(), plan.sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(factors.column_sums(), plan.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(factors.column(2), plan[:, 2], rtol=1e-14)
+    phi, psi = unformed.dual_potentials()
+    np.testing.assert_allclose(phi, formed.dual_potentials()[0], rtol=1e-12)

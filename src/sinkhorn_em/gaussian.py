@@ -33,6 +33,7 @@ import numpy as np
 from scipy import linalg
 
 from . import _reductions
+from .sinkhorn import PlanFactors
 
 __all__ = [
     "COVARIANCE_TYPES",
@@ -218,6 +219,25 @@ def log_gaussian_density(X, means, covariances, covariance_type: str = "full") -
     return -gaussian_cost(X, means, covariances, covariance_type)
 
 
+class _FormedWeights:
+    """An ``(n, K)`` weight array behind the product interface of :class:`PlanFactors`."""
+
+    def __init__(self, resp):
+        self.resp = resp
+
+    def transpose_matmul(self, right):
+        return self.resp.T @ right
+
+    def row_sums(self):
+        return _reductions.row_sums(self.resp)
+
+    def column_sums(self):
+        return _reductions.column_sums(self.resp)
+
+    def column(self, k):
+        return self.resp[:, k]
+
+
 def estimate_gaussian_parameters(X, resp: np.ndarray, reg_covar: float, covariance_type: str = "full",
                                  masses: np.ndarray | None = None):
     """Weighted M-step: masses, means and covariances from soft assignments.
@@ -231,9 +251,10 @@ def estimate_gaussian_parameters(X, resp: np.ndarray, reg_covar: float, covarian
     Parameters
     ----------
     X : ndarray of shape (n, d) or MomentFeatures
-    resp : ndarray of shape (n, K)
-        Non-negative weights: responsibilities, or a transport plan (the estimates do not
-        depend on the overall scale, apart from the ``10 * machine eps`` added to ``nk``).
+    resp : ndarray of shape (n, K) or PlanFactors
+        Non-negative weights: responsibilities, or a transport plan, formed or as
+        :class:`~sinkhorn_em.sinkhorn.PlanFactors` (the estimates do not depend on the
+        overall scale, apart from the ``10 * machine eps`` added to ``nk``).
     reg_covar : float
         Added to the diagonal of every covariance.
     covariance_type : {"full", "diag", "spherical", "tied"}
@@ -251,12 +272,15 @@ def estimate_gaussian_parameters(X, resp: np.ndarray, reg_covar: float, covarian
     _check_covariance_type(covariance_type)
     Xc = features.X
     n, d = Xc.shape
+    weights = resp if isinstance(resp, PlanFactors) else _FormedWeights(resp)
+    weighted_sums = weights.transpose_matmul
+    masses = weights.column_sums() if masses is None else np.asarray(masses, dtype=float)
     # Keeps an empty component finite; same guard as scikit-learn.
-    nk = (_reductions.column_sums(resp) if masses is None else np.asarray(masses, dtype=float)) + 10.0 * np.finfo(resp.dtype).eps
-    means_c = (resp.T @ Xc) / nk[:, None]
+    nk = masses + 10.0 * np.finfo(resp.dtype).eps
+    means_c = weighted_sums(Xc) / nk[:, None]
     if covariance_type == "full":
         if features.quadratic is not None:
-            second = (resp.T @ features.quadratic) / nk[:, None]
+            second = weighted_sums(features.quadratic) / nk[:, None]
             covariances = np.empty((len(nk), d, d))
             rows, cols = np.triu_indices(d)
             covariances[:, rows, cols] = second
@@ -266,16 +290,16 @@ def estimate_gaussian_parameters(X, resp: np.ndarray, reg_covar: float, covarian
             covariances = np.empty((len(nk), d, d))
             for k in range(len(nk)):
                 diff = Xc - means_c[k]
-                covariances[k] = (resp[:, k] * diff.T) @ diff / nk[k]
+                covariances[k] = (weights.column(k) * diff.T) @ diff / nk[k]
         covariances[:, np.arange(d), np.arange(d)] += reg_covar
     elif covariance_type == "tied":
         # Row masses are 1 for responsibilities but only close to 1 for n * plan.
-        avg_x2 = (Xc.T * resp.sum(axis=1)) @ Xc
+        avg_x2 = (Xc.T * weights.row_sums()) @ Xc
         avg_means2 = (nk * means_c.T) @ means_c
         covariances = (avg_x2 - avg_means2) / nk.sum()
         covariances.flat[:: d + 1] += reg_covar
     else:
-        avg_x2 = (resp.T @ (Xc * Xc)) / nk[:, None]
+        avg_x2 = weighted_sums(Xc * Xc) / nk[:, None]
         diag = avg_x2 - means_c**2 + reg_covar
         covariances = diag if covariance_type == "diag" else diag.mean(axis=1)
     return nk, means_c + features.shift, covariances

@@ -97,20 +97,21 @@ BALANCED_SOLVERS = {"sinkhorn": sinkhorn_log, "newton": sinkhorn_newton}
 
 
 def balanced_value(cost, weights, epsilon: float = 1.0, *, tol: float = 1e-9, max_iter: int = 1000, g_init=None,
-                   warn=True, solver: str = "sinkhorn", hessian_init=None):
+                   warn=True, solver: str = "sinkhorn", hessian_init=None, form_plan: bool = True):
     """``min F`` over couplings with rows ``1/n`` and columns ``alpha``; returns ``(value, SinkhornResult)``.
 
     The solve starts from ``g = log alpha`` (its first half-step is then the EM E-step)
     unless ``g_init`` is given. ``solver`` picks :func:`~sinkhorn_em.sinkhorn.sinkhorn_log`
     (``"sinkhorn"``) or :func:`~sinkhorn_em.sinkhorn.sinkhorn_newton` (``"newton"``): same
     problem, same stopping rule, different iterations; ``hessian_init`` (a previous
-    result's ``hessian``) warm-starts the Newton solver's curvature as well.
+    result's ``hessian``) warm-starts the Newton solver's curvature as well, and
+    ``form_plan=False`` lets it return the plan in factored form (``result.factors``).
     """
     if solver not in BALANCED_SOLVERS:
         raise ValueError(f"Unknown balanced solver {solver!r}; choose one of {sorted(BALANCED_SOLVERS)}.")
     n = cost.shape[0]
     a = np.full(n, 1.0 / n)
-    options = {"hessian_init": hessian_init} if solver == "newton" else {}
+    options = {"hessian_init": hessian_init, "form_plan": form_plan} if solver == "newton" else {}
     result = BALANCED_SOLVERS[solver](
         a, weights, cost, epsilon, tol=tol, max_iter=max_iter,
         g_init=np.log(weights) if g_init is None else g_init, warn=warn, **options,
@@ -118,7 +119,7 @@ def balanced_value(cost, weights, epsilon: float = 1.0, *, tol: float = 1e-9, ma
     # With log P = f + g - C/eps, <P, C> + eps <P, log P - log a - log b> collapses to the
     # potentials weighted by the plan's marginals: O(n + K) instead of a pass over P.
     # Both solvers end on a column half-step: the columns sum to the weights (to rounding).
-    rows = result.row_marginal if result.row_marginal is not None else _reductions.row_sums(result.plan)
+    rows = result.row_marginal
     cols = weights
     value = epsilon * (rows @ (result.f - np.log(a)) + cols @ (result.g - np.log(weights)) - (rows.sum() - 1.0))
     return float(value), result

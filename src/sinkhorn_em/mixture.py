@@ -360,10 +360,16 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
     def _e_step(self, cost, weights, eps, warm):
         """Minimise F over the coupling for the current parameters (method-specific)."""
         if self.method == "sinkhorn":
-            value, result = self._balanced(cost, weights, eps, warm)
+            # Forming the plan is one pass over (n, K); the M-step on its factors instead
+            # rescales each of its (n, d (d + 3) / 2 + 1) moment columns: form it when K is smaller.
+            d = self.n_features_in_
+            form_plan = cost.shape[1] <= d * (d + 3) // 2 + 1
+            value, result = self._balanced(cost, weights, eps, warm, form_plan=form_plan)
             nll_value = _nll_from_plan(result, weights, cost)
-            # The plan is the responsibilities over n; the M-step is invariant to that factor.
-            return (_EStep(result.plan, weights, value, nll_value, value, result.n_iter, result.converged),
+            # The plan is the responsibilities over n (the M-step is invariant to that factor),
+            # handed over unformed when the solver allows: the M-step needs only products.
+            plan = result.plan if result.plan is not None else result.factors
+            return (_EStep(plan, weights, value, nll_value, value, result.n_iter, result.converged),
                     _WarmStart.of(result))
         resp, value = _posterior(cost, weights, eps)
         nll_value = value if eps == 1.0 else _nll_from_cost(cost, weights)
@@ -373,12 +379,12 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             n_sinkhorn, ok, warm = result.n_iter, result.converged, _WarmStart.of(result)
         return _EStep(resp, None, value, nll_value, eot, n_sinkhorn, ok), warm
 
-    def _balanced(self, cost, weights, eps, warm=None):
+    def _balanced(self, cost, weights, eps, warm=None, form_plan=True):
         """The balanced problem at the estimator's solver settings, warm-started if ``warm``."""
         warm = warm or _WarmStart()
         return balanced_value(cost, weights, eps, tol=self.sinkhorn_tol, max_iter=self.sinkhorn_max_iter,
                               g_init=warm.g, hessian_init=warm.hessian, warn=False,
-                              solver=self.sinkhorn_solver)
+                              solver=self.sinkhorn_solver, form_plan=form_plan)
 
     # ------------------------------------------------------------------ inference
     def _cost(self, X):
@@ -462,7 +468,8 @@ def _nll_from_plan(result, weights, cost):
     if result.epsilon != 1.0 or np.ptp(shift) > 600.0:
         return _nll_from_cost(cost, weights)
     top = shift.max()
-    mixture = result.plan @ np.exp(shift - top)
+    column_weights = np.exp(shift - top)
+    mixture = result.plan @ column_weights if result.plan is not None else result.factors.matmul(column_weights)
     if not np.all(mixture > 0):
         return _nll_from_cost(cost, weights)
     return float(np.mean(result.f - top - np.log(mixture)))

@@ -40,7 +40,8 @@ from scipy.special import logsumexp
 
 from . import _reductions
 
-__all__ = ["SinkhornResult", "SinkhornConvergenceWarning", "sinkhorn_log", "sinkhorn_newton", "check_marginals"]
+__all__ = ["PlanFactors", "SinkhornResult", "SinkhornConvergenceWarning", "sinkhorn_log", "sinkhorn_newton",
+           "check_marginals"]
 
 # Scalings outside [exp(-50), exp(50)] are absorbed into the potentials.
 _ABSORB_LOG_BOUND = 50.0
@@ -50,6 +51,57 @@ _UNDERFLOW = 1e-280
 
 class SinkhornConvergenceWarning(UserWarning):
     """Sinkhorn stopped at ``max_iter`` before the marginal error reached ``tol``."""
+
+
+class PlanFactors(NamedTuple):
+    """A transport plan ``P = diag(row_scaling) @ kernel @ diag(column_scaling)`` left unformed.
+
+    Products with ``P`` cost what they cost with the formed plan, and forming it costs a
+    pass over ``(n, K)`` that consumers needing only products (an M-step, mixture
+    densities) can skip.
+    """
+
+    kernel: np.ndarray
+    row_scaling: np.ndarray
+    column_scaling: np.ndarray
+
+    @property
+    def shape(self):
+        return self.kernel.shape
+
+    @property
+    def dtype(self):
+        return self.kernel.dtype
+
+    def matmul(self, right):
+        """``P @ right`` for a vector or matrix ``right`` with ``K`` rows."""
+        scaled = right * (self.column_scaling if right.ndim == 1 else self.column_scaling[:, None])
+        product = self.kernel @ scaled
+        return product * (self.row_scaling if product.ndim == 1 else self.row_scaling[:, None])
+
+    def transpose_matmul(self, right):
+        """``P.T @ right`` for a vector or matrix ``right`` with ``n`` rows."""
+        scaled = right * (self.row_scaling if right.ndim == 1 else self.row_scaling[:, None])
+        product = self.kernel.T @ scaled
+        return product * (self.column_scaling if product.ndim == 1 else self.column_scaling[:, None])
+
+    def row_sums(self):
+        """``P @ 1``."""
+        return self.row_scaling * (self.kernel @ self.column_scaling)
+
+    def column_sums(self):
+        """``P.T @ 1``."""
+        return self.column_scaling * (self.kernel.T @ self.row_scaling)
+
+    def column(self, k):
+        """``P[:, k]``."""
+        return self.kernel[:, k] * (self.row_scaling * self.column_scaling[k])
+
+    def toarray(self):
+        """The formed plan (a new array)."""
+        plan = self.kernel.copy()
+        _reductions.scale_rows_and_columns(plan, self.row_scaling, self.column_scaling)
+        return plan
 
 
 @dataclass
@@ -68,8 +120,9 @@ class SinkhornResult:
         Whether the row-marginal L1 error reached ``tol``.
     marginal_error : float
         ``||P 1 - a||_1`` after the last column half-step (the column marginal is exact).
-    plan : ndarray of shape (n, K)
-        The transport plan.
+    plan : ndarray of shape (n, K) or None
+        The transport plan; ``None`` when :func:`sinkhorn_newton` was asked not to form it
+        (``form_plan=False``), and then ``factors`` holds it.
     epsilon : float
         The entropic weight the problem was solved with.
     row_marginal : ndarray of shape (n,) or None
@@ -81,6 +134,8 @@ class SinkhornResult:
     n_hessians : int
         :func:`sinkhorn_newton` only: how many Hessians it computed (each an ``n K^2``
         Gram product); 0 from :func:`sinkhorn_log`.
+    factors : PlanFactors or None
+        The plan in factored form when it was not formed; ``None`` otherwise.
     """
 
     f: np.ndarray
@@ -93,6 +148,7 @@ class SinkhornResult:
     row_marginal: np.ndarray | None = field(default=None, repr=False)
     hessian: np.ndarray | None = field(default=None, repr=False)
     n_hessians: int = 0
+    factors: PlanFactors | None = field(default=None, repr=False)
 
     def dual_potentials(self, epsilon: float | None = None):
         """Dual variables of the OT problem with reference ``a ⊗ b``: ``eps (f - log a)``, ``eps (g - log b)``.
@@ -100,8 +156,9 @@ class SinkhornResult:
         ``epsilon`` defaults to the one the problem was solved with.
         """
         epsilon = self.epsilon if epsilon is None else epsilon
-        a = self.plan.sum(axis=1)
-        b = self.plan.sum(axis=0)
+        plan = self.plan if self.plan is not None else self.factors.toarray()
+        a = plan.sum(axis=1)
+        b = plan.sum(axis=0)
         return epsilon * (self.f - np.log(a)), epsilon * (self.g - np.log(b))
 
 
@@ -537,6 +594,7 @@ def sinkhorn_newton(
     g_init=None,
     hessian_init=None,
     warn: bool = True,
+    form_plan: bool = True,
 ) -> SinkhornResult:
     """Solve balanced entropic OT by Newton's method on the column potential.
 
@@ -584,6 +642,9 @@ def sinkhorn_newton(
         A previous :attr:`SinkhornResult.hessian` to start from instead of computing one
         (warm start for a related problem, together with ``g_init``); replaced as soon
         as a step with it contracts the residual too little.
+    form_plan : bool, default=True
+        ``False`` leaves the plan in factored form (``result.factors``, ``result.plan`` is
+        ``None``), saving a pass over ``(n, K)`` for callers that only need products with it.
 
     Returns
     -------
@@ -607,6 +668,7 @@ def sinkhorn_newton(
 
     kernel = np.empty_like(scaled)
     buffer = np.empty(scaled.shape, dtype=np.float32)  # for the Hessian's Gram product
+    factors = None
     # The Hessian in g does not depend on where the potentials were absorbed: it is kept
     # across rebuilds.
     curvature = _Curvature(_check_hessian_init(hessian_init, K))
@@ -631,7 +693,12 @@ def sinkhorn_newton(
             # A last Sinkhorn column half-step makes the columns exact and leaves a row
             # error no larger than the column residual.
             log_v = state.log_v + np.log(b / state.col)
-            rows = _finish_plan(kernel, state.u, np.exp(log_v))
+            v = np.exp(log_v)
+            if form_plan:
+                rows = _finish_plan(kernel, state.u, v)
+            else:
+                factors = PlanFactors(kernel, state.u, v)
+                rows = factors.row_sums()
             f, g = f0 + np.log(state.u), g0 + log_v
             break
         new_state = _newton_or_sinkhorn_step(kernel, buffer, a, b, tol, state, curvature)
@@ -650,6 +717,6 @@ def sinkhorn_newton(
     converged = err <= tol
     if warn and not converged:
         _warn_not_converged(err, tol, n_iter, epsilon)
-    return SinkhornResult(f=f, g=g, n_iter=n_iter, converged=converged, marginal_error=err, plan=kernel,
-                          epsilon=float(epsilon), row_marginal=rows, hessian=curvature.hessian,
-                          n_hessians=curvature.evaluations)
+    return SinkhornResult(f=f, g=g, n_iter=n_iter, converged=converged, marginal_error=err,
+                          plan=kernel if factors is None else None, epsilon=float(epsilon), row_marginal=rows,
+                          hessian=curvature.hessian, n_hessians=curvature.evaluations, factors=factors)
