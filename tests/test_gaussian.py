@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import multivariate_normal
 
 from sinkhorn_em import estimate_gaussian_parameters, gaussian_cost, log_gaussian_density
 from sinkhorn_em.gaussian import MomentFeatures, n_covariance_parameters, precision_cholesky
+from references import as_full, scipy_cost
 
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 # gaussian.py switches from the moment expansion to a loop over components above d = 16.
@@ -27,22 +27,6 @@ def random_covariances(rng, K, d, covariance_type):
         "spherical": rng.uniform(0.2, 3.0, size=K),
         "tied": full[0],
     }[covariance_type]
-
-
-def as_full(covariances, covariance_type, K, d):
-    if covariance_type == "full":
-        return covariances
-    if covariance_type == "tied":
-        return np.broadcast_to(covariances, (K, d, d))
-    if covariance_type == "diag":
-        return np.stack([np.diag(c) for c in covariances])
-    return np.stack([c * np.eye(d) for c in covariances])
-
-
-def scipy_cost(X, means, covariances, covariance_type):
-    K, d = means.shape
-    full = as_full(covariances, covariance_type, K, d)
-    return -np.stack([multivariate_normal(means[k], full[k]).logpdf(X).reshape(-1) for k in range(K)], axis=1)
 
 
 def cost_problem(seed, d, covariance_type, offset=0.0, n=40, K=3):

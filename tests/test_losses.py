@@ -14,7 +14,6 @@ import numpy as np
 import ot
 import pytest
 from scipy.special import logsumexp
-from scipy.stats import multivariate_normal
 
 from sinkhorn_em import (
     SinkhornConvergenceWarning,
@@ -25,6 +24,7 @@ from sinkhorn_em import (
     sinkhorn_log,
 )
 from sinkhorn_em.losses import balanced_value
+from references import as_full, scipy_cost
 
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 
@@ -42,24 +42,6 @@ def random_parameters(rng, K, d, covariance_type, mean_scale=2.0):
         "tied": full[0],
     }[covariance_type]
     return weights, means, covariances
-
-
-def as_full(covariances, covariance_type, K, d):
-    """Covariances as a ``(K, d, d)`` stack, for scipy."""
-    if covariance_type == "full":
-        return covariances
-    if covariance_type == "tied":
-        return np.broadcast_to(covariances, (K, d, d))
-    if covariance_type == "diag":
-        return np.stack([np.diag(c) for c in covariances])
-    return np.stack([c * np.eye(d) for c in covariances])
-
-
-def scipy_cost(X, means, covariances, covariance_type):
-    """``C[i, k] = -log N(x_i; mu_k, Sigma_k)`` from scipy's densities."""
-    K, d = means.shape
-    full = as_full(covariances, covariance_type, K, d)
-    return -np.stack([multivariate_normal(means[k], full[k]).logpdf(X).reshape(-1) for k in range(K)], axis=1)
 
 
 def direct_nll(X, weights, means, covariances, covariance_type, epsilon=1.0):

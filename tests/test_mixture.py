@@ -27,6 +27,7 @@ from sinkhorn_em import (
     nll,
 )
 from sinkhorn_em.losses import balanced_value
+from references import as_full
 
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 METHODS = ("em", "oem", "sinkhorn")
@@ -39,16 +40,6 @@ def mixture_data(seed, n=150, separation=3.0, offset=0.0):
     corners = separation * np.array([[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(3) / 2]])
     labels = rng.choice(3, size=n, p=WEIGHTS)
     return offset + corners[labels] + rng.standard_normal((n, 2)), labels
-
-
-def as_full(covariances, covariance_type, K, d):
-    if covariance_type == "full":
-        return covariances
-    if covariance_type == "tied":
-        return np.broadcast_to(covariances, (K, d, d))
-    if covariance_type == "diag":
-        return np.stack([np.diag(c) for c in covariances])
-    return np.stack([c * np.eye(d) for c in covariances])
 
 
 def scipy_log_joint(model, X):

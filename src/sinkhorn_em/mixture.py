@@ -379,11 +379,14 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             n_sinkhorn, ok, warm = result.n_iter, result.converged, _WarmStart.of(result)
         return _EStep(resp, None, value, nll_value, eot, n_sinkhorn, ok), warm
 
-    def _balanced(self, cost, weights, eps, warm=None, form_plan=True):
-        """The balanced problem at the estimator's solver settings, warm-started if ``warm``."""
+    def _balanced(self, cost, weights, eps, warm=None, form_plan=True, warn=False):
+        """The balanced problem at the estimator's solver settings, warm-started if ``warm``.
+
+        Inside the fit loop failures are counted and reported once (``warn=False``).
+        """
         warm = warm or _WarmStart()
         return balanced_value(cost, weights, eps, tol=self.sinkhorn_tol, max_iter=self.sinkhorn_max_iter,
-                              g_init=warm.g, hessian_init=warm.hessian, warn=False,
+                              g_init=warm.g, hessian_init=warm.hessian, warn=warn,
                               solver=self.sinkhorn_solver, form_plan=form_plan)
 
     # ------------------------------------------------------------------ inference
@@ -414,18 +417,13 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
 
     def transport_plan(self, X):
         """Balanced plan (rows 1/n, columns ``weights_``) between ``X`` and the components."""
-        _, result = self._fitted_balanced(self._cost(X))
+        _, result = self._balanced(self._cost(X), self.weights_, float(self.epsilon), warn=True)
         return result.plan
 
     def eot_loss(self, X):
         """EOT loss of ``X`` at the fitted parameters (entropic weight ``epsilon``)."""
-        value, _ = self._fitted_balanced(self._cost(X))
+        value, _ = self._balanced(self._cost(X), self.weights_, float(self.epsilon), warn=True)
         return value
-
-    def _fitted_balanced(self, cost):
-        """Balanced solve at the fitted weights and ``epsilon``, warning if it stops early."""
-        return balanced_value(cost, self.weights_, float(self.epsilon), tol=self.sinkhorn_tol,
-                              max_iter=self.sinkhorn_max_iter, solver=self.sinkhorn_solver)
 
     def _n_parameters(self):
         K, d = self.means_.shape
