@@ -52,7 +52,10 @@ test: $(INSTALLED)  ## the whole test suite, pipeline runs included
 test-fast: $(INSTALLED)  ## the test suite without the Snakemake runs
 	$(BIN)/python -m pytest -m "not pipeline and not cluster" $(PYTEST_ARGS)
 
-lint: $(INSTALLED)  ## snakemake --lint
+lint: $(INSTALLED)  ## ruff (lint + format check), snakefmt --check, snakemake --lint
+	$(BIN)/ruff check src tests benchmarks workflow
+	$(BIN)/ruff format --check src tests benchmarks workflow
+	$(BIN)/snakefmt --check Snakefile workflow
 	$(BIN)/snakemake --lint
 
 dry-run: $(INSTALLED)  ## list the jobs of the default config without running them

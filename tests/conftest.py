@@ -171,9 +171,7 @@ def _subprocess_environment(workdir: Path) -> dict[str, str]:
     return environment
 
 
-def run_snakemake(
-    workdir: Path, *args: str, timeout: float = RUN_TIMEOUT_SECONDS
-) -> SnakemakeRun:
+def run_snakemake(workdir: Path, *args: str, timeout: float = RUN_TIMEOUT_SECONDS) -> SnakemakeRun:
     """Run ``python -m snakemake ARGS`` in ``workdir`` and return what happened.
 
     The run gets its own process group so that, on timeout, Snakemake and every

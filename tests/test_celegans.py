@@ -30,8 +30,8 @@ from sinkhorn_em.experiments.celegans import (
     celegans_datasets,
     celegans_pools,
     final_summary,
-    plan_celegans,
     identification_metrics,
+    plan_celegans,
     register_atlas,
     run_celegans_chunk,
     segmentation_map,
@@ -99,7 +99,7 @@ def test_neuroml_worm_gives_ids_positions_and_colours(path):
     assert worm.colors.min() >= 0 and worm.colors.max() <= 1
     # Spot check one neuron against the XML text itself.
     name = worm.names[len(worm.names) // 2]
-    block = text[text.index(f'id="pop_{name}"'):]
+    block = text[text.index(f'id="pop_{name}"') :]
     location = re.search(r'location x="([^"]+)" y="([^"]+)" z="([^"]+)"', block).groups()
     np.testing.assert_allclose(worm.positions[worm.names.index(name)], [float(v) for v in location])
 
@@ -252,14 +252,25 @@ def test_register_atlas_recovers_an_affine_map():
 
 
 def test_worm_scene_uses_table_s2_volumes_as_weights():
-    worm = WormNeurons("w", ("A", "B", "C", "D", "E"), np.arange(15.0).reshape(5, 3) * [10, 1, 1],
-                       np.random.default_rng(4).uniform(size=(5, 3)))
-    table = pd.DataFrame({
-        "name": ["A", "B", "C", "D", "E", "Z"], "region": ["tail"] * 5 + ["head"],
-        "volume_um3": [1.0, 2.0, 3.0, 4.0, 10.0, 5.0], "ap_um": [0, 10, 20, 30, 45, 0.0],
-        "dv_um": [0, 1, 0, 1, 0, 0.0], "lr_um": [1, 0, 1, 0, 2, 0.0],
-        "red": [.1, .2, .3, .4, .5, 0], "green": [.5, .1, .2, .9, .3, 0], "blue": [.3, .3, .1, .2, .8, 0],
-    })
+    worm = WormNeurons(
+        "w",
+        ("A", "B", "C", "D", "E"),
+        np.arange(15.0).reshape(5, 3) * [10, 1, 1],
+        np.random.default_rng(4).uniform(size=(5, 3)),
+    )
+    table = pd.DataFrame(
+        {
+            "name": ["A", "B", "C", "D", "E", "Z"],
+            "region": ["tail"] * 5 + ["head"],
+            "volume_um3": [1.0, 2.0, 3.0, 4.0, 10.0, 5.0],
+            "ap_um": [0, 10, 20, 30, 45, 0.0],
+            "dv_um": [0, 1, 0, 1, 0, 0.0],
+            "lr_um": [1, 0, 1, 0, 2, 0.0],
+            "red": [0.1, 0.2, 0.3, 0.4, 0.5, 0],
+            "green": [0.5, 0.1, 0.2, 0.9, 0.3, 0],
+            "blue": [0.3, 0.3, 0.1, 0.2, 0.8, 0],
+        }
+    )
     scene = worm_scene(worm, table, dataset="w_tail", region="tail", voxels_per_neuron=400, min_voxels_per_neuron=1)
     np.testing.assert_allclose(scene.weights, np.array([1, 2, 3, 4, 10]) / 20, atol=1e-3)
     assert scene.center_covariances is None
@@ -303,8 +314,13 @@ def test_chunks_do_not_change_the_trials(tiny_runs):
 def test_summary_gives_mean_and_t_interval_per_iterate(tiny_runs):
     _, runs = tiny_runs
     summary = summarise_celegans(runs, pools={"pooled": ["toy"]})
-    row = summary[(summary["dataset"] == "toy") & (summary["method"] == "sEM") & (summary["init"] == "random")
-                  & (summary["metric"] == "test_loglik") & (summary["iteration"] == 4)].iloc[0]
+    row = summary[
+        (summary["dataset"] == "toy")
+        & (summary["method"] == "sEM")
+        & (summary["init"] == "random")
+        & (summary["metric"] == "test_loglik")
+        & (summary["iteration"] == 4)
+    ].iloc[0]
     values = runs[(runs["method"] == "sEM") & (runs["init"] == "random") & (runs["iteration"] == 4)]["test_loglik"]
     half = stats.t.ppf(0.975, len(values) - 1) * values.std() / np.sqrt(len(values))
     assert row["mean"] == pytest.approx(values.mean())
@@ -331,15 +347,33 @@ def test_segmentation_map_labels_every_voxel_with_a_neuron():
 
 def test_dataset_plan_names_jobs_and_rejects_missing_regions():
     cfg = {
-        "atlas": "atlas_key", "table_s2": "s2",
-        "protocol": {"enabled": True, "name": "atlas_tail5", "region": "tail", "neurons": PROTOCOL_NEURONS,
-                     "n_voxels": 5000, "n_trials": 20, "n_iter": 30},
-        "scaled": {"regions": ["head"], "voxels_per_neuron": {"head": 20, "tail": 100},
-                   "n_trials": {"head": 3, "tail": 10}, "n_iter": {"head": 30, "tail": 30}},
-        "real": {"worms": ["openworm_NeuroPAL_1_YAw", "openworm_NeuroPAL_2_AMw", "fdnc_test"],
-                 "regions": {"neuroml": ["tail"], "fdnc": ["head"]}, "voxels_per_neuron": {"head": 40, "tail": 40},
-                 "min_voxels_per_neuron": 20, "volume_power": 1.0, "color_std": 8.0, "n_trials": {"head": 3, "tail": 5},
-                 "n_iter": {"head": 30, "tail": 30}},
+        "atlas": "atlas_key",
+        "table_s2": "s2",
+        "protocol": {
+            "enabled": True,
+            "name": "atlas_tail5",
+            "region": "tail",
+            "neurons": PROTOCOL_NEURONS,
+            "n_voxels": 5000,
+            "n_trials": 20,
+            "n_iter": 30,
+        },
+        "scaled": {
+            "regions": ["head"],
+            "voxels_per_neuron": {"head": 20, "tail": 100},
+            "n_trials": {"head": 3, "tail": 10},
+            "n_iter": {"head": 30, "tail": 30},
+        },
+        "real": {
+            "worms": ["openworm_NeuroPAL_1_YAw", "openworm_NeuroPAL_2_AMw", "fdnc_test"],
+            "regions": {"neuroml": ["tail"], "fdnc": ["head"]},
+            "voxels_per_neuron": {"head": 40, "tail": 40},
+            "min_voxels_per_neuron": 20,
+            "volume_power": 1.0,
+            "color_std": 8.0,
+            "n_trials": {"head": 3, "tail": 5},
+            "n_iter": {"head": 30, "tail": 30},
+        },
     }
     plan = celegans_datasets(cfg)
     assert set(plan) == {"atlas_tail5", "atlas_head", "NeuroPAL_1_YAw_tail", "NeuroPAL_2_AMw_tail", "fDNC_test_head"}
@@ -352,16 +386,42 @@ def test_dataset_plan_names_jobs_and_rejects_missing_regions():
 
 def test_job_plan_partitions_trials_and_checks_the_segmentation_dataset():
     cfg = {
-        "atlas": "atlas_key", "table_s2": "s2", "methods": ["vEM", "sEM"], "inits": ["random", "atlas"],
-        "radii": [1, 3], "covariance_type": "spherical", "epsilon": 1.0, "reg_covar": 1e-6,
-        "sinkhorn_tol": 1e-4, "sinkhorn_max_iter": 100, "scale_log_mean": 1.0, "scale_log_sd": 0.1,
-        "test_fraction": 0.5, "init_variance": None, "min_position": 5.0, "trials_per_job": 3,
-        "protocol": {"enabled": True, "name": "atlas_tail5", "region": "tail", "neurons": PROTOCOL_NEURONS,
-                     "n_voxels": 500, "n_trials": 7, "n_iter": 5},
+        "atlas": "atlas_key",
+        "table_s2": "s2",
+        "methods": ["vEM", "sEM"],
+        "inits": ["random", "atlas"],
+        "radii": [1, 3],
+        "covariance_type": "spherical",
+        "epsilon": 1.0,
+        "reg_covar": 1e-6,
+        "sinkhorn_tol": 1e-4,
+        "sinkhorn_max_iter": 100,
+        "scale_log_mean": 1.0,
+        "scale_log_sd": 0.1,
+        "test_fraction": 0.5,
+        "init_variance": None,
+        "min_position": 5.0,
+        "trials_per_job": 3,
+        "protocol": {
+            "enabled": True,
+            "name": "atlas_tail5",
+            "region": "tail",
+            "neurons": PROTOCOL_NEURONS,
+            "n_voxels": 500,
+            "n_trials": 7,
+            "n_iter": 5,
+        },
         "scaled": {"regions": [], "voxels_per_neuron": {}, "n_trials": {}, "n_iter": {}},
-        "real": {"worms": ["fdnc_template"], "regions": {"neuroml": [], "fdnc": ["head"]},
-                 "voxels_per_neuron": {"head": 10}, "min_voxels_per_neuron": 4, "volume_power": 1.0,
-                 "color_std": 8.0, "n_trials": {"head": 2}, "n_iter": {"head": 5}},
+        "real": {
+            "worms": ["fdnc_template"],
+            "regions": {"neuroml": [], "fdnc": ["head"]},
+            "voxels_per_neuron": {"head": 10},
+            "min_voxels_per_neuron": 4,
+            "volume_power": 1.0,
+            "color_std": 8.0,
+            "n_trials": {"head": 2},
+            "n_iter": {"head": 5},
+        },
         "segmentation": {"dataset": "fDNC_template_head", "trial": 0},
     }
     files = {"fdnc_template": {"sha256": "ab" * 32}}

@@ -163,14 +163,10 @@ def test_toy_workflow_runs_its_jobs_through_slurm(slurm_cluster, tmp_path):
 @pytest.mark.cluster
 @pytest.mark.pipeline
 def test_failing_job_is_reported_failed_not_hung(slurm_cluster, tmp_path):
-    run = _run_through_slurm(
-        tmp_path, "--snakefile", str(TOY_SNAKEFILE), "fail", timeout=TOY_TIMEOUT_SECONDS
-    )
+    run = _run_through_slurm(tmp_path, "--snakefile", str(TOY_SNAKEFILE), "fail", timeout=TOY_TIMEOUT_SECONDS)
     print(f"\nfailing toy job through Slurm reported in {run.seconds:.1f} s")
     assert run.returncode != 0, f"a job that exits 1 was not reported: {run.describe()}"
-    assert run.seconds < FAILURE_REPORT_SECONDS, (
-        f"the failure took {run.seconds:.0f} s to surface: {run.describe()}"
-    )
+    assert run.seconds < FAILURE_REPORT_SECONDS, f"the failure took {run.seconds:.0f} s to surface: {run.describe()}"
     submitted = _submitted_job_ids(run.output)
     assert len(submitted) == 1, run.describe()
     # The job was accepted and ran (its log line exists), so the failure is the
@@ -194,9 +190,7 @@ def _cells_without_wall_time(path: Path) -> list[list[str]]:
 
 @pytest.mark.cluster
 @pytest.mark.pipeline
-def test_tiny_pipeline_through_slurm_matches_local_run(
-    slurm_cluster, tiny_run_cores2, make_repository_copy
-):
+def test_tiny_pipeline_through_slurm_matches_local_run(slurm_cluster, tiny_run_cores2, make_repository_copy):
     workdir = make_repository_copy("tiny_slurm")
     run = _run_through_slurm(
         workdir,
@@ -219,8 +213,7 @@ def test_tiny_pipeline_through_slurm_matches_local_run(
         name
         for name in local_names
         if (local_tables / name).read_bytes() != (slurm_tables / name).read_bytes()
-        and _cells_without_wall_time(local_tables / name)
-        != _cells_without_wall_time(slurm_tables / name)
+        and _cells_without_wall_time(local_tables / name) != _cells_without_wall_time(slurm_tables / name)
     ]
     assert not differing, f"tables differ between the Slurm and the local run: {differing}"
 
@@ -236,7 +229,12 @@ def test_cluster_profile_is_accepted_by_snakemake_and_the_plugin(tmp_path):
     assert {"slurm_partition", "mem_mb", "runtime"} <= set(profile["default-resources"])
 
     dry_run = run_snakemake(
-        tmp_path, "--dry-run", "--snakefile", str(TOY_SNAKEFILE), "--profile", str(CLUSTER_PROFILE),
+        tmp_path,
+        "--dry-run",
+        "--snakefile",
+        str(TOY_SNAKEFILE),
+        "--profile",
+        str(CLUSTER_PROFILE),
         timeout=120,
     )
     dry_run.assert_ok()

@@ -52,8 +52,14 @@ def test_linear_rate_rejects_a_bad_window():
 def tiny_trajectories():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        return run_symmetric_trajectories(theta_stars=[1.0], alphas=[0.7], theta0_factors=[-1.0, 2.0],
-                                          overspecified_alphas=[0.7], overspecified_theta0s=[0.5], max_iter=300)
+        return run_symmetric_trajectories(
+            theta_stars=[1.0],
+            alphas=[0.7],
+            theta0_factors=[-1.0, 2.0],
+            overspecified_alphas=[0.7],
+            overspecified_theta0s=[0.5],
+            max_iter=300,
+        )
 
 
 def test_rates_table_has_the_promised_columns_and_one_row_per_run(tiny_trajectories):
@@ -63,9 +69,11 @@ def test_rates_table_has_the_promised_columns_and_one_row_per_run(tiny_trajector
     assert rates["rate"].between(0, 1).all()
     reached = rates.dropna(subset=["iterations_to_1e-6"])
     for row in reached.itertuples():
-        run = tiny_trajectories[(tiny_trajectories["method"] == row.method)
-                                & (tiny_trajectories["theta_star"] == row.theta_star)
-                                & (tiny_trajectories["theta0"] == row.theta0)]
+        run = tiny_trajectories[
+            (tiny_trajectories["method"] == row.method)
+            & (tiny_trajectories["theta_star"] == row.theta_star)
+            & (tiny_trajectories["theta0"] == row.theta0)
+        ]
         first_below = run.loc[run["error"] < 1e-6, "iteration"].min()
         assert row._6 == first_below  # iterations_to_1e-6
 
@@ -121,8 +129,13 @@ def test_plot_convergence_writes_pdf_and_png(tmp_path, tiny_trajectories):
     from sinkhorn_em.plotting.convergence import plot_convergence
 
     general_k = run_general_k(seed=1, n_samples=200, n_datasets=1, max_iter=15, separation=2.5)
-    plot_convergence(tiny_trajectories, symmetric_rates(tiny_trajectories), general_k,
-                     general_k_rates(general_k), tmp_path / "rates.pdf")
+    plot_convergence(
+        tiny_trajectories,
+        symmetric_rates(tiny_trajectories),
+        general_k,
+        general_k_rates(general_k),
+        tmp_path / "rates.pdf",
+    )
     assert (tmp_path / "rates.pdf").stat().st_size > 0
     assert (tmp_path / "rates.png").stat().st_size > 0
 

@@ -73,11 +73,7 @@ def test_environment_lists_exactly_the_pyproject_packages(env_file):
     expected = expected_packages()
     assert sorted(set(expected) - set(listed)) == [], f"missing from {env_file.name}"
     assert sorted(set(listed) - set(expected)) == [], f"in {env_file.name} but not in pyproject.toml"
-    different = {
-        name: (str(listed[name]), str(expected[name]))
-        for name in expected
-        if listed[name] != expected[name]
-    }
+    different = {name: (str(listed[name]), str(expected[name])) for name in expected if listed[name] != expected[name]}
     assert different == {}, f"version bounds differ ({env_file.name}, pyproject.toml)"
 
 

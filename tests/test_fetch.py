@@ -13,8 +13,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from conftest import run_snakemake
 
+from conftest import run_snakemake
 from sinkhorn_em.datasets import ChecksumMismatchError, DatasetFetchError, fetch, verify_sha256
 from sinkhorn_em.datasets.fetch import dataset_key_by_path, file_sha256, local_dataset_path
 
@@ -77,12 +77,8 @@ def http_root(tmp_path):
             self.wfile.write(b"only the beginning")
             self.close_connection = True
 
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root))
-    )
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield root, f"http://127.0.0.1:{server.server_address[1]}"
@@ -125,9 +121,7 @@ def test_malformed_sha256_is_a_value_error_saying_what_is_expected(tmp_path, mal
 def test_copy_from_mirror_yields_the_verified_bytes(tmp_path, mirror):
     expected = mirror_checksums(mirror)[SMALL_RELPATH]
     destination = tmp_path / "resources" / SMALL_RELPATH
-    returned = fetch(
-        UNREACHABLE_URL, expected, destination, mirror=mirror, mirror_relpath=SMALL_RELPATH
-    )
+    returned = fetch(UNREACHABLE_URL, expected, destination, mirror=mirror, mirror_relpath=SMALL_RELPATH)
     assert returned == destination
     assert destination.read_bytes() == (mirror / SMALL_RELPATH).read_bytes()
     assert file_sha256(destination) == expected
@@ -177,9 +171,7 @@ def test_file_missing_from_mirror_names_the_mirror_path(tmp_path):
 @pytest.mark.parametrize("relpath", [None, "/etc/passwd", "../outside.mat", "celegans/../../x"])
 def test_mirror_needs_a_relative_path_inside_it(tmp_path, relpath):
     with pytest.raises(ValueError, match="mirror_relpath|relative"):
-        fetch(
-            UNREACHABLE_URL, "0" * 64, tmp_path / "out.mat", mirror=tmp_path, mirror_relpath=relpath
-        )
+        fetch(UNREACHABLE_URL, "0" * 64, tmp_path / "out.mat", mirror=tmp_path, mirror_relpath=relpath)
 
 
 # --- HTTP ------------------------------------------------------------------------------------
@@ -346,8 +338,15 @@ def test_fetch_rule_fails_on_bad_checksum_and_mirror_switch_keeps_outputs(tmp_pa
 
     # Targets before --configfile, which takes every following word as a config file.
     run = run_snakemake(
-        tmp_path, "--cores", "1", bad_target, good_target, "--keep-going",
-        "--configfile", "override.yaml", timeout=300,
+        tmp_path,
+        "--cores",
+        "1",
+        bad_target,
+        good_target,
+        "--keep-going",
+        "--configfile",
+        "override.yaml",
+        timeout=300,
     )
     console = run.output
     assert run.returncode != 0, run.describe()

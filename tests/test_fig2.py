@@ -18,10 +18,19 @@ from sinkhorn_em.experiments.fig2 import (
 )
 from sinkhorn_em.symmetric import symmetric_w2_squared
 
-REQUIRED_COLUMNS = ["method", "alpha", "theta0", "rep", "theta_final", "error_iter4", "error_final",
-                    "iters_to_converge"]
-TINY = dict(seed=3, theta0s=[-2.0, -0.4, 1.2], n_reps=2, n_samples=200, vem_iterations=40,
-            oem_iterations=40, sem_iterations=10)
+REQUIRED_COLUMNS = [
+    "method",
+    "alpha",
+    "theta0",
+    "rep",
+    "theta_final",
+    "error_iter4",
+    "error_final",
+    "iters_to_converge",
+]
+TINY = dict(
+    seed=3, theta0s=[-2.0, -0.4, 1.2], n_reps=2, n_samples=200, vem_iterations=40, oem_iterations=40, sem_iterations=10
+)
 
 
 def test_sample_shifts_the_first_floor_n_alpha_points():
@@ -75,8 +84,15 @@ def test_table_does_not_depend_on_chunking():
 
 
 def test_sweep_estep_agrees_with_exact_estep_where_sweeps_converge():
-    check = run_estep_check(seed=3, alphas=[0.7, 0.95, 1.0], theta0s=[-2.0, 2.0], n_reps=1, n_samples=300,
-                            sem_iterations=10, sinkhorn_sweeps=200)
+    check = run_estep_check(
+        seed=3,
+        alphas=[0.7, 0.95, 1.0],
+        theta0s=[-2.0, 2.0],
+        n_reps=1,
+        n_samples=300,
+        sem_iterations=10,
+        sinkhorn_sweeps=200,
+    )
     converged = check[check["sinkhorn_row_error_max"] < 1e-9]
     assert len(converged) >= 4
     assert converged["theta_abs_diff"].max() < 1e-6

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from references import as_full, scipy_cost
 from sinkhorn_em import estimate_gaussian_parameters, gaussian_cost, log_gaussian_density
 from sinkhorn_em.gaussian import MomentFeatures, n_covariance_parameters, precision_cholesky
-from references import as_full, scipy_cost
 
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 # gaussian.py switches from the moment expansion to a loop over components above d = 16.
@@ -48,10 +48,12 @@ def test_gaussian_cost_equals_scipy_negative_logpdf(covariance_type, d):
         np.testing.assert_allclose(cost, expected, rtol=1e-11, atol=1e-11)
         # Precomputed moment features (the path the fit loop uses) give the same numbers.
         features = MomentFeatures.from_data(X)
-        np.testing.assert_allclose(gaussian_cost(features, means, covariances, covariance_type), expected,
-                                   rtol=1e-11, atol=1e-11)
-        np.testing.assert_allclose(log_gaussian_density(X, means, covariances, covariance_type), -expected,
-                                   rtol=1e-11, atol=1e-11)
+        np.testing.assert_allclose(
+            gaussian_cost(features, means, covariances, covariance_type), expected, rtol=1e-11, atol=1e-11
+        )
+        np.testing.assert_allclose(
+            log_gaussian_density(X, means, covariances, covariance_type), -expected, rtol=1e-11, atol=1e-11
+        )
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
@@ -60,7 +62,10 @@ def test_precomputed_precision_cholesky_gives_the_same_cost(covariance_type):
     prec_chol = precision_cholesky(covariances, covariance_type)
     np.testing.assert_allclose(
         gaussian_cost(X, means, None, covariance_type, prec_chol=prec_chol),
-        scipy_cost(X, means, covariances, covariance_type), rtol=1e-11, atol=1e-11)
+        scipy_cost(X, means, covariances, covariance_type),
+        rtol=1e-11,
+        atol=1e-11,
+    )
 
 
 # Data 1e5 away from the origin, unit-scale spread. Through MomentFeatures.from_data
@@ -89,8 +94,7 @@ def _far_cases():
 def test_gaussian_cost_far_from_origin_on_raw_array(covariance_type, d):
     X, means, covariances = cost_problem(4, d, covariance_type, offset=OFFSET)
     expected = scipy_cost(X, means, covariances, covariance_type)
-    np.testing.assert_allclose(gaussian_cost(X, means, covariances, covariance_type), expected,
-                               rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(gaussian_cost(X, means, covariances, covariance_type), expected, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
@@ -171,8 +175,7 @@ def test_estimate_gaussian_parameters_equals_direct_weighted_statistics(covarian
     for data in (X, MomentFeatures.from_data(X)):
         # Known column sums (as for a balanced plan) must give the same estimates.
         for masses in (None, weights.sum(axis=0)):
-            nk, means, covariances = estimate_gaussian_parameters(data, weights, 1e-3, covariance_type,
-                                                                  masses=masses)
+            nk, means, covariances = estimate_gaussian_parameters(data, weights, 1e-3, covariance_type, masses=masses)
             # nk carries a 10 * machine-eps guard against empty components.
             np.testing.assert_allclose(nk, expected[0], rtol=1e-13, atol=1e-13)
             np.testing.assert_allclose(means, expected[1], rtol=1e-11, atol=1e-11)

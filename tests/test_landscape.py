@@ -192,8 +192,9 @@ def test_landscape_sample_is_reproducible_and_setting_specific():
     a = landscape_sample(100, 1.0, 0.7, 3, "1d")
     np.testing.assert_array_equal(a, landscape_sample(100, 1.0, 0.7, 3, "1d"))
     # The config's 0.55 and linspace's 0.5500000000000002 name the same setting.
-    np.testing.assert_array_equal(landscape_sample(100, 1.0, 0.55, 3, "1d"),
-                                  landscape_sample(100, 1.0, 0.5500000000000002, 3, "1d"))
+    np.testing.assert_array_equal(
+        landscape_sample(100, 1.0, 0.55, 3, "1d"), landscape_sample(100, 1.0, 0.5500000000000002, 3, "1d")
+    )
     assert not np.array_equal(a, landscape_sample(100, 1.0, 0.7, 4, "1d"))
     assert not np.array_equal(a, landscape_sample(100, 1.0, 0.7, 3, "2d"))
 
@@ -226,8 +227,10 @@ def test_stationary_points_2d_are_stationary_and_correctly_classified(tiny_2d):
             for j, ej in enumerate(np.eye(2)):
                 s = 1e-3
                 hessian[i, j] = (
-                    value(centre + s * ei + s * ej) - value(centre + s * ei - s * ej)
-                    - value(centre - s * ei + s * ej) + value(centre - s * ei - s * ej)
+                    value(centre + s * ei + s * ej)
+                    - value(centre + s * ei - s * ej)
+                    - value(centre - s * ei + s * ej)
+                    + value(centre - s * ei - s * ej)
                 ) / (4 * s * s)
         eigenvalues = np.linalg.eigvalsh(hessian)
         expected = "minimum" if eigenvalues[0] > 0 else "maximum" if eigenvalues[1] < 0 else "saddle"
@@ -241,7 +244,9 @@ def test_stationary_points_2d_find_the_known_ones(tiny_2d):
     for loss in ("nll", "eot"):
         mine = points[points["loss"] == loss]
         # With both means equal to the sample mean, both gradients vanish exactly.
-        on_diagonal = mine[np.isclose(mine["theta1"], x.mean(), atol=1e-6) & np.isclose(mine["theta2"], x.mean(), atol=1e-6)]
+        on_diagonal = mine[
+            np.isclose(mine["theta1"], x.mean(), atol=1e-6) & np.isclose(mine["theta2"], x.mean(), atol=1e-6)
+        ]
         assert len(on_diagonal) == 1
         # Exactly one global minimum, near the truth (theta*, -theta*); all others spurious.
         best = mine[~mine["spurious"].astype(bool)]

@@ -15,6 +15,7 @@ import ot
 import pytest
 from scipy.special import logsumexp
 
+from references import as_full, scipy_cost
 from sinkhorn_em import (
     SinkhornConvergenceWarning,
     eot_loss,
@@ -24,7 +25,6 @@ from sinkhorn_em import (
     sinkhorn_log,
 )
 from sinkhorn_em.losses import balanced_value
-from references import as_full, scipy_cost
 
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 
@@ -118,8 +118,12 @@ def test_e_step_equals_first_sinkhorn_half_step_from_log_alpha(epsilon):
             warnings.simplefilter("ignore", SinkhornConvergenceWarning)
             one = sinkhorn_log(np.full(n, 1 / n), weights, cost, epsilon, tol=0.0, max_iter=1, g_init=np.log(weights))
         np.testing.assert_allclose(one.f, f, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(np.exp(one.f[:, None] + np.log(weights)[None, :] - cost / epsilon),
-                                   np.exp(log_resp) / n, rtol=1e-11, atol=1e-300)
+        np.testing.assert_allclose(
+            np.exp(one.f[:, None] + np.log(weights)[None, :] - cost / epsilon),
+            np.exp(log_resp) / n,
+            rtol=1e-11,
+            atol=1e-300,
+        )
         assert value == pytest.approx(direct_nll(X, weights, means, covariances, "full", epsilon), rel=1e-12)
         # The balanced solve used by the estimator starts from g = log alpha as well.
         _, first = balanced_value(cost, weights, epsilon, tol=0.0, max_iter=1, warn=False)
@@ -207,7 +211,8 @@ def test_eot_loss_equals_nll_when_posterior_masses_equal_weights(covariance_type
     assert abs(balanced - relaxed) < 1e-10
     # Control: with the sampling weights (not the fixed point) the gap is visible.
     gap = eot_loss(X, weights, means, covariances, covariance_type, tol=1e-13, max_iter=100_000) - nll(
-        X, weights, means, covariances, covariance_type)
+        X, weights, means, covariances, covariance_type
+    )
     assert gap > 1e-8
 
 

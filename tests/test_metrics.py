@@ -134,8 +134,9 @@ def test_w2_squared_equals_linear_programme_in_2d():
         cost = ((xa[:, None, :] - xb[None, :, :]) ** 2).sum(-1)
         rows = np.kron(np.eye(3), np.ones(4))
         cols = np.kron(np.ones(3), np.eye(4))
-        lp = linprog(cost.ravel(), A_eq=np.vstack([rows, cols]), b_eq=np.concatenate([a, b]), bounds=(0, None),
-                     method="highs")
+        lp = linprog(
+            cost.ravel(), A_eq=np.vstack([rows, cols]), b_eq=np.concatenate([a, b]), bounds=(0, None), method="highs"
+        )
         assert w2_squared(a, xa, b, xb) == pytest.approx(lp.fun, rel=1e-8, abs=1e-12)
 
 

@@ -18,6 +18,7 @@ from scipy.stats import multivariate_normal
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.mixture import GaussianMixture
 
+from references import as_full
 from sinkhorn_em import (
     EOTGaussianMixture,
     SinkhornConvergenceWarning,
@@ -27,7 +28,6 @@ from sinkhorn_em import (
     nll,
 )
 from sinkhorn_em.losses import balanced_value
-from references import as_full
 
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 METHODS = ("em", "oem", "sinkhorn")
@@ -47,12 +47,14 @@ def scipy_log_joint(model, X):
     K, d = model.means_.shape
     full = as_full(model.covariances_, model.covariance_type, K, d)
     return np.log(model.weights_)[None, :] + np.stack(
-        [multivariate_normal(model.means_[k], full[k]).logpdf(X).reshape(-1) for k in range(K)], axis=1)
+        [multivariate_normal(model.means_[k], full[k]).logpdf(X).reshape(-1) for k in range(K)], axis=1
+    )
 
 
 def unit_covariances(covariance_type, K=3, d=2):
-    return {"full": np.stack([np.eye(d)] * K), "diag": np.ones((K, d)), "spherical": np.ones(K),
-            "tied": np.eye(d)}[covariance_type]
+    return {"full": np.stack([np.eye(d)] * K), "diag": np.ones((K, d)), "spherical": np.ones(K), "tied": np.eye(d)}[
+        covariance_type
+    ]
 
 
 def fit_quietly(model, X):
@@ -74,13 +76,33 @@ def test_oem_matches_sklearn_after_20_iterations(covariance_type):
     rng = np.random.default_rng(2)
     means_init = X[rng.choice(len(X), 3, replace=False)]
     covariances_init = unit_covariances(covariance_type) * 1.5
-    ours = fit_quietly(EOTGaussianMixture(
-        3, weights=WEIGHTS, method="oem", covariance_type=covariance_type, tol=0, max_iter=20,
-        means_init=means_init, covariances_init=covariances_init, track_eot_loss=False), X)
-    precisions = (np.linalg.inv(covariances_init) if covariance_type in ("full", "tied") else 1.0 / covariances_init)
-    reference = fit_quietly(GaussianMixture(
-        3, covariance_type=covariance_type, tol=0, max_iter=20, weights_init=WEIGHTS,
-        means_init=means_init, precisions_init=precisions), X)
+    ours = fit_quietly(
+        EOTGaussianMixture(
+            3,
+            weights=WEIGHTS,
+            method="oem",
+            covariance_type=covariance_type,
+            tol=0,
+            max_iter=20,
+            means_init=means_init,
+            covariances_init=covariances_init,
+            track_eot_loss=False,
+        ),
+        X,
+    )
+    precisions = np.linalg.inv(covariances_init) if covariance_type in ("full", "tied") else 1.0 / covariances_init
+    reference = fit_quietly(
+        GaussianMixture(
+            3,
+            covariance_type=covariance_type,
+            tol=0,
+            max_iter=20,
+            weights_init=WEIGHTS,
+            means_init=means_init,
+            precisions_init=precisions,
+        ),
+        X,
+    )
     assert reference.n_iter_ == 20 and ours.n_iter_ == 20
     np.testing.assert_allclose(ours.means_, reference.means_, rtol=0, atol=1e-6)
     np.testing.assert_allclose(ours.covariances_, reference.covariances_, rtol=0, atol=1e-6)
@@ -103,12 +125,20 @@ def sklearn_twin(model):
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_bic_consistent_with_sklearn(covariance_type, data):
     n = data.shape[0]
-    oem = fit_quietly(EOTGaussianMixture(3, method="oem", covariance_type=covariance_type, max_iter=10,
-                                         random_state=0, track_eot_loss=False), data)
+    oem = fit_quietly(
+        EOTGaussianMixture(
+            3, method="oem", covariance_type=covariance_type, max_iter=10, random_state=0, track_eot_loss=False
+        ),
+        data,
+    )
     assert oem.bic(data) == pytest.approx(sklearn_twin(oem).bic(data), rel=1e-12)
     # Known weights are not free parameters: em/sinkhorn count K - 1 fewer.
-    em = fit_quietly(EOTGaussianMixture(3, method="em", covariance_type=covariance_type, max_iter=10,
-                                        random_state=0, track_eot_loss=False), data)
+    em = fit_quietly(
+        EOTGaussianMixture(
+            3, method="em", covariance_type=covariance_type, max_iter=10, random_state=0, track_eot_loss=False
+        ),
+        data,
+    )
     expected = sklearn_twin(em).bic(data) - (3 - 1) * np.log(n)
     assert em.bic(data) == pytest.approx(expected, rel=1e-12)
 
@@ -125,10 +155,23 @@ def test_objective_non_increasing(method, covariance_type):
     # reg_covar = 0: with a ridge the M-step is not the exact minimiser and descent may fail by ~reg_covar.
     for seed in range(2):
         X, _ = mixture_data(10 + seed, n=120, separation=2.0)
-        model = fit_quietly(EOTGaussianMixture(
-            3, weights=WEIGHTS, method=method, covariance_type=covariance_type, tol=0, max_iter=15,
-            reg_covar=0.0, init="random_from_data", random_state=seed, sinkhorn_tol=1e-11,
-            sinkhorn_max_iter=5000, track_eot_loss=False), X)
+        model = fit_quietly(
+            EOTGaussianMixture(
+                3,
+                weights=WEIGHTS,
+                method=method,
+                covariance_type=covariance_type,
+                tol=0,
+                max_iter=15,
+                reg_covar=0.0,
+                init="random_from_data",
+                random_state=seed,
+                sinkhorn_tol=1e-11,
+                sinkhorn_max_iter=5000,
+                track_eot_loss=False,
+            ),
+            X,
+        )
         history = model.history_
         if method == "sinkhorn":
             # The E-step is solved to tol 1e-11 only (every solve converged): allow that much slack.
@@ -146,10 +189,23 @@ def test_objective_non_increasing(method, covariance_type):
 @pytest.mark.parametrize("method", METHODS)
 def test_tempered_objective_non_increasing(method, epsilon):
     X, _ = mixture_data(12, n=120, separation=2.0)
-    model = fit_quietly(EOTGaussianMixture(
-        3, weights=WEIGHTS, method=method, epsilon=epsilon, tol=0, max_iter=15, reg_covar=0.0,
-        init="random_from_data", random_state=3, sinkhorn_tol=1e-11, sinkhorn_max_iter=5000,
-        track_eot_loss=False), X)
+    model = fit_quietly(
+        EOTGaussianMixture(
+            3,
+            weights=WEIGHTS,
+            method=method,
+            epsilon=epsilon,
+            tol=0,
+            max_iter=15,
+            reg_covar=0.0,
+            init="random_from_data",
+            random_state=3,
+            sinkhorn_tol=1e-11,
+            sinkhorn_max_iter=5000,
+            track_eot_loss=False,
+        ),
+        X,
+    )
     objective = model.history_["objective"]
     assert_non_increasing(objective, 1e-9 if method == "sinkhorn" else 1e-12, f"objective (eps={epsilon})")
     assert objective.iloc[0] - objective.iloc[-1] > 1e-3
@@ -170,8 +226,7 @@ def test_tol_zero_runs_exactly_max_iter(method, data):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_tol_stops_when_the_objective_settles(method, data):
-    model = EOTGaussianMixture(3, method=method, tol=1e-4, max_iter=500, random_state=0,
-                               track_eot_loss=False).fit(data)
+    model = EOTGaussianMixture(3, method=method, tol=1e-4, max_iter=500, random_state=0, track_eot_loss=False).fit(data)
     assert model.converged_
     objective = model.history_["objective"].to_numpy()
     assert len(objective) == model.n_iter_ + 1 < 501
@@ -184,9 +239,20 @@ def test_tol_stops_when_the_objective_settles(method, data):
 def test_trajectory_and_history_bookkeeping(method):
     X, _ = mixture_data(3, n=120, separation=4.0)
     max_iter = 6
-    model = fit_quietly(EOTGaussianMixture(3, weights=WEIGHTS, method=method, tol=0, max_iter=max_iter,
-                                           random_state=1, keep_trajectory=True, sinkhorn_tol=1e-12,
-                                           sinkhorn_max_iter=20_000), X)
+    model = fit_quietly(
+        EOTGaussianMixture(
+            3,
+            weights=WEIGHTS,
+            method=method,
+            tol=0,
+            max_iter=max_iter,
+            random_state=1,
+            keep_trajectory=True,
+            sinkhorn_tol=1e-12,
+            sinkhorn_max_iter=20_000,
+        ),
+        X,
+    )
     trajectory, history = model.trajectory_, model.history_
     assert len(trajectory) == max_iter + 1
     last = trajectory[-1]
@@ -209,10 +275,21 @@ def test_one_iteration_is_the_method_specific_e_step_then_weighted_m_step(method
     n = len(X)
     means0 = X[:3].copy()
     covariances0 = np.stack([np.eye(2) * 2.0] * 3)
-    model = fit_quietly(EOTGaussianMixture(3, weights=WEIGHTS, method=method, tol=0, max_iter=1,
-                                           means_init=means0, covariances_init=covariances0,
-                                           keep_trajectory=True, sinkhorn_tol=1e-13,
-                                           sinkhorn_max_iter=100_000), X)
+    model = fit_quietly(
+        EOTGaussianMixture(
+            3,
+            weights=WEIGHTS,
+            method=method,
+            tol=0,
+            max_iter=1,
+            means_init=means0,
+            covariances_init=covariances0,
+            keep_trajectory=True,
+            sinkhorn_tol=1e-13,
+            sinkhorn_max_iter=100_000,
+        ),
+        X,
+    )
     log_density = np.stack([multivariate_normal(means0[k], covariances0[k]).logpdf(X) for k in range(3)], axis=1)
     log_joint = np.log(WEIGHTS)[None, :] + log_density
     posterior = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))  # EM E-step
@@ -220,8 +297,9 @@ def test_one_iteration_is_the_method_specific_e_step_then_weighted_m_step(method
     # differs from the EM one and the comparison below tells the methods apart.
     assert np.abs(posterior.mean(axis=0) - WEIGHTS).max() > 0.05
     if method == "sinkhorn":  # balanced coupling: rows 1/n and columns alpha
-        resp = n * ot.bregman.sinkhorn_log(np.full(n, 1 / n), WEIGHTS, -log_density, 1.0, stopThr=1e-15,
-                                           numItermax=100_000)
+        resp = n * ot.bregman.sinkhorn_log(
+            np.full(n, 1 / n), WEIGHTS, -log_density, 1.0, stopThr=1e-15, numItermax=100_000
+        )
     else:
         resp = posterior
     nk, means, covariances = estimate_gaussian_parameters(X, resp, model.reg_covar, "full")
@@ -237,11 +315,26 @@ def test_sinkhorn_solves_are_warm_started_across_iterations(method, max_ratio):
     # potential; a cold start from g = log alpha at the same parameters needs more
     # Sinkhorn iterations.
     X, _ = mixture_data(8, n=150, separation=2.5)
-    model = fit_quietly(EOTGaussianMixture(3, weights=WEIGHTS, method=method, tol=0, max_iter=12,
-                                           keep_trajectory=True, random_state=0, sinkhorn_max_iter=100_000,
-                                           sinkhorn_solver="sinkhorn"), X)
-    cold = [balanced_value(gaussian_cost(X, theta["means"], theta["covariances"]), WEIGHTS, 1.0, tol=1e-9,
-                           max_iter=100_000)[1].n_iter for theta in model.trajectory_]
+    model = fit_quietly(
+        EOTGaussianMixture(
+            3,
+            weights=WEIGHTS,
+            method=method,
+            tol=0,
+            max_iter=12,
+            keep_trajectory=True,
+            random_state=0,
+            sinkhorn_max_iter=100_000,
+            sinkhorn_solver="sinkhorn",
+        ),
+        X,
+    )
+    cold = [
+        balanced_value(
+            gaussian_cost(X, theta["means"], theta["covariances"]), WEIGHTS, 1.0, tol=1e-9, max_iter=100_000
+        )[1].n_iter
+        for theta in model.trajectory_
+    ]
     warm = model.history_["sinkhorn_iterations"].to_numpy()
     assert warm[0] == cold[0]  # the first solve has nothing to start from
     assert warm[1:].sum() < max_ratio * np.sum(cold[1:])
@@ -251,7 +344,7 @@ def test_sinkhorn_solves_are_warm_started_across_iterations(method, max_ratio):
 def test_each_balanced_solve_starts_from_the_previous_one(solver, monkeypatch):
     # Newton needs few iterations even cold, so its warm start is checked by what it is
     # handed: the previous solve's column potential and (for Newton) curvature.
-    import sinkhorn_em.losses as losses
+    from sinkhorn_em import losses
 
     calls = []
     solve = losses.BALANCED_SOLVERS[solver]
@@ -263,8 +356,7 @@ def test_each_balanced_solve_starts_from_the_previous_one(solver, monkeypatch):
 
     monkeypatch.setitem(losses.BALANCED_SOLVERS, solver, spy)
     X, _ = mixture_data(8, n=150, separation=2.5)
-    fit_quietly(EOTGaussianMixture(3, weights=WEIGHTS, tol=0, max_iter=5, random_state=0,
-                                   sinkhorn_solver=solver), X)
+    fit_quietly(EOTGaussianMixture(3, weights=WEIGHTS, tol=0, max_iter=5, random_state=0, sinkhorn_solver=solver), X)
     assert len(calls) == 6
     np.testing.assert_array_equal(calls[0][0]["g_init"], np.log(WEIGHTS))
     assert calls[0][0].get("hessian_init") is None
@@ -282,10 +374,23 @@ def test_both_balanced_solvers_give_the_same_sinkhorn_em_fit(covariance_type):
     # Same E-step problem solved to 1e-12 by different iterations: the fits agree to far
     # below any statistical resolution, and only the work differs.
     X, _ = mixture_data(4, n=300, separation=4.0)
-    fits = {solver: fit_quietly(EOTGaussianMixture(
-        3, weights=[0.2, 0.3, 0.5], covariance_type=covariance_type, tol=0, max_iter=15, random_state=2,
-        sinkhorn_tol=1e-12, sinkhorn_max_iter=100_000, sinkhorn_solver=solver), X)
-        for solver in ("sinkhorn", "newton")}
+    fits = {
+        solver: fit_quietly(
+            EOTGaussianMixture(
+                3,
+                weights=[0.2, 0.3, 0.5],
+                covariance_type=covariance_type,
+                tol=0,
+                max_iter=15,
+                random_state=2,
+                sinkhorn_tol=1e-12,
+                sinkhorn_max_iter=100_000,
+                sinkhorn_solver=solver,
+            ),
+            X,
+        )
+        for solver in ("sinkhorn", "newton")
+    }
     plain, newton = fits["sinkhorn"], fits["newton"]
     np.testing.assert_allclose(newton.means_, plain.means_, rtol=0, atol=1e-8)
     np.testing.assert_allclose(newton.covariances_, plain.covariances_, rtol=1e-8, atol=1e-10)
@@ -295,8 +400,9 @@ def test_both_balanced_solvers_give_the_same_sinkhorn_em_fit(covariance_type):
 
 
 def test_track_eot_loss_false_skips_the_balanced_solve(data):
-    model = fit_quietly(EOTGaussianMixture(3, method="em", max_iter=3, tol=0, random_state=0,
-                                           track_eot_loss=False), data)
+    model = fit_quietly(
+        EOTGaussianMixture(3, method="em", max_iter=3, tol=0, random_state=0, track_eot_loss=False), data
+    )
     assert model.history_["eot_loss"].isna().all()
     assert (model.history_["sinkhorn_iterations"] == 0).all()
     assert np.all(np.isfinite(model.history_["nll"]))
@@ -309,8 +415,7 @@ def test_keep_trajectory_false_stores_none(data):
 
 def test_n_init_keeps_the_lowest_objective():
     X, _ = mixture_data(5, n=120, separation=2.0)
-    settings = dict(weights=WEIGHTS, method="em", init="random_from_data", tol=0, max_iter=8,
-                    track_eot_loss=False)
+    settings = dict(weights=WEIGHTS, method="em", init="random_from_data", tol=0, max_iter=8, track_eot_loss=False)
     # Each initialisation draws from the same random stream in turn; replaying the stream
     # with n_init=1 fits reproduces the candidates.
     shared = np.random.RandomState(3)
@@ -327,9 +432,21 @@ def test_n_init_keeps_the_lowest_objective():
 def test_epsilon_schedule_is_applied_then_epsilon():
     X, _ = mixture_data(6, n=100)
     schedule = [4.0, 2.0, 1.5]
-    model = fit_quietly(EOTGaussianMixture(3, weights=WEIGHTS, method="em", epsilon=0.8, tol=0, max_iter=6,
-                                           epsilon_schedule=schedule, keep_trajectory=True, random_state=0,
-                                           track_eot_loss=False), X)
+    model = fit_quietly(
+        EOTGaussianMixture(
+            3,
+            weights=WEIGHTS,
+            method="em",
+            epsilon=0.8,
+            tol=0,
+            max_iter=6,
+            epsilon_schedule=schedule,
+            keep_trajectory=True,
+            random_state=0,
+            track_eot_loss=False,
+        ),
+        X,
+    )
     expected = schedule + [0.8] * 4
     np.testing.assert_array_equal(model.history_["epsilon"], expected)
     # The E-step really used that epsilon: objective_t is the tempered semi-relaxed value at theta_t.
@@ -337,20 +454,34 @@ def test_epsilon_schedule_is_applied_then_epsilon():
         value = nll(X, theta["weights"], theta["means"], theta["covariances"], epsilon=eps)
         assert model.history_["objective"][t] == pytest.approx(value, rel=1e-12)
         # and the nll column stays the plain (eps = 1) NLL
-        assert model.history_["nll"][t] == pytest.approx(nll(X, theta["weights"], theta["means"],
-                                                             theta["covariances"]), rel=1e-12)
+        assert model.history_["nll"][t] == pytest.approx(
+            nll(X, theta["weights"], theta["means"], theta["covariances"]), rel=1e-12
+        )
 
 
 def test_sinkhorn_epsilon_schedule_uses_the_scheduled_balanced_value():
     X, _ = mixture_data(6, n=80)
     schedule = [3.0, 1.7]
-    model = fit_quietly(EOTGaussianMixture(3, weights=WEIGHTS, method="sinkhorn", tol=0, max_iter=3,
-                                           epsilon_schedule=schedule, keep_trajectory=True, random_state=0,
-                                           sinkhorn_tol=1e-12, sinkhorn_max_iter=50_000), X)
+    model = fit_quietly(
+        EOTGaussianMixture(
+            3,
+            weights=WEIGHTS,
+            method="sinkhorn",
+            tol=0,
+            max_iter=3,
+            epsilon_schedule=schedule,
+            keep_trajectory=True,
+            random_state=0,
+            sinkhorn_tol=1e-12,
+            sinkhorn_max_iter=50_000,
+        ),
+        X,
+    )
     for t, eps in enumerate(schedule + [1.0, 1.0]):
         theta = model.trajectory_[t]
-        value = eot_loss(X, theta["weights"], theta["means"], theta["covariances"], epsilon=eps, tol=1e-13,
-                         max_iter=100_000)
+        value = eot_loss(
+            X, theta["weights"], theta["means"], theta["covariances"], epsilon=eps, tol=1e-13, max_iter=100_000
+        )
         assert model.history_["objective"][t] == pytest.approx(value, rel=1e-9)
 
 
@@ -358,14 +489,25 @@ def test_sinkhorn_epsilon_schedule_uses_the_scheduled_balanced_value():
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("method", METHODS)
 def test_inference_methods_agree_with_scipy(method, covariance_type, data):
-    model = fit_quietly(EOTGaussianMixture(3, weights=WEIGHTS, method=method, covariance_type=covariance_type,
-                                           max_iter=10, random_state=0, track_eot_loss=False), data)
+    model = fit_quietly(
+        EOTGaussianMixture(
+            3,
+            weights=WEIGHTS,
+            method=method,
+            covariance_type=covariance_type,
+            max_iter=10,
+            random_state=0,
+            track_eot_loss=False,
+        ),
+        data,
+    )
     X_new = mixture_data(99, n=40)[0]
     log_joint = scipy_log_joint(model, X_new)
     proba = model.predict_proba(X_new)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-13)
-    np.testing.assert_allclose(proba, np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True)),
-                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        proba, np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True)), rtol=1e-9, atol=1e-12
+    )
     np.testing.assert_array_equal(model.predict(X_new), log_joint.argmax(axis=1))
     samples = model.score_samples(X_new)
     np.testing.assert_allclose(samples, logsumexp(log_joint, axis=1), rtol=1e-11)
@@ -387,10 +529,10 @@ def test_transport_plan_has_the_balanced_marginals(data):
 
 def test_score_samples_far_from_origin():
     X, _ = mixture_data(7, n=150, offset=1e5)
-    model = fit_quietly(EOTGaussianMixture(3, method="oem", max_iter=10, random_state=0,
-                                           track_eot_loss=False), X)
-    np.testing.assert_allclose(model.score_samples(X), logsumexp(scipy_log_joint(model, X), axis=1),
-                               rtol=1e-10, atol=1e-10)
+    model = fit_quietly(EOTGaussianMixture(3, method="oem", max_iter=10, random_state=0, track_eot_loss=False), X)
+    np.testing.assert_allclose(
+        model.score_samples(X), logsumexp(scipy_log_joint(model, X), axis=1), rtol=1e-10, atol=1e-10
+    )
 
 
 def test_fit_far_from_origin_equals_fit_of_centred_data():
@@ -409,8 +551,10 @@ def test_fit_far_from_origin_equals_fit_of_centred_data():
 @pytest.mark.parametrize("init", ["k-means++", "random_from_data", "random"])
 def test_random_state_reproducibility(init, data):
     def fit(seed):
-        return fit_quietly(EOTGaussianMixture(3, method="em", init=init, max_iter=5, tol=0, random_state=seed,
-                                              track_eot_loss=False), data)
+        return fit_quietly(
+            EOTGaussianMixture(3, method="em", init=init, max_iter=5, tol=0, random_state=seed, track_eot_loss=False),
+            data,
+        )
 
     first, again, other = fit(7), fit(7), fit(8)
     np.testing.assert_array_equal(first.means_, again.means_)
@@ -422,8 +566,17 @@ def test_random_state_reproducibility(init, data):
 def test_means_init_and_covariances_init_are_the_first_iterate(data):
     means0 = np.array([[0.0, 0.0], [3.0, 0.0], [1.5, 2.5]])
     covariances0 = np.array([0.5, 1.0, 2.0])
-    model = fit_quietly(EOTGaussianMixture(3, covariance_type="spherical", means_init=means0,
-                                           covariances_init=covariances0, max_iter=2, keep_trajectory=True), data)
+    model = fit_quietly(
+        EOTGaussianMixture(
+            3,
+            covariance_type="spherical",
+            means_init=means0,
+            covariances_init=covariances0,
+            max_iter=2,
+            keep_trajectory=True,
+        ),
+        data,
+    )
     np.testing.assert_array_equal(model.trajectory_[0]["means"], means0)
     np.testing.assert_array_equal(model.trajectory_[0]["covariances"], covariances0)
 
@@ -431,8 +584,19 @@ def test_means_init_and_covariances_init_are_the_first_iterate(data):
 @pytest.mark.parametrize("init", ["k-means++", "random_from_data", "random"])
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_every_init_gives_valid_starting_parameters(init, covariance_type, data):
-    model = fit_quietly(EOTGaussianMixture(3, method="em", init=init, covariance_type=covariance_type, max_iter=1,
-                                           keep_trajectory=True, random_state=0, track_eot_loss=False), data)
+    model = fit_quietly(
+        EOTGaussianMixture(
+            3,
+            method="em",
+            init=init,
+            covariance_type=covariance_type,
+            max_iter=1,
+            keep_trajectory=True,
+            random_state=0,
+            track_eot_loss=False,
+        ),
+        data,
+    )
     start = model.trajectory_[0]
     assert start["means"].shape == (3, 2)
     assert np.all(np.isfinite(start["means"])) and np.all(np.isfinite(start["covariances"]))
@@ -486,15 +650,18 @@ def test_predict_with_wrong_number_of_features_is_rejected(data):
         model.predict(np.zeros((4, 3)))
 
 
-@pytest.mark.parametrize("method_name", [
-    "predict",
-    "predict_proba",
-    "score_samples",
-    "score",
-    "bic",
-    "eot_loss",
-    "transport_plan",
-])
+@pytest.mark.parametrize(
+    "method_name",
+    [
+        "predict",
+        "predict_proba",
+        "score_samples",
+        "score",
+        "bic",
+        "eot_loss",
+        "transport_plan",
+    ],
+)
 def test_unfitted_model_raises_not_fitted_error(method_name):
     with pytest.raises(NotFittedError):
         getattr(EOTGaussianMixture(2), method_name)(X_OK)

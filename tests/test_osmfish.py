@@ -253,8 +253,15 @@ def blob_runs():
     features = blob_features()
     frames = [
         run_osmfish_chunk(
-            features, target="region", feature_set="expr", weights=weights, method=method,
-            seed_indices=[0, 1, 2], base_seed=11, perturb_strength=0.5, **FAST_FIT,
+            features,
+            target="region",
+            feature_set="expr",
+            weights=weights,
+            method=method,
+            seed_indices=[0, 1, 2],
+            base_seed=11,
+            perturb_strength=0.5,
+            **FAST_FIT,
         )
         for weights in ("true", "perturbed", "uniform")
         for method in ("vEM", "oEM", "sEM", "sklearn")
@@ -281,8 +288,15 @@ def test_seeds_are_shared_by_methods_and_weight_settings(blob_runs):
 def test_chunking_does_not_change_results(blob_runs):
     features, per_seed = blob_runs
     alone = run_osmfish_chunk(
-        features, target="region", feature_set="expr", weights="perturbed", method="sEM",
-        seed_indices=[2], base_seed=11, perturb_strength=0.5, **FAST_FIT,
+        features,
+        target="region",
+        feature_set="expr",
+        weights="perturbed",
+        method="sEM",
+        seed_indices=[2],
+        base_seed=11,
+        perturb_strength=0.5,
+        **FAST_FIT,
     )
     together = per_seed[(per_seed["weights"] == "perturbed") & (per_seed["method"] == "sEM")]
     columns = ["seed", "ari", "nmi", "mean_loglik", "n_iter", "weights_tv"]
@@ -293,8 +307,14 @@ def test_chunking_does_not_change_results(blob_runs):
 
 def test_non_convergence_is_recorded_not_hidden():
     features = blob_features()
-    common = {"target": "region", "feature_set": "expr", "weights": "uniform", "method": "sEM", "seed_indices": [0],
-              "base_seed": 11}
+    common = {
+        "target": "region",
+        "feature_set": "expr",
+        "weights": "uniform",
+        "method": "sEM",
+        "seed_indices": [0],
+        "base_seed": 11,
+    }
     few_iterations = run_osmfish_chunk(features, **common, tol=1e-12, max_iter=2, sinkhorn_tol=1e-6)
     starved_sinkhorn = run_osmfish_chunk(features, **common, max_iter=2, sinkhorn_tol=1e-14, sinkhorn_max_iter=1)
     assert not few_iterations.loc[0, "converged"] and few_iterations.loc[0, "sinkhorn_converged"]
@@ -330,8 +350,9 @@ def test_tables_survive_csv_even_with_only_true_weights(blob_runs, tmp_path):
 
 def test_best_seed_maps_reproduce_the_recorded_fit(blob_runs):
     features, per_seed = blob_runs
-    maps = best_seed_maps({"expr": features}, per_seed, target="region", weights="true", base_seed=11,
-                          perturb_strength=0.5, **FAST_FIT)
+    maps = best_seed_maps(
+        {"expr": features}, per_seed, target="region", weights="true", base_seed=11, perturb_strength=0.5, **FAST_FIT
+    )
     assert len(maps) == len(features.X)
     for method in ("vEM", "oEM", "sEM", "sklearn"):
         rows = per_seed[(per_seed["weights"] == "true") & (per_seed["method"] == method)]
@@ -358,8 +379,15 @@ def test_real_slice_runs_for_both_targets(osmfish):
     features = build_features(osmfish, n_pcs=10)
     for target, n_classes in (("region", 11), ("celltype", 31)):
         table = run_osmfish_chunk(
-            features, target=target, feature_set="expr", weights="uniform", method="vEM",
-            seed_indices=[0], base_seed=1, tol=1e-3, max_iter=5,
+            features,
+            target=target,
+            feature_set="expr",
+            weights="uniform",
+            method="vEM",
+            seed_indices=[0],
+            base_seed=1,
+            tol=1e-3,
+            max_iter=5,
         )
         row = table.iloc[0]
         assert row["n_components"] == n_classes and row["n_features"] == 10

@@ -51,8 +51,7 @@ def test_tiny_run_creates_every_final_output_non_empty(tiny_run_cores2, final_ou
     empty = [
         path
         for path in final_outputs
-        if (tiny_run_cores2.workdir / path).is_file()
-        and (tiny_run_cores2.workdir / path).stat().st_size == 0
+        if (tiny_run_cores2.workdir / path).is_file() and (tiny_run_cores2.workdir / path).stat().st_size == 0
     ]
     assert not missing, f"declared but not created: {missing}"
     assert not empty, f"created empty: {empty}"
@@ -147,9 +146,7 @@ def _report_entries(html: str) -> dict:
 
 def test_html_report_shows_every_figure_with_a_caption(tiny_run_cores2, final_outputs):
     report = tiny_run_cores2.workdir / "results" / "report.html"
-    made = run_snakemake(
-        tiny_run_cores2.workdir, "--report", str(report), *tiny_run_cores2.configfile_args
-    )
+    made = run_snakemake(tiny_run_cores2.workdir, "--report", str(report), *tiny_run_cores2.configfile_args)
     made.assert_ok()
     entries = _report_entries(report.read_text())
     # A figure is usually written twice (PDF and PNG); one of its files in the report suffices.

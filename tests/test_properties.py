@@ -104,8 +104,11 @@ def test_eot_loss_is_at_least_nll(problem, epsilon):
 
 @PROPERTY_SETTINGS
 @given(
-    n=st.integers(1, 50), K=st.integers(1, 6), epsilon=st.floats(0.01, 10.0),
-    cost_scale=st.floats(0.01, 30.0), seed=seeds,
+    n=st.integers(1, 50),
+    K=st.integers(1, 6),
+    epsilon=st.floats(0.01, 10.0),
+    cost_scale=st.floats(0.01, 30.0),
+    seed=seeds,
 )
 def test_sinkhorn_plan_has_both_marginals(n, K, epsilon, cost_scale, seed):
     rng = np.random.default_rng(seed)
@@ -121,16 +124,24 @@ def test_sinkhorn_plan_has_both_marginals(n, K, epsilon, cost_scale, seed):
 
 
 @settings(max_examples=10, deadline=None, derandomize=True, database=None)
-@given(problem=mixture_problems(min_samples=2), method=st.sampled_from(["em", "oem", "sinkhorn"]),
-       epsilon=epsilons)
+@given(problem=mixture_problems(min_samples=2), method=st.sampled_from(["em", "oem", "sinkhorn"]), epsilon=epsilons)
 def test_fitted_model_predicts_probabilities(problem, method, epsilon):
     X, covariance_type, (weights, _, _) = problem
     K = weights.size
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # three iterations, possibly unconverged: irrelevant here
-        model = EOTGaussianMixture(K, weights=weights, method=method, covariance_type=covariance_type,
-                                   epsilon=epsilon, max_iter=3, tol=0, reg_covar=1e-3, random_state=0,
-                                   track_eot_loss=False).fit(X)
+        model = EOTGaussianMixture(
+            K,
+            weights=weights,
+            method=method,
+            covariance_type=covariance_type,
+            epsilon=epsilon,
+            max_iter=3,
+            tol=0,
+            reg_covar=1e-3,
+            random_state=0,
+            track_eot_loss=False,
+        ).fit(X)
     proba = model.predict_proba(X)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
     assert np.all(np.isfinite(model.score_samples(X)))

@@ -49,19 +49,33 @@ def minima_table(eot_shift=0.0, gap=1e-4, n_nll=(2, 2, 1), n_eot=(2, 1, 1)):
     rows = []
     for alpha, count_nll, count_eot in zip(ALPHAS, n_nll, n_eot):
         for loss, count, where in (("nll", count_nll, 1.0), ("eot", count_eot, 1.0 + eot_shift)):
-            rows.append({"alpha": alpha, "loss": loss, "n_local_minima": count, "minima": "",
-                         "global_minimizer": where, "min_gap_eot_minus_nll": gap})
+            rows.append(
+                {
+                    "alpha": alpha,
+                    "loss": loss,
+                    "n_local_minima": count,
+                    "minima": "",
+                    "global_minimizer": where,
+                    "min_gap_eot_minus_nll": gap,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def stationary_table(n_spurious_nll=1, n_spurious_eot=1, eot_shift=0.0):
-    rows = [{"alpha": 0.7, "loss": "nll", "theta1": 1.0, "theta2": -1.0, "kind": "minimum", "spurious": False},
-            {"alpha": 0.7, "loss": "eot", "theta1": 1.0 + eot_shift, "theta2": -1.0, "kind": "minimum", "spurious": False},
-            {"alpha": 0.7, "loss": "nll", "theta1": 0.4, "theta2": 0.4, "kind": "saddle", "spurious": True}]
-    rows += [{"alpha": 0.7, "loss": "nll", "theta1": -0.2 - i, "theta2": 1.6, "kind": "minimum", "spurious": True}
-             for i in range(n_spurious_nll)]
-    rows += [{"alpha": 0.7, "loss": "eot", "theta1": -0.1 - i, "theta2": 1.6, "kind": "minimum", "spurious": True}
-             for i in range(n_spurious_eot)]
+    rows = [
+        {"alpha": 0.7, "loss": "nll", "theta1": 1.0, "theta2": -1.0, "kind": "minimum", "spurious": False},
+        {"alpha": 0.7, "loss": "eot", "theta1": 1.0 + eot_shift, "theta2": -1.0, "kind": "minimum", "spurious": False},
+        {"alpha": 0.7, "loss": "nll", "theta1": 0.4, "theta2": 0.4, "kind": "saddle", "spurious": True},
+    ]
+    rows += [
+        {"alpha": 0.7, "loss": "nll", "theta1": -0.2 - i, "theta2": 1.6, "kind": "minimum", "spurious": True}
+        for i in range(n_spurious_nll)
+    ]
+    rows += [
+        {"alpha": 0.7, "loss": "eot", "theta1": -0.1 - i, "theta2": 1.6, "kind": "minimum", "spurious": True}
+        for i in range(n_spurious_eot)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -122,9 +136,16 @@ def fig2_table(sign_from=None, iterations=None):
             for theta0 in (-2.0, -1.0, 1.0, 2.0):
                 for rep in range(2):
                     right = alpha >= sign_from.get(method, 0.5) or theta0 > 0
-                    rows.append({"method": method, "alpha": alpha, "theta0": theta0, "rep": rep,
-                                 "theta_final": 1.0 if right else -0.8,
-                                 "iters_to_converge": iterations.get(method, 30) if theta0 < 0 else 5})
+                    rows.append(
+                        {
+                            "method": method,
+                            "alpha": alpha,
+                            "theta0": theta0,
+                            "rep": rep,
+                            "theta_final": 1.0 if right else -0.8,
+                            "iters_to_converge": iterations.get(method, 30) if theta0 < 0 else 5,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -160,8 +181,16 @@ def rates_table(sem_over_vem=1.0, linear=True):
     for theta_star in (0.5, 1.0):
         for theta0 in (0.25, 2.0):
             for method, rate in (("vEM", 0.3), ("oEM", 0.5), ("sEM", 0.3 * sem_over_vem)):
-                rows.append({"method": method, "theta_star": theta_star, "alpha": 0.7, "theta0": theta0,
-                             "rate": min(rate, 0.999), "iterations_to_1e-6": 20.0 if linear else np.nan})
+                rows.append(
+                    {
+                        "method": method,
+                        "theta_star": theta_star,
+                        "alpha": 0.7,
+                        "theta0": theta0,
+                        "rate": min(rate, 0.999),
+                        "iterations_to_1e-6": 20.0 if linear else np.nan,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -202,8 +231,20 @@ def sweep_table(sem=(0.9, 0.8, 0.95), vem=(0.3, 0.2, 0.4), n_settings=3):
     rows = []
     for separation in range(1, n_settings + 1):
         for method, (success, low, high) in (("vEM", vem), ("oEM", oem), ("sEM", sem)):
-            rows.append({"K": 3, "d": 2, "weights": "0.5/0.3/0.2", "separation": separation, "init": "k-means++",
-                         "method": method, "n_runs": 100, "success": success, "ci_low": low, "ci_high": high})
+            rows.append(
+                {
+                    "K": 3,
+                    "d": 2,
+                    "weights": "0.5/0.3/0.2",
+                    "separation": separation,
+                    "init": "k-means++",
+                    "method": method,
+                    "n_runs": 100,
+                    "success": success,
+                    "ci_low": low,
+                    "ci_high": high,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -236,9 +277,21 @@ def celegans_table(sem=(0.8, 0.7, 0.9), vem=(0.4, 0.3, 0.5), n_trials=20):
     for dataset, pool in (("atlas_tail5", ""), ("worm_a_tail", "NeuroPAL_worms_tail"), ("NeuroPAL_worms_tail", "")):
         for metric in ("accuracy_r1", "accuracy_r3", "position_error"):
             for method, (mean, low, high) in (("vEM", vem), ("oEM", (0.99, 0.98, 1.0)), ("sEM", sem)):
-                rows.append({"dataset": dataset, "n_neurons": 5, "pool": pool, "init": "random", "method": method,
-                             "metric": metric, "iteration": 30, "mean": mean, "ci_low": low, "ci_high": high,
-                             "n_trials": n_trials})
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "n_neurons": 5,
+                        "pool": pool,
+                        "init": "random",
+                        "method": method,
+                        "metric": metric,
+                        "iteration": 30,
+                        "mean": mean,
+                        "ci_low": low,
+                        "ci_high": high,
+                        "n_trials": n_trials,
+                    }
+                )
     table = pd.DataFrame(rows)
     table["pool"] = table["pool"].replace("", np.nan)  # as read back from CSV
     return table
@@ -264,8 +317,19 @@ def osmfish_table(true_diff=0.2, perturbed_diff=0.2, n_seeds=20, sd=0.02):
     rows = []
     for weights, diff in (("true", true_diff), ("perturbed", perturbed_diff), ("uniform", -0.3)):
         for method, ari in (("vEM", 0.4), ("oEM", 0.9), ("sklearn", 0.35), ("sEM", 0.4 + diff)):
-            rows.append({"target": "region", "features": "expr", "weights": weights, "method": method,
-                         "ari_mean": ari, "ari_sd": sd, "nmi_mean": ari, "nmi_sd": sd, "n_seeds": n_seeds})
+            rows.append(
+                {
+                    "target": "region",
+                    "features": "expr",
+                    "weights": weights,
+                    "method": method,
+                    "ari_mean": ari,
+                    "ari_sd": sd,
+                    "nmi_mean": ari,
+                    "nmi_sd": sd,
+                    "n_seeds": n_seeds,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -306,8 +370,13 @@ def test_osmfish_boolean_weights_column_is_understood():
     ],
 )
 def test_superiority_verdict(better, worse, not_below, expected):
-    table = pd.DataFrame({"significantly_better": np.array(better, bool), "significantly_worse": np.array(worse, bool),
-                          "not_below": np.array(not_below, bool)})
+    table = pd.DataFrame(
+        {
+            "significantly_better": np.array(better, bool),
+            "significantly_worse": np.array(worse, bool),
+            "not_below": np.array(not_below, bool),
+        }
+    )
     assert superiority_verdict(table) == expected
 
 
@@ -370,7 +439,11 @@ def test_identities_reject_bad_parameters():
 # ----------------------------------------------------------------------------- provenance
 def test_config_hash_is_canonical_and_sensitive():
     config = {"seed": 1, "fig2": {"n_reps": 10, "methods": ["vEM", "sEM"]}, "datasets": {"mirror": "/a", "files": {}}}
-    reordered = {"datasets": {"files": {}, "mirror": "/a"}, "fig2": {"methods": ["vEM", "sEM"], "n_reps": 10}, "seed": 1}
+    reordered = {
+        "datasets": {"files": {}, "mirror": "/a"},
+        "fig2": {"methods": ["vEM", "sEM"], "n_reps": 10},
+        "seed": 1,
+    }
     digest = config_hash(config)
     assert re.fullmatch(r"[0-9a-f]{64}", digest)
     assert config_hash(reordered) == digest
@@ -385,7 +458,9 @@ def test_rule_costs_aggregate_benchmarks_and_logs(tmp_path):
     bench.mkdir(parents=True)
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     for chunk, seconds in ((0, 2.0), (1, 3.5)):
-        (bench / f"chunk{chunk}.tsv").write_text(header + f"{seconds}\t0:00:02\t100.5\t1\t1\t1\t0\t0\t50\t{seconds / 2}\n")
+        (bench / f"chunk{chunk}.tsv").write_text(
+            header + f"{seconds}\t0:00:02\t100.5\t1\t1\t1\t0\t0\t50\t{seconds / 2}\n"
+        )
     logs = tmp_path / "results" / "logs" / "fig"
     logs.mkdir(parents=True)
     (logs / "figure.log").write_text("drawing\n[sinkhorn-em] job wall time 1.25 s\n")
@@ -408,8 +483,14 @@ def test_rule_costs_aggregate_benchmarks_and_logs(tmp_path):
 
 
 def test_figure_rows_pair_pdf_and_png():
-    figures = figure_rows(["results/figures/fig2.pdf", "results/figures/fig2.png", "results/tables/fig2_runs.csv",
-                           "results/figures/new_thing.pdf"]).set_index("figure")
+    figures = figure_rows(
+        [
+            "results/figures/fig2.pdf",
+            "results/figures/fig2.png",
+            "results/tables/fig2_runs.csv",
+            "results/figures/new_thing.pdf",
+        ]
+    ).set_index("figure")
     assert figures.loc["fig2", "png"] == "results/figures/fig2.png" and figures.loc["fig2", "claims"] == "3"
     assert figures.loc["new_thing", "claims"] == "-"
 
@@ -425,10 +506,25 @@ def test_markdown_contains_every_claim_and_verdict(identities):
         claim_osmfish(osmfish_table()),
         claim_identities(identities),
     ]
-    costs = pd.DataFrame({"rule": ["fit"], "source": ["benchmark"], "jobs": [2], "total_s": [5.5], "max_s": [3.5],
-                          "cpu_s": [2.7], "max_rss_mb": [100.0]})
-    text = render_report(claims, versions=report.software_versions(), config_digest="ab" * 32, costs=costs,
-                         figures=figure_rows(["results/figures/fig2.pdf"]), seed=7)
+    costs = pd.DataFrame(
+        {
+            "rule": ["fit"],
+            "source": ["benchmark"],
+            "jobs": [2],
+            "total_s": [5.5],
+            "max_s": [3.5],
+            "cpu_s": [2.7],
+            "max_rss_mb": [100.0],
+        }
+    )
+    text = render_report(
+        claims,
+        versions=report.software_versions(),
+        config_digest="ab" * 32,
+        costs=costs,
+        figures=figure_rows(["results/figures/fig2.pdf"]),
+        seed=7,
+    )
     for claim in claims:
         assert f"## Claim {claim.claim_id}: {claim.title}" in text
         assert claim.criterion in text

@@ -156,8 +156,11 @@ def test_every_key_has_a_description_and_a_default_unless_required():
 def test_sections_reject_unknown_keys():
     # A typo in a key must be an error, never a silent fall-back to the default.
     schema = load_schema()
-    loose = [name for name, node in schema["properties"].items() if _is_section(node)
-             and node.get("additionalProperties") is not False]
+    loose = [
+        name
+        for name, node in schema["properties"].items()
+        if _is_section(node) and node.get("additionalProperties") is not False
+    ]
     assert schema.get("additionalProperties") is False
     assert loose == []
 
@@ -176,9 +179,7 @@ def test_generated_reference_documents_every_key():
     schema = load_schema()
     reference = reference_markdown(schema)
     undocumented = [
-        key
-        for key, _, _ in iter_keys(schema)
-        if f"| `{key}` |" not in reference and f"#### `{key}`" not in reference
+        key for key, _, _ in iter_keys(schema) if f"| `{key}` |" not in reference and f"#### `{key}`" not in reference
     ]
     assert undocumented == []
 
@@ -186,9 +187,7 @@ def test_generated_reference_documents_every_key():
 def test_readme_reference_is_up_to_date():
     readme = README_PATH.read_text()
     expected = readme_with_reference(readme, reference_markdown(load_schema()))
-    assert readme == expected, (
-        "the configuration reference in README.md is out of date: run `make config-docs`"
-    )
+    assert readme == expected, "the configuration reference in README.md is out of date: run `make config-docs`"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -110,8 +110,9 @@ def test_both_marginals_within_tol(solve, tol):
         # The column step comes last: that marginal is exact up to rounding.
         assert np.abs(plan.sum(axis=0) - b).sum() <= 1e-13
         # The plan has the Gibbs form the potentials describe.
-        np.testing.assert_allclose(plan, np.exp(result.f[:, None] + result.g[None, :] - cost / epsilon),
-                                   rtol=1e-10, atol=1e-300)
+        np.testing.assert_allclose(
+            plan, np.exp(result.f[:, None] + result.g[None, :] - cost / epsilon), rtol=1e-10, atol=1e-300
+        )
         assert result.epsilon == epsilon
 
 
@@ -336,8 +337,13 @@ def test_semi_dual_hessian_is_the_jacobian_of_the_column_masses(K):
     u = a / (kernel @ v)
     hessian = _semi_dual_hessian(kernel, u, v, a, np.empty(kernel.shape, dtype=np.float32))
     step = 1e-6
-    jacobian = np.stack([(column_masses(kernel, a, log_v + step * e) - column_masses(kernel, a, log_v - step * e))
-                         / (2 * step) for e in np.eye(log_v.size)], axis=1)
+    jacobian = np.stack(
+        [
+            (column_masses(kernel, a, log_v + step * e) - column_masses(kernel, a, log_v - step * e)) / (2 * step)
+            for e in np.eye(log_v.size)
+        ],
+        axis=1,
+    )
     np.testing.assert_allclose(hessian, jacobian, rtol=2e-5, atol=1e-9)
     np.testing.assert_allclose(hessian, hessian.T, rtol=0, atol=1e-15)
     np.testing.assert_allclose(hessian @ np.ones(log_v.size), 0.0, atol=1e-15)  # a Laplacian

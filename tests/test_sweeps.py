@@ -27,25 +27,71 @@ from sinkhorn_em.experiments.sweeps import (
 )
 
 # A tiny but non-trivial setting: K = 3, well enough separated that runs differ by start.
-TINY = dict(weights=[0.5, 0.3, 0.2], dim=2, separation=3.0, dataset=0, n_samples=150,
-            exact_proportions=True, pair_weights_by_size=False, seed=11, max_iter=15, tol=1e-6, sinkhorn_tol=1e-6,
-            sinkhorn_max_iter=500, reg_covar=1e-6, success_rtol=0.2, success_atol=0.05)
+TINY = dict(
+    weights=[0.5, 0.3, 0.2],
+    dim=2,
+    separation=3.0,
+    dataset=0,
+    n_samples=150,
+    exact_proportions=True,
+    pair_weights_by_size=False,
+    seed=11,
+    max_iter=15,
+    tol=1e-6,
+    sinkhorn_tol=1e-6,
+    sinkhorn_max_iter=500,
+    reg_covar=1e-6,
+    success_rtol=0.2,
+    success_atol=0.05,
+)
 # Written out here (not imported) so that renaming a promised column fails a test.
-INIT_COLUMNS = ["K", "d", "weights", "separation", "init", "method", "n_runs", "success",
-                "ci_low", "ci_high", "median_error", "median_iterations", "median_seconds"]
-EPSILON_COLUMNS = ["method", "eps", "schedule", "K", "d", "weights", "separation", "success",
-                   "ci_low", "ci_high", "mean_bias", "median_iterations"]
+INIT_COLUMNS = [
+    "K",
+    "d",
+    "weights",
+    "separation",
+    "init",
+    "method",
+    "n_runs",
+    "success",
+    "ci_low",
+    "ci_high",
+    "median_error",
+    "median_iterations",
+    "median_seconds",
+]
+EPSILON_COLUMNS = [
+    "method",
+    "eps",
+    "schedule",
+    "K",
+    "d",
+    "weights",
+    "separation",
+    "success",
+    "ci_low",
+    "ci_high",
+    "mean_bias",
+    "median_iterations",
+]
 
 
-def _init_chunk(first_init, n_inits, schemes=("random_from_data", "k-means++", "uniform_box"),
-                methods=("vEM", "oEM", "sEM")):
-    return run_init_sweep_chunk(first_init=first_init, n_inits=n_inits, schemes=list(schemes),
-                                methods=list(methods), **TINY)
+def _init_chunk(
+    first_init, n_inits, schemes=("random_from_data", "k-means++", "uniform_box"), methods=("vEM", "oEM", "sEM")
+):
+    return run_init_sweep_chunk(
+        first_init=first_init, n_inits=n_inits, schemes=list(schemes), methods=list(methods), **TINY
+    )
 
 
 def _epsilon_chunk(first_init, n_inits, **overrides):
-    params = dict(init="random_from_data", methods=["vEM", "sEM"], epsilons=[0.5, 1.0, 2.0],
-                  anneal_schedules=[{"eps0": 2.0, "decay": 0.7}], **TINY)
+    params = dict(
+        init="random_from_data",
+        methods=["vEM", "sEM"],
+        epsilons=[0.5, 1.0, 2.0],
+        anneal_schedules=[{"eps0": 2.0, "decay": 0.7}],
+        **TINY,
+    )
     params.update(overrides)
     return run_epsilon_sweep_chunk(first_init=first_init, n_inits=n_inits, **params)
 
@@ -88,8 +134,13 @@ def test_wilson_interval_matches_scipy(n):
 @pytest.mark.parametrize(
     "successes, n, low, high",
     # Newcombe (1998), Statistics in Medicine 17:857, Table II, method 3 (Wilson score).
-    [(81, 263, 0.2553, 0.3662), (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611),
-     (1, 29, 0.0061, 0.1718), (29, 29, 0.8830, 1.0)],
+    [
+        (81, 263, 0.2553, 0.3662),
+        (15, 148, 0.0624, 0.1605),
+        (0, 20, 0.0, 0.1611),
+        (1, 29, 0.0061, 0.1718),
+        (29, 29, 0.8830, 1.0),
+    ],
 )
 def test_wilson_interval_textbook_values(successes, n, low, high):
     assert wilson_interval(successes, n) == pytest.approx((low, high), abs=5e-5)
@@ -101,8 +152,7 @@ def test_wilson_interval_other_confidence_is_wider():
     assert wide[0] < narrow[0] < 0.25 < narrow[1] < wide[1]
 
 
-@pytest.mark.parametrize("successes, n, confidence", [(1, 0, 0.95), (-1, 5, 0.95), (6, 5, 0.95),
-                                                      (1, 5, 1.0)])
+@pytest.mark.parametrize("successes, n, confidence", [(1, 0, 0.95), (-1, 5, 0.95), (6, 5, 0.95), (1, 5, 1.0)])
 def test_wilson_interval_rejects_bad_input(successes, n, confidence):
     with pytest.raises(ValueError):
         wilson_interval(successes, n, confidence)
@@ -134,8 +184,9 @@ def test_failed_runs_are_far_from_the_reference(init_runs):
 
 
 # --------------------------------------------------------------------------- data and starts
-@pytest.mark.parametrize("weights, n", [([0.5, 0.3, 0.2], 2000), ([0.434, 0.26, 0.156, 0.094, 0.056], 997),
-                                        ([1 / 3] * 3, 100)])
+@pytest.mark.parametrize(
+    "weights, n", [([0.5, 0.3, 0.2], 2000), ([0.434, 0.26, 0.156, 0.094, 0.056], 997), ([1 / 3] * 3, 100)]
+)
 def test_exact_counts_sum_to_n_and_round(weights, n):
     counts = exact_counts(weights, n)
     assert counts.sum() == n
@@ -185,8 +236,9 @@ def test_pairing_gives_the_largest_weight_to_the_biggest_cell():
 
 def test_pairing_by_size_changes_only_the_starts():
     as_drawn = _init_chunk(0, 2, schemes=["uniform_box"], methods=["vEM"])
-    by_size = run_init_sweep_chunk(first_init=0, n_inits=2, schemes=["uniform_box"], methods=["vEM"],
-                                   **{**TINY, "pair_weights_by_size": True})
+    by_size = run_init_sweep_chunk(
+        first_init=0, n_inits=2, schemes=["uniform_box"], methods=["vEM"], **{**TINY, "pair_weights_by_size": True}
+    )
     assert set(as_drawn["pairing"]) == {"as_drawn"} and set(by_size["pairing"]) == {"by_size"}
     same = ["init_index", "reference_error", "collapsed_error"]
     pd.testing.assert_frame_equal(as_drawn[same], by_size[same])
@@ -233,15 +285,18 @@ def test_chunking_and_order_change_neither_runs_nor_summary(init_runs):
     key = ["init", "init_index", "method"]
     pd.testing.assert_frame_equal(
         _without_seconds(chunked).sort_values(key).reset_index(drop=True),
-        _without_seconds(init_runs).sort_values(key).reset_index(drop=True))
-    pd.testing.assert_frame_equal(_without_seconds(summarise_init_sweep(chunked)),
-                                  _without_seconds(summarise_init_sweep(init_runs)))
+        _without_seconds(init_runs).sort_values(key).reset_index(drop=True),
+    )
+    pd.testing.assert_frame_equal(
+        _without_seconds(summarise_init_sweep(chunked)), _without_seconds(summarise_init_sweep(init_runs))
+    )
 
 
 def test_epsilon_aggregation_of_chunks_equals_unchunked(epsilon_runs):
     chunked = pd.concat([_epsilon_chunk(1, 1), _epsilon_chunk(0, 1)], ignore_index=True)
-    pd.testing.assert_frame_equal(_without_seconds(summarise_epsilon_sweep(chunked)),
-                                  _without_seconds(summarise_epsilon_sweep(epsilon_runs)))
+    pd.testing.assert_frame_equal(
+        _without_seconds(summarise_epsilon_sweep(chunked)), _without_seconds(summarise_epsilon_sweep(epsilon_runs))
+    )
 
 
 def test_aggregating_a_chunk_twice_is_an_error(init_runs):
@@ -250,11 +305,31 @@ def test_aggregating_a_chunk_twice_is_an_error(init_runs):
 
 
 def _sweep_cfg(**overrides):
-    cfg = dict(weights=[[0.5, 0.3, 0.2], [0.25] * 4], dims=[2, 5], separations=[1.0, 3.0],
-               n_datasets=2, n_inits=5, inits_per_job=2, schemes=["k-means++"], methods=["sEM"],
-               **{k: TINY[k] for k in ("n_samples", "exact_proportions", "pair_weights_by_size", "max_iter", "tol",
-                                       "sinkhorn_tol", "sinkhorn_max_iter", "reg_covar",
-                                       "success_rtol", "success_atol")})
+    cfg = dict(
+        weights=[[0.5, 0.3, 0.2], [0.25] * 4],
+        dims=[2, 5],
+        separations=[1.0, 3.0],
+        n_datasets=2,
+        n_inits=5,
+        inits_per_job=2,
+        schemes=["k-means++"],
+        methods=["sEM"],
+        **{
+            k: TINY[k]
+            for k in (
+                "n_samples",
+                "exact_proportions",
+                "pair_weights_by_size",
+                "max_iter",
+                "tol",
+                "sinkhorn_tol",
+                "sinkhorn_max_iter",
+                "reg_covar",
+                "success_rtol",
+                "success_atol",
+            )
+        },
+    )
     cfg.update(overrides)
     return cfg
 
@@ -265,8 +340,11 @@ def test_plan_covers_every_run_once_and_scales():
     signature = inspect.signature(run_init_sweep_chunk)
     for params in jobs.values():
         signature.bind(**params)  # every job is a valid call
-    covered = sorted((tuple(p["weights"]), p["dim"], p["separation"], p["dataset"], i)
-                     for p in jobs.values() for i in range(p["first_init"], p["first_init"] + p["n_inits"]))
+    covered = sorted(
+        (tuple(p["weights"]), p["dim"], p["separation"], p["dataset"], i)
+        for p in jobs.values()
+        for i in range(p["first_init"], p["first_init"] + p["n_inits"])
+    )
     assert len(covered) == len(set(covered)) == 2 * 2 * 2 * 2 * 5
     scaled = plan_init_sweep(_sweep_cfg(), seed=3, sweep_scale=2.5)
     n_runs = sum(p["n_inits"] for p in scaled.values())
@@ -274,8 +352,7 @@ def test_plan_covers_every_run_once_and_scales():
 
 
 def test_plan_of_epsilon_sweep_is_callable():
-    cfg = _sweep_cfg(init="random_from_data", epsilons=[0.5, 1.0],
-                     anneal_schedules=[{"eps0": 2.0, "decay": 0.8}])
+    cfg = _sweep_cfg(init="random_from_data", epsilons=[0.5, 1.0], anneal_schedules=[{"eps0": 2.0, "decay": 0.8}])
     del cfg["schemes"]
     signature = inspect.signature(run_epsilon_sweep_chunk)
     for params in plan_epsilon_sweep(cfg, seed=3).values():
@@ -290,7 +367,7 @@ def test_plan_rejects_duplicate_settings():
 # --------------------------------------------------------------------------- summaries
 def test_init_summary_columns_and_intervals(init_runs):
     table = summarise_init_sweep(init_runs)
-    assert list(table.columns[:len(INIT_COLUMNS)]) == INIT_COLUMNS
+    assert list(table.columns[: len(INIT_COLUMNS)]) == INIT_COLUMNS
     assert len(table) == 3 * 3 and (table["n_runs"] == 3).all()
     assert list(table["method"][:3]) == ["vEM", "oEM", "sEM"]
     assert ((table["ci_low"] <= table["success"]) & (table["success"] <= table["ci_high"])).all()
@@ -332,7 +409,7 @@ def test_sweeps_tables_of_the_tiny_run(tiny_run_cores2):
     """The shared tiny run (conftest.py) produced well-formed sweep tables."""
     workdir = tiny_run_cores2.workdir
     init = pd.read_csv(workdir / "results/tables/init_sweep.csv")
-    assert list(init.columns[:len(INIT_COLUMNS)]) == INIT_COLUMNS
+    assert list(init.columns[: len(INIT_COLUMNS)]) == INIT_COLUMNS
     assert (init["n_runs"] == 2).all() and set(init["method"]) == {"vEM", "oEM", "sEM"}
     epsilon = pd.read_csv(workdir / "results/tables/epsilon_sweep.csv")
     assert set(EPSILON_COLUMNS) <= set(epsilon.columns)

@@ -87,8 +87,9 @@ def test_sinkhorn_sweeps_equal_core_sinkhorn_after_the_same_number_of_iterations
     cost = cost_matrix(x, theta)
     for n_sweeps in (1, 5, 50, 200):
         plan0, plan1, row_error = sinkhorn_sweeps_plan(x, [theta], alpha, n_sweeps=n_sweeps)
-        core = sinkhorn_log(np.full(x.size, 1 / x.size), np.array([alpha, 1 - alpha]), cost, 1.0,
-                            tol=0.0, max_iter=n_sweeps, warn=False)
+        core = sinkhorn_log(
+            np.full(x.size, 1 / x.size), np.array([alpha, 1 - alpha]), cost, 1.0, tol=0.0, max_iter=n_sweeps, warn=False
+        )
         assert np.abs(core.plan[:, 0] - plan0[0]).max() < 1e-15
         assert np.abs(core.plan[:, 1] - plan1[0]).max() < 1e-15
         assert abs(plan0.sum() - alpha) < 1e-14  # columns exact after the last half-step
@@ -116,8 +117,15 @@ def reference_sem(x, theta0, alpha, n_iter):
     """Per-run Sinkhorn-EM with the core Sinkhorn solved to a tight tolerance."""
     theta, thetas = float(theta0), [float(theta0)]
     for _ in range(n_iter):
-        result = sinkhorn_log(np.full(x.size, 1 / x.size), np.array([alpha, 1 - alpha]),
-                              cost_matrix(x, theta), 1.0, tol=1e-14, max_iter=20000, warn=False)
+        result = sinkhorn_log(
+            np.full(x.size, 1 / x.size),
+            np.array([alpha, 1 - alpha]),
+            cost_matrix(x, theta),
+            1.0,
+            tol=1e-14,
+            max_iter=20000,
+            warn=False,
+        )
         theta = float(np.sum((result.plan[:, 0] - result.plan[:, 1]) * x))
         thetas.append(theta)
     return np.array(thetas)
@@ -162,8 +170,14 @@ def test_sem_decreases_the_eot_loss_and_matches_core_eot_loss():
     assert np.all(np.diff(losses, axis=0) <= 1e-12)
     assert np.any(np.diff(losses, axis=0) < -1e-6)  # it does move
     for theta in (-1.3, 0.0, 0.8):
-        core = eot_loss(x[:, None], np.array([0.7, 0.3]), np.array([[theta], [-theta]]),
-                        np.ones((2, 1, 1)), tol=1e-13, max_iter=100000)
+        core = eot_loss(
+            x[:, None],
+            np.array([0.7, 0.3]),
+            np.array([[theta], [-theta]]),
+            np.ones((2, 1, 1)),
+            tol=1e-13,
+            max_iter=100000,
+        )
         assert symmetric_eot_loss(x, [theta], 0.7)[0] == pytest.approx(core, abs=1e-10)
 
 
@@ -212,8 +226,9 @@ def test_closed_form_w2_matches_pot_and_core():
 def test_symmetric_errors_are_invariant_to_label_swap():
     theta, weight = np.array([0.8, -1.3]), np.array([0.7, 0.2])
     for error in (symmetric_w2_squared, symmetric_parameter_error):
-        np.testing.assert_allclose(error(theta, weight, 1.0, 0.7), error(-theta, 1 - weight, 1.0, 0.7),
-                                   rtol=0, atol=1e-15)
+        np.testing.assert_allclose(
+            error(theta, weight, 1.0, 0.7), error(-theta, 1 - weight, 1.0, 0.7), rtol=0, atol=1e-15
+        )
     assert symmetric_parameter_error(-1.0, 0.5, 1.0, 0.5) == 0.0
     assert symmetric_parameter_error(1.1, 0.7, 1.0, 0.7) == pytest.approx(0.1)
     assert symmetric_parameter_error(-0.25, 0.3, 0.0, 0.5) == 0.25
@@ -243,5 +258,11 @@ def test_bad_input_raises_value_error_naming_the_problem(kwargs, message):
     arguments = dict(x=np.array([0.5, -0.3]), theta0=[1.0], alpha=0.7, method="vEM", n_iter=3)
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=message):
-        run_symmetric(arguments.pop("x"), arguments.pop("theta0"), arguments.pop("alpha"),
-                      arguments.pop("method"), arguments.pop("n_iter"), **arguments)
+        run_symmetric(
+            arguments.pop("x"),
+            arguments.pop("theta0"),
+            arguments.pop("alpha"),
+            arguments.pop("method"),
+            arguments.pop("n_iter"),
+            **arguments,
+        )

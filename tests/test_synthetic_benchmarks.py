@@ -51,7 +51,8 @@ def test_specs_expand_the_config_grid(specs):
     assert kinds.count("symmetric") == 4
     combos = {
         (len(s["weights"]), s["dim"], s["separation"], s["weight_scheme"])
-        for s in specs.values() if s["kind"] == "mixture" and s["weight_scheme"] != "custom"
+        for s in specs.values()
+        if s["kind"] == "mixture" and s["weight_scheme"] != "custom"
     }
     assert combos == set(itertools.product([3, 5], [1, 3], [2.0, 4.5], ["uniform", "geometric"]))
     assert "mixture_k3_rep0" in specs

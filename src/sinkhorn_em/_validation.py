@@ -34,9 +34,7 @@ def check_weights(weights, n_components: int) -> np.ndarray:
         return np.full(n_components, 1.0 / n_components)
     w = np.asarray(weights, dtype=float)
     if w.ndim != 1 or w.size != n_components:
-        raise ValueError(
-            f"weights must have length n_components={n_components}, got shape {w.shape}."
-        )
+        raise ValueError(f"weights must have length n_components={n_components}, got shape {w.shape}.")
     if not np.all(np.isfinite(w)) or np.any(w <= 0):
         raise ValueError(
             f"weights must be finite and strictly positive, got {w.tolist()}; a component "
@@ -44,17 +42,13 @@ def check_weights(weights, n_components: int) -> np.ndarray:
         )
     total = w.sum()
     if abs(total - 1.0) > _WEIGHT_SUM_ATOL:
-        raise ValueError(
-            f"weights must sum to 1, got sum {total:.12g}; pass weights / weights.sum()."
-        )
+        raise ValueError(f"weights must sum to 1, got sum {total:.12g}; pass weights / weights.sum().")
     return w / total
 
 
 def check_covariance_type(covariance_type: str) -> str:
     if covariance_type not in COVARIANCE_TYPES:
-        raise ValueError(
-            f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}."
-        )
+        raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}.")
     return covariance_type
 
 
@@ -71,8 +65,7 @@ def check_means(means, n_components: int, n_features: int) -> np.ndarray:
     means = np.asarray(means, dtype=float)
     if means.shape != (n_components, n_features):
         raise ValueError(
-            f"means must have shape (n_components, n_features) = ({n_components}, {n_features}), "
-            f"got {means.shape}."
+            f"means must have shape (n_components, n_features) = ({n_components}, {n_features}), got {means.shape}."
         )
     if not np.all(np.isfinite(means)):
         raise ValueError("means contain NaN or inf.")
@@ -84,8 +77,7 @@ def check_covariances(covariances, covariance_type: str, n_components: int, n_fe
     expected = covariance_shape(covariance_type, n_components, n_features)
     if covariances.shape != expected:
         raise ValueError(
-            f"covariances for covariance_type={covariance_type!r} must have shape {expected}, "
-            f"got {covariances.shape}."
+            f"covariances for covariance_type={covariance_type!r} must have shape {expected}, got {covariances.shape}."
         )
     if not np.all(np.isfinite(covariances)):
         raise ValueError("covariances contain NaN or inf.")

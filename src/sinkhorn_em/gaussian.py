@@ -38,11 +38,11 @@ from .sinkhorn import PlanFactors
 __all__ = [
     "COVARIANCE_TYPES",
     "MomentFeatures",
-    "precision_cholesky",
+    "estimate_gaussian_parameters",
     "gaussian_cost",
     "log_gaussian_density",
-    "estimate_gaussian_parameters",
     "n_covariance_parameters",
+    "precision_cholesky",
 ]
 
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
@@ -53,9 +53,7 @@ _MAX_DIM_FOR_MOMENTS = 16
 
 def _check_covariance_type(covariance_type: str) -> None:
     if covariance_type not in COVARIANCE_TYPES:
-        raise ValueError(
-            f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}."
-        )
+        raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}.")
 
 
 @dataclass(frozen=True)
@@ -78,7 +76,7 @@ class MomentFeatures:
     quadratic: np.ndarray | None
 
     @classmethod
-    def from_data(cls, X: np.ndarray, shift: np.ndarray | None = None) -> "MomentFeatures":
+    def from_data(cls, X: np.ndarray, shift: np.ndarray | None = None) -> MomentFeatures:
         X = np.asarray(X, dtype=float)
         shift = X.mean(axis=0) if shift is None else np.asarray(shift, dtype=float)
         Xc = X - shift
@@ -238,8 +236,9 @@ class _FormedWeights:
         return self.resp[:, k]
 
 
-def estimate_gaussian_parameters(X, resp: np.ndarray, reg_covar: float, covariance_type: str = "full",
-                                 masses: np.ndarray | None = None):
+def estimate_gaussian_parameters(
+    X, resp: np.ndarray, reg_covar: float, covariance_type: str = "full", masses: np.ndarray | None = None
+):
     """Weighted M-step: masses, means and covariances from soft assignments.
 
     .. math:: n_k = \\sum_i r_{ik},\\quad \\mu_k = \\frac{1}{n_k}\\sum_i r_{ik} x_i,\\quad

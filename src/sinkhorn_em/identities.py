@@ -37,7 +37,7 @@ from .seeding import derive_rng
 from .sinkhorn import sinkhorn_log
 from .synthetic import make_mixture
 
-__all__ = ["run_identity_checks", "scipy_nll", "weighted_gaussian_fit", "half_step_free_energies"]
+__all__ = ["half_step_free_energies", "run_identity_checks", "scipy_nll", "weighted_gaussian_fit"]
 
 #: Columns of the table returned by :func:`run_identity_checks`.
 IDENTITY_COLUMNS = ["check", "identity", "description", "value", "criterion", "threshold", "passed"]
@@ -77,8 +77,9 @@ def _balanced_plan(cost, weights, tol):
     return result.plan
 
 
-def half_step_free_energies(X, weights, means, covariances, n_iterations: int, *, balanced: bool = False,
-                            sinkhorn_tol: float = 1e-14) -> np.ndarray:
+def half_step_free_energies(
+    X, weights, means, covariances, n_iterations: int, *, balanced: bool = False, sinkhorn_tol: float = 1e-14
+) -> np.ndarray:
     r"""Free energy after every half-step of block-coordinate descent from ``(means, covariances)``.
 
     Returns :math:`[F(\theta^0, P^1), F(\theta^1, P^1), F(\theta^1, P^2), \dots,
@@ -174,7 +175,9 @@ def run_identity_checks(
           negative = strict decrease everywhere).
     """
     if n_iterations < 1 or n_samples < 2 or n_perturbations < 1:
-        raise ValueError("n_iterations, n_perturbations must be >= 1 and n_samples >= 2; raise them in the report config.")
+        raise ValueError(
+            "n_iterations, n_perturbations must be >= 1 and n_samples >= 2; raise them in the report config."
+        )
     if tolerance <= 0 or perturbation_size <= 0:
         raise ValueError("tolerance and perturbation_size must be > 0; fix them in the report config.")
     weights = np.asarray(weights, dtype=float)
@@ -193,8 +196,16 @@ def run_identity_checks(
     optimality_gap = min(free_energy(q, cost, weights) for q in random_plans) - best
 
     model = EOTGaussianMixture(
-        K, weights=weights, method="em", covariance_type="full", tol=0, max_iter=1, reg_covar=0.0,
-        means_init=means0, covariances_init=covariances0, track_eot_loss=False,
+        K,
+        weights=weights,
+        method="em",
+        covariance_type="full",
+        tol=0,
+        max_iter=1,
+        reg_covar=0.0,
+        means_init=means0,
+        covariances_init=covariances0,
+        track_eot_loss=False,
     ).fit(X)
     means1, covariances1 = weighted_gaussian_fit(X, plan)
     step_difference = max(np.abs(model.means_ - means1).max(), np.abs(model.covariances_ - covariances1).max())
@@ -205,23 +216,73 @@ def run_identity_checks(
 
     at_most = f"value <= {tolerance:g}"
     checks = [
-        ("nll_vs_scipy", "nll_semi_relaxed",
-         "|sinkhorn_em.nll - NLL from scipy.stats.multivariate_normal|", abs(nll_value - scipy_nll(X, weights, means0, covariances0)), at_most, tolerance),
-        ("nll_vs_free_energy", "nll_semi_relaxed",
-         "|sinkhorn_em.nll - F(theta, P*)|, P* the semi-relaxed (EM) plan", abs(nll_value - best), at_most, tolerance),
-        ("semi_relaxed_plan_rows", "nll_semi_relaxed",
-         "max_i |sum_k P*_ik - 1/n| (P* is row-feasible)", float(np.abs(plan.sum(axis=1) - 1.0 / n_samples).max()), at_most, tolerance),
-        ("semi_relaxed_plan_optimal", "nll_semi_relaxed",
-         "min over random row-feasible Q of F(theta, Q) - F(theta, P*)", float(optimality_gap), "value > 0", 0.0),
-        ("em_step_vs_bcd", "em_block_coordinate",
-         "max |EM iterate - argmin_theta F(theta, P*)| over means and covariances", float(step_difference), at_most, tolerance),
-        ("m_step_optimal", "em_block_coordinate",
-         "min over random perturbations d of F(theta1 + d, P*) - F(theta1, P*)", margin, "value > 0", 0.0),
-        ("em_half_step_increase", "em_block_coordinate",
-         f"max increase of F between consecutive EM half-steps ({n_iterations} iterations)", float(np.diff(em_values).max()), at_most, tolerance),
-        ("sem_half_step_increase", "em_block_coordinate",
-         f"max increase of F between consecutive Sinkhorn-EM half-steps ({n_iterations} iterations)", float(np.diff(sem_values).max()), at_most, tolerance),
+        (
+            "nll_vs_scipy",
+            "nll_semi_relaxed",
+            "|sinkhorn_em.nll - NLL from scipy.stats.multivariate_normal|",
+            abs(nll_value - scipy_nll(X, weights, means0, covariances0)),
+            at_most,
+            tolerance,
+        ),
+        (
+            "nll_vs_free_energy",
+            "nll_semi_relaxed",
+            "|sinkhorn_em.nll - F(theta, P*)|, P* the semi-relaxed (EM) plan",
+            abs(nll_value - best),
+            at_most,
+            tolerance,
+        ),
+        (
+            "semi_relaxed_plan_rows",
+            "nll_semi_relaxed",
+            "max_i |sum_k P*_ik - 1/n| (P* is row-feasible)",
+            float(np.abs(plan.sum(axis=1) - 1.0 / n_samples).max()),
+            at_most,
+            tolerance,
+        ),
+        (
+            "semi_relaxed_plan_optimal",
+            "nll_semi_relaxed",
+            "min over random row-feasible Q of F(theta, Q) - F(theta, P*)",
+            float(optimality_gap),
+            "value > 0",
+            0.0,
+        ),
+        (
+            "em_step_vs_bcd",
+            "em_block_coordinate",
+            "max |EM iterate - argmin_theta F(theta, P*)| over means and covariances",
+            float(step_difference),
+            at_most,
+            tolerance,
+        ),
+        (
+            "m_step_optimal",
+            "em_block_coordinate",
+            "min over random perturbations d of F(theta1 + d, P*) - F(theta1, P*)",
+            margin,
+            "value > 0",
+            0.0,
+        ),
+        (
+            "em_half_step_increase",
+            "em_block_coordinate",
+            f"max increase of F between consecutive EM half-steps ({n_iterations} iterations)",
+            float(np.diff(em_values).max()),
+            at_most,
+            tolerance,
+        ),
+        (
+            "sem_half_step_increase",
+            "em_block_coordinate",
+            f"max increase of F between consecutive Sinkhorn-EM half-steps ({n_iterations} iterations)",
+            float(np.diff(sem_values).max()),
+            at_most,
+            tolerance,
+        ),
     ]
     table = pd.DataFrame(checks, columns=IDENTITY_COLUMNS[:-1])
-    table["passed"] = np.where(table["criterion"] == "value > 0", table["value"] > 0, table["value"] <= table["threshold"])
+    table["passed"] = np.where(
+        table["criterion"] == "value > 0", table["value"] > 0, table["value"] <= table["threshold"]
+    )
     return table

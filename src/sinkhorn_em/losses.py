@@ -30,12 +30,12 @@ from .gaussian import gaussian_cost
 from .sinkhorn import sinkhorn_log, sinkhorn_newton
 
 __all__ = [
-    "semi_relaxed_plan",
-    "semi_relaxed_value",
     "balanced_value",
+    "eot_loss",
     "free_energy",
     "nll",
-    "eot_loss",
+    "semi_relaxed_plan",
+    "semi_relaxed_value",
 ]
 
 
@@ -96,8 +96,19 @@ def free_energy(plan: np.ndarray, cost: np.ndarray, weights: np.ndarray, epsilon
 BALANCED_SOLVERS = {"sinkhorn": sinkhorn_log, "newton": sinkhorn_newton}
 
 
-def balanced_value(cost, weights, epsilon: float = 1.0, *, tol: float = 1e-9, max_iter: int = 1000, g_init=None,
-                   warn=True, solver: str = "sinkhorn", hessian_init=None, form_plan: bool = True):
+def balanced_value(
+    cost,
+    weights,
+    epsilon: float = 1.0,
+    *,
+    tol: float = 1e-9,
+    max_iter: int = 1000,
+    g_init=None,
+    warn=True,
+    solver: str = "sinkhorn",
+    hessian_init=None,
+    form_plan: bool = True,
+):
     """``min F`` over couplings with rows ``1/n`` and columns ``alpha``; returns ``(value, SinkhornResult)``.
 
     The solve starts from ``g = log alpha`` (its first half-step is then the EM E-step)
@@ -113,8 +124,15 @@ def balanced_value(cost, weights, epsilon: float = 1.0, *, tol: float = 1e-9, ma
     a = np.full(n, 1.0 / n)
     options = {"hessian_init": hessian_init, "form_plan": form_plan} if solver == "newton" else {}
     result = BALANCED_SOLVERS[solver](
-        a, weights, cost, epsilon, tol=tol, max_iter=max_iter,
-        g_init=np.log(weights) if g_init is None else g_init, warn=warn, **options,
+        a,
+        weights,
+        cost,
+        epsilon,
+        tol=tol,
+        max_iter=max_iter,
+        g_init=np.log(weights) if g_init is None else g_init,
+        warn=warn,
+        **options,
     )
     # With log P = f + g - C/eps, <P, C> + eps <P, log P - log a - log b> collapses to the
     # potentials weighted by the plan's marginals: O(n + K) instead of a pass over P.
@@ -149,8 +167,15 @@ def nll(X, weights, means, covariances, covariance_type: str = "full", epsilon: 
 
 
 def eot_loss(
-    X, weights, means, covariances, covariance_type: str = "full", epsilon: float = 1.0,
-    *, tol: float = 1e-9, max_iter: int = 1000,
+    X,
+    weights,
+    means,
+    covariances,
+    covariance_type: str = "full",
+    epsilon: float = 1.0,
+    *,
+    tol: float = 1e-9,
+    max_iter: int = 1000,
 ) -> float:
     """EOT loss ``L(theta) = min_{P 1 = 1/n, P^T 1 = alpha} <P, C> + eps KL(P || (1/n) ⊗ alpha)``.
 

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["MatchedError", "matched_parameter_error", "w2_squared", "ari", "nmi"]
+__all__ = ["MatchedError", "ari", "matched_parameter_error", "nmi", "w2_squared"]
 
 
 class MatchedError(NamedTuple):

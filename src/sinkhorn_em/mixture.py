@@ -53,7 +53,7 @@ from .gaussian import (
 from .losses import _posterior, balanced_value, free_energy
 from .sinkhorn import SinkhornConvergenceWarning
 
-__all__ = ["EOTGaussianMixture", "METHODS", "INITS", "ESTIMATOR_METHOD"]
+__all__ = ["ESTIMATOR_METHOD", "INITS", "METHODS", "EOTGaussianMixture"]
 
 METHODS = ("em", "oem", "sinkhorn")
 SINKHORN_SOLVERS = ("newton", "sinkhorn")
@@ -264,9 +264,12 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         self.converged_, self.n_iter_, self.lower_bound_ = best.converged, best.n_iter, best.objective
         self.history_, self.trajectory_ = best.history, best.trajectory
         if best.sinkhorn_failures:
-            what = ("Sinkhorn E-step(s)" if self.method == "sinkhorn"
-                    else "Sinkhorn solve(s) tracking the EOT loss (history_['eot_loss'] is approximate there; "
-                         "the fit itself is unaffected)")
+            what = (
+                "Sinkhorn E-step(s)"
+                if self.method == "sinkhorn"
+                else "Sinkhorn solve(s) tracking the EOT loss (history_['eot_loss'] is approximate there; "
+                "the fit itself is unaffected)"
+            )
             warnings.warn(
                 f"{best.sinkhorn_failures} {what} stopped at sinkhorn_max_iter="
                 f"{self.sinkhorn_max_iter} before reaching sinkhorn_tol={self.sinkhorn_tol:g}; "
@@ -318,13 +321,14 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         _, _, covariances = estimate_gaussian_parameters(features, resp, self.reg_covar, self.covariance_type)
         sparse = counts < 2
         if np.any(sparse) and self.covariance_type != "tied":
-            pooled = estimate_gaussian_parameters(features, np.ones((X.shape[0], 1)), self.reg_covar, self.covariance_type)[2][0]
+            pooled = estimate_gaussian_parameters(
+                features, np.ones((X.shape[0], 1)), self.reg_covar, self.covariance_type
+            )[2][0]
             covariances[sparse] = pooled
         return covariances
 
     def _run(self, features, alpha, schedule, means, covariances) -> _Run:
         """The one fit loop: E-step, bookkeeping, convergence test, M-step, weight update."""
-        n = features.X.shape[0]
         weights = alpha.copy()
         warm = _WarmStart()  # balanced-solver state carried across iterations
         rows, trajectory = [], [] if self.keep_trajectory else None
@@ -336,8 +340,17 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             cost = gaussian_cost(features, means, covariances, self.covariance_type)
             step, warm = self._e_step(cost, weights, eps, warm)
             failures += not step.sinkhorn_converged
-            rows.append((iteration, eps, step.objective, step.nll, step.eot_loss,
-                         step.sinkhorn_iterations, time.perf_counter() - start))
+            rows.append(
+                (
+                    iteration,
+                    eps,
+                    step.objective,
+                    step.nll,
+                    step.eot_loss,
+                    step.sinkhorn_iterations,
+                    time.perf_counter() - start,
+                )
+            )
             if trajectory is not None:
                 trajectory.append({"weights": weights.copy(), "means": means.copy(), "covariances": covariances.copy()})
             n_iter = iteration
@@ -348,14 +361,17 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             if iteration == self.max_iter:
                 break
             previous = step.objective
-            nk, means, covariances = estimate_gaussian_parameters(features, step.resp, self.reg_covar,
-                                                                  self.covariance_type, masses=step.masses)
+            nk, means, covariances = estimate_gaussian_parameters(
+                features, step.resp, self.reg_covar, self.covariance_type, masses=step.masses
+            )
             if self.method == "oem":
                 weights = nk / nk.sum()
-        history = pd.DataFrame(rows, columns=["iteration", "epsilon", "objective", "nll", "eot_loss",
-                                              "sinkhorn_iterations", "seconds"])
-        return _Run(weights, means, covariances, float(step.objective), converged, n_iter, history,
-                    trajectory, failures)
+        history = pd.DataFrame(
+            rows, columns=["iteration", "epsilon", "objective", "nll", "eot_loss", "sinkhorn_iterations", "seconds"]
+        )
+        return _Run(
+            weights, means, covariances, float(step.objective), converged, n_iter, history, trajectory, failures
+        )
 
     def _e_step(self, cost, weights, eps, warm):
         """Minimise F over the coupling for the current parameters (method-specific)."""
@@ -369,8 +385,10 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             # The plan is the responsibilities over n (the M-step is invariant to that factor),
             # handed over unformed when the solver allows: the M-step needs only products.
             plan = result.plan if result.plan is not None else result.factors
-            return (_EStep(plan, weights, value, nll_value, value, result.n_iter, result.converged),
-                    _WarmStart.of(result))
+            return (
+                _EStep(plan, weights, value, nll_value, value, result.n_iter, result.converged),
+                _WarmStart.of(result),
+            )
         resp, value = _posterior(cost, weights, eps)
         nll_value = value if eps == 1.0 else _nll_from_cost(cost, weights)
         eot, n_sinkhorn, ok = np.nan, 0, True
@@ -385,16 +403,30 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         Inside the fit loop failures are counted and reported once (``warn=False``).
         """
         warm = warm or _WarmStart()
-        return balanced_value(cost, weights, eps, tol=self.sinkhorn_tol, max_iter=self.sinkhorn_max_iter,
-                              g_init=warm.g, hessian_init=warm.hessian, warn=warn,
-                              solver=self.sinkhorn_solver, form_plan=form_plan)
+        return balanced_value(
+            cost,
+            weights,
+            eps,
+            tol=self.sinkhorn_tol,
+            max_iter=self.sinkhorn_max_iter,
+            g_init=warm.g,
+            hessian_init=warm.hessian,
+            warn=warn,
+            solver=self.sinkhorn_solver,
+            form_plan=form_plan,
+        )
 
     # ------------------------------------------------------------------ inference
     def _cost(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        return gaussian_cost(np.asarray(X, dtype=np.float64), self.means_, self.covariances_,
-                             self.covariance_type, prec_chol=self.precisions_cholesky_)
+        return gaussian_cost(
+            np.asarray(X, dtype=np.float64),
+            self.means_,
+            self.covariances_,
+            self.covariance_type,
+            prec_chol=self.precisions_cholesky_,
+        )
 
     def score_samples(self, X):
         """Log-density ``log sum_k w_k N(x; mu_k, Sigma_k)`` of each sample."""

@@ -12,7 +12,7 @@ import hashlib
 
 import numpy as np
 
-__all__ = ["derive_seed", "derive_rng"]
+__all__ = ["derive_rng", "derive_seed"]
 
 
 def derive_seed(base_seed: int, *keys: object) -> int:

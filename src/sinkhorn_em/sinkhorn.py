@@ -40,8 +40,14 @@ from scipy.special import logsumexp
 
 from . import _reductions
 
-__all__ = ["PlanFactors", "SinkhornResult", "SinkhornConvergenceWarning", "sinkhorn_log", "sinkhorn_newton",
-           "check_marginals"]
+__all__ = [
+    "PlanFactors",
+    "SinkhornConvergenceWarning",
+    "SinkhornResult",
+    "check_marginals",
+    "sinkhorn_log",
+    "sinkhorn_newton",
+]
 
 # Scalings outside [exp(-50), exp(50)] are absorbed into the potentials.
 _ABSORB_LOG_BOUND = 50.0
@@ -176,8 +182,7 @@ def check_marginals(a, b, rtol: float = 1e-8):
             )
     if not np.isclose(a.sum(), b.sum(), rtol=rtol, atol=0.0):
         raise ValueError(
-            f"Marginals must have equal mass, got sum(a)={a.sum():.12g} and sum(b)={b.sum():.12g}; "
-            "normalise both to 1."
+            f"Marginals must have equal mass, got sum(a)={a.sum():.12g} and sum(b)={b.sum():.12g}; normalise both to 1."
         )
     return a, b
 
@@ -349,8 +354,16 @@ def sinkhorn_log(
 
     if warn and not converged:
         _warn_not_converged(err, tol, n_iter, epsilon)
-    return SinkhornResult(f=f, g=g, n_iter=n_iter, converged=converged, marginal_error=err, plan=kernel,
-                          epsilon=float(epsilon), row_marginal=rows)
+    return SinkhornResult(
+        f=f,
+        g=g,
+        n_iter=n_iter,
+        converged=converged,
+        marginal_error=err,
+        plan=kernel,
+        epsilon=float(epsilon),
+        row_marginal=rows,
+    )
 
 
 # The quadratic model behind a Newton step is not trusted beyond this change of the column
@@ -436,8 +449,10 @@ def _check_hessian_init(hessian_init, K):
         return None
     hessian = np.asarray(hessian_init, dtype=float)
     if hessian.shape != (K, K) or not np.all(np.isfinite(hessian)):
-        raise ValueError(f"hessian_init must be a finite array of shape ({K}, {K}); pass a previous "
-                         "SinkhornResult.hessian for the same components.")
+        raise ValueError(
+            f"hessian_init must be a finite array of shape ({K}, {K}); pass a previous "
+            "SinkhornResult.hessian for the same components."
+        )
     return hessian
 
 
@@ -515,8 +530,11 @@ def _bfgs_update(hessian, step, gradient_change):
     scale = np.sqrt(float(gradient_change @ gradient_change) * float(step @ step))
     if not (curvature > 1e-10 * scale and model_curvature > 0.0):
         return hessian
-    return (hessian - np.outer(hessian_step, hessian_step) / model_curvature
-            + np.outer(gradient_change, gradient_change) / curvature)
+    return (
+        hessian
+        - np.outer(hessian_step, hessian_step) / model_curvature
+        + np.outer(gradient_change, gradient_change) / curvature
+    )
 
 
 class _Curvature:
@@ -574,8 +592,9 @@ def _newton_or_sinkhorn_step(kernel, buffer, a, b, tol, state, curvature):
                     contraction = np.sqrt(trial_residual_norm / residual_norm)
                     remaining = float(np.abs(trial_residual).sum()) / max(tol, 1e-300)
                     curvature.stale = t < 1.0 or contraction > _worthwhile_contraction(remaining, b.size)
-                    curvature.hessian = _bfgs_update(curvature.hessian, trial.log_v - state.log_v,
-                                                     trial.col - state.col)
+                    curvature.hessian = _bfgs_update(
+                        curvature.hessian, trial.log_v - state.log_v, trial.col - state.col
+                    )
                     return trial
             t *= 0.5
     curvature.stale = True
@@ -717,6 +736,16 @@ def sinkhorn_newton(
     converged = err <= tol
     if warn and not converged:
         _warn_not_converged(err, tol, n_iter, epsilon)
-    return SinkhornResult(f=f, g=g, n_iter=n_iter, converged=converged, marginal_error=err,
-                          plan=kernel if factors is None else None, epsilon=float(epsilon), row_marginal=rows,
-                          hessian=curvature.hessian, n_hessians=curvature.evaluations, factors=factors)
+    return SinkhornResult(
+        f=f,
+        g=g,
+        n_iter=n_iter,
+        converged=converged,
+        marginal_error=err,
+        plan=kernel if factors is None else None,
+        epsilon=float(epsilon),
+        row_marginal=rows,
+        hessian=curvature.hessian,
+        n_hessians=curvature.evaluations,
+        factors=factors,
+    )

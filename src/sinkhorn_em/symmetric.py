@@ -41,17 +41,17 @@ import numpy as np
 from scipy.special import expit, logit
 
 __all__ = [
-    "SYMMETRIC_METHODS",
     "ESTEP_VARIANTS",
+    "SYMMETRIC_METHODS",
     "SymmetricRun",
     "balanced_log_odds",
-    "sinkhorn_sweeps_plan",
-    "run_symmetric",
-    "w2_squared_two_atoms",
-    "symmetric_w2_squared",
-    "symmetric_parameter_error",
-    "symmetric_eot_loss",
     "population_grid",
+    "run_symmetric",
+    "sinkhorn_sweeps_plan",
+    "symmetric_eot_loss",
+    "symmetric_parameter_error",
+    "symmetric_w2_squared",
+    "w2_squared_two_atoms",
 ]
 
 SYMMETRIC_METHODS = ("vEM", "oEM", "sEM")
@@ -98,9 +98,7 @@ def _as_batch(x, sample_weights):
         if q.ndim == 1:
             q = q[None, :]
         if q.shape[-1] != x.shape[1] or q.ndim != 2:
-            raise ValueError(
-                f"sample_weights must have shape (N,) or (B, N) matching x {x.shape}, got {q.shape}."
-            )
+            raise ValueError(f"sample_weights must have shape (N,) or (B, N) matching x {x.shape}, got {q.shape}.")
         if np.any(q < 0) or not np.all(np.isfinite(q)):
             raise ValueError("sample_weights must be finite and non-negative.")
         if not np.allclose(q.sum(axis=1), 1.0, rtol=0, atol=1e-12):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MixtureSample", "symmetric_mixture", "make_mixture", "means_with_separation"]
+__all__ = ["MixtureSample", "make_mixture", "means_with_separation", "symmetric_mixture"]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ CELEGANS_SEGMENTATION = CELEGANS_PLAN["segmentation"]
 CELEGANS_DIR = f"{RESULTS}/celegans"
 CELEGANS_JOB = "{dataset}/{method}/chunk{chunk}"
 # The planned fit job of a rule's wildcards.
-CELEGANS_FIT_OF = lambda wc: CELEGANS_FITS[f"{wc.dataset}/{wc.method}/chunk{wc.chunk}"]  # noqa: E731
+CELEGANS_FIT_OF = lambda wc: CELEGANS_FITS[
+    f"{wc.dataset}/{wc.method}/chunk{wc.chunk}"
+]  # noqa: E731
 
 
 rule celegans_fit:
@@ -25,23 +27,23 @@ rule celegans_fit:
         lambda wc: [dataset_path(key) for key in CELEGANS_FIT_OF(wc)["inputs"]],
     output:
         f"{CELEGANS_DIR}/runs/{CELEGANS_JOB}.csv",
-    wildcard_constraints:
-        dataset="|".join(CELEGANS_PLAN["datasets"]) or "(?!)",
-        method="vEM|oEM|sEM",
-        chunk=r"\d+",
-    params:
-        scene=lambda wc: CELEGANS_FIT_OF(wc)["scene"],
-        cfg=lambda wc: CELEGANS_FIT_OF(wc)["cfg"],
     log:
         f"{LOGS}/celegans/fit/{CELEGANS_JOB}.log",
     benchmark:
         f"{BENCHMARKS}/celegans/fit/{CELEGANS_JOB}.tsv"
+    wildcard_constraints:
+        dataset="|".join(CELEGANS_PLAN["datasets"]) or "(?!)",
+        method="vEM|oEM|sEM",
+        chunk=r"\d+",
     conda:
         CONDA_ENV
     threads: 1
     resources:
         mem_mb=lambda wc: CELEGANS_FIT_OF(wc)["mem_mb"],
         runtime=lambda wc: CELEGANS_FIT_OF(wc)["runtime"],
+    params:
+        scene=lambda wc: CELEGANS_FIT_OF(wc)["scene"],
+        cfg=lambda wc: CELEGANS_FIT_OF(wc)["cfg"],
     script:
         "../scripts/celegans_fit.py"
 
@@ -52,9 +54,6 @@ rule celegans_summary:
     output:
         per_iteration=f"{CELEGANS_DIR}/celegans_per_iteration.csv",
         table=f"{TABLES}/celegans.csv",
-    params:
-        pools=CELEGANS_PLAN["pools"],
-        confidence=section("celegans")["confidence"],
     log:
         f"{LOGS}/celegans/summary.log",
     conda:
@@ -63,6 +62,9 @@ rule celegans_summary:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        pools=CELEGANS_PLAN["pools"],
+        confidence=section("celegans")["confidence"],
     script:
         "../scripts/celegans_summary.py"
 
@@ -72,9 +74,6 @@ rule celegans_segmentation:
         [dataset_path(key) for key in CELEGANS_SEGMENTATION["inputs"]],
     output:
         f"{CELEGANS_DIR}/segmentation.csv",
-    params:
-        scene=CELEGANS_SEGMENTATION["scene"],
-        cfg=CELEGANS_SEGMENTATION["cfg"],
     log:
         f"{LOGS}/celegans/segmentation.log",
     benchmark:
@@ -85,6 +84,9 @@ rule celegans_segmentation:
     resources:
         mem_mb=CELEGANS_SEGMENTATION["mem_mb"],
         runtime=CELEGANS_SEGMENTATION["runtime"],
+    params:
+        scene=CELEGANS_SEGMENTATION["scene"],
+        cfg=CELEGANS_SEGMENTATION["cfg"],
     script:
         "../scripts/celegans_segmentation.py"
 
@@ -93,7 +95,11 @@ rule celegans_metrics_figure:
     input:
         f"{CELEGANS_DIR}/celegans_per_iteration.csv",
     output:
-        pdf=report(f"{FIGURES}/celegans_metrics.pdf", caption="../report/celegans_metrics.rst", category="C. elegans"),
+        pdf=report(
+            f"{FIGURES}/celegans_metrics.pdf",
+            caption="../report/celegans_metrics.rst",
+            category="C. elegans",
+        ),
         png=f"{FIGURES}/celegans_metrics.png",
     log:
         f"{LOGS}/celegans/metrics_figure.log",

@@ -9,22 +9,30 @@ CONVERGENCE_GENERAL_K = CONVERGENCE["general_k"]
 rule convergence_symmetric:
     output:
         f"{RESULTS}/convergence/symmetric_trajectories.csv",
-    params:
-        cfg={
-            key: CONVERGENCE[key]
-            for key in ("theta_stars", "alphas", "theta0_factors", "overspecified_alphas",
-                        "overspecified_theta0s", "max_iter", "grid_step", "grid_half_width")
-        },
     log:
         f"{LOGS}/convergence/symmetric.log",
     benchmark:
         f"{BENCHMARKS}/convergence/symmetric.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        CONDA_ENV
+    params:
+        cfg={
+            key: CONVERGENCE[key]
+            for key in (
+                "theta_stars",
+                "alphas",
+                "theta0_factors",
+                "overspecified_alphas",
+                "overspecified_theta0s",
+                "max_iter",
+                "grid_step",
+                "grid_half_width",
+            )
+        },
     script:
         "../scripts/convergence_symmetric.py"
 
@@ -32,21 +40,25 @@ rule convergence_symmetric:
 rule convergence_general_k:
     output:
         f"{TABLES}/convergence_general_k.csv",
-    params:
-        cfg=dict(
-            seed=config["seed"],
-            **{key: value for key, value in CONVERGENCE_GENERAL_K.items() if key != "rate_window"},
-        ),
     log:
         f"{LOGS}/convergence/general_k.log",
     benchmark:
         f"{BENCHMARKS}/convergence/general_k.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=20,
-    conda:
-        CONDA_ENV
+    params:
+        cfg=dict(
+            seed=config["seed"],
+            **{
+                key: value
+                for key, value in CONVERGENCE_GENERAL_K.items()
+                if key != "rate_window"
+            },
+        ),
     script:
         "../scripts/convergence_general_k.py"
 
@@ -56,16 +68,19 @@ rule convergence_rates:
         trajectories=f"{RESULTS}/convergence/symmetric_trajectories.csv",
     output:
         table=f"{TABLES}/convergence_rates.csv",
-    params:
-        cfg={"window": CONVERGENCE["rate_window"], "tail_fraction": CONVERGENCE["tail_fraction"]},
     log:
         f"{LOGS}/convergence/rates.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        CONDA_ENV
+    params:
+        cfg={
+            "window": CONVERGENCE["rate_window"],
+            "tail_fraction": CONVERGENCE["tail_fraction"],
+        },
     script:
         "../scripts/convergence_rates.py"
 
@@ -75,16 +90,19 @@ rule convergence_general_k_rates:
         trajectories=f"{TABLES}/convergence_general_k.csv",
     output:
         table=f"{TABLES}/convergence_general_k_rates.csv",
-    params:
-        cfg={"window": CONVERGENCE_GENERAL_K["rate_window"], "tail_fraction": CONVERGENCE["tail_fraction"]},
     log:
         f"{LOGS}/convergence/general_k_rates.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        CONDA_ENV
+    params:
+        cfg={
+            "window": CONVERGENCE_GENERAL_K["rate_window"],
+            "tail_fraction": CONVERGENCE["tail_fraction"],
+        },
     script:
         "../scripts/convergence_rates.py"
 
@@ -96,19 +114,22 @@ rule convergence_figure:
         general_k=f"{TABLES}/convergence_general_k.csv",
         general_k_rates=f"{TABLES}/convergence_general_k_rates.csv",
     output:
-        pdf=report(f"{FIGURES}/convergence_rates.pdf", caption="../report/convergence_rates.rst",
-                   category="Convergence rates"),
+        pdf=report(
+            f"{FIGURES}/convergence_rates.pdf",
+            caption="../report/convergence_rates.rst",
+            category="Convergence rates",
+        ),
         png=f"{FIGURES}/convergence_rates.png",
-    params:
-        cfg={"display_alpha": CONVERGENCE["display_alpha"]},
     log:
         f"{LOGS}/convergence/figure.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        CONDA_ENV
+    params:
+        cfg={"display_alpha": CONVERGENCE["display_alpha"]},
     script:
         "../scripts/convergence_figure.py"
 

@@ -16,17 +16,12 @@ dataset_path = functools.partial(local_dataset_path, DATASET_FILES, root=RESOURC
 rule fetch_dataset:
     output:
         f"{RESOURCES}/{{relpath}}",
-    wildcard_constraints:
-        # Only the configured paths: the rule must not claim other files under resources/.
-        relpath="|".join(re.escape(path) for path in sorted(DATASET_KEY_BY_PATH)) or "(?!)",
-    # The mirror and the timeout are read by the script from the config, not passed as
-    # params: they do not change the (checksummed) bytes, so switching between upstream
-    # and a mirror must not mark the datasets and everything downstream as outdated.
-    params:
-        url=lambda wildcards: DATASET_FILES[DATASET_KEY_BY_PATH[wildcards.relpath]]["url"],
-        sha256=lambda wildcards: DATASET_FILES[DATASET_KEY_BY_PATH[wildcards.relpath]]["sha256"],
     log:
         f"{LOGS}/datasets/{{relpath}}.log",
+    wildcard_constraints:
+        # Only the configured paths: the rule must not claim other files under resources/.
+        relpath="|".join(re.escape(path) for path in sorted(DATASET_KEY_BY_PATH))
+        or "(?!)",
     localrule: True
     conda:
         CONDA_ENV
@@ -34,6 +29,16 @@ rule fetch_dataset:
     resources:
         mem_mb=200,
         runtime=10,
+    # The mirror and the timeout are read by the script from the config, not passed as
+    # params: they do not change the (checksummed) bytes, so switching between upstream
+    # and a mirror must not mark the datasets and everything downstream as outdated.
+    params:
+        url=lambda wildcards: DATASET_FILES[DATASET_KEY_BY_PATH[wildcards.relpath]][
+            "url"
+        ],
+        sha256=lambda wildcards: DATASET_FILES[DATASET_KEY_BY_PATH[wildcards.relpath]][
+            "sha256"
+        ],
     script:
         "../scripts/fetch_dataset.py"
 

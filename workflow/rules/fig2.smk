@@ -8,8 +8,18 @@ from sinkhorn_em.experiments.fig2 import grid as fig2_grid
 FIG2 = section("fig2")
 FIG2_ALPHAS = fig2_grid(FIG2["alpha_grid"])
 FIG2_CHUNKS = min(FIG2["n_chunks"], len(FIG2_ALPHAS))
-FIG2_RUN_KEYS = ("n_samples", "n_reps", "methods", "vem_iterations", "oem_iterations",
-                 "sem_iterations", "estep", "sinkhorn_sweeps", "error_iteration", "converge_factor")
+FIG2_RUN_KEYS = (
+    "n_samples",
+    "n_reps",
+    "methods",
+    "vem_iterations",
+    "oem_iterations",
+    "sem_iterations",
+    "estep",
+    "sinkhorn_sweeps",
+    "error_iteration",
+    "converge_factor",
+)
 
 
 FIG2_CHUNK_PARAMS = {
@@ -26,37 +36,39 @@ FIG2_CHUNK_PARAMS = {
 rule fig2_chunk:
     output:
         f"{RESULTS}/fig2/runs_chunk{{chunk}}.csv",
-    wildcard_constraints:
-        chunk=r"\d+",
-    params:
-        cfg=lambda wildcards: FIG2_CHUNK_PARAMS[wildcards.chunk],
     log:
         f"{LOGS}/fig2/chunk{{chunk}}.log",
     benchmark:
         f"{BENCHMARKS}/fig2/chunk{{chunk}}.tsv"
+    wildcard_constraints:
+        chunk=r"\d+",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=30,
-    conda:
-        CONDA_ENV
+    params:
+        cfg=lambda wildcards: FIG2_CHUNK_PARAMS[wildcards.chunk],
     script:
         "../scripts/fig2_chunk.py"
 
 
 rule fig2_aggregate:
     input:
-        chunks=expand(f"{RESULTS}/fig2/runs_chunk{{chunk}}.csv", chunk=range(FIG2_CHUNKS)),
+        chunks=expand(
+            f"{RESULTS}/fig2/runs_chunk{{chunk}}.csv", chunk=range(FIG2_CHUNKS)
+        ),
     output:
         table=f"{TABLES}/fig2_runs.csv",
     log:
         f"{LOGS}/fig2/aggregate.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        CONDA_ENV
     script:
         "../scripts/fig2_aggregate.py"
 
@@ -64,6 +76,16 @@ rule fig2_aggregate:
 rule fig2_estep_check:
     output:
         table=f"{TABLES}/fig2_estep_check.csv",
+    log:
+        f"{LOGS}/fig2/estep_check.log",
+    benchmark:
+        f"{BENCHMARKS}/fig2/estep_check.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
     params:
         cfg=dict(
             seed=config["seed"],
@@ -72,16 +94,6 @@ rule fig2_estep_check:
             sinkhorn_sweeps=FIG2["sinkhorn_sweeps"],
             **FIG2["estep_check"],
         ),
-    log:
-        f"{LOGS}/fig2/estep_check.log",
-    benchmark:
-        f"{BENCHMARKS}/fig2/estep_check.tsv"
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=30,
-    conda:
-        CONDA_ENV
     script:
         "../scripts/fig2_estep_check.py"
 
@@ -90,18 +102,28 @@ rule fig2_figure:
     input:
         table=f"{TABLES}/fig2_runs.csv",
     output:
-        pdf=report(f"{FIGURES}/fig2.pdf", caption="../report/fig2.rst", category="Figure 2"),
+        pdf=report(
+            f"{FIGURES}/fig2.pdf", caption="../report/fig2.rst", category="Figure 2"
+        ),
         png=f"{FIGURES}/fig2.png",
-    params:
-        cfg={key: FIG2[key] for key in ("panel_theta0", "panel_alphas", "error_iteration", "converge_factor")},
     log:
         f"{LOGS}/fig2/figure.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        CONDA_ENV
+    params:
+        cfg={
+            key: FIG2[key]
+            for key in (
+                "panel_theta0",
+                "panel_alphas",
+                "error_iteration",
+                "converge_factor",
+            )
+        },
     script:
         "../scripts/fig2_figure.py"
 

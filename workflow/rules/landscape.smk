@@ -34,40 +34,46 @@ LANDSCAPE_2D = {
 rule landscape_curve:
     output:
         f"{LANDSCAPE_DIR}/curves/alpha{{alpha}}.csv",
-    wildcard_constraints:
-        alpha="|".join(re.escape(a) for a in LANDSCAPE_ALPHAS),
-    params:
-        cfg=lambda wildcards: {"alpha": LANDSCAPE_ALPHAS[wildcards.alpha], **LANDSCAPE_SAMPLE, **LANDSCAPE_GRID_1D},
     log:
         f"{LOGS}/landscape/curve_alpha{{alpha}}.log",
     benchmark:
         f"{BENCHMARKS}/landscape/curve_alpha{{alpha}}.tsv"
+    wildcard_constraints:
+        alpha="|".join(re.escape(a) for a in LANDSCAPE_ALPHAS),
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=500,
         runtime=10,
-    conda:
-        CONDA_ENV
+    params:
+        cfg=lambda wildcards: {
+            "alpha": LANDSCAPE_ALPHAS[wildcards.alpha],
+            **LANDSCAPE_SAMPLE,
+            **LANDSCAPE_GRID_1D,
+        },
     script:
         "../scripts/landscape_curve.py"
 
 
 rule landscape_minima:
     input:
-        curves=expand(f"{LANDSCAPE_DIR}/curves/alpha{{alpha}}.csv", alpha=LANDSCAPE_ALPHAS),
+        curves=expand(
+            f"{LANDSCAPE_DIR}/curves/alpha{{alpha}}.csv", alpha=LANDSCAPE_ALPHAS
+        ),
     output:
         curves=f"{TABLES}/landscape_curves.csv",
         minima=f"{TABLES}/landscape_minima.csv",
-    params:
-        cfg=LANDSCAPE_SAMPLE,
     log:
         f"{LOGS}/landscape/minima.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=500,
         runtime=10,
-    conda:
-        CONDA_ENV
+    params:
+        cfg=LANDSCAPE_SAMPLE,
     script:
         "../scripts/landscape_minima.py"
 
@@ -77,16 +83,24 @@ rule landscape_figure:
         curves=f"{TABLES}/landscape_curves.csv",
         minima=f"{TABLES}/landscape_minima.csv",
     output:
-        pdf=report(f"{FIGURES}/landscape.pdf", caption="../report/landscape.rst", category="Landscape"),
-        png=report(f"{FIGURES}/landscape.png", caption="../report/landscape.rst", category="Landscape"),
+        pdf=report(
+            f"{FIGURES}/landscape.pdf",
+            caption="../report/landscape.rst",
+            category="Landscape",
+        ),
+        png=report(
+            f"{FIGURES}/landscape.png",
+            caption="../report/landscape.rst",
+            category="Landscape",
+        ),
     log:
         f"{LOGS}/landscape/figure.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        CONDA_ENV
     script:
         "../scripts/landscape_figure.py"
 
@@ -94,18 +108,18 @@ rule landscape_figure:
 rule landscape_2d_grid:
     output:
         f"{LANDSCAPE_DIR}/grid_2d.csv",
-    params:
-        cfg=LANDSCAPE_2D,
     log:
         f"{LOGS}/landscape/grid_2d.log",
     benchmark:
         f"{BENCHMARKS}/landscape/grid_2d.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=15,
-    conda:
-        CONDA_ENV
+    params:
+        cfg=LANDSCAPE_2D,
     script:
         "../scripts/landscape_2d_grid.py"
 
@@ -115,6 +129,14 @@ rule landscape_2d_stationary:
         grid=f"{LANDSCAPE_DIR}/grid_2d.csv",
     output:
         f"{TABLES}/landscape_2d_stationary.csv",
+    log:
+        f"{LOGS}/landscape/stationary_2d.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         cfg={
             "alpha": LANDSCAPE["alpha_2d"],
@@ -123,14 +145,6 @@ rule landscape_2d_stationary:
             "seed": config["seed"],
             "sinkhorn_tol": LANDSCAPE["sinkhorn_tol"],
         },
-    log:
-        f"{LOGS}/landscape/stationary_2d.log",
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    conda:
-        CONDA_ENV
     script:
         "../scripts/landscape_2d_stationary.py"
 
@@ -140,16 +154,24 @@ rule landscape_2d_figure:
         grid=f"{LANDSCAPE_DIR}/grid_2d.csv",
         stationary=f"{TABLES}/landscape_2d_stationary.csv",
     output:
-        pdf=report(f"{FIGURES}/landscape_2d.pdf", caption="../report/landscape_2d.rst", category="Landscape"),
-        png=report(f"{FIGURES}/landscape_2d.png", caption="../report/landscape_2d.rst", category="Landscape"),
+        pdf=report(
+            f"{FIGURES}/landscape_2d.pdf",
+            caption="../report/landscape_2d.rst",
+            category="Landscape",
+        ),
+        png=report(
+            f"{FIGURES}/landscape_2d.png",
+            caption="../report/landscape_2d.rst",
+            category="Landscape",
+        ),
     log:
         f"{LOGS}/landscape/figure_2d.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        CONDA_ENV
     script:
         "../scripts/landscape_2d_figure.py"
 

@@ -17,12 +17,17 @@ from sinkhorn_em.experiments.osmfish import fit_settings, seed_chunks
 OSMFISH = section("osmfish")
 OSMFISH_DIR = f"{RESULTS}/osmfish"
 OSMFISH_SETTINGS = fit_settings(
-    OSMFISH["feature_sets"], OSMFISH["weight_settings"], OSMFISH["methods"], OSMFISH["sklearn_weights"]
+    OSMFISH["feature_sets"],
+    OSMFISH["weight_settings"],
+    OSMFISH["methods"],
+    OSMFISH["sklearn_weights"],
 )
 OSMFISH_CHUNKS = seed_chunks(OSMFISH["n_seeds"], OSMFISH["seeds_per_job"])
 OSMFISH_MAP_FEATURES = list(OSMFISH["feature_sets"].get("region", []))
 if not OSMFISH_SETTINGS:
-    raise ValueError("osmfish: feature_sets, weight_settings and methods select no fit; configure at least one")
+    raise ValueError(
+        "osmfish: feature_sets, weight_settings and methods select no fit; configure at least one"
+    )
 if not OSMFISH_MAP_FEATURES or OSMFISH["map_weights"] not in OSMFISH["weight_settings"]:
     raise ValueError(
         "osmfish: the region map needs feature_sets: region non-empty and map_weights among weight_settings "
@@ -34,7 +39,15 @@ OSMFISH_FIT_CFG = {
     "base_seed": config["seed"],
     **{
         key: OSMFISH[key]
-        for key in ("perturb_strength", "tol", "max_iter", "reg_covar", "epsilon", "sinkhorn_tol", "sinkhorn_max_iter")
+        for key in (
+            "perturb_strength",
+            "tol",
+            "max_iter",
+            "reg_covar",
+            "epsilon",
+            "sinkhorn_tol",
+            "sinkhorn_max_iter",
+        )
     },
 }
 OSMFISH_FEATURES = f"{OSMFISH_DIR}/features_{{features}}.npz"
@@ -45,7 +58,10 @@ OSMFISH_FIT_OUTPUTS = [
 ]
 # CPU seconds per fit at max_iter 100 on one core (sEM, the slowest), with a x10 margin
 # in the runtimes below for slow nodes and tighter tolerances.
-OSMFISH_SECONDS_PER_FIT = {target: seconds * OSMFISH["max_iter"] / 100 for target, seconds in {"region": 0.3, "celltype": 1.5}.items()}
+OSMFISH_SECONDS_PER_FIT = {
+    target: seconds * OSMFISH["max_iter"] / 100
+    for target, seconds in {"region": 0.3, "celltype": 1.5}.items()
+}
 
 
 rule osmfish_features:
@@ -53,18 +69,22 @@ rule osmfish_features:
         dataset_path(OSMFISH["dataset"]),
     output:
         OSMFISH_FEATURES,
-    wildcard_constraints:
-        features=r"expr|expr\+xy",
-    params:
-        cfg=lambda wc: {"n_pcs": OSMFISH["n_pcs"], "target_sum": OSMFISH["target_sum"], "with_xy": wc.features == "expr+xy"},
     log:
         f"{LOGS}/osmfish/features_{{features}}.log",
+    wildcard_constraints:
+        features=r"expr|expr\+xy",
     conda:
         CONDA_ENV
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
+    params:
+        cfg=lambda wc: {
+            "n_pcs": OSMFISH["n_pcs"],
+            "target_sum": OSMFISH["target_sum"],
+            "with_xy": wc.features == "expr+xy",
+        },
     script:
         "../scripts/osmfish_features.py"
 
@@ -74,12 +94,29 @@ rule osmfish_fit:
         OSMFISH_FEATURES,
     output:
         f"{OSMFISH_DIR}/fits/{{target}}/{{features}}/{{weights}}/{{method}}/chunk{{chunk}}.csv",
+    log:
+        f"{LOGS}/osmfish/fits/{{target}}/{{features}}/{{weights}}/{{method}}/chunk{{chunk}}.log",
+    benchmark:
+        f"{BENCHMARKS}/osmfish/fits/{{target}}/{{features}}/{{weights}}/{{method}}/chunk{{chunk}}.tsv"
     wildcard_constraints:
         target="region|celltype",
         features=r"expr|expr\+xy",
         weights="true|perturbed|uniform",
         method="vEM|oEM|sEM|sklearn",
         chunk=r"\d+",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        # 4,839 cells x 31 components: a few MB of arrays; the interpreter dominates.
+        mem_mb=600,
+        runtime=lambda wc: 2
+        + int(
+            10
+            * OSMFISH_SECONDS_PER_FIT[wc.target]
+            * len(OSMFISH_CHUNKS[int(wc.chunk)])
+            / 60
+        ),
     params:
         cfg=lambda wc: {
             "target": wc.target,
@@ -89,17 +126,6 @@ rule osmfish_fit:
             "seed_indices": OSMFISH_CHUNKS[int(wc.chunk)],
             **OSMFISH_FIT_CFG,
         },
-    log:
-        f"{LOGS}/osmfish/fits/{{target}}/{{features}}/{{weights}}/{{method}}/chunk{{chunk}}.log",
-    benchmark:
-        f"{BENCHMARKS}/osmfish/fits/{{target}}/{{features}}/{{weights}}/{{method}}/chunk{{chunk}}.tsv"
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        # 4,839 cells x 31 components: a few MB of arrays; the interpreter dominates.
-        mem_mb=600,
-        runtime=lambda wc: 2 + int(10 * OSMFISH_SECONDS_PER_FIT[wc.target] * len(OSMFISH_CHUNKS[int(wc.chunk)]) / 60),
     script:
         "../scripts/osmfish_fit.py"
 
@@ -127,6 +153,14 @@ rule osmfish_crosscheck:
         OSMFISH_FEATURES.format(features=OSMFISH_MAP_FEATURES[0]),
     output:
         f"{TABLES}/osmfish_crosscheck.csv",
+    log:
+        f"{LOGS}/osmfish/crosscheck.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=600,
+        runtime=5,
     params:
         cfg={
             "target": "region",
@@ -136,27 +170,19 @@ rule osmfish_crosscheck:
             "base_seed": config["seed"],
             "reg_covar": OSMFISH["reg_covar"],
         },
-    log:
-        f"{LOGS}/osmfish/crosscheck.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=600,
-        runtime=5,
     script:
         "../scripts/osmfish_crosscheck.py"
 
 
 rule osmfish_map:
     input:
-        features=[OSMFISH_FEATURES.format(features=features) for features in OSMFISH_MAP_FEATURES],
+        features=[
+            OSMFISH_FEATURES.format(features=features)
+            for features in OSMFISH_MAP_FEATURES
+        ],
         per_seed=f"{TABLES}/osmfish_seeds.csv",
     output:
         f"{OSMFISH_DIR}/map.csv",
-    params:
-        feature_sets=OSMFISH_MAP_FEATURES,
-        cfg={"target": "region", "weights": OSMFISH["map_weights"], **OSMFISH_FIT_CFG},
     log:
         f"{LOGS}/osmfish/map.log",
     benchmark:
@@ -166,7 +192,13 @@ rule osmfish_map:
     threads: 1
     resources:
         mem_mb=600,
-        runtime=2 + int(10 * OSMFISH_SECONDS_PER_FIT["region"] * 4 * len(OSMFISH_MAP_FEATURES) / 60),
+        runtime=2
+        + int(
+            10 * OSMFISH_SECONDS_PER_FIT["region"] * 4 * len(OSMFISH_MAP_FEATURES) / 60
+        ),
+    params:
+        feature_sets=OSMFISH_MAP_FEATURES,
+        cfg={"target": "region", "weights": OSMFISH["map_weights"], **OSMFISH_FIT_CFG},
     script:
         "../scripts/osmfish_map.py"
 
@@ -175,7 +207,11 @@ rule osmfish_ari_figure:
     input:
         f"{TABLES}/osmfish_seeds.csv",
     output:
-        pdf=report(f"{FIGURES}/osmfish_ari.pdf", caption="../report/osmfish_ari.rst", category="osmFISH"),
+        pdf=report(
+            f"{FIGURES}/osmfish_ari.pdf",
+            caption="../report/osmfish_ari.rst",
+            category="osmFISH",
+        ),
         png=f"{FIGURES}/osmfish_ari.png",
     log:
         f"{LOGS}/osmfish/ari_figure.log",
@@ -193,7 +229,11 @@ rule osmfish_map_figure:
     input:
         f"{OSMFISH_DIR}/map.csv",
     output:
-        pdf=report(f"{FIGURES}/osmfish_map.pdf", caption="../report/osmfish_map.rst", category="osmFISH"),
+        pdf=report(
+            f"{FIGURES}/osmfish_map.pdf",
+            caption="../report/osmfish_map.rst",
+            category="osmFISH",
+        ),
         png=f"{FIGURES}/osmfish_map.png",
     log:
         f"{LOGS}/osmfish/map_figure.log",

@@ -14,12 +14,20 @@
 from sinkhorn_em.experiments.report import config_hash
 
 REPORT = section("report")
-REPORT_UPSTREAM = list(FINAL_OUTPUTS)  # a copy: the report's own outputs are appended below
+REPORT_UPSTREAM = list(
+    FINAL_OUTPUTS
+)  # a copy: the report's own outputs are appended below
 REPORT_TABLES = {
     name: f"{TABLES}/{name}.csv"
     for name in (
-        "landscape_minima", "landscape_2d_stationary", "fig2_runs", "convergence_rates",
-        "convergence_general_k_rates", "init_sweep", "celegans", "osmfish",
+        "landscape_minima",
+        "landscape_2d_stationary",
+        "fig2_runs",
+        "convergence_rates",
+        "convergence_general_k_rates",
+        "init_sweep",
+        "celegans",
+        "osmfish",
     )
 }
 
@@ -27,50 +35,60 @@ REPORT_TABLES = {
 rule report_identities:
     output:
         f"{TABLES}/identities.csv",
-    params:
-        cfg=dict(seed=config["seed"], **REPORT["identities"]),
     log:
         f"{LOGS}/report/identities.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        CONDA_ENV
+    params:
+        cfg=dict(seed=config["seed"], **REPORT["identities"]),
     script:
         "../scripts/report_identities.py"
 
 
 # Local: a second of reading files, not worth a cluster submission.
 rule report_build:
-    localrule: True
     input:
         **REPORT_TABLES,
         identities=f"{TABLES}/identities.csv",
         upstream=REPORT_UPSTREAM,
     output:
-        report(f"{RESULTS}/REPORT.md", caption="../report/reproduction_report.rst", category="Reproduction report"),
+        report(
+            f"{RESULTS}/REPORT.md",
+            caption="../report/reproduction_report.rst",
+            category="Reproduction report",
+        ),
+    log:
+        f"{LOGS}/report/build.log",
+    localrule: True
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
     params:
         criteria=REPORT,
-        fig2={"theta0": config["fig2"]["panel_theta0"], "panel_alphas": list(config["fig2"]["panel_alphas"])},
+        fig2={
+            "theta0": config["fig2"]["panel_theta0"],
+            "panel_alphas": list(config["fig2"]["panel_alphas"]),
+        },
         # Hash of the validated config without the dataset mirror and timeout: switching
         # mirrors changes no result and must not rerun the report; any other change does.
         config_sha256=config_hash(config),
         seed=config["seed"],
         # benchmark:/log: path patterns of every rule, to attribute timing files to rules.
         rule_files=lambda wildcards: {
-            each.name: {"benchmark": str(each.benchmark) if each.benchmark else None, "log": [str(log) for log in each.log]}
+            each.name: {
+                "benchmark": str(each.benchmark) if each.benchmark else None,
+                "log": [str(log) for log in each.log],
+            }
             for each in workflow.rules
         },
         final_outputs=REPORT_UPSTREAM,
-    log:
-        f"{LOGS}/report/build.log",
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    conda:
-        CONDA_ENV
     script:
         "../scripts/report_build.py"
 

@@ -7,8 +7,12 @@
 from sinkhorn_em.experiments.sweeps import plan_epsilon_sweep, plan_init_sweep
 
 SWEEP_JOBS = {
-    "init": plan_init_sweep(section("init_sweep"), config["seed"], config["sweep_scale"]),
-    "epsilon": plan_epsilon_sweep(section("epsilon_sweep"), config["seed"], config["sweep_scale"]),
+    "init": plan_init_sweep(
+        section("init_sweep"), config["seed"], config["sweep_scale"]
+    ),
+    "epsilon": plan_epsilon_sweep(
+        section("epsilon_sweep"), config["seed"], config["sweep_scale"]
+    ),
 }
 SWEEP_CHUNKS = {
     sweep: [f"{RESULTS}/sweeps/{sweep}/runs/{job}.csv" for job in sorted(jobs)]
@@ -19,20 +23,20 @@ SWEEP_CHUNKS = {
 rule sweeps_chunk:
     output:
         f"{RESULTS}/sweeps/{{sweep}}/runs/{{job}}.csv",
-    wildcard_constraints:
-        sweep="init|epsilon",
-    params:
-        cfg=lambda wildcards: SWEEP_JOBS[wildcards.sweep][wildcards.job],
     log:
         f"{LOGS}/sweeps/{{sweep}}/{{job}}.log",
     benchmark:
         f"{BENCHMARKS}/sweeps/{{sweep}}/{{job}}.tsv"
+    wildcard_constraints:
+        sweep="init|epsilon",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=15,
-    conda:
-        CONDA_ENV
+    params:
+        cfg=lambda wildcards: SWEEP_JOBS[wildcards.sweep][wildcards.job],
     script:
         "../scripts/sweeps_chunk.py"
 
@@ -43,16 +47,16 @@ rule sweeps_aggregate:
     output:
         runs=f"{RESULTS}/sweeps/{{sweep}}/runs.csv",
         table=f"{TABLES}/{{sweep}}_sweep.csv",
-    wildcard_constraints:
-        sweep="init|epsilon",
     log:
         f"{LOGS}/sweeps/{{sweep}}_aggregate.log",
+    wildcard_constraints:
+        sweep="init|epsilon",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        CONDA_ENV
     script:
         "../scripts/sweeps_aggregate.py"
 
@@ -61,17 +65,20 @@ rule sweeps_init_figure:
     input:
         table=f"{TABLES}/init_sweep.csv",
     output:
-        pdf=report(f"{FIGURES}/init_success.pdf", caption="../report/init_success.rst",
-                   category="Sweeps"),
+        pdf=report(
+            f"{FIGURES}/init_success.pdf",
+            caption="../report/init_success.rst",
+            category="Sweeps",
+        ),
         png=f"{FIGURES}/init_success.png",
     log:
         f"{LOGS}/sweeps/init_success_figure.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        CONDA_ENV
     script:
         "../scripts/sweeps_figure.py"
 
@@ -80,16 +87,20 @@ rule sweeps_epsilon_figure:
     input:
         table=f"{TABLES}/epsilon_sweep.csv",
     output:
-        pdf=report(f"{FIGURES}/epsilon.pdf", caption="../report/epsilon.rst", category="Sweeps"),
+        pdf=report(
+            f"{FIGURES}/epsilon.pdf",
+            caption="../report/epsilon.rst",
+            category="Sweeps",
+        ),
         png=f"{FIGURES}/epsilon.png",
     log:
         f"{LOGS}/sweeps/epsilon_figure.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        CONDA_ENV
     script:
         "../scripts/sweeps_figure.py"
 

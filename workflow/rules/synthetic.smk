@@ -12,19 +12,19 @@ rule synthetic_dataset:
     output:
         data=f"{SYNTHETIC_DIR}/{{name}}.npz",
         manifest=f"{SYNTHETIC_DIR}/manifest/{{name}}.csv",
-    wildcard_constraints:
-        name="[A-Za-z0-9_.-]+",
-    params:
-        spec=lambda wildcards: SYNTHETIC_SPECS[wildcards.name],
-        seed=config["seed"],
     log:
         f"{LOGS}/synthetic/{{name}}.log",
+    wildcard_constraints:
+        name="[A-Za-z0-9_.-]+",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        CONDA_ENV
+    params:
+        spec=lambda wildcards: SYNTHETIC_SPECS[wildcards.name],
+        seed=config["seed"],
     script:
         "../scripts/synthetic_dataset.py"
 
@@ -36,12 +36,12 @@ rule synthetic_manifest:
         f"{SYNTHETIC_DIR}/manifest.csv",
     log:
         f"{LOGS}/synthetic/manifest.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        CONDA_ENV
     script:
         "../scripts/synthetic_manifest.py"
 

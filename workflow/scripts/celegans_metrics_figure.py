@@ -3,5 +3,5 @@
 from sinkhorn_em.pipeline import snakemake_job
 from sinkhorn_em.plotting.celegans import plot_celegans_metrics
 
-with snakemake_job(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    plot_celegans_metrics(snakemake.input[0], snakemake.output.pdf, snakemake.output.png)  # noqa: F821
+with snakemake_job(snakemake.log[0]):
+    plot_celegans_metrics(snakemake.input[0], snakemake.output.pdf, snakemake.output.png)

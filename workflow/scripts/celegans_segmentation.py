@@ -3,10 +3,13 @@
 from sinkhorn_em.experiments.celegans import load_scene, segmentation_map
 from sinkhorn_em.pipeline import snakemake_job, write_table
 
-with snakemake_job(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    scene_args = snakemake.params.scene  # noqa: F821
+with snakemake_job(snakemake.log[0]):
+    scene_args = snakemake.params.scene
     scene = load_scene(
-        scene_args["dataset"], scene_args["spec"], list(snakemake.input),  # noqa: F821
-        min_position=scene_args["min_position"], sha256=scene_args["sha256"],
+        scene_args["dataset"],
+        scene_args["spec"],
+        list(snakemake.input),
+        min_position=scene_args["min_position"],
+        sha256=scene_args["sha256"],
     )
-    write_table(segmentation_map(scene, **snakemake.params.cfg), snakemake.output[0])  # noqa: F821
+    write_table(segmentation_map(scene, **snakemake.params.cfg), snakemake.output[0])

@@ -5,10 +5,8 @@ import pandas as pd
 from sinkhorn_em.experiments.celegans import final_summary, summarise_celegans
 from sinkhorn_em.pipeline import read_table, snakemake_job, write_table
 
-with snakemake_job(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    runs = pd.concat([read_table(path) for path in snakemake.input.runs], ignore_index=True)  # noqa: F821
-    summary = summarise_celegans(
-        runs, pools=snakemake.params.pools, confidence=snakemake.params.confidence  # noqa: F821
-    )
-    write_table(summary, snakemake.output.per_iteration)  # noqa: F821
-    write_table(final_summary(summary), snakemake.output.table)  # noqa: F821
+with snakemake_job(snakemake.log[0]):
+    runs = pd.concat([read_table(path) for path in snakemake.input.runs], ignore_index=True)
+    summary = summarise_celegans(runs, pools=snakemake.params.pools, confidence=snakemake.params.confidence)
+    write_table(summary, snakemake.output.per_iteration)
+    write_table(final_summary(summary), snakemake.output.table)

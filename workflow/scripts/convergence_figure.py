@@ -1,4 +1,5 @@
 """Draw the convergence-rate figure from the trajectory and rate tables."""
+
 from sinkhorn_em.pipeline import snakemake_job
 from sinkhorn_em.plotting.convergence import plot_convergence
 

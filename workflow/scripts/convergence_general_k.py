@@ -1,4 +1,5 @@
 """Error against iteration of vEM, oEM and sEM on general K-component mixtures."""
+
 from sinkhorn_em.experiments.convergence import run_general_k
 from sinkhorn_em.pipeline import snakemake_job, write_table
 

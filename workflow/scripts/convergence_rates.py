@@ -1,4 +1,5 @@
 """Linear rate of every run of a trajectory table (symmetric or general K)."""
+
 from sinkhorn_em.experiments.convergence import general_k_rates, symmetric_rates
 from sinkhorn_em.pipeline import read_table, snakemake_job, write_table
 

@@ -1,4 +1,5 @@
 """Population iterates of vEM, oEM and sEM on the symmetric model, every setting."""
+
 from sinkhorn_em.experiments.convergence import run_symmetric_trajectories
 from sinkhorn_em.pipeline import snakemake_job, write_table
 

@@ -1,4 +1,5 @@
 """Concatenate the Figure 2 chunks into results/tables/fig2_runs.csv (canonical row order)."""
+
 from sinkhorn_em.experiments.fig2 import combine_chunks
 from sinkhorn_em.pipeline import read_table, snakemake_job, write_table
 

@@ -1,4 +1,5 @@
 """One job of Figure 2: every method, theta0 and repetition for a chunk of the alpha* grid."""
+
 from sinkhorn_em.experiments.fig2 import run_fig2
 from sinkhorn_em.pipeline import snakemake_job, write_table
 

@@ -1,4 +1,5 @@
 """sEM with the exact E-step and with the authors' Sinkhorn sweeps on a slice of Figure 2."""
+
 from sinkhorn_em.experiments.fig2 import run_estep_check
 from sinkhorn_em.pipeline import snakemake_job, write_table
 

@@ -1,4 +1,5 @@
 """Draw Figure 2 from results/tables/fig2_runs.csv."""
+
 from sinkhorn_em.pipeline import snakemake_job
 from sinkhorn_em.plotting.fig2 import plot_fig2
 

@@ -1,4 +1,5 @@
 """Both losses and their gradients on the (theta1, theta2) grid of free means."""
+
 from sinkhorn_em.experiments.landscape import run_landscape_2d
 from sinkhorn_em.pipeline import snakemake_job, write_table
 

@@ -1,4 +1,5 @@
 """Stationary points of both 2-D losses: grid candidates refined by a root finder, then classified."""
+
 from sinkhorn_em.experiments.landscape import stationary_points_2d
 from sinkhorn_em.pipeline import read_table, snakemake_job, write_table
 

@@ -1,4 +1,5 @@
 """NLL(theta) and L_EOT(theta) of the symmetric model on the theta grid, for one alpha*."""
+
 from sinkhorn_em.experiments.landscape import run_landscape_1d
 from sinkhorn_em.pipeline import snakemake_job, write_table
 

@@ -1,4 +1,5 @@
 """Gather the 1-D curves of every alpha* into one table and tabulate the local minima of both losses."""
+
 import pandas as pd
 
 from sinkhorn_em.experiments.landscape import landscape_minima

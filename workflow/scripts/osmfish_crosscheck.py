@@ -4,6 +4,6 @@ from sinkhorn_em.datasets.osmfish import OsmFISHFeatures
 from sinkhorn_em.experiments.osmfish import crosscheck_oem_sklearn
 from sinkhorn_em.pipeline import snakemake_job, write_table
 
-with snakemake_job(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    features = OsmFISHFeatures.load(snakemake.input[0])  # noqa: F821
-    write_table(crosscheck_oem_sklearn(features, **snakemake.params.cfg), snakemake.output[0])  # noqa: F821
+with snakemake_job(snakemake.log[0]):
+    features = OsmFISHFeatures.load(snakemake.input[0])
+    write_table(crosscheck_oem_sklearn(features, **snakemake.params.cfg), snakemake.output[0])

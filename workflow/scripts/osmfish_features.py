@@ -3,7 +3,7 @@
 from sinkhorn_em.datasets.osmfish import build_features, load_osmfish
 from sinkhorn_em.pipeline import snakemake_job
 
-with snakemake_job(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    data = load_osmfish(snakemake.input[0])  # noqa: F821
+with snakemake_job(snakemake.log[0]):
+    data = load_osmfish(snakemake.input[0])
     print(f"{data.n_cells} valid cells, {data.n_genes} genes")
-    build_features(data, **snakemake.params.cfg).save(snakemake.output[0])  # noqa: F821
+    build_features(data, **snakemake.params.cfg).save(snakemake.output[0])

@@ -4,6 +4,6 @@ from sinkhorn_em.datasets.osmfish import OsmFISHFeatures
 from sinkhorn_em.experiments.osmfish import run_osmfish_chunk
 from sinkhorn_em.pipeline import snakemake_job, write_table
 
-with snakemake_job(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    features = OsmFISHFeatures.load(snakemake.input[0])  # noqa: F821
-    write_table(run_osmfish_chunk(features, **snakemake.params.cfg), snakemake.output[0])  # noqa: F821
+with snakemake_job(snakemake.log[0]):
+    features = OsmFISHFeatures.load(snakemake.input[0])
+    write_table(run_osmfish_chunk(features, **snakemake.params.cfg), snakemake.output[0])

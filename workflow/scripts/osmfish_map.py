@@ -4,10 +4,9 @@ from sinkhorn_em.datasets.osmfish import OsmFISHFeatures
 from sinkhorn_em.experiments.osmfish import best_seed_maps
 from sinkhorn_em.pipeline import read_table, snakemake_job, write_table
 
-with snakemake_job(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
+with snakemake_job(snakemake.log[0]):
     features = {
-        name: OsmFISHFeatures.load(path)
-        for name, path in zip(snakemake.params.feature_sets, snakemake.input.features)  # noqa: F821
+        name: OsmFISHFeatures.load(path) for name, path in zip(snakemake.params.feature_sets, snakemake.input.features)
     }
-    per_seed = read_table(snakemake.input.per_seed)  # noqa: F821
-    write_table(best_seed_maps(features, per_seed, **snakemake.params.cfg), snakemake.output[0])  # noqa: F821
+    per_seed = read_table(snakemake.input.per_seed)
+    write_table(best_seed_maps(features, per_seed, **snakemake.params.cfg), snakemake.output[0])

@@ -3,5 +3,5 @@
 from sinkhorn_em.pipeline import snakemake_job
 from sinkhorn_em.plotting.osmfish import plot_osmfish_map
 
-with snakemake_job(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    plot_osmfish_map(snakemake.input[0], snakemake.output.pdf, snakemake.output.png)  # noqa: F821
+with snakemake_job(snakemake.log[0]):
+    plot_osmfish_map(snakemake.input[0], snakemake.output.pdf, snakemake.output.png)

@@ -3,7 +3,7 @@
 from sinkhorn_em.experiments.osmfish import combine_per_seed, summarise_osmfish
 from sinkhorn_em.pipeline import read_table, snakemake_job, write_table
 
-with snakemake_job(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    per_seed = combine_per_seed([read_table(path) for path in snakemake.input])  # noqa: F821
-    write_table(per_seed, snakemake.output.per_seed)  # noqa: F821
-    write_table(summarise_osmfish(per_seed), snakemake.output.table)  # noqa: F821
+with snakemake_job(snakemake.log[0]):
+    per_seed = combine_per_seed([read_table(path) for path in snakemake.input])
+    write_table(per_seed, snakemake.output.per_seed)
+    write_table(summarise_osmfish(per_seed), snakemake.output.table)

@@ -1,15 +1,21 @@
 """results/REPORT.md: every claim with its measured numbers and computed verdict, versions, costs."""
+
 from pathlib import Path
 
 from sinkhorn_em.experiments.report import report_from_files
 from sinkhorn_em.pipeline import snakemake_job
 
-with snakemake_job(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    inputs = snakemake.input  # noqa: F821
-    params = snakemake.params  # noqa: F821
+with snakemake_job(snakemake.log[0]):
+    inputs = snakemake.input
+    params = snakemake.params
     tables = {name: path for name, path in inputs.items() if name != "upstream"}
     text = report_from_files(
-        tables, criteria=params.criteria, fig2=params.fig2, config_sha256=params.config_sha256, seed=params.seed,
-        rule_files=params.rule_files, final_outputs=params.final_outputs,
+        tables,
+        criteria=params.criteria,
+        fig2=params.fig2,
+        config_sha256=params.config_sha256,
+        seed=params.seed,
+        rule_files=params.rule_files,
+        final_outputs=params.final_outputs,
     )
-    Path(snakemake.output[0]).write_text(text)  # noqa: F821
+    Path(snakemake.output[0]).write_text(text)

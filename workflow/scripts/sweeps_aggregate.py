@@ -1,4 +1,5 @@
 """Concatenate the chunk tables of a sweep and summarise them per setting and method."""
+
 import pandas as pd
 
 from sinkhorn_em.experiments.sweeps import summarise_epsilon_sweep, summarise_init_sweep

@@ -1,4 +1,5 @@
 """One job of the init or epsilon sweep: all runs of one dataset and block of inits."""
+
 from sinkhorn_em.experiments.sweeps import run_epsilon_sweep_chunk, run_init_sweep_chunk
 from sinkhorn_em.pipeline import snakemake_job, write_table
 

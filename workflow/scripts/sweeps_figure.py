@@ -1,4 +1,5 @@
 """Draw a figure of the sweeps family from its aggregated table."""
+
 from sinkhorn_em.pipeline import snakemake_job
 from sinkhorn_em.plotting.sweeps import plot_epsilon, plot_init_success
 

@@ -1,4 +1,5 @@
 """Draw one synthetic benchmark dataset; save its arrays (NPZ) and its manifest row."""
+
 import numpy as np
 
 from sinkhorn_em.experiments.synthetic import build_benchmark

@@ -1,4 +1,5 @@
 """Gather the manifest rows of every synthetic dataset into results/synthetic/manifest.csv."""
+
 import pandas as pd
 
 from sinkhorn_em.pipeline import read_table, snakemake_job, write_table

@@ -20,9 +20,9 @@ import hashlib
 import io
 import os
 import pickle
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
@@ -34,9 +34,9 @@ __all__ = [
     "FDNC_SHA256",
     "NeuronAtlas",
     "WormNeurons",
-    "load_neuropal_atlas",
-    "load_neuroml_worm",
     "load_fdnc_worm",
+    "load_neuroml_worm",
+    "load_neuropal_atlas",
     "load_table_s2",
     "match_table_s2",
 ]
@@ -89,7 +89,7 @@ class NeuronAtlas:
         """Mean colours ``(K, 3)`` (R, G, B in the atlas's intensity units)."""
         return self.means[:, 3:]
 
-    def subset(self, names) -> "NeuronAtlas":
+    def subset(self, names) -> NeuronAtlas:
         """The atlas restricted to ``names`` (in the order given).
 
         Raises
@@ -101,10 +101,7 @@ class NeuronAtlas:
         index = {name: k for k, name in enumerate(self.names)}
         missing = [name for name in names if name not in index]
         if missing:
-            raise ValueError(
-                f"neurons {missing} are not in the {self.region} atlas; choose among "
-                f"{sorted(self.names)}"
-            )
+            raise ValueError(f"neurons {missing} are not in the {self.region} atlas; choose among {sorted(self.names)}")
         rows = [index[name] for name in names]
         return NeuronAtlas(tuple(names), self.means[rows], self.covariances[rows], self.region)
 
@@ -139,7 +136,7 @@ class WormNeurons:
     def n_neurons(self) -> int:
         return len(self.names)
 
-    def subset(self, names) -> "WormNeurons":
+    def subset(self, names) -> WormNeurons:
         """The worm restricted to ``names`` (in the order given); ValueError if one is absent."""
         names = [str(name) for name in names]
         index = {name: k for k, name in enumerate(self.names)}
@@ -162,9 +159,7 @@ def _require_file(path: str | os.PathLike, what: str) -> Path:
     return path
 
 
-def load_neuropal_atlas(
-    path: str | os.PathLike, region: str = "tail", *, zero_based: bool = True
-) -> NeuronAtlas:
+def load_neuropal_atlas(path: str | os.PathLike, region: str = "tail", *, zero_based: bool = True) -> NeuronAtlas:
     """Read one region of a NeuroPAL statistical atlas saved by MATLAB.
 
     The file holds a struct ``atlas`` with fields ``head`` and ``tail``; each has
@@ -233,7 +228,7 @@ def load_neuroml_worm(path: str | os.PathLike, worm: str | None = None) -> WormN
     names, positions, colors, n_unlabelled = [], [], [], 0
     for population in root.iter(f"{namespace}population"):
         population_id = population.get("id", "")
-        name = population_id[len("pop_"):] if population_id.startswith("pop_") else population_id
+        name = population_id[len("pop_") :] if population_id.startswith("pop_") else population_id
         if name in _UNLABELLED_NAMES:
             n_unlabelled += 1
             continue
@@ -257,9 +252,7 @@ def load_neuroml_worm(path: str | os.PathLike, worm: str | None = None) -> WormN
         raise ValueError(f"{path}: no labelled neuron found; is it a NeuroPAL NeuroML2 network?")
     if worm is None:
         worm = Path(path).name.split(".")[0]
-    return WormNeurons(
-        worm, tuple(names), np.array(positions), np.array(colors), n_unlabelled, str(path)
-    )
+    return WormNeurons(worm, tuple(names), np.array(positions), np.array(colors), n_unlabelled, str(path))
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -277,13 +270,11 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data pickle")
         # numpy.core is a deprecated alias of numpy._core since NumPy 2.
         if module.startswith("numpy.core.") and hasattr(np, "_core"):
-            module = "numpy._core." + module[len("numpy.core."):]
+            module = "numpy._core." + module[len("numpy.core.") :]
         return super().find_class(module, name)
 
 
-def load_fdnc_worm(
-    path: str | os.PathLike, sha256: str | None = None, worm: str | None = None
-) -> WormNeurons:
+def load_fdnc_worm(path: str | os.PathLike, sha256: str | None = None, worm: str | None = None) -> WormNeurons:
     """Read one of the two fDNC example NeuroPAL worms (Yu et al., eLife 2021).
 
     The file is a pickle, and unpickling can execute code. So the bytes are read once,

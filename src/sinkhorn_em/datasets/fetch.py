@@ -26,18 +26,19 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO, Mapping
+from typing import BinaryIO
 
 __all__ = [
-    "DatasetFetchError",
-    "ChecksumMismatchError",
-    "file_sha256",
-    "verify_sha256",
-    "fetch",
     "MIRROR_HINT",
+    "ChecksumMismatchError",
+    "DatasetFetchError",
     "dataset_key_by_path",
+    "fetch",
+    "file_sha256",
     "local_dataset_path",
+    "verify_sha256",
 ]
 
 logger = logging.getLogger(__name__)
@@ -65,10 +66,7 @@ class ChecksumMismatchError(DatasetFetchError):
 def _normalise_sha256(expected: str) -> str:
     """Lower-case hex digest, or ValueError saying what a sha256 must look like."""
     if not isinstance(expected, str) or not _SHA256_PATTERN.match(expected.strip().lower()):
-        raise ValueError(
-            f"sha256 must be 64 hexadecimal characters (as printed by `sha256sum FILE`), "
-            f"got {expected!r}"
-        )
+        raise ValueError(f"sha256 must be 64 hexadecimal characters (as printed by `sha256sum FILE`), got {expected!r}")
     return expected.strip().lower()
 
 
@@ -103,9 +101,7 @@ def verify_sha256(path: str | os.PathLike, expected: str) -> None:
     expected = _normalise_sha256(expected)
     got = file_sha256(path)
     if got != expected:
-        raise ChecksumMismatchError(
-            f"sha256 mismatch for {os.fspath(path)}: expected {expected}, got {got}"
-        )
+        raise ChecksumMismatchError(f"sha256 mismatch for {os.fspath(path)}: expected {expected}, got {got}")
 
 
 def _copy_hashing(source: BinaryIO, target: BinaryIO) -> str:
@@ -151,9 +147,7 @@ def _download_into(url: str, target: BinaryIO, timeout: float) -> str:
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as error:
-        raise DatasetFetchError(
-            f"could not download {url}: HTTP {error.code} {error.reason}. {MIRROR_HINT}"
-        ) from error
+        raise DatasetFetchError(f"could not download {url}: HTTP {error.code} {error.reason}. {MIRROR_HINT}") from error
     except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
         # URLError wraps refused connections and DNS failures; TimeoutError is a stalled connect.
         reason = getattr(error, "reason", error)
@@ -179,9 +173,7 @@ def _download_into(url: str, target: BinaryIO, timeout: float) -> str:
     # http.client ends a chunked read silently when the server closes early; the
     # checksum would catch it too, but this message says what actually went wrong.
     if announced is not None and announced.isdigit() and received != int(announced):
-        raise DatasetFetchError(
-            f"download of {url} broke off after {received} of {announced} bytes. {MIRROR_HINT}"
-        )
+        raise DatasetFetchError(f"download of {url} broke off after {received} of {announced} bytes. {MIRROR_HINT}")
     return digest.hexdigest()
 
 
@@ -273,9 +265,7 @@ def fetch(
 
     destination.parent.mkdir(parents=True, exist_ok=True)
     # Same directory as the destination so that os.replace is a rename, never a copy.
-    handle, temporary_name = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=".part", dir=destination.parent
-    )
+    handle, temporary_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
     temporary = Path(temporary_name)
     try:
         with os.fdopen(handle, "wb") as target:
@@ -293,8 +283,7 @@ def fetch(
         if got != expected:
             origin = url if source_file is None else f"{source_file} (mirror of {url})"
             raise ChecksumMismatchError(
-                f"sha256 mismatch for {origin}: expected {expected}, got {got}. "
-                f"Nothing was written to {destination}."
+                f"sha256 mismatch for {origin}: expected {expected}, got {got}. Nothing was written to {destination}."
             )
         os.replace(temporary, destination)
     except BaseException:
@@ -332,9 +321,7 @@ def dataset_key_by_path(files: Mapping[str, Mapping[str, str]]) -> dict[str, str
     return key_by_path
 
 
-def local_dataset_path(
-    files: Mapping[str, Mapping[str, str]], key: str, root: str = "resources"
-) -> str:
+def local_dataset_path(files: Mapping[str, Mapping[str, str]], key: str, root: str = "resources") -> str:
     """Where dataset ``key`` of ``datasets: files:`` lives locally: ``<root>/<path>``.
 
     Raises
@@ -344,7 +331,6 @@ def local_dataset_path(
     """
     if key not in files:
         raise ValueError(
-            f"unknown dataset key {key!r}; add it under `datasets: files:` in config.yaml "
-            f"or use one of {sorted(files)}"
+            f"unknown dataset key {key!r}; add it under `datasets: files:` in config.yaml or use one of {sorted(files)}"
         )
     return f"{root}/{files[key]['path']}"

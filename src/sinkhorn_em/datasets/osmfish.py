@@ -24,11 +24,11 @@ __all__ = [
     "REQUIRED_FIELDS",
     "OsmFISHData",
     "OsmFISHFeatures",
+    "build_features",
+    "encode_labels",
     "load_osmfish",
     "normalise_library_size",
     "preprocess_counts",
-    "build_features",
-    "encode_labels",
 ]
 
 #: HDF5 paths the loader needs; anything else in the file is ignored.
@@ -141,7 +141,9 @@ def load_osmfish(path: str | os.PathLike, *, valid_only: bool = True) -> OsmFISH
             raise ValueError(f"{path}: 'matrix' must be 2-D (genes x cells), got shape {matrix.shape}")
         n_genes, n_cells = matrix.shape
         genes = _decode(handle["row_attrs/Gene"][()])
-        columns = {name: np.asarray(handle[f"col_attrs/{name}"][()]) for name in ("Region", "ClusterName", "Valid", "X", "Y")}
+        columns = {
+            name: np.asarray(handle[f"col_attrs/{name}"][()]) for name in ("Region", "ClusterName", "Valid", "X", "Y")
+        }
         cell_id = (
             _decode(handle["col_attrs/CellID"][()]) if "col_attrs/CellID" in handle else np.arange(n_cells).astype(str)
         )
@@ -149,7 +151,9 @@ def load_osmfish(path: str | os.PathLike, *, valid_only: bool = True) -> OsmFISH
         raise ValueError(f"{path}: row_attrs/Gene has shape {genes.shape} but 'matrix' has {n_genes} genes (rows)")
     for name, values in {**columns, "CellID": cell_id}.items():
         if values.shape != (n_cells,):
-            raise ValueError(f"{path}: col_attrs/{name} has shape {values.shape} but 'matrix' has {n_cells} cells (columns)")
+            raise ValueError(
+                f"{path}: col_attrs/{name} has shape {values.shape} but 'matrix' has {n_cells} cells (columns)"
+            )
 
     valid = columns["Valid"].astype(bool)
     keep = valid if valid_only else np.ones(n_cells, dtype=bool)
@@ -305,7 +309,7 @@ class OsmFISHFeatures:
             np.savez(handle, **{name: getattr(self, name) for name in self.__dataclass_fields__})
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "OsmFISHFeatures":
+    def load(cls, path: str | os.PathLike) -> OsmFISHFeatures:
         with np.load(path, allow_pickle=False) as stored:
             return cls(**{name: stored[name] for name in cls.__dataclass_fields__})
 

@@ -63,32 +63,33 @@ from scipy import stats
 from sinkhorn_em.seeding import derive_seed
 
 __all__ = [
-    "METHODS",
     "INITS",
+    "METHODS",
     "METRICS",
-    "accuracy_metric",
     "NeuronScene",
     "VoxelTrial",
-    "voxel_counts",
+    "accuracy_metric",
     "atlas_scene",
-    "worm_scene",
-    "register_atlas",
-    "simulate_trial",
-    "initial_parameters",
-    "identification_metrics",
-    "run_celegans_chunk",
-    "summarise_celegans",
-    "final_summary",
-    "segmentation_map",
     "celegans_datasets",
     "celegans_pools",
-    "plan_celegans",
+    "final_summary",
+    "identification_metrics",
+    "initial_parameters",
     "load_scene",
+    "plan_celegans",
+    "register_atlas",
+    "run_celegans_chunk",
+    "segmentation_map",
+    "simulate_trial",
+    "summarise_celegans",
+    "voxel_counts",
+    "worm_scene",
 ]
 
 METHODS = ("vEM", "oEM", "sEM")
 INITS = ("random", "atlas")
 from sinkhorn_em.mixture import ESTIMATOR_METHOD as _ESTIMATOR_METHOD  # noqa: E402  (one map shared by all families)
+
 _POSITION_DIMS = 3
 _FEATURE_DIMS = 6
 
@@ -425,8 +426,21 @@ def _mean_loglik(features, weights, means, covariances, covariance_type) -> floa
     return float(np.mean(row_max + np.log(log_joint.sum(axis=1))))
 
 
-def _fit(X, method, means, covariances, weights, *, n_iter, covariance_type, epsilon, reg_covar,
-         sinkhorn_tol, sinkhorn_max_iter, keep_trajectory=True):
+def _fit(
+    X,
+    method,
+    means,
+    covariances,
+    weights,
+    *,
+    n_iter,
+    covariance_type,
+    epsilon,
+    reg_covar,
+    sinkhorn_tol,
+    sinkhorn_max_iter,
+    keep_trajectory=True,
+):
     from sinkhorn_em import EOTGaussianMixture
 
     model = EOTGaussianMixture(
@@ -508,20 +522,36 @@ def run_celegans_chunk(
     rows = []
     for trial_index in trials:
         trial = _trial_setup(
-            scene, trial_index, base_seed=base_seed, scale_log_mean=scale_log_mean,
-            scale_log_sd=scale_log_sd, test_fraction=test_fraction,
+            scene,
+            trial_index,
+            base_seed=base_seed,
+            scale_log_mean=scale_log_mean,
+            scale_log_sd=scale_log_sd,
+            test_fraction=test_fraction,
         )
         test_features = MomentFeatures.from_data(trial.X_test)
         true_positions = trial.centers[:, :_POSITION_DIMS]
         for init in inits:
             means, covariances, weights = initial_parameters(
-                scene, trial, init, _init_rng(base_seed, scene, trial_index, init),
-                covariance_type=covariance_type, variance=variance,
+                scene,
+                trial,
+                init,
+                _init_rng(base_seed, scene, trial_index, init),
+                covariance_type=covariance_type,
+                variance=variance,
             )
             model = _fit(
-                trial.X_train, method, means, covariances, weights, n_iter=n_iter,
-                covariance_type=covariance_type, epsilon=epsilon, reg_covar=reg_covar,
-                sinkhorn_tol=sinkhorn_tol, sinkhorn_max_iter=sinkhorn_max_iter,
+                trial.X_train,
+                method,
+                means,
+                covariances,
+                weights,
+                n_iter=n_iter,
+                covariance_type=covariance_type,
+                epsilon=epsilon,
+                reg_covar=reg_covar,
+                sinkhorn_tol=sinkhorn_tol,
+                sinkhorn_max_iter=sinkhorn_max_iter,
             )
             history = model.history_
             for state, (_, record) in zip(model.trajectory_, history.iterrows()):
@@ -555,7 +585,7 @@ _KEYS = ["dataset", "n_neurons", "n_voxels", "n_datasets", "pool", "init", "meth
 
 def _metric_columns(per_iteration: pd.DataFrame) -> list[str]:
     accuracies = sorted(
-        (c for c in per_iteration.columns if c.startswith("accuracy_r")), key=lambda c: float(c[len("accuracy_r"):])
+        (c for c in per_iteration.columns if c.startswith("accuracy_r")), key=lambda c: float(c[len("accuracy_r") :])
     )
     return [*accuracies, *METRICS]
 
@@ -619,13 +649,19 @@ def summarise_celegans(
     )
     rows = pd.concat([singles, *_pooled(per_iteration, pools)], ignore_index=True)
     long = rows.melt(
-        id_vars=[*_KEYS, "trial", "iteration", "wall_seconds"], value_vars=metrics,
-        var_name="metric", value_name="value",
+        id_vars=[*_KEYS, "trial", "iteration", "wall_seconds"],
+        value_vars=metrics,
+        var_name="metric",
+        value_name="value",
     )
     summary = (
         long.groupby([*_KEYS, "metric", "iteration"], sort=False)
-        .agg(mean=("value", "mean"), sd=("value", "std"), n_trials=("value", "size"),
-             mean_wall_seconds=("wall_seconds", "mean"))
+        .agg(
+            mean=("value", "mean"),
+            sd=("value", "std"),
+            n_trials=("value", "size"),
+            mean_wall_seconds=("wall_seconds", "mean"),
+        )
         .reset_index()
     )
     n = summary["n_trials"].to_numpy()
@@ -648,8 +684,18 @@ def summarise_celegans(
         key=lambda col: col.map(rank[col.name]) if col.name in rank else col,
         kind="stable",
     )
-    columns = [*_KEYS[:5], "init", "method", "metric", "iteration", "mean", "ci_low", "ci_high",
-               "n_trials", "mean_wall_seconds"]
+    columns = [
+        *_KEYS[:5],
+        "init",
+        "method",
+        "metric",
+        "iteration",
+        "mean",
+        "ci_low",
+        "ci_high",
+        "n_trials",
+        "mean_wall_seconds",
+    ]
     return summary[columns].reset_index(drop=True)
 
 
@@ -698,8 +744,12 @@ def segmentation_map(
         _check_choice("method", method, METHODS)
     variance = float(np.exp(scale_log_mean + scale_log_sd**2 / 2)) if init_variance is None else float(init_variance)
     data = _trial_setup(
-        scene, trial, base_seed=base_seed, scale_log_mean=scale_log_mean,
-        scale_log_sd=scale_log_sd, test_fraction=test_fraction,
+        scene,
+        trial,
+        base_seed=base_seed,
+        scale_log_mean=scale_log_mean,
+        scale_log_sd=scale_log_sd,
+        test_fraction=test_fraction,
     )
     X = np.vstack([data.X_train, data.X_test])
     truth = np.concatenate([data.labels_train, data.labels_test])
@@ -710,18 +760,31 @@ def segmentation_map(
     tables = []
     for init in inits:
         means, covariances, weights = initial_parameters(
-            scene, data, init, _init_rng(base_seed, scene, trial, init),
-            covariance_type=covariance_type, variance=variance,
+            scene,
+            data,
+            init,
+            _init_rng(base_seed, scene, trial, init),
+            covariance_type=covariance_type,
+            variance=variance,
         )
         for method in methods:
             model = _fit(
-                data.X_train, method, means, covariances, weights, n_iter=n_iter,
-                covariance_type=covariance_type, epsilon=epsilon, reg_covar=reg_covar,
-                sinkhorn_tol=sinkhorn_tol, sinkhorn_max_iter=sinkhorn_max_iter, keep_trajectory=False,
+                data.X_train,
+                method,
+                means,
+                covariances,
+                weights,
+                n_iter=n_iter,
+                covariance_type=covariance_type,
+                epsilon=epsilon,
+                reg_covar=reg_covar,
+                sinkhorn_tol=sinkhorn_tol,
+                sinkhorn_max_iter=sinkhorn_max_iter,
+                keep_trajectory=False,
             )
-            permutation = identification_metrics(
-                data.centers[:, :_POSITION_DIMS], model.means_[:, :_POSITION_DIMS]
-            )["permutation"]
+            permutation = identification_metrics(data.centers[:, :_POSITION_DIMS], model.means_[:, :_POSITION_DIMS])[
+                "permutation"
+            ]
             neuron_of_component = np.empty(len(permutation), dtype=int)
             neuron_of_component[permutation] = np.arange(len(permutation))
             table = voxels.copy()
@@ -763,16 +826,23 @@ def celegans_datasets(cfg: dict) -> dict[str, dict]:
     protocol = cfg["protocol"]
     if protocol["enabled"]:
         out[protocol["name"]] = {
-            "kind": "atlas", "inputs": [cfg["atlas"]], "region": protocol["region"],
-            "neurons": list(protocol["neurons"]), "n_voxels": int(protocol["n_voxels"]),
-            "n_trials": int(protocol["n_trials"]), "n_iter": int(protocol["n_iter"]),
+            "kind": "atlas",
+            "inputs": [cfg["atlas"]],
+            "region": protocol["region"],
+            "neurons": list(protocol["neurons"]),
+            "n_voxels": int(protocol["n_voxels"]),
+            "n_trials": int(protocol["n_trials"]),
+            "n_iter": int(protocol["n_iter"]),
         }
     scaled = cfg["scaled"]
     for region in scaled["regions"]:
         out[f"atlas_{region}"] = {
-            "kind": "atlas", "inputs": [cfg["atlas"]], "region": region,
+            "kind": "atlas",
+            "inputs": [cfg["atlas"]],
+            "region": region,
             "voxels_per_neuron": int(scaled["voxels_per_neuron"][region]),
-            "n_trials": int(scaled["n_trials"][region]), "n_iter": int(scaled["n_iter"][region]),
+            "n_trials": int(scaled["n_trials"][region]),
+            "n_iter": int(scaled["n_iter"][region]),
         }
     real = cfg["real"]
     for key in real["worms"]:
@@ -786,11 +856,17 @@ def celegans_datasets(cfg: dict) -> dict[str, dict]:
                     f"its regions are {list(available)}"
                 )
             out[f"{worm}_{region}"] = {
-                "kind": "worm", "inputs": [key, cfg["table_s2"]], "loader": loader, "worm": worm,
-                "region": region, "voxels_per_neuron": int(real["voxels_per_neuron"][region]),
+                "kind": "worm",
+                "inputs": [key, cfg["table_s2"]],
+                "loader": loader,
+                "worm": worm,
+                "region": region,
+                "voxels_per_neuron": int(real["voxels_per_neuron"][region]),
                 "min_voxels_per_neuron": int(real["min_voxels_per_neuron"]),
-                "volume_power": float(real["volume_power"]), "color_std": float(real["color_std"]),
-                "n_trials": int(real["n_trials"][region]), "n_iter": int(real["n_iter"][region]),
+                "volume_power": float(real["volume_power"]),
+                "color_std": float(real["color_std"]),
+                "n_trials": int(real["n_trials"][region]),
+                "n_iter": int(real["n_iter"][region]),
             }
     return out
 
@@ -810,8 +886,15 @@ def celegans_pools(datasets: dict) -> dict[str, list[str]]:
 
 #: Keywords of run_celegans_chunk / segmentation_map taken from the config section as is.
 _FIT_KEYS = (
-    "covariance_type", "epsilon", "reg_covar", "sinkhorn_tol", "sinkhorn_max_iter",
-    "scale_log_mean", "scale_log_sd", "test_fraction", "init_variance",
+    "covariance_type",
+    "epsilon",
+    "reg_covar",
+    "sinkhorn_tol",
+    "sinkhorn_max_iter",
+    "scale_log_mean",
+    "scale_log_sd",
+    "test_fraction",
+    "init_variance",
 )
 # Upper bounds on K for resource estimates of real worms (their K is known only after loading).
 _MAX_NEURONS = {"head": 195, "tail": 45}
@@ -867,8 +950,12 @@ def plan_celegans(cfg: dict, base_seed: int, dataset_files: dict) -> dict:
                     "inputs": list(spec["inputs"]),
                     "scene": scene_args(name),
                     "cfg": {
-                        "method": method, "trials": trials, "base_seed": int(base_seed),
-                        "inits": list(cfg["inits"]), "n_iter": spec["n_iter"], "radii": list(cfg["radii"]),
+                        "method": method,
+                        "trials": trials,
+                        "base_seed": int(base_seed),
+                        "inits": list(cfg["inits"]),
+                        "n_iter": spec["n_iter"],
+                        "radii": list(cfg["radii"]),
                         **fit_keywords,
                     },
                     **_job_resources(spec, len(cfg["inits"]), len(trials)),
@@ -883,25 +970,33 @@ def plan_celegans(cfg: dict, base_seed: int, dataset_files: dict) -> dict:
         "inputs": list(datasets[chosen]["inputs"]),
         "scene": scene_args(chosen),
         "cfg": {
-            "trial": int(cfg["segmentation"]["trial"]), "base_seed": int(base_seed),
-            "inits": list(cfg["inits"]), "methods": list(cfg["methods"]),
-            "n_iter": datasets[chosen]["n_iter"], **fit_keywords,
+            "trial": int(cfg["segmentation"]["trial"]),
+            "base_seed": int(base_seed),
+            "inits": list(cfg["inits"]),
+            "methods": list(cfg["methods"]),
+            "n_iter": datasets[chosen]["n_iter"],
+            **fit_keywords,
         },
         **_job_resources(datasets[chosen], len(cfg["inits"]) * len(cfg["methods"]), 1),
     }
     return {"datasets": datasets, "pools": celegans_pools(datasets), "fits": fits, "segmentation": segmentation}
 
 
-def load_scene(dataset: str, spec: dict, paths: list[str], *, min_position: float = 5.0,
-               sha256: str | None = None) -> NeuronScene:
+def load_scene(
+    dataset: str, spec: dict, paths: list[str], *, min_position: float = 5.0, sha256: str | None = None
+) -> NeuronScene:
     """Read the files of one dataset (``paths`` in the order of ``spec["inputs"]``) into a scene."""
     from sinkhorn_em.datasets import celegans as loaders
 
     if spec["kind"] == "atlas":
         atlas = loaders.load_neuropal_atlas(paths[0], spec["region"])
         return atlas_scene(
-            atlas, dataset=dataset, neurons=spec.get("neurons"), n_voxels=spec.get("n_voxels"),
-            voxels_per_neuron=spec.get("voxels_per_neuron"), min_position=min_position,
+            atlas,
+            dataset=dataset,
+            neurons=spec.get("neurons"),
+            n_voxels=spec.get("n_voxels"),
+            voxels_per_neuron=spec.get("voxels_per_neuron"),
+            min_position=min_position,
         )
     if spec["loader"] == "neuroml":
         worm = loaders.load_neuroml_worm(paths[0], worm=spec["worm"])
@@ -909,7 +1004,13 @@ def load_scene(dataset: str, spec: dict, paths: list[str], *, min_position: floa
         worm = loaders.load_fdnc_worm(paths[0], sha256=sha256, worm=spec["worm"])
     table = loaders.load_table_s2(paths[1])
     return worm_scene(
-        worm, table, dataset=dataset, region=spec["region"],
-        voxels_per_neuron=spec["voxels_per_neuron"], min_voxels_per_neuron=spec["min_voxels_per_neuron"],
-        volume_power=spec["volume_power"], color_std=spec["color_std"], min_position=min_position,
+        worm,
+        table,
+        dataset=dataset,
+        region=spec["region"],
+        voxels_per_neuron=spec["voxels_per_neuron"],
+        min_voxels_per_neuron=spec["min_voxels_per_neuron"],
+        volume_power=spec["volume_power"],
+        color_std=spec["color_std"],
+        min_position=min_position,
     )

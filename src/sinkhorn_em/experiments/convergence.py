@@ -42,16 +42,17 @@ from sinkhorn_em.seeding import derive_rng
 from sinkhorn_em.symmetric import SYMMETRIC_METHODS, population_grid, run_symmetric, symmetric_parameter_error
 
 __all__ = [
+    "estimate_rates",
+    "general_k_rates",
     "linear_rate",
+    "run_general_k",
     "run_symmetric_trajectories",
     "symmetric_rates",
-    "run_general_k",
-    "general_k_rates",
-    "estimate_rates",
 ]
 
 #: Estimator ``method`` of :class:`sinkhorn_em.EOTGaussianMixture` for each table key.
-from sinkhorn_em.mixture import ESTIMATOR_METHOD  # noqa: E402  (one map shared by all families)
+from sinkhorn_em.mixture import ESTIMATOR_METHOD
+
 SYMMETRIC_KEYS = ["method", "theta_star", "alpha", "theta0"]
 GENERAL_K_KEYS = ["method", "dataset"]
 
@@ -231,15 +232,17 @@ def estimate_rates(
     return rates
 
 
-def symmetric_rates(trajectories: pd.DataFrame, *, window=(1e-12, 1e-3), tail_fraction: float = 0.1,
-                    target_error: float = 1e-6) -> pd.DataFrame:
+def symmetric_rates(
+    trajectories: pd.DataFrame, *, window=(1e-12, 1e-3), tail_fraction: float = 0.1, target_error: float = 1e-6
+) -> pd.DataFrame:
     """The rates table of the symmetric experiment (``results/tables/convergence_rates.csv``).
 
     Columns ``method, theta_star, alpha, theta0, rate, iterations_to_1e-6`` first, then
     the diagnostics of :func:`estimate_rates`.
     """
-    rates = estimate_rates(trajectories, SYMMETRIC_KEYS, "error", window=window,
-                           tail_fraction=tail_fraction, target_error=target_error)
+    rates = estimate_rates(
+        trajectories, SYMMETRIC_KEYS, "error", window=window, tail_fraction=tail_fraction, target_error=target_error
+    )
     first = [*SYMMETRIC_KEYS, "rate", "iterations_to_1e-6"]
     return rates[first + [c for c in rates.columns if c not in first]]
 
@@ -315,13 +318,13 @@ def run_general_k(
                         "dim": dim,
                         "iteration": history["iteration"].to_numpy(),
                         "error_to_truth": [
-                            matched_parameter_error(sample.means, it["means"], sample.covariances,
-                                                    it["covariances"])[0]
+                            matched_parameter_error(sample.means, it["means"], sample.covariances, it["covariances"])[0]
                             for it in model.trajectory_
                         ],
                         "error_to_limit": [
-                            matched_parameter_error(limit["means"], it["means"], limit["covariances"],
-                                                    it["covariances"])[0]
+                            matched_parameter_error(
+                                limit["means"], it["means"], limit["covariances"], it["covariances"]
+                            )[0]
                             for it in model.trajectory_
                         ],
                         "nll": history["nll"].to_numpy(),
@@ -332,12 +335,19 @@ def run_general_k(
     return pd.concat(frames, ignore_index=True)
 
 
-def general_k_rates(trajectories: pd.DataFrame, *, window=(1e-12, 1e-3), tail_fraction: float = 0.1,
-                    target_error: float = 1e-6) -> pd.DataFrame:
+def general_k_rates(
+    trajectories: pd.DataFrame, *, window=(1e-12, 1e-3), tail_fraction: float = 0.1, target_error: float = 1e-6
+) -> pd.DataFrame:
     """Rates of the general-K runs, read from ``error_to_limit``.
 
     ``iterations_to_1e-6`` also counts iterations until ``error_to_limit`` < 1e-6 (the
     distance to the truth stops at the statistical error of the sample).
     """
-    return estimate_rates(trajectories, GENERAL_K_KEYS, "error_to_limit", window=window,
-                          tail_fraction=tail_fraction, target_error=target_error)
+    return estimate_rates(
+        trajectories,
+        GENERAL_K_KEYS,
+        "error_to_limit",
+        window=window,
+        tail_fraction=tail_fraction,
+        target_error=target_error,
+    )

@@ -26,13 +26,13 @@ from sinkhorn_em.seeding import derive_rng
 from sinkhorn_em.symmetric import ESTEP_VARIANTS, SYMMETRIC_METHODS, run_symmetric, symmetric_w2_squared
 
 __all__ = [
+    "combine_chunks",
     "fig2_noise",
     "fig2_sample",
-    "iterations_to_converge",
-    "run_fig2",
-    "run_estep_check",
-    "combine_chunks",
     "grid",
+    "iterations_to_converge",
+    "run_estep_check",
+    "run_fig2",
 ]
 
 #: The true mean of the heavier component in the authors' protocol.
@@ -107,9 +107,7 @@ def _run_alpha(
             "iters_to_converge": iterations_to_converge(errors, converge_factor),
             "n_iter": n_iter,
             "estep": estep if method == "sEM" else "semi-relaxed",
-            "sinkhorn_row_error_max": (
-                run.marginal_error.max(axis=0) if run.marginal_error is not None else np.nan
-            ),
+            "sinkhorn_row_error_max": (run.marginal_error.max(axis=0) if run.marginal_error is not None else np.nan),
         }
     )
     return table
@@ -172,8 +170,9 @@ def run_fig2(
     n_iter = {"vEM": vem_iterations, "oEM": oem_iterations, "sEM": sem_iterations}
     noise = np.stack([fig2_noise(seed, n_samples, rep) for rep in range(n_reps)])
     tables = [
-        _run_alpha(noise, alpha, theta0s, method, n_iter[method], estep, sinkhorn_sweeps,
-                   error_iteration, converge_factor)
+        _run_alpha(
+            noise, alpha, theta0s, method, n_iter[method], estep, sinkhorn_sweeps, error_iteration, converge_factor
+        )
         for method in methods
         for alpha in alphas
     ]
@@ -185,8 +184,11 @@ def combine_chunks(chunks) -> pd.DataFrame:
     theta0; rep), so the aggregated table does not depend on how the grid was split."""
     runs = pd.concat(list(chunks), ignore_index=True)
     order = {method: i for i, method in enumerate(SYMMETRIC_METHODS)}
-    runs = runs.sort_values(["method", "alpha", "theta0", "rep"], key=lambda col: col.map(order)
-                            if col.name == "method" else col, kind="stable")
+    runs = runs.sort_values(
+        ["method", "alpha", "theta0", "rep"],
+        key=lambda col: col.map(order) if col.name == "method" else col,
+        kind="stable",
+    )
     return runs.reset_index(drop=True)
 
 
@@ -210,8 +212,16 @@ def run_estep_check(
         ``sinkhorn_row_error_max`` (the largest row-marginal L1 error left by the sweeps
         over the outer iterations; agreement is expected where it is tiny).
     """
-    common = dict(seed=seed, alphas=alphas, theta0s=theta0s, n_reps=n_reps, n_samples=n_samples,
-                  methods=("sEM",), sem_iterations=sem_iterations, sinkhorn_sweeps=sinkhorn_sweeps)
+    common = dict(
+        seed=seed,
+        alphas=alphas,
+        theta0s=theta0s,
+        n_reps=n_reps,
+        n_samples=n_samples,
+        methods=("sEM",),
+        sem_iterations=sem_iterations,
+        sinkhorn_sweeps=sinkhorn_sweeps,
+    )
     exact = run_fig2(estep="exact", **common)
     sweeps = run_fig2(estep="sinkhorn", **common)
     keys = ["alpha", "theta0", "rep"]

@@ -52,14 +52,14 @@ from sinkhorn_em.seeding import derive_seed
 
 __all__ = [
     "TwoComponentLosses",
-    "two_component_losses",
-    "symmetric_losses_core",
-    "landscape_sample",
     "find_local_minima",
-    "run_landscape_1d",
     "landscape_minima",
+    "landscape_sample",
+    "run_landscape_1d",
     "run_landscape_2d",
     "stationary_points_2d",
+    "symmetric_losses_core",
+    "two_component_losses",
 ]
 
 LOSSES = ("nll", "eot")
@@ -76,9 +76,7 @@ def _check_sample(x) -> np.ndarray:
     if x.ndim == 2 and x.shape[1] == 1:
         x = x[:, 0]
     if x.ndim != 1:
-        raise ValueError(
-            f"The landscape model is one-dimensional: x must have shape (n,) or (n, 1), got {x.shape}."
-        )
+        raise ValueError(f"The landscape model is one-dimensional: x must have shape (n,) or (n, 1), got {x.shape}.")
     if x.size < 2:
         raise ValueError(f"x must hold at least 2 samples, got {x.size}.")
     if not np.all(np.isfinite(x)):
@@ -91,9 +89,7 @@ def _check_weights(weights) -> np.ndarray:
     if weights.shape != (2,):
         raise ValueError(f"weights must hold exactly 2 mixing weights, got shape {weights.shape}.")
     if np.any(weights <= 0.0) or np.any(weights >= 1.0):
-        raise ValueError(
-            f"weights must lie strictly between 0 and 1 (the EOT loss needs both columns), got {weights}."
-        )
+        raise ValueError(f"weights must lie strictly between 0 and 1 (the EOT loss needs both columns), got {weights}.")
     if abs(weights.sum() - 1.0) > 1e-12:
         raise ValueError(f"weights must sum to 1, got {weights} (sum {weights.sum()!r}).")
     return weights
@@ -602,9 +598,7 @@ def stationary_points_2d(
         roots: list[np.ndarray] = []
         for i, j in candidates:
             start = np.array([axis[i], axis[j]])
-            sol = optimize.root(
-                gradient, start, jac=lambda p: _central_hessian(gradient, p, 1e-5), method="hybr"
-            )
+            sol = optimize.root(gradient, start, jac=lambda p: _central_hessian(gradient, p, 1e-5), method="hybr")
             point = sol.x
             if not np.all(np.isfinite(point)) or np.linalg.norm(gradient(point)) > grad_tol:
                 continue
@@ -626,7 +620,9 @@ def stationary_points_2d(
                 kind = "saddle"
             core = nll if loss == "nll" else eot_loss
             extra = {} if loss == "nll" else {"tol": sinkhorn_tol}
-            value_core = float(core(x[:, None], weights, point[:, None], np.ones(2), covariance_type="spherical", **extra))
+            value_core = float(
+                core(x[:, None], weights, point[:, None], np.ones(2), covariance_type="spherical", **extra)
+            )
             found.append(
                 {
                     "alpha": alpha,
@@ -639,7 +635,7 @@ def stationary_points_2d(
                     "hessian_eig_min": eigenvalues[0],
                     "hessian_eig_max": eigenvalues[1],
                     "kind": kind,
-                    "n_candidates": int(len(candidates)),
+                    "n_candidates": len(candidates),
                 }
             )
         minima_values = [f["value"] for f in found if f["kind"] == "minimum"]
@@ -649,7 +645,17 @@ def stationary_points_2d(
             f["spurious"] = not (f["kind"] == "minimum" and f["value"] <= best + 1e-10)
         rows.extend(found)
     columns = [
-        "alpha", "loss", "theta1", "theta2", "value", "value_core", "grad_norm",
-        "hessian_eig_min", "hessian_eig_max", "kind", "spurious", "n_candidates",
+        "alpha",
+        "loss",
+        "theta1",
+        "theta2",
+        "value",
+        "value_core",
+        "grad_norm",
+        "hessian_eig_min",
+        "hessian_eig_max",
+        "kind",
+        "spurious",
+        "n_candidates",
     ]
     return pd.DataFrame(rows, columns=columns)

@@ -52,25 +52,25 @@ from sinkhorn_em.datasets.osmfish import OsmFISHFeatures
 from sinkhorn_em.seeding import derive_seed
 
 __all__ = [
-    "TARGETS",
     "FEATURE_SETS",
-    "WEIGHT_SETTINGS",
     "METHODS",
-    "fit_settings",
-    "seed_chunks",
-    "class_proportions",
-    "perturb_weights",
-    "setting_weights",
-    "kmeanspp_init",
-    "match_weights_by_rank",
-    "fit_method",
-    "run_osmfish_chunk",
-    "tidy_table",
-    "combine_per_seed",
-    "summarise_osmfish",
+    "TARGETS",
+    "WEIGHT_SETTINGS",
     "best_seed_maps",
+    "class_proportions",
+    "combine_per_seed",
     "crosscheck_oem_sklearn",
+    "fit_method",
+    "fit_settings",
+    "kmeanspp_init",
     "match_labels",
+    "match_weights_by_rank",
+    "perturb_weights",
+    "run_osmfish_chunk",
+    "seed_chunks",
+    "setting_weights",
+    "summarise_osmfish",
+    "tidy_table",
 ]
 
 TARGETS = ("region", "celltype")
@@ -163,9 +163,7 @@ def perturb_weights(weights: np.ndarray, strength: float, rng: np.random.Generat
     return mixed / mixed.sum()
 
 
-def setting_weights(
-    proportions: np.ndarray, setting: str, *, strength: float, rng: np.random.Generator
-) -> np.ndarray:
+def setting_weights(proportions: np.ndarray, setting: str, *, strength: float, rng: np.random.Generator) -> np.ndarray:
     """The weight vector of a weight setting ("true", "perturbed" or "uniform")."""
     _check_choice("weights", setting, WEIGHT_SETTINGS)
     if setting == "true":
@@ -371,14 +369,28 @@ def run_osmfish_chunk(
     rows = []
     for seed_index in seed_indices:
         truth, init_seed, means, covariances, used, total_variation = _seed_setup(
-            features, target, feature_set, weights, int(seed_index),
-            base_seed=base_seed, strength=perturb_strength, reg_covar=reg_covar,
+            features,
+            target,
+            feature_set,
+            weights,
+            int(seed_index),
+            base_seed=base_seed,
+            strength=perturb_strength,
+            reg_covar=reg_covar,
         )
         start = time.perf_counter()
         model, sinkhorn_converged = fit_method(
-            features.X, method, means, covariances, used,
-            tol=tol, max_iter=max_iter, reg_covar=reg_covar,
-            epsilon=epsilon, sinkhorn_tol=sinkhorn_tol, sinkhorn_max_iter=sinkhorn_max_iter,
+            features.X,
+            method,
+            means,
+            covariances,
+            used,
+            tol=tol,
+            max_iter=max_iter,
+            reg_covar=reg_covar,
+            epsilon=epsilon,
+            sinkhorn_tol=sinkhorn_tol,
+            sinkhorn_max_iter=sinkhorn_max_iter,
         )
         elapsed = time.perf_counter() - start
         labels = model.predict(features.X)
@@ -408,7 +420,9 @@ def run_osmfish_chunk(
 def tidy_table(table: pd.DataFrame) -> pd.DataFrame:
     """Undo CSV type guessing: pandas reads a weights column holding only "true" as booleans."""
     if "weights" in table.columns:
-        table = table.assign(weights=table["weights"].map(lambda v: str(v).lower() if isinstance(v, (bool, np.bool_)) else v))
+        table = table.assign(
+            weights=table["weights"].map(lambda v: str(v).lower() if isinstance(v, (bool, np.bool_)) else v)
+        )
     return table
 
 
@@ -425,8 +439,10 @@ def combine_per_seed(chunks: list[pd.DataFrame]) -> pd.DataFrame:
     table = tidy_table(pd.concat(chunks, ignore_index=True))
     duplicated = table.duplicated(keys)
     if duplicated.any():
-        raise ValueError(f"{int(duplicated.sum())} per-seed rows appear twice (first: {table[duplicated].iloc[0][keys].to_dict()}); "
-                         "the chunks overlap - regenerate them with one seeds_per_job")
+        raise ValueError(
+            f"{int(duplicated.sum())} per-seed rows appear twice (first: {table[duplicated].iloc[0][keys].to_dict()}); "
+            "the chunks overlap - regenerate them with one seeds_per_job"
+        )
     return _canonical_order(table, keys)
 
 
@@ -465,7 +481,9 @@ def summarise_osmfish(per_seed: pd.DataFrame) -> pd.DataFrame:
             if reference.empty or not paired_index.isin(reference.index).all():
                 row[f"{metric}_drop"] = np.nan
             else:
-                row[f"{metric}_drop"] = float(np.mean(reference.loc[paired_index, metric].to_numpy() - group[metric].to_numpy()))
+                row[f"{metric}_drop"] = float(
+                    np.mean(reference.loc[paired_index, metric].to_numpy() - group[metric].to_numpy())
+                )
         row.update(
             converged_fraction=group["converged"].astype(float).mean(),
             sinkhorn_converged_fraction=group["sinkhorn_converged"].astype(float).mean(),
@@ -541,15 +559,33 @@ def best_seed_maps(
             (per_seed["target"] == target) & (per_seed["features"] == feature_set) & (per_seed["weights"] == weights)
         ]
         for method in [m for m in METHODS if m in set(rows["method"])]:
-            best = rows[rows["method"] == method].sort_values(["mean_loglik", "seed_index"], ascending=[False, True]).iloc[0]
+            best = (
+                rows[rows["method"] == method]
+                .sort_values(["mean_loglik", "seed_index"], ascending=[False, True])
+                .iloc[0]
+            )
             _, _, means, covariances, used, _ = _seed_setup(
-                features, target, feature_set, weights, int(best["seed_index"]),
-                base_seed=base_seed, strength=perturb_strength, reg_covar=reg_covar,
+                features,
+                target,
+                feature_set,
+                weights,
+                int(best["seed_index"]),
+                base_seed=base_seed,
+                strength=perturb_strength,
+                reg_covar=reg_covar,
             )
             model, _ = fit_method(
-                features.X, method, means, covariances, used,
-                tol=tol, max_iter=max_iter, reg_covar=reg_covar,
-                epsilon=epsilon, sinkhorn_tol=sinkhorn_tol, sinkhorn_max_iter=sinkhorn_max_iter,
+                features.X,
+                method,
+                means,
+                covariances,
+                used,
+                tol=tol,
+                max_iter=max_iter,
+                reg_covar=reg_covar,
+                epsilon=epsilon,
+                sinkhorn_tol=sinkhorn_tol,
+                sinkhorn_max_iter=sinkhorn_max_iter,
             )
             refit_loglik = float(model.score(features.X))
             if not np.isclose(refit_loglik, best["mean_loglik"], rtol=1e-7, atol=1e-7):
@@ -593,8 +629,14 @@ def crosscheck_oem_sklearn(
     rows = []
     for seed_index in range(n_seeds):
         _, _, means, covariances, used, _ = _seed_setup(
-            features, target, feature_set, "true", seed_index,
-            base_seed=base_seed, strength=0.0, reg_covar=reg_covar,
+            features,
+            target,
+            feature_set,
+            "true",
+            seed_index,
+            base_seed=base_seed,
+            strength=0.0,
+            reg_covar=reg_covar,
         )
         fitted = {
             method: fit_method(

@@ -43,27 +43,27 @@ from scipy import stats
 __all__ = [
     "VERDICTS",
     "Claim",
-    "require_columns",
-    "combine_verdicts",
-    "superiority_verdict",
-    "restarts_needed",
-    "claim_shared_optimum",
+    "build_claims",
+    "claim_celegans",
+    "claim_convergence_rates",
     "claim_fewer_spurious_minima",
     "claim_fig2",
-    "claim_convergence_rates",
-    "claim_restarts",
-    "claim_celegans",
-    "claim_osmfish",
     "claim_identities",
-    "build_claims",
-    "result_config",
+    "claim_osmfish",
+    "claim_restarts",
+    "claim_shared_optimum",
+    "combine_verdicts",
     "config_hash",
-    "software_versions",
-    "rule_costs",
     "figure_rows",
     "markdown_table",
     "render_report",
     "report_from_files",
+    "require_columns",
+    "restarts_needed",
+    "result_config",
+    "rule_costs",
+    "software_versions",
+    "superiority_verdict",
 ]
 
 REPRODUCED = "reproduced"
@@ -241,8 +241,9 @@ def superiority_verdict(comparisons: pd.DataFrame) -> str:
     return INCONCLUSIVE if majority_not_below else NOT_REPRODUCED
 
 
-def _compare_intervals(sem: pd.DataFrame, base: pd.DataFrame, keys: list[str], value: str,
-                       low: str, high: str) -> pd.DataFrame:
+def _compare_intervals(
+    sem: pd.DataFrame, base: pd.DataFrame, keys: list[str], value: str, low: str, high: str
+) -> pd.DataFrame:
     """Pair sEM and baseline rows on ``keys`` and classify each comparison by interval separation."""
     paired = sem[[*keys, value, low, high]].merge(
         base[[*keys, value, low, high]], on=keys, suffixes=("_sEM", "_base"), how="inner"
@@ -275,8 +276,13 @@ def _nearest(values: np.ndarray, target: float, atol: float = 1e-6):
 # --------------------------------------------------------------------------------------
 # Claims 1 and 2: landscapes
 # --------------------------------------------------------------------------------------
-def claim_shared_optimum(minima: pd.DataFrame, stationary_2d: pd.DataFrame | None = None, *,
-                         minimizer_tolerance: float = 0.05, gap_tolerance: float = 1e-9) -> Claim:
+def claim_shared_optimum(
+    minima: pd.DataFrame,
+    stationary_2d: pd.DataFrame | None = None,
+    *,
+    minimizer_tolerance: float = 0.05,
+    gap_tolerance: float = 1e-9,
+) -> Claim:
     r"""Claim 1: the EOT loss and the NLL share the global optimum, and :math:`L_{EOT} \ge NLL`.
 
     Criterion, per :math:`\alpha^*` of the 1-D landscape (``landscape_minima.csv``): the two
@@ -297,10 +303,17 @@ def claim_shared_optimum(minima: pd.DataFrame, stationary_2d: pd.DataFrame | Non
         gap = float(group["min_gap_eot_minus_nll"].min())
         agree, ordered = bool(distance <= minimizer_tolerance), bool(gap >= -gap_tolerance)
         checks += [agree, ordered]
-        rows.append({"alpha": alpha, "nll_global_minimizer": float(by_loss.loc["nll", "global_minimizer"]),
-                     "eot_global_minimizer": float(by_loss.loc["eot", "global_minimizer"]),
-                     "distance": distance, "min_gap_eot_minus_nll": gap,
-                     "minimizers_agree": agree, "eot_above_nll": ordered})
+        rows.append(
+            {
+                "alpha": alpha,
+                "nll_global_minimizer": float(by_loss.loc["nll", "global_minimizer"]),
+                "eot_global_minimizer": float(by_loss.loc["eot", "global_minimizer"]),
+                "distance": distance,
+                "min_gap_eot_minus_nll": gap,
+                "minimizers_agree": agree,
+                "eot_above_nll": ordered,
+            }
+        )
     details = pd.DataFrame(rows)
     measured = []
     if not details.empty:
@@ -335,15 +348,19 @@ def claim_shared_optimum(minima: pd.DataFrame, stationary_2d: pd.DataFrame | Non
             )
     verdict = _checks_verdict(checks)
     return Claim(
-        1, "Shared global optimum, L_EOT >= NLL",
+        1,
+        "Shared global optimum, L_EOT >= NLL",
         "The EOT loss and the negative log-likelihood have the same global minimiser, and the EOT "
         "loss is never below the NLL (Mena et al. 2020; the NLL is the semi-relaxed EOT value).",
-        evidence, [f"{FIGURES}/landscape.pdf", f"{FIGURES}/landscape_2d.pdf"],
+        evidence,
+        [f"{FIGURES}/landscape.pdf", f"{FIGURES}/landscape_2d.pdf"],
         f"For every alpha*: |argmin L_EOT - argmin NLL| <= {_fmt(minimizer_tolerance)} (component standard "
         f"deviations; refined minimisers of the 1-D model, and global minima of the 2-D landscape) and "
         f"min over the grid of L_EOT - NLL >= -{_fmt(gap_tolerance)}. Reproduced if all checks hold, "
         "not reproduced if none does, partially otherwise.",
-        measured or ["No landscape rows with both losses."], verdict, details,
+        measured or ["No landscape rows with both losses."],
+        verdict,
+        details,
     )
 
 
@@ -393,8 +410,12 @@ def claim_fewer_spurious_minima(minima: pd.DataFrame, stationary_2d: pd.DataFram
         table = stationary_2d.assign(spurious=_as_bool(stationary_2d["spurious"]))
         spurious = table[(table["kind"] == "minimum") & table["spurious"]]
         per_alpha = (
-            spurious.groupby(["alpha", "loss"]).size().unstack("loss")
-            .reindex(index=sorted(table["alpha"].unique()), columns=["nll", "eot"]).fillna(0).astype(int)
+            spurious.groupby(["alpha", "loss"])
+            .size()
+            .unstack("loss")
+            .reindex(index=sorted(table["alpha"].unique()), columns=["nll", "eot"])
+            .fillna(0)
+            .astype(int)
         )
         never_more = bool((per_alpha["eot"] <= per_alpha["nll"]).all())
         fewer_somewhere = bool((per_alpha["eot"] < per_alpha["nll"]).any())
@@ -406,13 +427,17 @@ def claim_fewer_spurious_minima(minima: pd.DataFrame, stationary_2d: pd.DataFram
             )
     verdict = _checks_verdict(checks)
     return Claim(
-        2, "Fewer spurious local minima",
+        2,
+        "Fewer spurious local minima",
         "The EOT loss has fewer spurious local minima than the NLL (Mena et al. 2020).",
-        evidence, [f"{FIGURES}/landscape.pdf", f"{FIGURES}/landscape_2d.pdf"],
+        evidence,
+        [f"{FIGURES}/landscape.pdf", f"{FIGURES}/landscape_2d.pdf"],
         "Per landscape (1-D symmetric model; 2-D free means): at every alpha* the EOT loss has no more "
         "(spurious) local minima than the NLL and strictly fewer at one alpha* at least. Reproduced if "
         "both landscapes pass, partially if one does, not reproduced if none does.",
-        measured or ["No landscape rows."], verdict, details,
+        measured or ["No landscape rows."],
+        verdict,
+        details,
     )
 
 
@@ -467,8 +492,14 @@ def claim_fig2(runs: pd.DataFrame, *, theta0: float = -2.0, panel_alphas: Sequen
                 f"From theta0 = {_fmt(start)}, the right sign (theta > 0 in every repetition) is recovered for "
                 f"alpha* >= {_fmt(thresholds['sEM'])} by sEM and alpha* >= {_fmt(thresholds['vEM'])} by vEM."
             )
-            rows.append({"check": f"sign threshold from theta0 = {_fmt(start)}",
-                         "sEM": thresholds["sEM"], "vEM": thresholds["vEM"], "passed": checks[-1]})
+            rows.append(
+                {
+                    "check": f"sign threshold from theta0 = {_fmt(start)}",
+                    "sEM": thresholds["sEM"],
+                    "vEM": thresholds["vEM"],
+                    "passed": checks[-1],
+                }
+            )
         for target in panel_alphas:
             alpha = _nearest(runs["alpha"].unique(), target)
             if alpha is None:
@@ -484,22 +515,32 @@ def claim_fig2(runs: pd.DataFrame, *, theta0: float = -2.0, panel_alphas: Sequen
                 f"sEM {_fmt(means['sEM'])}, vEM {_fmt(means['vEM'])}"
                 + (f", oEM {_fmt(means['oEM'])}." if "oEM" in means.index else ".")
             )
-            rows.append({"check": f"mean iterations, alpha* = {_fmt(alpha)}, theta0 < 0",
-                         "sEM": float(means["sEM"]), "vEM": float(means["vEM"]), "passed": checks[-1]})
+            rows.append(
+                {
+                    "check": f"mean iterations, alpha* = {_fmt(alpha)}, theta0 < 0",
+                    "sEM": float(means["sEM"]),
+                    "vEM": float(means["vEM"]),
+                    "passed": checks[-1],
+                }
+            )
     else:
         measured.append(f"fig2_runs.csv holds methods {sorted(available)}; sEM and vEM are both needed.")
     return Claim(
-        3, "Figure 2: right sign at smaller alpha*, fewer iterations",
+        3,
+        "Figure 2: right sign at smaller alpha*, fewer iterations",
         "In the symmetric 1-D mixture, Sinkhorn-EM started at theta0 = -2 recovers the right sign of theta "
         "at smaller alpha* than EM, and needs fewer iterations than EM from bad starts at alpha* = 0.78 "
         "and 0.9 (Mena et al. 2020, Figure 2).",
-        [source], [f"{FIGURES}/fig2.pdf"],
+        [source],
+        [f"{FIGURES}/fig2.pdf"],
         f"(a) Sign threshold (smallest alpha* > 1/2 from which every larger grid alpha* ends with theta > 0 "
         f"in every repetition, from theta0 = {_fmt(theta0)}): sEM's below vEM's. (b) For each alpha* in "
         f"{[float(a) for a in panel_alphas]}: mean iters_to_converge over theta0 < 0 and repetitions smaller "
         "for sEM than for vEM. Reproduced if all sub-checks hold, not reproduced if none does, partially "
         "otherwise.",
-        measured, _checks_verdict(checks), pd.DataFrame(rows),
+        measured,
+        _checks_verdict(checks),
+        pd.DataFrame(rows),
     )
 
 
@@ -516,8 +557,9 @@ def _rate_ratios(rates: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return out.reset_index()
 
 
-def claim_convergence_rates(rates: pd.DataFrame, general_k_rates: pd.DataFrame | None = None, *,
-                            band: Sequence[float] = (0.5, 2.0)) -> Claim:
+def claim_convergence_rates(
+    rates: pd.DataFrame, general_k_rates: pd.DataFrame | None = None, *, band: Sequence[float] = (0.5, 2.0)
+) -> Claim:
     r"""Claim 4: Sinkhorn-EM converges at a linear rate comparable to EM.
 
     The rate of a run is its error ratio per iteration (smaller = faster); the ratio of a
@@ -531,7 +573,9 @@ def claim_convergence_rates(rates: pd.DataFrame, general_k_rates: pd.DataFrame |
     """
     low, high = float(band[0]), float(band[1])
     if not 0 < low <= 1 <= high:
-        raise ValueError(f"rate_ratio_band must satisfy 0 < low <= 1 <= high, got {list(band)}; fix report: rate_ratio_band.")
+        raise ValueError(
+            f"rate_ratio_band must satisfy 0 < low <= 1 <= high, got {list(band)}; fix report: rate_ratio_band."
+        )
     source = f"{TABLES}/convergence_rates.csv"
     require_columns(rates, ["method", "theta_star", "alpha", "theta0", "rate"], source)
     ratios = _rate_ratios(rates, ["theta_star", "alpha", "theta0"]).assign(experiment="symmetric")
@@ -540,8 +584,9 @@ def claim_convergence_rates(rates: pd.DataFrame, general_k_rates: pd.DataFrame |
         source_k = f"{TABLES}/convergence_general_k_rates.csv"
         require_columns(general_k_rates, ["method", "dataset", "rate"], source_k)
         evidence.append(source_k)
-        ratios = pd.concat([ratios, _rate_ratios(general_k_rates, ["dataset"]).assign(experiment="general K")],
-                           ignore_index=True)
+        ratios = pd.concat(
+            [ratios, _rate_ratios(general_k_rates, ["dataset"]).assign(experiment="general K")], ignore_index=True
+        )
     measured = []
     n_settings = rates.drop_duplicates(["theta_star", "alpha", "theta0"]).shape[0]
     if ratios.empty:
@@ -569,14 +614,18 @@ def claim_convergence_rates(rates: pd.DataFrame, general_k_rates: pd.DataFrame |
         for name, group in ratios.groupby("experiment", sort=False):
             measured.append(f"{name}: median ratio {_fmt(group['ratio'].median())} over {len(group)} settings.")
     return Claim(
-        4, "Linear rate comparable to EM",
+        4,
+        "Linear rate comparable to EM",
         "Sinkhorn-EM converges at a linear rate comparable to that of EM.",
-        evidence, [f"{FIGURES}/convergence_rates.pdf"],
+        evidence,
+        [f"{FIGURES}/convergence_rates.pdf"],
         f"Rate ratio r = rate(sEM)/rate(vEM) per setting (error ratio per iteration, both linear). "
         f"Reproduced if the median r and every r are <= {_fmt(high)}; partially if the median is <= "
         f"{_fmt(high)} but some r exceed it; not reproduced if the median exceeds {_fmt(high)}; "
         f"r < {_fmt(low)} (sEM much faster) is reported separately and counts as comparable or better.",
-        measured, verdict, ratios,
+        measured,
+        verdict,
+        ratios,
     )
 
 
@@ -627,6 +676,7 @@ def claim_restarts(init_sweep: pd.DataFrame, *, baseline: str = "vEM", restart_t
         )
         fewer = int((paired["restarts_sEM"] < paired[f"restarts_{baseline}"]).sum())
         more = int((paired["restarts_sEM"] > paired[f"restarts_{baseline}"]).sum())
+
         def restarts(values):
             median = float(np.median(values))
             return "infinite (most settings never succeed)" if math.isinf(median) else _fmt(median)
@@ -639,24 +689,42 @@ def claim_restarts(init_sweep: pd.DataFrame, *, baseline: str = "vEM", restart_t
         if "oEM" in set(init_sweep["method"]) and baseline != "oEM":
             oem = init_sweep[init_sweep["method"] == "oEM"]
             measured.append(f"For information, oEM: mean success {_fmt(oem['success'].mean())}.")
-    detail_columns = [*keys, "success_sEM", "ci_low_sEM", "ci_high_sEM", f"success_{baseline}",
-                      f"ci_low_{baseline}", f"ci_high_{baseline}", "significantly_better", "significantly_worse"]
+    detail_columns = [
+        *keys,
+        "success_sEM",
+        "ci_low_sEM",
+        "ci_high_sEM",
+        f"success_{baseline}",
+        f"ci_low_{baseline}",
+        f"ci_high_{baseline}",
+        "significantly_better",
+        "significantly_worse",
+    ]
     return Claim(
-        5, "Fewer random restarts",
+        5,
+        "Fewer random restarts",
         "The EOT loss needs fewer random restarts than the likelihood: Sinkhorn-EM reaches the global "
         "optimum from random initialisations more often than EM.",
-        [source], [f"{FIGURES}/init_success.pdf"],
+        [source],
+        [f"{FIGURES}/init_success.pdf"],
         f"Per (K, d, weights, separation, init scheme): success fractions of sEM and {baseline} with Wilson "
         f"95% intervals. {SUPERIORITY_RULE}",
-        measured, superiority_verdict(paired), paired[[c for c in detail_columns if c in paired.columns]],
+        measured,
+        superiority_verdict(paired),
+        paired[[c for c in detail_columns if c in paired.columns]],
     )
 
 
 # --------------------------------------------------------------------------------------
 # Claims 6 and 7: applications
 # --------------------------------------------------------------------------------------
-def claim_celegans(table: pd.DataFrame, *, metrics: Sequence[str] = ("accuracy_r1", "accuracy_r3"),
-                   baseline: str = "vEM", min_replicates: int = 2) -> Claim:
+def claim_celegans(
+    table: pd.DataFrame,
+    *,
+    metrics: Sequence[str] = ("accuracy_r1", "accuracy_r3"),
+    baseline: str = "vEM",
+    min_replicates: int = 2,
+) -> Claim:
     """Claim 6: Sinkhorn-EM identifies more C. elegans neurons than EM.
 
     One comparison per (dataset, init, metric) of the final-iterate table ``celegans.csv``
@@ -693,14 +761,18 @@ def claim_celegans(table: pd.DataFrame, *, metrics: Sequence[str] = ("accuracy_r
             )
             measured.append(f"{dataset}, {init} init: {parts}.")
     return Claim(
-        6, "C. elegans: more neurons identified",
+        6,
+        "C. elegans: more neurons identified",
         "On NeuroPAL C. elegans data, Sinkhorn-EM identifies more neurons (estimated centre within "
         "radius r of the true one) than EM (Mena et al. 2020, Section 5).",
-        [source], [f"{FIGURES}/celegans_metrics.pdf", f"{FIGURES}/celegans_segmentation.pdf"],
+        [source],
+        [f"{FIGURES}/celegans_metrics.pdf", f"{FIGURES}/celegans_segmentation.pdf"],
         f"Per (dataset, init, metric in {list(metrics)}) at the last iterate: mean accuracy of sEM and "
         f"{baseline} with Student-t 95% intervals over trials (at least {min_replicates} trials for a "
         f"significant difference; members of pooled worm sets counted through the pool). {SUPERIORITY_RULE}",
-        measured, superiority_verdict(paired), paired,
+        measured,
+        superiority_verdict(paired),
+        paired,
     )
 
 
@@ -711,8 +783,14 @@ def _t_interval(mean: pd.Series, sd: pd.Series, n: pd.Series, confidence: float)
     return mean - half, mean + half
 
 
-def claim_osmfish(table: pd.DataFrame, *, baseline: str = "vEM", weight_settings: Sequence[str] = ("true", "perturbed"),
-                  confidence: float = 0.95, min_replicates: int = 2) -> Claim:
+def claim_osmfish(
+    table: pd.DataFrame,
+    *,
+    baseline: str = "vEM",
+    weight_settings: Sequence[str] = ("true", "perturbed"),
+    confidence: float = 0.95,
+    min_replicates: int = 2,
+) -> Claim:
     """Claim 7: Sinkhorn-EM clusters osmFISH cells better than EM (ARI), also with perturbed weights.
 
     Per (target, features, weights) of ``osmfish.csv``: Student-t intervals of the mean ARI
@@ -724,7 +802,9 @@ def claim_osmfish(table: pd.DataFrame, *, baseline: str = "vEM", weight_settings
     source = f"{TABLES}/osmfish.csv"
     keys = ["target", "features", "weights"]
     require_columns(table, [*keys, "method", "ari_mean", "ari_sd", "n_seeds"], source)
-    table = table.assign(weights=table["weights"].map(lambda v: str(v).lower() if isinstance(v, (bool, np.bool_)) else str(v)))
+    table = table.assign(
+        weights=table["weights"].map(lambda v: str(v).lower() if isinstance(v, (bool, np.bool_)) else str(v))
+    )
     low, high = _t_interval(table["ari_mean"], table["ari_sd"], table["n_seeds"], confidence)
     table = table.assign(ari_low=low, ari_high=high)
     enough = table["n_seeds"] >= min_replicates
@@ -739,7 +819,9 @@ def claim_osmfish(table: pd.DataFrame, *, baseline: str = "vEM", weight_settings
             measured.append(f"weights = {setting}: no rows with both sEM and {baseline}.")
             continue
         verdicts.append(superiority_verdict(subset))
-        measured.append(f"weights = {setting}: " + _comparison_counts(subset, baseline) + f" Sub-verdict: {verdicts[-1]}.")
+        measured.append(
+            f"weights = {setting}: " + _comparison_counts(subset, baseline) + f" Sub-verdict: {verdicts[-1]}."
+        )
     for row in paired.itertuples():
         measured.append(
             f"{row.target} / {row.features} / weights {row.weights}: mean ARI sEM {_fmt(row.ari_mean_sEM)} vs "
@@ -748,19 +830,26 @@ def claim_osmfish(table: pd.DataFrame, *, baseline: str = "vEM", weight_settings
     others = table[~table["method"].isin(["sEM", baseline])]
     if not others.empty:
         best = others.groupby("method")["ari_mean"].mean()
-        measured.append("For information, mean ARI over settings of the other methods: "
-                        + ", ".join(f"{m} {_fmt(v)}" for m, v in best.items()) + ".")
+        measured.append(
+            "For information, mean ARI over settings of the other methods: "
+            + ", ".join(f"{m} {_fmt(v)}" for m, v in best.items())
+            + "."
+        )
     paired = paired.rename(columns=lambda c: c.replace("_base", f"_{baseline}"))
     return Claim(
-        7, "Spatial transcriptomics: better clustering (ARI)",
+        7,
+        "Spatial transcriptomics: better clustering (ARI)",
         "On osmFISH mouse cortex cells, Sinkhorn-EM with known proportions clusters better (higher ARI "
         "against the annotation) than EM, including when the proportions are perturbed.",
-        [source], [f"{FIGURES}/osmfish_ari.pdf", f"{FIGURES}/osmfish_map.pdf"],
+        [source],
+        [f"{FIGURES}/osmfish_ari.pdf", f"{FIGURES}/osmfish_map.pdf"],
         f"Per (target, features, weights): mean ARI of sEM and {baseline} with Student-t {confidence:.0%} "
         f"intervals over seeds (at least {min_replicates} seeds). The rule below is applied separately to "
         f"the weight settings {list(weight_settings)}; the claim is reproduced only if it is reproduced for "
         f"each, not reproduced if not reproduced for each, partially otherwise. {SUPERIORITY_RULE}",
-        measured, combine_verdicts(verdicts), paired,
+        measured,
+        combine_verdicts(verdicts),
+        paired,
     )
 
 
@@ -782,24 +871,33 @@ def claim_identities(identities: pd.DataFrame) -> Claim:
         for row, ok in zip(identities.itertuples(), passed)
     ]
     return Claim(
-        8, "NLL = semi-relaxed EOT; EM = block-coordinate descent",
+        8,
+        "NLL = semi-relaxed EOT; EM = block-coordinate descent",
         "The negative log-likelihood equals the semi-relaxed EOT value (minimum of the free energy F over "
         "couplings with rows 1/n), and one EM iteration is one round of block-coordinate descent on F "
         "(E-step = minimisation over the coupling, M-step = minimisation over the parameters), so F "
         "decreases at each half-step (seed note; Vayer & Lasalle 2025).",
-        [source], [],
+        [source],
+        [],
         "Each numerical check value meets its criterion (absolute differences and increases of F at "
         "rounding level, optimality margins > 0). Reproduced if all pass, not reproduced if none does, "
         "partially otherwise.",
-        measured, _checks_verdict(list(passed)), identities,
+        measured,
+        _checks_verdict(list(passed)),
+        identities,
     )
 
 
 # --------------------------------------------------------------------------------------
 # All claims
 # --------------------------------------------------------------------------------------
-def build_claims(tables: Mapping[str, pd.DataFrame | None], criteria: Mapping, *,
-                 fig2_theta0: float = -2.0, fig2_panel_alphas: Sequence[float] = (0.78, 0.9)) -> list[Claim]:
+def build_claims(
+    tables: Mapping[str, pd.DataFrame | None],
+    criteria: Mapping,
+    *,
+    fig2_theta0: float = -2.0,
+    fig2_panel_alphas: Sequence[float] = (0.78, 0.9),
+) -> list[Claim]:
     """Every claim, in order, from the result tables and the ``report`` config section.
 
     Parameters
@@ -814,24 +912,40 @@ def build_claims(tables: Mapping[str, pd.DataFrame | None], criteria: Mapping, *
     fig2_theta0, fig2_panel_alphas
         The bad start and panel alphas of Figure 2 (``fig2`` config section).
     """
+
     def needed(name):
         if tables.get(name) is None:
-            raise ValueError(f"the report needs the table {name!r} ({TABLES}/{name}.csv); add it to the report rule's inputs.")
+            raise ValueError(
+                f"the report needs the table {name!r} ({TABLES}/{name}.csv); add it to the report rule's inputs."
+            )
         return tables[name]
 
     return [
-        claim_shared_optimum(needed("landscape_minima"), tables.get("landscape_2d_stationary"),
-                             minimizer_tolerance=criteria["minimizer_tolerance"],
-                             gap_tolerance=criteria["gap_tolerance"]),
+        claim_shared_optimum(
+            needed("landscape_minima"),
+            tables.get("landscape_2d_stationary"),
+            minimizer_tolerance=criteria["minimizer_tolerance"],
+            gap_tolerance=criteria["gap_tolerance"],
+        ),
         claim_fewer_spurious_minima(needed("landscape_minima"), tables.get("landscape_2d_stationary")),
         claim_fig2(needed("fig2_runs"), theta0=fig2_theta0, panel_alphas=fig2_panel_alphas),
-        claim_convergence_rates(needed("convergence_rates"), tables.get("convergence_general_k_rates"),
-                                band=criteria["rate_ratio_band"]),
+        claim_convergence_rates(
+            needed("convergence_rates"), tables.get("convergence_general_k_rates"), band=criteria["rate_ratio_band"]
+        ),
         claim_restarts(needed("init_sweep"), baseline=criteria["baseline"], restart_target=criteria["restart_target"]),
-        claim_celegans(needed("celegans"), metrics=criteria["celegans_metrics"], baseline=criteria["baseline"],
-                       min_replicates=criteria["min_replicates"]),
-        claim_osmfish(needed("osmfish"), baseline=criteria["baseline"], weight_settings=criteria["osmfish_weights"],
-                      confidence=criteria["confidence"], min_replicates=criteria["min_replicates"]),
+        claim_celegans(
+            needed("celegans"),
+            metrics=criteria["celegans_metrics"],
+            baseline=criteria["baseline"],
+            min_replicates=criteria["min_replicates"],
+        ),
+        claim_osmfish(
+            needed("osmfish"),
+            baseline=criteria["baseline"],
+            weight_settings=criteria["osmfish_weights"],
+            confidence=criteria["confidence"],
+            min_replicates=criteria["min_replicates"],
+        ),
         claim_identities(needed("identities")),
     ]
 
@@ -865,8 +979,9 @@ def config_hash(config: Mapping, ignore: Sequence[Sequence[str]] = PROVENANCE_ON
     The same reproduction thus gets the same hash on every machine, whichever mirror it
     read the datasets from.
     """
-    canonical = json.dumps(result_config(config, ignore), sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=True, allow_nan=False)
+    canonical = json.dumps(
+        result_config(config, ignore), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -890,7 +1005,7 @@ def _pattern_regex(pattern: str) -> re.Pattern:
     """Regex matching the files of a Snakemake path pattern ``a/{x}/b_{y,[0-9]+}.tsv``."""
     parts, position = [], 0
     for match in re.finditer(r"\{([^{}]+)\}", pattern):
-        parts.append(re.escape(pattern[position:match.start()]))
+        parts.append(re.escape(pattern[position : match.start()]))
         _, _, constraint = match.group(1).partition(",")
         parts.append(f"(?:{constraint})" if constraint else ".+")
         position = match.end()
@@ -938,8 +1053,10 @@ def rule_costs(rule_files: Mapping[str, Mapping], root: str | Path = ".") -> pd.
             log_patterns.append((rule, _pattern_regex(str(pattern)), len(re.sub(r"\{[^{}]+\}", "", str(pattern)))))
     records = []
     benchmarked = {rule for rule, _, _ in benchmark_patterns}
-    for directory, suffix, patterns, source in (("results/benchmarks", "*.tsv", benchmark_patterns, "benchmark"),
-                                                 ("results/logs", "*.log", log_patterns, "log")):
+    for directory, suffix, patterns, source in (
+        ("results/benchmarks", "*.tsv", benchmark_patterns, "benchmark"),
+        ("results/logs", "*.log", log_patterns, "log"),
+    ):
         base = root / directory
         if not base.is_dir():
             continue
@@ -955,22 +1072,43 @@ def rule_costs(rule_files: Mapping[str, Mapping], root: str | Path = ".") -> pd.
                     continue
                 if "s" not in bench.columns or bench.empty:
                     continue
-                records.append({"rule": rule, "source": source, "s": float(bench["s"].iloc[-1]),
-                                "cpu": float(pd.to_numeric(bench.get("cpu_time", pd.Series([np.nan])), errors="coerce").iloc[-1]),
-                                "rss": float(pd.to_numeric(bench.get("max_rss", pd.Series([np.nan])), errors="coerce").iloc[-1])})
+                records.append(
+                    {
+                        "rule": rule,
+                        "source": source,
+                        "s": float(bench["s"].iloc[-1]),
+                        "cpu": float(
+                            pd.to_numeric(bench.get("cpu_time", pd.Series([np.nan])), errors="coerce").iloc[-1]
+                        ),
+                        "rss": float(
+                            pd.to_numeric(bench.get("max_rss", pd.Series([np.nan])), errors="coerce").iloc[-1]
+                        ),
+                    }
+                )
             else:
                 found = _LOG_WALL_TIME.findall(path.read_text(errors="replace"))
                 if found:
-                    records.append({"rule": rule, "source": source, "s": float(found[-1]), "cpu": np.nan, "rss": np.nan})
+                    records.append(
+                        {"rule": rule, "source": source, "s": float(found[-1]), "cpu": np.nan, "rss": np.nan}
+                    )
     columns = ["rule", "source", "jobs", "total_s", "max_s", "cpu_s", "max_rss_mb"]
     if not records:
         return pd.DataFrame(columns=columns)
     frame = pd.DataFrame(records)
-    costs = frame.groupby(["rule", "source"], sort=False).agg(
-        jobs=("s", "size"), total_s=("s", "sum"), max_s=("s", "max"),
-        cpu_s=("cpu", lambda c: c.sum(min_count=1)), max_rss_mb=("rss", "max"),
-    ).reset_index()
-    return costs.sort_values(["total_s", "rule"], ascending=[False, True], kind="stable").reset_index(drop=True)[columns]
+    costs = (
+        frame.groupby(["rule", "source"], sort=False)
+        .agg(
+            jobs=("s", "size"),
+            total_s=("s", "sum"),
+            max_s=("s", "max"),
+            cpu_s=("cpu", lambda c: c.sum(min_count=1)),
+            max_rss_mb=("rss", "max"),
+        )
+        .reset_index()
+    )
+    return costs.sort_values(["total_s", "rule"], ascending=[False, True], kind="stable").reset_index(drop=True)[
+        columns
+    ]
 
 
 def figure_rows(final_outputs: Sequence[str]) -> pd.DataFrame:
@@ -985,8 +1123,7 @@ def figure_rows(final_outputs: Sequence[str]) -> pd.DataFrame:
     out = []
     for stem, row in rows.items():
         claims = FIGURE_CLAIMS.get(stem, ())
-        out.append({**row, "claims": ", ".join(str(c) for c in claims) or "-",
-                    "shows": FIGURE_CONTENT.get(stem, "-")})
+        out.append({**row, "claims": ", ".join(str(c) for c in claims) or "-", "shows": FIGURE_CONTENT.get(stem, "-")})
     return pd.DataFrame(out, columns=["figure", "pdf", "png", "claims", "shows"])
 
 
@@ -1007,8 +1144,10 @@ def markdown_table(table: pd.DataFrame, max_rows: int | None = None) -> str:
     if table is None or table.empty:
         return "_(empty)_"
     shown = table if max_rows is None or len(table) <= max_rows else table.head(max_rows)
-    lines = ["| " + " | ".join(_cell(c) for c in shown.columns) + " |",
-             "|" + "|".join("---" for _ in shown.columns) + "|"]
+    lines = [
+        "| " + " | ".join(_cell(c) for c in shown.columns) + " |",
+        "|" + "|".join("---" for _ in shown.columns) + "|",
+    ]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]
     if shown is not table:
         lines.append(f"\n_({len(table) - len(shown)} more rows in the evidence table.)_")
@@ -1017,13 +1156,20 @@ def markdown_table(table: pd.DataFrame, max_rows: int | None = None) -> str:
 
 def _link(path: str) -> str:
     """A link relative to results/ (where REPORT.md lives)."""
-    target = path[len("results/"):] if path.startswith("results/") else f"../{path}"
+    target = path[len("results/") :] if path.startswith("results/") else f"../{path}"
     return f"[`{path}`]({target})"
 
 
-def render_report(claims: Sequence[Claim], *, versions: Mapping[str, str], config_digest: str,
-                  costs: pd.DataFrame, figures: pd.DataFrame, seed: int | None = None,
-                  max_detail_rows: int = 40) -> str:
+def render_report(
+    claims: Sequence[Claim],
+    *,
+    versions: Mapping[str, str],
+    config_digest: str,
+    costs: pd.DataFrame,
+    figures: pd.DataFrame,
+    seed: int | None = None,
+    max_detail_rows: int = 40,
+) -> str:
     """The text of ``results/REPORT.md``.
 
     Sections: summary of verdicts, one section per claim (statement, evidence, criterion,
@@ -1047,8 +1193,11 @@ def render_report(claims: Sequence[Claim], *, versions: Mapping[str, str], confi
         "|---|---|---|---|",
     ]
     for c in claims:
-        lines.append(f"| {c.claim_id} | {c.title} | **{c.verdict}** | "
-                     + ", ".join(f"`{Path(p).name}`" for p in c.evidence) + " |")
+        lines.append(
+            f"| {c.claim_id} | {c.title} | **{c.verdict}** | "
+            + ", ".join(f"`{Path(p).name}`" for p in c.evidence)
+            + " |"
+        )
     for c in claims:
         lines += [
             "",
@@ -1058,8 +1207,10 @@ def render_report(claims: Sequence[Claim], *, versions: Mapping[str, str], confi
             "",
             f"*Claim.* {c.statement}",
             "",
-            "*Evidence.* " + ", ".join(_link(p) for p in c.evidence)
-            + ("; figures " + ", ".join(_link(p) for p in c.figures) if c.figures else "") + ".",
+            "*Evidence.* "
+            + ", ".join(_link(p) for p in c.evidence)
+            + ("; figures " + ", ".join(_link(p) for p in c.figures) if c.figures else "")
+            + ".",
             "",
             f"*Criterion.* {c.criterion}",
             "",
@@ -1068,12 +1219,27 @@ def render_report(claims: Sequence[Claim], *, versions: Mapping[str, str], confi
         ]
         lines += [f"- {m}" for m in c.measured]
         if c.details is not None and not c.details.empty:
-            lines += ["", "<details><summary>Per-setting numbers</summary>", "",
-                      markdown_table(c.details, max_detail_rows), "", "</details>"]
-    lines += ["", "## Figures", "", markdown_table(figures.assign(
-        pdf=figures["pdf"].map(lambda p: _link(p) if p else "-"),
-        png=figures["png"].map(lambda p: _link(p) if p else "-"),
-    )) if not figures.empty else "_(no figures declared)_"]
+            lines += [
+                "",
+                "<details><summary>Per-setting numbers</summary>",
+                "",
+                markdown_table(c.details, max_detail_rows),
+                "",
+                "</details>",
+            ]
+    lines += [
+        "",
+        "## Figures",
+        "",
+        markdown_table(
+            figures.assign(
+                pdf=figures["pdf"].map(lambda p: _link(p) if p else "-"),
+                png=figures["png"].map(lambda p: _link(p) if p else "-"),
+            )
+        )
+        if not figures.empty
+        else "_(no figures declared)_",
+    ]
     lines += [
         "",
         "## What the reproduction costs",
@@ -1089,9 +1255,11 @@ def render_report(claims: Sequence[Claim], *, versions: Mapping[str, str], confi
         lines.append("_(no benchmark or log timing found)_")
     else:
         total = float(costs["total_s"].sum())
-        lines += [markdown_table(costs), "",
-                  f"Total over {int(costs['jobs'].sum())} measured jobs: {total:.1f} s "
-                  f"({total / 60:.1f} min) of wall time."]
+        lines += [
+            markdown_table(costs),
+            "",
+            f"Total over {int(costs['jobs'].sum())} measured jobs: {total:.1f} s ({total / 60:.1f} min) of wall time.",
+        ]
     lines += ["", "## Software", "", "| package | version |", "|---|---|"]
     lines += [f"| {name} | {version} |" for name, version in versions.items()]
     lines += [
@@ -1104,9 +1272,17 @@ def render_report(claims: Sequence[Claim], *, versions: Mapping[str, str], confi
     return "\n".join(lines)
 
 
-def report_from_files(table_paths: Mapping[str, str], *, criteria: Mapping, fig2: Mapping, config_sha256: str,
-                      rule_files: Mapping[str, Mapping], final_outputs: Sequence[str], seed: int | None = None,
-                      root: str | Path = ".") -> str:
+def report_from_files(
+    table_paths: Mapping[str, str],
+    *,
+    criteria: Mapping,
+    fig2: Mapping,
+    config_sha256: str,
+    rule_files: Mapping[str, Mapping],
+    final_outputs: Sequence[str],
+    seed: int | None = None,
+    root: str | Path = ".",
+) -> str:
     """Read the tables and the timing files of a finished run and return the report text.
 
     The only function of this module that reads files (the tables of ``table_paths``,
@@ -1136,6 +1312,10 @@ def report_from_files(table_paths: Mapping[str, str], *, criteria: Mapping, fig2
     tables = {name: read_table(path) for name, path in table_paths.items()}
     claims = build_claims(tables, criteria, fig2_theta0=fig2["theta0"], fig2_panel_alphas=fig2["panel_alphas"])
     return render_report(
-        claims, versions=software_versions(), config_digest=config_sha256,
-        costs=rule_costs(rule_files, root), figures=figure_rows(final_outputs), seed=seed,
+        claims,
+        versions=software_versions(),
+        config_digest=config_sha256,
+        costs=rule_costs(rule_files, root),
+        figures=figure_rows(final_outputs),
+        seed=seed,
     )

@@ -90,27 +90,28 @@ from sinkhorn_em.seeding import derive_rng
 from sinkhorn_em.synthetic import MixtureSample, make_mixture, means_with_separation
 
 __all__ = [
-    "METHOD_ESTIMATORS",
     "INIT_SCHEMES",
+    "METHOD_ESTIMATORS",
     "SweepSetting",
-    "wilson_interval",
-    "is_success",
+    "collapsed_error",
+    "exact_counts",
     "geometric_schedule",
     "initial_means",
-    "exact_counts",
-    "pair_means_with_weights",
-    "collapsed_error",
+    "is_success",
     "make_sweep_dataset",
-    "plan_init_sweep",
+    "pair_means_with_weights",
     "plan_epsilon_sweep",
-    "run_init_sweep_chunk",
+    "plan_init_sweep",
     "run_epsilon_sweep_chunk",
-    "summarise_init_sweep",
+    "run_init_sweep_chunk",
     "summarise_epsilon_sweep",
+    "summarise_init_sweep",
+    "wilson_interval",
 ]
 
 #: Table method key -> ``EOTGaussianMixture(method=...)``.
-from sinkhorn_em.mixture import ESTIMATOR_METHOD as METHOD_ESTIMATORS  # noqa: E402  (one map shared by all families)
+from sinkhorn_em.mixture import ESTIMATOR_METHOD as METHOD_ESTIMATORS
+
 #: Initialisation schemes of the sweeps ("truth" is the reference start, for checks).
 INIT_SCHEMES = ("random_from_data", "k-means++", "uniform_box", "truth")
 _METHOD_RANK = {m: r for r, m in enumerate(METHOD_ESTIMATORS)}
@@ -201,7 +202,7 @@ class SweepSetting:
     separation: float
 
     @classmethod
-    def create(cls, weights: Sequence[float], dim: int, separation: float) -> "SweepSetting":
+    def create(cls, weights: Sequence[float], dim: int, separation: float) -> SweepSetting:
         weights = tuple(float(w) for w in weights)
         if len(weights) < 2:
             raise ValueError(f"a setting needs at least 2 components, got weights {weights}.")
@@ -286,8 +287,7 @@ def exact_counts(weights: Sequence[float], n_samples: int) -> np.ndarray:
     return counts
 
 
-def make_sweep_dataset(setting: SweepSetting, dataset: int, n_samples: int, seed: int,
-                       exact_proportions: bool = True):
+def make_sweep_dataset(setting: SweepSetting, dataset: int, n_samples: int, seed: int, exact_proportions: bool = True):
     r"""Dataset ``dataset`` of ``setting``: a :class:`sinkhorn_em.synthetic.MixtureSample`.
 
     Means come from :func:`sinkhorn_em.synthetic.means_with_separation` (closest pair
@@ -299,8 +299,9 @@ def make_sweep_dataset(setting: SweepSetting, dataset: int, n_samples: int, seed
     :math:`\sqrt{\alpha_k (1 - \alpha_k) / n}`. The seed depends only on
     ``(seed, setting, n_samples, dataset)``.
     """
-    rng = derive_rng(seed, "sweeps", "data", setting.weights, setting.dim, setting.separation,
-                     int(n_samples), int(dataset))
+    rng = derive_rng(
+        seed, "sweeps", "data", setting.weights, setting.dim, setting.separation, int(n_samples), int(dataset)
+    )
     weights = np.asarray(setting.weights)
     if not exact_proportions:
         return make_mixture(int(n_samples), weights, setting.dim, setting.separation, rng)
@@ -311,8 +312,9 @@ def make_sweep_dataset(setting: SweepSetting, dataset: int, n_samples: int, seed
     return MixtureSample(X, labels, weights, means, np.repeat(np.eye(d)[None], K, axis=0))
 
 
-def initial_means(X: np.ndarray, n_components: int, scheme: str, rng: np.random.Generator,
-                  true_means: np.ndarray | None = None) -> np.ndarray:
+def initial_means(
+    X: np.ndarray, n_components: int, scheme: str, rng: np.random.Generator, true_means: np.ndarray | None = None
+) -> np.ndarray:
     """Initial means of one run (schemes described in the module docstring).
 
     Parameters
@@ -377,10 +379,21 @@ def collapsed_error(sample) -> float:
     return _matched_distance(sample.means, sample.covariances, means, covariances.reshape(K, d, d))
 
 
-def _init_rng(seed: int, setting: SweepSetting, n_samples: int, dataset: int, scheme: str,
-              init_index: int) -> np.random.Generator:
-    return derive_rng(seed, "sweeps", "init", setting.weights, setting.dim, setting.separation,
-                      int(n_samples), int(dataset), scheme, int(init_index))
+def _init_rng(
+    seed: int, setting: SweepSetting, n_samples: int, dataset: int, scheme: str, init_index: int
+) -> np.random.Generator:
+    return derive_rng(
+        seed,
+        "sweeps",
+        "init",
+        setting.weights,
+        setting.dim,
+        setting.separation,
+        int(n_samples),
+        int(dataset),
+        scheme,
+        int(init_index),
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -456,8 +469,7 @@ def _fit(X, weights, variant: _Variant, means0, covariances0, options: _FitOptio
         warnings.simplefilter("ignore")
         model.fit(X)
     seconds = time.perf_counter() - start
-    return _FitResult(model.means_, model.covariances_, int(model.n_iter_), bool(model.converged_),
-                      seconds)
+    return _FitResult(model.means_, model.covariances_, int(model.n_iter_), bool(model.converged_), seconds)
 
 
 def _matched_distance(means_a, covariances_a, means_b, covariances_b=None) -> float:
@@ -489,10 +501,23 @@ def _check_names(values: Sequence[str], allowed: Sequence[str], what: str) -> li
     return values
 
 
-def _run_chunk(*, setting: SweepSetting, dataset: int, first_init: int, n_inits: int,
-               schemes: Sequence[str], variants: Sequence[_Variant], n_samples: int, seed: int,
-               exact_proportions: bool, options: _FitOptions, success_rtol: float,
-               success_atol: float, pair_weights_by_size: bool, with_bias: bool) -> pd.DataFrame:
+def _run_chunk(
+    *,
+    setting: SweepSetting,
+    dataset: int,
+    first_init: int,
+    n_inits: int,
+    schemes: Sequence[str],
+    variants: Sequence[_Variant],
+    n_samples: int,
+    seed: int,
+    exact_proportions: bool,
+    options: _FitOptions,
+    success_rtol: float,
+    success_atol: float,
+    pair_weights_by_size: bool,
+    with_bias: bool,
+) -> pd.DataFrame:
     """Rows of one job: every (scheme, init index, variant) of one dataset."""
     if n_inits < 1 or first_init < 0:
         raise ValueError(f"need n_inits >= 1 and first_init >= 0, got {n_inits}, {first_init}.")
@@ -505,8 +530,7 @@ def _run_chunk(*, setting: SweepSetting, dataset: int, first_init: int, n_inits:
     references: dict[_Variant, _FitResult] = {}
     for variant in [*variants, *(_Variant(m) for m in dict.fromkeys(v.method for v in variants))]:
         if variant not in references:
-            references[variant] = _fit(X, setting.weights, variant, sample.means,
-                                       sample.covariances, options)
+            references[variant] = _fit(X, setting.weights, variant, sample.means, sample.covariances, options)
     reference_errors = {variant: _error(sample, fit) for variant, fit in references.items()}
     baseline_error = collapsed_error(sample)
 
@@ -535,11 +559,11 @@ def _run_chunk(*, setting: SweepSetting, dataset: int, first_init: int, n_inits:
                     "unit_reference_error": reference_errors[unit],
                     "collapsed_error": baseline_error,
                     # True where the rule cannot tell a fit from the trivial collapsed one.
-                    "collapsed_success": bool(is_success(baseline_error, reference_errors[unit],
-                                                         success_rtol, success_atol)),
+                    "collapsed_success": bool(
+                        is_success(baseline_error, reference_errors[unit], success_rtol, success_atol)
+                    ),
                     "success": bool(is_success(error, reference_errors[unit], success_rtol, success_atol)),
-                    "success_own": bool(is_success(error, reference_errors[variant], success_rtol,
-                                                   success_atol)),
+                    "success_own": bool(is_success(error, reference_errors[variant], success_rtol, success_atol)),
                     "distance_to_reference": _distance(fit, references[variant]),
                     "n_iter": fit.n_iter,
                     "converged": fit.converged,
@@ -552,12 +576,28 @@ def _run_chunk(*, setting: SweepSetting, dataset: int, first_init: int, n_inits:
     return pd.DataFrame(rows)
 
 
-def run_init_sweep_chunk(*, weights: Sequence[float], dim: int, separation: float, dataset: int,
-                         first_init: int, n_inits: int, schemes: Sequence[str],
-                         methods: Sequence[str], n_samples: int, exact_proportions: bool,
-                         pair_weights_by_size: bool, seed: int, max_iter: int,
-                         tol: float, sinkhorn_tol: float, sinkhorn_max_iter: int,
-                         reg_covar: float, success_rtol: float, success_atol: float) -> pd.DataFrame:
+def run_init_sweep_chunk(
+    *,
+    weights: Sequence[float],
+    dim: int,
+    separation: float,
+    dataset: int,
+    first_init: int,
+    n_inits: int,
+    schemes: Sequence[str],
+    methods: Sequence[str],
+    n_samples: int,
+    exact_proportions: bool,
+    pair_weights_by_size: bool,
+    seed: int,
+    max_iter: int,
+    tol: float,
+    sinkhorn_tol: float,
+    sinkhorn_max_iter: int,
+    reg_covar: float,
+    success_rtol: float,
+    success_atol: float,
+) -> pd.DataFrame:
     """Run one job of the initialisation sweep: all runs of one dataset and init block.
 
     Parameters
@@ -597,17 +637,28 @@ def run_init_sweep_chunk(*, weights: Sequence[float], dim: int, separation: floa
     setting = SweepSetting.create(weights, dim, separation)
     schemes = _check_names(schemes, INIT_SCHEMES, "schemes")
     variants = [_Variant(m) for m in _check_names(methods, list(METHOD_ESTIMATORS), "methods")]
-    options = _FitOptions(int(max_iter), float(tol), float(sinkhorn_tol), int(sinkhorn_max_iter),
-                          float(reg_covar))
-    return _run_chunk(setting=setting, dataset=dataset, first_init=first_init, n_inits=n_inits,
-                      schemes=schemes, variants=variants, n_samples=n_samples, seed=seed,
-                      exact_proportions=bool(exact_proportions), options=options,
-                      success_rtol=success_rtol, success_atol=success_atol,
-                      pair_weights_by_size=bool(pair_weights_by_size), with_bias=False)
+    options = _FitOptions(int(max_iter), float(tol), float(sinkhorn_tol), int(sinkhorn_max_iter), float(reg_covar))
+    return _run_chunk(
+        setting=setting,
+        dataset=dataset,
+        first_init=first_init,
+        n_inits=n_inits,
+        schemes=schemes,
+        variants=variants,
+        n_samples=n_samples,
+        seed=seed,
+        exact_proportions=bool(exact_proportions),
+        options=options,
+        success_rtol=success_rtol,
+        success_atol=success_atol,
+        pair_weights_by_size=bool(pair_weights_by_size),
+        with_bias=False,
+    )
 
 
-def _epsilon_variants(methods: Sequence[str], epsilons: Sequence[float],
-                      schedules: Sequence[Mapping]) -> list[_Variant]:
+def _epsilon_variants(
+    methods: Sequence[str], epsilons: Sequence[float], schedules: Sequence[Mapping]
+) -> list[_Variant]:
     methods = _check_names(methods, list(METHOD_ESTIMATORS), "methods")
     epsilons = [float(e) for e in epsilons]
     if not epsilons or min(epsilons) <= 0 or len(set(epsilons)) != len(epsilons):
@@ -623,14 +674,30 @@ def _epsilon_variants(methods: Sequence[str], epsilons: Sequence[float],
     return variants
 
 
-def run_epsilon_sweep_chunk(*, weights: Sequence[float], dim: int, separation: float,
-                            dataset: int, first_init: int, n_inits: int, init: str,
-                            methods: Sequence[str], epsilons: Sequence[float],
-                            anneal_schedules: Sequence[Mapping], n_samples: int,
-                            exact_proportions: bool, pair_weights_by_size: bool, seed: int,
-                            max_iter: int, tol: float, sinkhorn_tol: float,
-                            sinkhorn_max_iter: int, reg_covar: float, success_rtol: float,
-                            success_atol: float) -> pd.DataFrame:
+def run_epsilon_sweep_chunk(
+    *,
+    weights: Sequence[float],
+    dim: int,
+    separation: float,
+    dataset: int,
+    first_init: int,
+    n_inits: int,
+    init: str,
+    methods: Sequence[str],
+    epsilons: Sequence[float],
+    anneal_schedules: Sequence[Mapping],
+    n_samples: int,
+    exact_proportions: bool,
+    pair_weights_by_size: bool,
+    seed: int,
+    max_iter: int,
+    tol: float,
+    sinkhorn_tol: float,
+    sinkhorn_max_iter: int,
+    reg_covar: float,
+    success_rtol: float,
+    success_atol: float,
+) -> pd.DataFrame:
     r"""Run one job of the epsilon sweep: constant epsilons and annealing schedules.
 
     Every method of ``methods`` runs with each constant :math:`\varepsilon` of
@@ -657,13 +724,23 @@ def run_epsilon_sweep_chunk(*, weights: Sequence[float], dim: int, separation: f
     setting = SweepSetting.create(weights, dim, separation)
     _check_names([init], INIT_SCHEMES, "init")
     variants = _epsilon_variants(methods, epsilons, anneal_schedules)
-    options = _FitOptions(int(max_iter), float(tol), float(sinkhorn_tol), int(sinkhorn_max_iter),
-                          float(reg_covar))
-    return _run_chunk(setting=setting, dataset=dataset, first_init=first_init, n_inits=n_inits,
-                      schemes=[init], variants=variants, n_samples=n_samples, seed=seed,
-                      exact_proportions=bool(exact_proportions), options=options,
-                      success_rtol=success_rtol, success_atol=success_atol,
-                      pair_weights_by_size=bool(pair_weights_by_size), with_bias=True)
+    options = _FitOptions(int(max_iter), float(tol), float(sinkhorn_tol), int(sinkhorn_max_iter), float(reg_covar))
+    return _run_chunk(
+        setting=setting,
+        dataset=dataset,
+        first_init=first_init,
+        n_inits=n_inits,
+        schemes=[init],
+        variants=variants,
+        n_samples=n_samples,
+        seed=seed,
+        exact_proportions=bool(exact_proportions),
+        options=options,
+        success_rtol=success_rtol,
+        success_atol=success_atol,
+        pair_weights_by_size=bool(pair_weights_by_size),
+        with_bias=True,
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -676,8 +753,18 @@ def scaled_count(count: int, sweep_scale: float) -> int:
     return max(1, math.ceil(count * sweep_scale - 1e-9))
 
 
-_FIT_KEYS = ("n_samples", "exact_proportions", "pair_weights_by_size", "max_iter", "tol", "sinkhorn_tol", "sinkhorn_max_iter", "reg_covar",
-             "success_rtol", "success_atol")
+_FIT_KEYS = (
+    "n_samples",
+    "exact_proportions",
+    "pair_weights_by_size",
+    "max_iter",
+    "tol",
+    "sinkhorn_tol",
+    "sinkhorn_max_iter",
+    "reg_covar",
+    "success_rtol",
+    "success_atol",
+)
 
 
 def _plan(cfg: Mapping, seed: int, sweep_scale: float, job_keys: Sequence[str]) -> dict[str, dict]:
@@ -729,11 +816,38 @@ def plan_epsilon_sweep(cfg: Mapping, seed: int, sweep_scale: float = 1.0) -> dic
 # ---------------------------------------------------------------------------------------
 _SETTING_COLUMNS = ["K", "d", "weights", "separation"]
 #: Leading columns of results/tables/init_sweep.csv (issue 5); further columns follow.
-INIT_TABLE_COLUMNS = ["K", "d", "weights", "separation", "init", "method", "n_runs", "success",
-                      "ci_low", "ci_high", "median_error", "median_iterations", "median_seconds"]
+INIT_TABLE_COLUMNS = [
+    "K",
+    "d",
+    "weights",
+    "separation",
+    "init",
+    "method",
+    "n_runs",
+    "success",
+    "ci_low",
+    "ci_high",
+    "median_error",
+    "median_iterations",
+    "median_seconds",
+]
 #: Leading columns of results/tables/epsilon_sweep.csv.
-EPSILON_TABLE_COLUMNS = ["method", "eps", "schedule", "K", "d", "weights", "separation", "init",
-                         "n_runs", "success", "ci_low", "ci_high", "mean_bias", "median_iterations"]
+EPSILON_TABLE_COLUMNS = [
+    "method",
+    "eps",
+    "schedule",
+    "K",
+    "d",
+    "weights",
+    "separation",
+    "init",
+    "n_runs",
+    "success",
+    "ci_low",
+    "ci_high",
+    "mean_bias",
+    "median_iterations",
+]
 _VARIANT_COLUMNS = ["method", "schedule", "eps", "eps0", "decay", "anneal_iterations"]
 _RUN_KEY = ["dataset", "init_index"]
 
@@ -806,10 +920,15 @@ def summarise_init_sweep(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, group in runs.groupby(group_columns, sort=False):
         per_dataset = group.drop_duplicates("dataset")
-        rows.append({**dict(zip(group_columns, key)), **_success_summary(group),
-                     "median_reference_error": float(per_dataset["reference_error"].median()),
-                     "median_collapsed_error": float(per_dataset["collapsed_error"].median()),
-                     "collapsed_success_fraction": float(per_dataset["collapsed_success"].mean())})
+        rows.append(
+            {
+                **dict(zip(group_columns, key)),
+                **_success_summary(group),
+                "median_reference_error": float(per_dataset["reference_error"].median()),
+                "median_collapsed_error": float(per_dataset["collapsed_error"].median()),
+                "collapsed_success_fraction": float(per_dataset["collapsed_success"].mean()),
+            }
+        )
     return _leading(pd.DataFrame(rows), INIT_TABLE_COLUMNS)
 
 
@@ -842,17 +961,19 @@ def summarise_epsilon_sweep(runs: pd.DataFrame) -> pd.DataFrame:
         per_dataset = group.drop_duplicates("dataset")
         n_own = int(group["success_own"].sum())
         own_low, own_high = wilson_interval(n_own, len(group))
-        rows.append({
-            **dict(zip(group_columns, key)),
-            **_success_summary(group),
-            "n_success_own": n_own,
-            "success_own": n_own / len(group),
-            "own_ci_low": own_low,
-            "own_ci_high": own_high,
-            "mean_bias": float(per_dataset["reference_error"].mean()),
-            "mean_bias_means": float(per_dataset["reference_error_means"].mean()),
-            "mean_shift": float(per_dataset["reference_shift"].mean()),
-            "mean_collapsed_error": float(per_dataset["collapsed_error"].mean()),
-            "collapsed_success_fraction": float(per_dataset["collapsed_success"].mean()),
-        })
+        rows.append(
+            {
+                **dict(zip(group_columns, key)),
+                **_success_summary(group),
+                "n_success_own": n_own,
+                "success_own": n_own / len(group),
+                "own_ci_low": own_low,
+                "own_ci_high": own_high,
+                "mean_bias": float(per_dataset["reference_error"].mean()),
+                "mean_bias_means": float(per_dataset["reference_error_means"].mean()),
+                "mean_shift": float(per_dataset["reference_shift"].mean()),
+                "mean_collapsed_error": float(per_dataset["collapsed_error"].mean()),
+                "collapsed_success_fraction": float(per_dataset["collapsed_success"].mean()),
+            }
+        )
     return _leading(pd.DataFrame(rows), EPSILON_TABLE_COLUMNS)

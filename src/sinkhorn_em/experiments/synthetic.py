@@ -29,11 +29,11 @@ from sinkhorn_em.synthetic import MixtureSample, make_mixture, symmetric_mixture
 __all__ = [
     "WEIGHT_SCHEMES",
     "Benchmark",
-    "scheme_weights",
-    "benchmark_specs",
     "benchmark_seed",
+    "benchmark_specs",
     "build_benchmark",
     "min_mean_distance",
+    "scheme_weights",
 ]
 
 WEIGHT_SCHEMES = ("uniform", "linear", "geometric")
@@ -114,16 +114,24 @@ def benchmark_specs(section: dict) -> dict[str, dict]:
                 for scheme in mix.get("weight_schemes", []):
                     weights = scheme_weights(scheme, int(K))
                     for rep in range(int(mix.get("replicates", 1))):
-                        spec = _mixture_spec(int(mix["n"]), weights, int(dim), float(separation),
-                                             float(mix.get("std", 1.0)), rep, scheme)
+                        spec = _mixture_spec(
+                            int(mix["n"]), weights, int(dim), float(separation), float(mix.get("std", 1.0)), rep, scheme
+                        )
                         name = f"mixture_K{K}_d{dim}_sep{_fmt(separation)}_{scheme}_n{spec['n']}_rep{rep}"
                         add(name, spec)
     for custom in mix.get("custom", []):
         name = str(custom["name"])
         weights = _check_weights(custom["weights"], name)
         for rep in range(int(mix.get("replicates", 1))):
-            spec = _mixture_spec(int(custom["n"]), weights, int(custom["dim"]), float(custom["separation"]),
-                                 float(mix.get("std", 1.0)), rep, "custom")
+            spec = _mixture_spec(
+                int(custom["n"]),
+                weights,
+                int(custom["dim"]),
+                float(custom["separation"]),
+                float(mix.get("std", 1.0)),
+                rep,
+                "custom",
+            )
             add(f"mixture_{name}_rep{rep}", spec)
     return specs
 
@@ -154,8 +162,15 @@ def benchmark_seed(spec: dict, base_seed: int) -> int:
     if spec["kind"] == "symmetric":
         keys = ("symmetric", spec["n"], spec["theta_star"], spec["alpha"], spec["replicate"])
     elif spec["kind"] == "mixture":
-        keys = ("mixture", spec["n"], tuple(spec["weights"]), spec["dim"], spec["separation"],
-                spec["std"], spec["replicate"])
+        keys = (
+            "mixture",
+            spec["n"],
+            tuple(spec["weights"]),
+            spec["dim"],
+            spec["separation"],
+            spec["std"],
+            spec["replicate"],
+        )
     else:
         raise ValueError(f"spec kind must be 'symmetric' or 'mixture', got {spec['kind']!r}.")
     return derive_seed(int(base_seed), "synthetic", *keys)

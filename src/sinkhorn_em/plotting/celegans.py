@@ -8,7 +8,7 @@ import pandas as pd
 from sinkhorn_em.pipeline import read_table
 from sinkhorn_em.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
 
-__all__ = ["plot_celegans_metrics", "plot_celegans_segmentation", "INIT_STYLES"]
+__all__ = ["INIT_STYLES", "plot_celegans_metrics", "plot_celegans_segmentation"]
 
 #: Line style per initialisation.
 INIT_STYLES = {"atlas": "-", "random": "--"}
@@ -22,7 +22,7 @@ _METRIC_LABELS = {
 
 def _metric_label(metric: str) -> str:
     if metric.startswith("accuracy_r"):
-        return f"accuracy within {metric[len('accuracy_r'):]} µm"
+        return f"accuracy within {metric[len('accuracy_r') :]} µm"
     return _METRIC_LABELS.get(metric, metric)
 
 
@@ -107,9 +107,9 @@ def plot_celegans_metrics(per_iteration, pdf_path, png_path=None):
                 ax.set_ylabel(_metric_label(metric))
             if row == 0:
                 ax.set_title(_column_title(info))
-    handles = [
-        plt.Line2D([], [], color=method_color(m), lw=1.5, label=METHOD_LABELS.get(m, m)) for m in methods
-    ] + [plt.Line2D([], [], color="0.3", lw=1.2, linestyle=INIT_STYLES[i], label=INIT_LABELS[i]) for i in inits]
+    handles = [plt.Line2D([], [], color=method_color(m), lw=1.5, label=METHOD_LABELS.get(m, m)) for m in methods] + [
+        plt.Line2D([], [], color="0.3", lw=1.2, linestyle=INIT_STYLES[i], label=INIT_LABELS[i]) for i in inits
+    ]
     fig.legend(handles=handles, loc="outside upper center", ncol=len(handles), frameon=False)
     save_figure(fig, pdf_path, png_path)
 
@@ -185,7 +185,9 @@ def plot_celegans_segmentation(segmentation, pdf_path, png_path=None):
         ax.tick_params(labelsize=7)
 
     draw(
-        truth_ax, first, first["truth"].to_numpy(),
+        truth_ax,
+        first,
+        first["truth"].to_numpy(),
         f"truth: {first['dataset'].iloc[0]}, {n_neurons} neurons, trial {first['trial'].iloc[0]}",
     )
     truth_ax.set_ylabel("axis 2 (µm)")

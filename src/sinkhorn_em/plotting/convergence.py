@@ -65,8 +65,9 @@ def _error_panels(axes, trajectories: pd.DataFrame, display_alpha: float):
             if run.empty:
                 continue
             factor = float(np.round(theta0 / theta_star, 12))
-            ax.plot(run["iteration"], run["error"], color=method_color(method), linestyle=style_of[factor],
-                    linewidth=1.2)
+            ax.plot(
+                run["iteration"], run["error"], color=method_color(method), linestyle=style_of[factor], linewidth=1.2
+            )
             if run["error"].iloc[-1] < 1e-6:
                 longest_useful = max(longest_useful, int(run["iteration"].iloc[-1]))
         ax.set_yscale("log")
@@ -81,10 +82,16 @@ def _overspecified_panel(ax, trajectories: pd.DataFrame):
     over = trajectories[trajectories["theta_star"] == 0]
     alphas = sorted(np.unique(over["alpha"]))
     style_of = {a: _LINESTYLES[i % len(_LINESTYLES)] for i, a in enumerate(alphas)}
-    for (method, alpha, theta0), run in over.groupby(["method", "alpha", "theta0"]):
+    for (method, alpha, _theta0), run in over.groupby(["method", "alpha", "theta0"]):
         run = _visible(run.sort_values("iteration"), "error")
-        ax.plot(run["iteration"] + 1, run["error"], color=method_color(method), linestyle=style_of[alpha],
-                linewidth=1.0, alpha=0.8)
+        ax.plot(
+            run["iteration"] + 1,
+            run["error"],
+            color=method_color(method),
+            linestyle=style_of[alpha],
+            linewidth=1.0,
+            alpha=0.8,
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("1 + iteration $t$")
@@ -102,8 +109,15 @@ def _ratio_panel(ax, rates: pd.DataFrame):
         rows = correct[np.isclose(correct["theta_star"], theta_star)].dropna(subset=["rate_ratio_sem_vem"])
         if rows.empty:
             continue
-        ax.scatter(rows["alpha"], rows["rate_ratio_sem_vem"], color=colour, marker=marker, s=14, alpha=0.8,
-                   label=rf"$\theta^* = {theta_star:g}$")
+        ax.scatter(
+            rows["alpha"],
+            rows["rate_ratio_sem_vem"],
+            color=colour,
+            marker=marker,
+            s=14,
+            alpha=0.8,
+            label=rf"$\theta^* = {theta_star:g}$",
+        )
         median = rows.groupby("alpha")["rate_ratio_sem_vem"].median()
         ax.plot(median.index, median.to_numpy(), color=colour, linewidth=1.0)
     ax.axhline(1.0, color="0.5", linewidth=0.8, linestyle="--")
@@ -115,7 +129,7 @@ def _ratio_panel(ax, rates: pd.DataFrame):
 
 def _general_k_panel(ax, general_k: pd.DataFrame, general_k_rates: pd.DataFrame, methods):
     median_rate = general_k_rates.groupby("method")["rate"].median()
-    for (method, dataset), run in general_k.groupby(["method", "dataset"]):
+    for (method, _dataset), run in general_k.groupby(["method", "dataset"]):
         run = _visible(run.sort_values("iteration"), "error_to_limit")
         ax.plot(run["iteration"], run["error_to_limit"], color=method_color(method), linewidth=1.0, alpha=0.8)
     ax.set_yscale("log")
@@ -124,8 +138,7 @@ def _general_k_panel(ax, general_k: pd.DataFrame, general_k_rates: pd.DataFrame,
     k, d = int(general_k["n_components"].iloc[0]), int(general_k["dim"].iloc[0])
     ax.set_title(f"K = {k}, d = {d}, unequal weights (sample)")
     handles = [
-        Line2D([], [], color=method_color(m), label=f"{m}: rate {median_rate.get(m, np.nan):.3f}")
-        for m in methods
+        Line2D([], [], color=method_color(m), label=f"{m}: rate {median_rate.get(m, np.nan):.3f}") for m in methods
     ]
     ax.legend(handles=handles, loc="upper right", frameon=False)
 
@@ -173,6 +186,10 @@ def plot_convergence(
         if ax.get_visible():
             ax.set_title(f"({next(letters)}) " + ax.get_title())
     method_handles = [Line2D([], [], color=method_color(m), label=METHOD_LABELS[m]) for m in methods]
-    fig.legend(handles=method_handles + style_handles, loc="outside upper center",
-               ncol=len(method_handles) + len(style_handles), frameon=False)
+    fig.legend(
+        handles=method_handles + style_handles,
+        loc="outside upper center",
+        ncol=len(method_handles) + len(style_handles),
+        frameon=False,
+    )
     save_figure(fig, pdf_path, png_path)

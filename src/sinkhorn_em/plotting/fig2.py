@@ -23,7 +23,7 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 from sinkhorn_em.pipeline import read_table
 from sinkhorn_em.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
 
-__all__ = ["plot_fig2", "worst_case_over_theta0", "nearest_value"]
+__all__ = ["nearest_value", "plot_fig2", "worst_case_over_theta0"]
 
 _MARKERS = {"vEM": "o", "oEM": "s", "sEM": "D"}
 
@@ -88,9 +88,15 @@ def plot_fig2(
         for method in methods:
             rows = summary[summary["method"] == method]
             # W2^2 can be exactly 0 only at alpha* = 1 with a perfect fit; keep the log axis finite.
-            ax.plot(rows["alpha"], np.maximum(rows[column], 1e-300), color=method_color(method),
-                    marker=_MARKERS.get(method, "o"), markersize=2.5, linewidth=1.2,
-                    label=METHOD_LABELS[method])
+            ax.plot(
+                rows["alpha"],
+                np.maximum(rows[column], 1e-300),
+                color=method_color(method),
+                marker=_MARKERS.get(method, "o"),
+                markersize=2.5,
+                linewidth=1.2,
+                label=METHOD_LABELS[method],
+            )
         ax.set_yscale("log")
         ax.set_xlabel(r"true weight $\alpha^*$")
         ax.set_ylabel(r"worst-case $W_2^2$ error (mean over reps)")
@@ -103,8 +109,15 @@ def plot_fig2(
         rows = runs[(runs["method"] == method) & np.isclose(runs["theta0"], theta0) & (runs["rep"] == first_rep)]
         rows = rows.sort_values("alpha")
         final = rows["theta_final"].abs() if method == "oEM" else rows["theta_final"]
-        ax.plot(rows["alpha"], final, color=method_color(method), marker=_MARKERS.get(method, "o"),
-                markersize=2.5, linewidth=1.2, label=METHOD_LABELS[method])
+        ax.plot(
+            rows["alpha"],
+            final,
+            color=method_color(method),
+            marker=_MARKERS.get(method, "o"),
+            markersize=2.5,
+            linewidth=1.2,
+            label=METHOD_LABELS[method],
+        )
     ax.axhline(1.0, color="0.5", linewidth=0.8, linestyle="--", label=r"$\theta^* = 1$")
     ax.set_xlabel(r"true weight $\alpha^*$")
     ax.set_ylabel(r"final $\theta$ (oEM: $|\theta|$)")
@@ -116,9 +129,15 @@ def plot_fig2(
         mean_iters = at_alpha.groupby(["method", "theta0"], as_index=False)["iters_to_converge"].mean()
         for method in methods:
             rows = mean_iters[mean_iters["method"] == method]
-            ax.plot(rows["theta0"], 1 + rows["iters_to_converge"], color=method_color(method),
-                    marker=_MARKERS.get(method, "o"), markersize=2.5, linewidth=1.2,
-                    label=METHOD_LABELS[method])
+            ax.plot(
+                rows["theta0"],
+                1 + rows["iters_to_converge"],
+                color=method_color(method),
+                marker=_MARKERS.get(method, "o"),
+                markersize=2.5,
+                linewidth=1.2,
+                label=METHOD_LABELS[method],
+            )
         ax.set_yscale("log")
         # Iteration counts read better as plain numbers than as powers of ten.
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))

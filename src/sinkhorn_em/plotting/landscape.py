@@ -11,14 +11,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib import colors
 from matplotlib.lines import Line2D
 
 from .style import LOSS_COLORS, LOSS_LABELS, apply_style, save_figure
-
-import matplotlib.pyplot as plt  # noqa: E402  (after style, which selects the Agg backend)
 
 __all__ = ["plot_landscape_1d", "plot_landscape_2d"]
 
@@ -27,8 +26,9 @@ LOSS_SHORT = {"nll": "NLL", "eot": "EOT"}
 # Markers of the 2-D stationary points, by (kind, spurious).
 _STATIONARY_MARKERS = {
     ("minimum", False): dict(marker="*", s=150, facecolor="white", edgecolor="black", label="global minimum"),
-    ("minimum", True): dict(marker="o", s=60, facecolor="none", edgecolor="white", linewidths=1.8,
-                            label="spurious local minimum"),
+    ("minimum", True): dict(
+        marker="o", s=60, facecolor="none", edgecolor="white", linewidths=1.8, label="spurious local minimum"
+    ),
     ("saddle", True): dict(marker="X", s=60, facecolor="white", edgecolor="black", label="saddle point"),
     ("maximum", True): dict(marker="^", s=60, facecolor="white", edgecolor="black", label="local maximum"),
 }
@@ -88,17 +88,36 @@ def plot_landscape_1d(
         counts = {}
         for loss in LOSS_ORDER:
             values = group[loss].to_numpy() - floor
-            ax.plot(theta, values, color=LOSS_COLORS[loss], lw=1.3 if loss == "eot" else 1.1,
-                    ls="-" if loss == "eot" else "--", zorder=2 if loss == "eot" else 2.5)
+            ax.plot(
+                theta,
+                values,
+                color=LOSS_COLORS[loss],
+                lw=1.3 if loss == "eot" else 1.1,
+                ls="-" if loss == "eot" else "--",
+                zorder=2 if loss == "eot" else 2.5,
+            )
             row = minima[np.isclose(minima["alpha"], alpha) & (minima["loss"] == loss)]
             locations = _minima_locations(row["minima"].iloc[0]) if len(row) else np.empty(0)
             counts[loss] = locations.size
-            ax.plot(locations, np.interp(locations, theta, values), ls="none", marker="o", ms=3.5,
-                    color=LOSS_COLORS[loss], markeredgecolor="white", markeredgewidth=0.4, zorder=3)
-        ax.set_title(rf"$\alpha^* = {alpha:g}$" + f"\n# minima: NLL {counts['nll']}, EOT {counts['eot']}",
-                     pad=3, fontsize=7, linespacing=1.3)
+            ax.plot(
+                locations,
+                np.interp(locations, theta, values),
+                ls="none",
+                marker="o",
+                ms=3.5,
+                color=LOSS_COLORS[loss],
+                markeredgecolor="white",
+                markeredgewidth=0.4,
+                zorder=3,
+            )
+        ax.set_title(
+            rf"$\alpha^* = {alpha:g}$" + f"\n# minima: NLL {counts['nll']}, EOT {counts['eot']}",
+            pad=3,
+            fontsize=7,
+            linespacing=1.3,
+        )
         ax.set_ylim(-0.04 * y_window, y_window)
-    for ax in axes.flat[alphas.size:]:
+    for ax in axes.flat[alphas.size :]:
         ax.set_visible(False)
     for ax in axes[-1, :]:
         ax.set_xlabel(r"$\theta$")
@@ -161,7 +180,9 @@ def plot_landscape_2d(grid, stationary, pdf_path: str | Path, *, png_path: str |
         for (kind, spurious), style in _STATIONARY_MARKERS.items():
             chosen = points[(points["kind"] == kind) & (points["spurious"].astype(bool) == spurious)]
             if len(chosen):
-                ax.scatter(chosen["theta1"], chosen["theta2"], zorder=4, **{k: v for k, v in style.items() if k != "label"})
+                ax.scatter(
+                    chosen["theta1"], chosen["theta2"], zorder=4, **{k: v for k, v in style.items() if k != "label"}
+                )
         n_spurious_minima = int(((points["kind"] == "minimum") & points["spurious"].astype(bool)).sum())
         plural = "um" if n_spurious_minima == 1 else "a"
         ax.set_title(f"{LOSS_LABELS[loss]}\n{n_spurious_minima} spurious local minim{plural}", color=LOSS_COLORS[loss])
@@ -172,8 +193,16 @@ def plot_landscape_2d(grid, stationary, pdf_path: str | Path, *, png_path: str |
     cbar.set_label(r"loss $-$ min NLL")
     present = {(k, bool(s)) for k, s in zip(stationary["kind"], stationary["spurious"].astype(bool))}
     handles = [
-        Line2D([], [], ls="none", marker=style["marker"], markersize=7 if style["marker"] == "*" else 5.5,
-               markerfacecolor=style["facecolor"], markeredgecolor="black", label=style["label"])
+        Line2D(
+            [],
+            [],
+            ls="none",
+            marker=style["marker"],
+            markersize=7 if style["marker"] == "*" else 5.5,
+            markerfacecolor=style["facecolor"],
+            markeredgecolor="black",
+            label=style["label"],
+        )
         for key, style in _STATIONARY_MARKERS.items()
         if key in present
     ]

@@ -62,20 +62,30 @@ def plot_osmfish_ari(per_seed: str | os.PathLike | pd.DataFrame, pdf_path, png_p
         settings = [w for w in _WEIGHT_ORDER if w in set(rows["weights"])]
         for group, setting in enumerate(settings):
             for slot, method in enumerate(methods):
-                values = rows[(rows["weights"] == setting) & (rows["method"] == method)].sort_values("seed_index")["ari"]
+                values = rows[(rows["weights"] == setting) & (rows["method"] == method)].sort_values("seed_index")[
+                    "ari"
+                ]
                 if values.empty:
                     continue
                 centre = group - group_width / 2 + (slot + 0.5) * box_width
                 colour = method_color(method)
                 ax.boxplot(
-                    values, positions=[centre], widths=box_width * 0.8, showfliers=False, patch_artist=True,
+                    values,
+                    positions=[centre],
+                    widths=box_width * 0.8,
+                    showfliers=False,
+                    patch_artist=True,
                     boxprops={"facecolor": colour, "alpha": 0.25, "edgecolor": colour},
-                    whiskerprops={"color": colour}, capprops={"color": colour}, medianprops={"color": colour},
+                    whiskerprops={"color": colour},
+                    capprops={"color": colour},
+                    medianprops={"color": colour},
                 )
                 # Deterministic spread of the dots across the box (seed order), no random jitter.
                 offsets = np.linspace(-0.3, 0.3, len(values)) * box_width if len(values) > 1 else [0.0]
                 ax.scatter(centre + np.asarray(offsets), values, s=6, color=colour, linewidths=0, zorder=3)
-                ax.hlines(values.mean(), centre - 0.4 * box_width, centre + 0.4 * box_width, color="black", lw=1.2, zorder=4)
+                ax.hlines(
+                    values.mean(), centre - 0.4 * box_width, centre + 0.4 * box_width, color="black", lw=1.2, zorder=4
+                )
         ax.set_xticks(range(len(settings)), [_WEIGHT_LABELS[s] for s in settings])
         ax.set_xlim(-0.5, len(settings) - 0.5)
         ax.set_title(
@@ -88,7 +98,9 @@ def plot_osmfish_ari(per_seed: str | os.PathLike | pd.DataFrame, pdf_path, png_p
     handles = [Line2D([], [], marker="s", ls="", color=method_color(m), label=METHOD_LABELS.get(m, m)) for m in methods]
     handles.append(Line2D([], [], color="black", lw=1.2, label="mean over seeds"))
     ncol = len(handles) if len(panels) >= 3 else 2 * len(panels) + 1
-    fig.legend(handles=handles, loc="upper center", ncol=min(ncol, len(handles)), frameon=False, bbox_to_anchor=(0.5, 0.0))
+    fig.legend(
+        handles=handles, loc="upper center", ncol=min(ncol, len(handles)), frameon=False, bbox_to_anchor=(0.5, 0.0)
+    )
     fig.tight_layout()
     save_figure(fig, pdf_path, png_path)
 
@@ -131,7 +143,14 @@ def plot_osmfish_map(
         cells = table[table["features"] == feature_set]
         for col, column in enumerate(columns):
             ax = axes[row, col]
-            ax.scatter(cells["x"], cells["y"], c=[colours[v] for v in cells[column]], s=point_size, linewidths=0, rasterized=True)
+            ax.scatter(
+                cells["x"],
+                cells["y"],
+                c=[colours[v] for v in cells[column]],
+                s=point_size,
+                linewidths=0,
+                rasterized=True,
+            )
             ax.set_aspect("equal")
             ax.set_xticks([])
             ax.set_yticks([])

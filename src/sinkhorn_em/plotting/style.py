@@ -7,9 +7,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # headless: figures are files, never windows
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-__all__ = ["METHOD_COLORS", "METHOD_LABELS", "METHOD_ORDER", "apply_style", "save_figure", "method_color"]
+__all__ = ["METHOD_COLORS", "METHOD_LABELS", "METHOD_ORDER", "apply_style", "method_color", "save_figure"]
 
 #: Canonical method keys used in every table: vEM (EM, weights fixed), oEM (EM
 #: re-estimating weights), sEM (Sinkhorn-EM). Extra baselines get their own key.

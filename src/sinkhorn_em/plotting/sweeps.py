@@ -10,15 +10,15 @@ import os
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib import ticker
 from matplotlib.lines import Line2D
-import pandas as pd
 
 from sinkhorn_em.experiments.sweeps import INIT_SCHEMES, wilson_interval
 from sinkhorn_em.pipeline import read_table
 from sinkhorn_em.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
 
-__all__ = ["plot_init_success", "plot_epsilon"]
+__all__ = ["plot_epsilon", "plot_init_success"]
 
 SCHEME_LABELS = {
     "random_from_data": "random data points",
@@ -47,13 +47,24 @@ def _dodge(methods: list[str], width: float) -> dict[str, float]:
 
 def _error_bars(ax, x, y, low, high, method, label, **kwargs):
     y, low, high = (np.asarray(v, dtype=float) for v in (y, low, high))
-    ax.errorbar(x, y, yerr=np.vstack([y - low, high - y]), color=method_color(method),
-                marker=_MARKERS.get(method, "o"), markersize=3.5, linewidth=1.2, capsize=2,
-                elinewidth=0.8, label=label, **kwargs)
+    ax.errorbar(
+        x,
+        y,
+        yerr=np.vstack([y - low, high - y]),
+        color=method_color(method),
+        marker=_MARKERS.get(method, "o"),
+        markersize=3.5,
+        linewidth=1.2,
+        capsize=2,
+        elinewidth=0.8,
+        label=label,
+        **kwargs,
+    )
 
 
-def plot_init_success(table: pd.DataFrame | str | os.PathLike, pdf_path: str | os.PathLike,
-                      png_path: str | os.PathLike | None = None) -> None:
+def plot_init_success(
+    table: pd.DataFrame | str | os.PathLike, pdf_path: str | os.PathLike, png_path: str | os.PathLike | None = None
+) -> None:
     """Success fraction against separation: rows = initialisation schemes, columns = (K, d).
 
     Points are success fractions and bars their Wilson 95% intervals; lines join the
@@ -61,8 +72,7 @@ def plot_init_success(table: pd.DataFrame | str | os.PathLike, pdf_path: str | o
     """
     table = _as_table(table)
     apply_style()
-    panels = (table[["K", "weights", "d"]].drop_duplicates()
-              .sort_values(["K", "weights", "d"]).itertuples(index=False))
+    panels = table[["K", "weights", "d"]].drop_duplicates().sort_values(["K", "weights", "d"]).itertuples(index=False)
     panels = list(panels)
     schemes = [s for s in INIT_SCHEMES if s in set(table["init"])]
     methods = _methods(table)
@@ -70,44 +80,64 @@ def plot_init_success(table: pd.DataFrame | str | os.PathLike, pdf_path: str | o
     step = np.min(np.diff(separations)) if len(separations) > 1 else 1.0
     offsets = _dodge(methods, 0.06 * step)
 
-    fig, axes = plt.subplots(len(schemes), len(panels), sharex=True, sharey=True, squeeze=False,
-                             figsize=(1.95 * len(panels) + 0.6, 1.45 * len(schemes) + 0.7))
+    fig, axes = plt.subplots(
+        len(schemes),
+        len(panels),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+        figsize=(1.95 * len(panels) + 0.6, 1.45 * len(schemes) + 0.7),
+    )
     for row, scheme in enumerate(schemes):
         for col, panel in enumerate(panels):
             ax = axes[row, col]
-            cell = table[(table["init"] == scheme) & (table["K"] == panel.K)
-                         & (table["weights"] == panel.weights) & (table["d"] == panel.d)]
+            cell = table[
+                (table["init"] == scheme)
+                & (table["K"] == panel.K)
+                & (table["weights"] == panel.weights)
+                & (table["d"] == panel.d)
+            ]
             for method in methods:
                 line = cell[cell["method"] == method].sort_values("separation")
                 if line.empty:
                     continue
-                _error_bars(ax, line["separation"] + offsets[method], line["success"],
-                            line["ci_low"], line["ci_high"], method, METHOD_LABELS.get(method, method))
+                _error_bars(
+                    ax,
+                    line["separation"] + offsets[method],
+                    line["success"],
+                    line["ci_low"],
+                    line["ci_high"],
+                    method,
+                    METHOD_LABELS.get(method, method),
+                )
             # Grey band: the trivial collapsed fit would pass the success rule here, so a
             # high success fraction says nothing about finding the global optimum.
             blind = cell.loc[cell["collapsed_success_fraction"] > 0, "separation"].unique()
             for separation in blind:
-                ax.axvspan(separation - 0.4 * step, separation + 0.4 * step, color="#dddddd",
-                           zorder=0, linewidth=0)
+                ax.axvspan(separation - 0.4 * step, separation + 0.4 * step, color="#dddddd", zorder=0, linewidth=0)
             ax.set_ylim(-0.04, 1.04)
             ax.set_xticks(separations)
             ax.grid(axis="y", linewidth=0.4, alpha=0.4)
             if row == 0:
                 short_weights = "/".join(f"{float(w):.2g}" for w in panel.weights.split("/"))
-                ax.set_title(f"K = {panel.K}, d = {panel.d}\n" r"$\alpha$ = " f"{short_weights}",
-                             fontsize=7.5)
+                ax.set_title(f"K = {panel.K}, d = {panel.d}\n" r"$\alpha$ = " f"{short_weights}", fontsize=7.5)
             if col == 0:
                 ax.set_ylabel(f"{SCHEME_LABELS.get(scheme, scheme)}\nsuccess fraction")
             if row == len(schemes) - 1:
                 ax.set_xlabel(r"separation ($\sigma$)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(methods),
-               frameon=False)
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(methods), frameon=False)
     n_runs = table["n_runs"]
     runs_text = f"{n_runs.min()}" if n_runs.min() == n_runs.max() else f"{n_runs.min()}-{n_runs.max()}"
-    fig.text(0.995, 0.0, f"{runs_text} runs per point; bars: Wilson 95% intervals; grey: the "
-             "collapsed fit would count as a success",
-             ha="right", va="top", fontsize=7, color="#555555")
+    fig.text(
+        0.995,
+        0.0,
+        f"{runs_text} runs per point; bars: Wilson 95% intervals; grey: the collapsed fit would count as a success",
+        ha="right",
+        va="top",
+        fontsize=7,
+        color="#555555",
+    )
     fig.tight_layout()
     save_figure(fig, pdf_path, png_path)
 
@@ -132,8 +162,9 @@ def _geometric_mean(values: pd.Series) -> float:
     return float(np.exp(np.log(values).mean())) if len(values) else np.nan
 
 
-def plot_epsilon(table: pd.DataFrame | str | os.PathLike, pdf_path: str | os.PathLike,
-                 png_path: str | os.PathLike | None = None) -> None:
+def plot_epsilon(
+    table: pd.DataFrame | str | os.PathLike, pdf_path: str | os.PathLike, png_path: str | os.PathLike | None = None
+) -> None:
     """Epsilon sweep (top row) and annealing schedules (bottom row), pooled over settings.
 
     Top: success fraction (all runs pooled over the settings where the collapsed fit fails
@@ -161,22 +192,42 @@ def plot_epsilon(table: pd.DataFrame | str | os.PathLike, pdf_path: str | os.Pat
     informative_constant = informative[informative["schedule"] == "constant"]
     success = _pooled(informative_constant, ["method", "eps"])
     success_own = _pooled(informative_constant, ["method", "eps"], count="n_success_own")
-    per_eps = constant.groupby(["method", "eps"], sort=True).agg(
-        bias=("mean_bias", "mean"), iterations=("median_iterations", "mean")).reset_index()
+    per_eps = (
+        constant.groupby(["method", "eps"], sort=True)
+        .agg(bias=("mean_bias", "mean"), iterations=("median_iterations", "mean"))
+        .reset_index()
+    )
     eps_values = np.sort(constant["eps"].unique())
     factor = {m: f for m, f in zip(methods, np.exp(np.linspace(-0.06, 0.06, len(methods))))}
     for method in methods:
         label = _EPSILON_LABELS.get(method, method)
         line = success[success["method"] == method]
-        _error_bars(axes[0, 0], line["eps"] * factor[method], line["success"], line["ci_low"],
-                    line["ci_high"], method, label)
+        _error_bars(
+            axes[0, 0], line["eps"] * factor[method], line["success"], line["ci_low"], line["ci_high"], method, label
+        )
         line = success_own[success_own["method"] == method]
-        _error_bars(axes[0, 0], line["eps"] / factor[method], line["success"], line["ci_low"],
-                    line["ci_high"], method, None, linestyle="--", markerfacecolor="white")
+        _error_bars(
+            axes[0, 0],
+            line["eps"] / factor[method],
+            line["success"],
+            line["ci_low"],
+            line["ci_high"],
+            method,
+            None,
+            linestyle="--",
+            markerfacecolor="white",
+        )
         line = per_eps[per_eps["method"] == method]
         for ax, column in ((axes[0, 1], "bias"), (axes[0, 2], "iterations")):
-            ax.plot(line["eps"], line[column], color=method_color(method),
-                    marker=_MARKERS.get(method, "o"), markersize=3.5, linewidth=1.2, label=label)
+            ax.plot(
+                line["eps"],
+                line[column],
+                color=method_color(method),
+                marker=_MARKERS.get(method, "o"),
+                markersize=3.5,
+                linewidth=1.2,
+                label=label,
+            )
     axes[0, 0].set_ylabel("success fraction")
     axes[0, 1].set_ylabel("parameter error of the fit\nstarted at the truth")
     axes[0, 2].set_ylabel("iterations (median)")
@@ -195,30 +246,56 @@ def plot_epsilon(table: pd.DataFrame | str | os.PathLike, pdf_path: str | os.Pat
     # Bottom row: annealing to epsilon = 1 against constant epsilon = 1.
     unit = constant[constant["eps"] == 1.0]
     comparison = pd.concat([unit, annealed])
-    schedules = ["constant"] + sorted(annealed["schedule"].unique(),
-                                      key=lambda s: (annealed.loc[annealed["schedule"] == s, "eps0"].iloc[0],
-                                                     annealed.loc[annealed["schedule"] == s, "decay"].iloc[0]))
+    schedules = ["constant"] + sorted(
+        annealed["schedule"].unique(),
+        key=lambda s: (
+            annealed.loc[annealed["schedule"] == s, "eps0"].iloc[0],
+            annealed.loc[annealed["schedule"] == s, "decay"].iloc[0],
+        ),
+    )
     positions = {s: i for i, s in enumerate(schedules)}
     offsets = _dodge(methods, 0.12)
-    success = _pooled(informative[(informative["schedule"] != "constant") | (informative["eps"] == 1.0)],
-                      ["method", "schedule"])
-    accuracy = _relative_to_unit_epsilon(comparison, "median_error_success").groupby(
-        ["method", "schedule"]).agg(ratio=("ratio", _geometric_mean)).reset_index()
-    iterations = comparison.groupby(["method", "schedule"]).agg(
-        iterations=("median_iterations", "mean")).reset_index()
+    success = _pooled(
+        informative[(informative["schedule"] != "constant") | (informative["eps"] == 1.0)], ["method", "schedule"]
+    )
+    accuracy = (
+        _relative_to_unit_epsilon(comparison, "median_error_success")
+        .groupby(["method", "schedule"])
+        .agg(ratio=("ratio", _geometric_mean))
+        .reset_index()
+    )
+    iterations = comparison.groupby(["method", "schedule"]).agg(iterations=("median_iterations", "mean")).reset_index()
     for method in methods:
         line = success[success["method"] == method]
         x = line["schedule"].map(positions) + offsets[method]
-        _error_bars(axes[1, 0], x, line["success"], line["ci_low"], line["ci_high"], method,
-                    _EPSILON_LABELS.get(method, method), linestyle="none")
+        _error_bars(
+            axes[1, 0],
+            x,
+            line["success"],
+            line["ci_low"],
+            line["ci_high"],
+            method,
+            _EPSILON_LABELS.get(method, method),
+            linestyle="none",
+        )
         for ax, frame, column in ((axes[1, 1], accuracy, "ratio"), (axes[1, 2], iterations, "iterations")):
             line = frame[frame["method"] == method]
-            ax.plot(line["schedule"].map(positions) + offsets[method], line[column], linestyle="none",
-                    color=method_color(method), marker=_MARKERS.get(method, "o"), markersize=4)
+            ax.plot(
+                line["schedule"].map(positions) + offsets[method],
+                line[column],
+                linestyle="none",
+                color=method_color(method),
+                marker=_MARKERS.get(method, "o"),
+                markersize=4,
+            )
     tick_labels = [r"$\varepsilon$ = 1"] + [
-        f"{annealed.loc[annealed['schedule'] == s, 'eps0'].iloc[0]:g}" r"$\to$1" "\n"
-        r"$\rho$ " f"{annealed.loc[annealed['schedule'] == s, 'decay'].iloc[0]:g}"
-        for s in schedules[1:]]
+        f"{annealed.loc[annealed['schedule'] == s, 'eps0'].iloc[0]:g}"
+        r"$\to$1"
+        "\n"
+        r"$\rho$ "
+        f"{annealed.loc[annealed['schedule'] == s, 'decay'].iloc[0]:g}"
+        for s in schedules[1:]
+    ]
     for ax in axes[1]:
         ax.set_xticks(range(len(schedules)), tick_labels, fontsize=7)
         ax.set_xlim(-0.5, len(schedules) - 0.5)
@@ -233,17 +310,26 @@ def plot_epsilon(table: pd.DataFrame | str | os.PathLike, pdf_path: str | os.Pat
         ax.grid(axis="y", linewidth=0.4, alpha=0.4)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     grey = "#555555"
-    handles += [Line2D([], [], color=grey, marker="o", markersize=3.5),
-                Line2D([], [], color=grey, marker="o", markersize=3.5, linestyle="--",
-                       markerfacecolor="white")]
-    labels += [r"success: error as at $\varepsilon$ = 1 from the truth",
-               r"own optimum: error as at this $\varepsilon$ from the truth"]
-    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
-               frameon=False)
+    handles += [
+        Line2D([], [], color=grey, marker="o", markersize=3.5),
+        Line2D([], [], color=grey, marker="o", markersize=3.5, linestyle="--", markerfacecolor="white"),
+    ]
+    labels += [
+        r"success: error as at $\varepsilon$ = 1 from the truth",
+        r"own optimum: error as at this $\varepsilon$ from the truth",
+    ]
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     n_settings = len(table[["K", "d", "weights", "separation"]].drop_duplicates())
     n_informative = len(informative[["K", "d", "weights", "separation"]].drop_duplicates())
-    fig.text(0.995, 0.0, f"success (a, d): {n_informative} of {n_settings} settings (those where the "
-             f"collapsed fit fails the rule); (b, c, e, f): all {n_settings}",
-             ha="right", va="top", fontsize=7, color="#555555")
+    fig.text(
+        0.995,
+        0.0,
+        f"success (a, d): {n_informative} of {n_settings} settings (those where the "
+        f"collapsed fit fails the rule); (b, c, e, f): all {n_settings}",
+        ha="right",
+        va="top",
+        fontsize=7,
+        color="#555555",
+    )
     fig.tight_layout()
     save_figure(fig, pdf_path, png_path)
