@@ -34,10 +34,10 @@ $(BIN)/python:
 
 $(INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install --editable '.[test,cluster]'
+	$(BIN)/python -m pip install --editable '.[reproduce,test,cluster]'
 	touch $@
 
-install: $(INSTALLED)  ## create .venv and install the package with test and cluster extras
+install: $(INSTALLED)  ## create .venv and install the package with the reproduce, test and cluster extras
 
 reproduce: $(INSTALLED)  ## run the full pipeline (CORES=N, MIRROR=dir), then the HTML report
 	$(SNAKEMAKE) --cores $(CORES) $(MIRROR_CONFIG) $(SNAKEMAKE_ARGS)

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from sinkhorn_em.datasets import ChecksumMismatchError
-from sinkhorn_em.datasets.celegans import (
+from sinkhorn_em_repro.datasets import ChecksumMismatchError
+from sinkhorn_em_repro.datasets.celegans import (
     FDNC_SHA256,
     NeuronAtlas,
     WormNeurons,
@@ -24,7 +24,7 @@ from sinkhorn_em.datasets.celegans import (
     load_table_s2,
     match_table_s2,
 )
-from sinkhorn_em.experiments.celegans import (
+from sinkhorn_em_repro.experiments.celegans import (
     METHODS,
     atlas_scene,
     celegans_datasets,

@@ -1,4 +1,4 @@
-"""Convergence-rate experiments (sinkhorn_em.experiments.convergence) on tiny settings."""
+"""Convergence-rate experiments (sinkhorn_em_repro.experiments.convergence) on tiny settings."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import warnings
 import numpy as np
 import pytest
 
-from sinkhorn_em.experiments.convergence import (
+from sinkhorn_em_repro.experiments.convergence import (
     general_k_rates,
     linear_rate,
     run_general_k,
     run_symmetric_trajectories,
     symmetric_rates,
 )
-from sinkhorn_em.symmetric import population_grid, run_symmetric
+from sinkhorn_em_repro.symmetric import population_grid, run_symmetric
 
 RATE_COLUMNS = ["method", "theta_star", "alpha", "theta0", "rate", "iterations_to_1e-6"]
 
@@ -126,7 +126,7 @@ def test_general_k_runs_every_method_from_the_same_start():
 
 
 def test_plot_convergence_writes_pdf_and_png(tmp_path, tiny_trajectories):
-    from sinkhorn_em.plotting.convergence import plot_convergence
+    from sinkhorn_em_repro.plotting.convergence import plot_convergence
 
     general_k = run_general_k(seed=1, n_samples=200, n_datasets=1, max_iter=15, separation=2.5)
     plot_convergence(
@@ -142,7 +142,7 @@ def test_plot_convergence_writes_pdf_and_png(tmp_path, tiny_trajectories):
 
 @pytest.mark.pipeline
 def test_tiny_pipeline_writes_the_rate_tables(tiny_run_cores2):
-    from sinkhorn_em.pipeline import read_table
+    from sinkhorn_em_repro.pipeline import read_table
 
     tables = tiny_run_cores2.workdir / "results" / "tables"
     rates = read_table(tables / "convergence_rates.csv")

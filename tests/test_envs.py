@@ -30,6 +30,7 @@ def expected_packages() -> dict[str, SpecifierSet]:
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
     requirements = [
         *pyproject["project"]["dependencies"],
+        *pyproject["project"]["optional-dependencies"]["reproduce"],
         *pyproject["build-system"]["requires"],
     ]
     expected = {}

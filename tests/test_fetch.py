@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from conftest import run_snakemake
-from sinkhorn_em.datasets import ChecksumMismatchError, DatasetFetchError, fetch, verify_sha256
-from sinkhorn_em.datasets.fetch import dataset_key_by_path, file_sha256, local_dataset_path
+from sinkhorn_em_repro.datasets import ChecksumMismatchError, DatasetFetchError, fetch, verify_sha256
+from sinkhorn_em_repro.datasets.fetch import dataset_key_by_path, file_sha256, local_dataset_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Figure 2 experiment (sinkhorn_em.experiments.fig2) and its figure on tiny grids."""
+"""Figure 2 experiment (sinkhorn_em_repro.experiments.fig2) and its figure on tiny grids."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sinkhorn_em.experiments.fig2 import (
+from sinkhorn_em_repro.experiments.fig2 import (
     combine_chunks,
     fig2_noise,
     fig2_sample,
@@ -16,7 +16,7 @@ from sinkhorn_em.experiments.fig2 import (
     run_estep_check,
     run_fig2,
 )
-from sinkhorn_em.symmetric import symmetric_w2_squared
+from sinkhorn_em_repro.symmetric import symmetric_w2_squared
 
 REQUIRED_COLUMNS = [
     "method",
@@ -109,7 +109,7 @@ def test_bad_input_raises_value_error():
 
 
 def test_plot_fig2_writes_pdf_and_png(tmp_path):
-    from sinkhorn_em.plotting.fig2 import plot_fig2, worst_case_over_theta0
+    from sinkhorn_em_repro.plotting.fig2 import plot_fig2, worst_case_over_theta0
 
     runs = run_fig2(alphas=[0.6, 0.8, 0.9], **TINY)
     worst = worst_case_over_theta0(runs, "error_final")
@@ -122,7 +122,7 @@ def test_plot_fig2_writes_pdf_and_png(tmp_path):
 
 @pytest.mark.pipeline
 def test_tiny_pipeline_runs_both_esteps_and_they_agree(tiny_run_cores2):
-    from sinkhorn_em.pipeline import read_table
+    from sinkhorn_em_repro.pipeline import read_table
 
     tables = tiny_run_cores2.workdir / "results" / "tables"
     check = read_table(tables / "fig2_estep_check.csv")

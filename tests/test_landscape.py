@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from sinkhorn_em import eot_loss, nll
-from sinkhorn_em.experiments.landscape import (
+from sinkhorn_em_repro.experiments.landscape import (
     find_local_minima,
     landscape_minima,
     landscape_sample,
@@ -256,7 +256,7 @@ def test_stationary_points_2d_find_the_known_ones(tiny_2d):
 
 
 def test_plots_write_pdf_and_png(tmp_path, tiny_curves, tiny_2d):
-    from sinkhorn_em.plotting.landscape import plot_landscape_1d, plot_landscape_2d
+    from sinkhorn_em_repro.plotting.landscape import plot_landscape_1d, plot_landscape_2d
 
     minima = landscape_minima(tiny_curves, **TINY)
     plot_landscape_1d(tiny_curves, minima, tmp_path / "landscape.pdf")

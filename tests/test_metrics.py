@@ -169,3 +169,20 @@ def test_ari_and_nmi_ignore_label_names():
     assert ari(truth, renamed) == pytest.approx(1.0)
     assert nmi(truth, renamed) == pytest.approx(1.0)
     assert isinstance(ari(truth, renamed), float) and isinstance(nmi(truth, renamed), float)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_w2_squared_equals_pot_network_simplex_in_several_dimensions(seed):
+    ot = pytest.importorskip("ot")
+    rng = np.random.default_rng(seed)
+    points_a, points_b = rng.normal(scale=2, size=(4, 3)), rng.normal(scale=2, size=(6, 3))
+    weights_a, weights_b = rng.dirichlet(np.ones(4)), rng.dirichlet(np.ones(6))
+    expected = ot.emd2(weights_a, weights_b, ot.dist(points_a, points_b, metric="sqeuclidean"))
+    assert w2_squared(weights_a, points_a, weights_b, points_b) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_w2_squared_rejects_weights_that_do_not_match_the_atoms():
+    with pytest.raises(ValueError, match="one weight per atom"):
+        w2_squared([0.5, 0.5], [0.0, 1.0, 2.0], [1.0], [0.0])
+    with pytest.raises(ValueError, match="same mass"):
+        w2_squared([0.5, 0.5], [0.0, 1.0], [0.7], [0.0])

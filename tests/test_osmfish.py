@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sinkhorn_em.datasets.osmfish import (
+from sinkhorn_em_repro.datasets.osmfish import (
     REQUIRED_FIELDS,
     OsmFISHFeatures,
     build_features,
@@ -18,7 +18,7 @@ from sinkhorn_em.datasets.osmfish import (
     normalise_library_size,
     preprocess_counts,
 )
-from sinkhorn_em.experiments.osmfish import (
+from sinkhorn_em_repro.experiments.osmfish import (
     best_seed_maps,
     combine_per_seed,
     crosscheck_oem_sklearn,
@@ -31,7 +31,7 @@ from sinkhorn_em.experiments.osmfish import (
     seed_chunks,
     summarise_osmfish,
 )
-from sinkhorn_em.pipeline import read_table, write_table
+from sinkhorn_em_repro.pipeline import read_table, write_table
 
 LOOM_RELPATH = "spatial/osmFISH_SScortex_mouse_all_cells.loom"
 SUMMARY_COLUMNS = ["target", "features", "weights", "method", "ari_mean", "ari_sd", "nmi_mean", "nmi_sd", "n_seeds"]
@@ -397,7 +397,7 @@ def test_real_slice_runs_for_both_targets(osmfish):
 
 # ----------------------------------------------------------------------------- figures
 def test_figures_are_written_from_the_tables(blob_runs, tmp_path):
-    from sinkhorn_em.plotting.osmfish import plot_osmfish_ari, plot_osmfish_map
+    from sinkhorn_em_repro.plotting.osmfish import plot_osmfish_ari, plot_osmfish_map
 
     features, per_seed = blob_runs
     write_table(per_seed, tmp_path / "seeds.csv")

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sinkhorn_em.experiments import report
-from sinkhorn_em.experiments.report import (
+from sinkhorn_em_repro.experiments import report
+from sinkhorn_em_repro.experiments.report import (
     INCONCLUSIVE,
     NOT_REPRODUCED,
     PARTIAL,
@@ -38,7 +38,7 @@ from sinkhorn_em.experiments.report import (
     rule_costs,
     superiority_verdict,
 )
-from sinkhorn_em.identities import run_identity_checks
+from sinkhorn_em_repro.identities import run_identity_checks
 
 ALPHAS = [0.5, 0.7, 0.9]
 

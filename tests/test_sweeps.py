@@ -1,4 +1,4 @@
-"""Tests of the sweeps family: Wilson intervals, success rule, seeding, chunking, figures."""
+"""Tests of the sweeps family: success rule, seeding, chunking, figures."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import binomtest
 
-from sinkhorn_em.experiments import sweeps
-from sinkhorn_em.experiments.sweeps import (
+from sinkhorn_em_repro.experiments import sweeps
+from sinkhorn_em_repro.experiments.sweeps import (
     SweepSetting,
     exact_counts,
     geometric_schedule,
@@ -23,7 +22,6 @@ from sinkhorn_em.experiments.sweeps import (
     run_init_sweep_chunk,
     summarise_epsilon_sweep,
     summarise_init_sweep,
-    wilson_interval,
 )
 
 # A tiny but non-trivial setting: K = 3, well enough separated that runs differ by start.
@@ -118,44 +116,6 @@ def init_runs():
 @pytest.fixture(scope="module")
 def epsilon_runs():
     return _epsilon_chunk(0, 2)
-
-
-# --------------------------------------------------------------------------- Wilson interval
-@pytest.mark.parametrize("n", [1, 2, 7, 20, 263])
-def test_wilson_interval_matches_scipy(n):
-    successes = np.arange(n + 1)
-    low, high = wilson_interval(successes, np.full(n + 1, n))
-    for k in successes:
-        expected = binomtest(int(k), n).proportion_ci(confidence_level=0.95, method="wilson")
-        assert low[k] == pytest.approx(expected.low, abs=1e-12)
-        assert high[k] == pytest.approx(expected.high, abs=1e-12)
-
-
-@pytest.mark.parametrize(
-    "successes, n, low, high",
-    # Newcombe (1998), Statistics in Medicine 17:857, Table II, method 3 (Wilson score).
-    [
-        (81, 263, 0.2553, 0.3662),
-        (15, 148, 0.0624, 0.1605),
-        (0, 20, 0.0, 0.1611),
-        (1, 29, 0.0061, 0.1718),
-        (29, 29, 0.8830, 1.0),
-    ],
-)
-def test_wilson_interval_textbook_values(successes, n, low, high):
-    assert wilson_interval(successes, n) == pytest.approx((low, high), abs=5e-5)
-
-
-def test_wilson_interval_other_confidence_is_wider():
-    narrow = wilson_interval(5, 20, confidence=0.8)
-    wide = wilson_interval(5, 20, confidence=0.99)
-    assert wide[0] < narrow[0] < 0.25 < narrow[1] < wide[1]
-
-
-@pytest.mark.parametrize("successes, n, confidence", [(1, 0, 0.95), (-1, 5, 0.95), (6, 5, 0.95), (1, 5, 1.0)])
-def test_wilson_interval_rejects_bad_input(successes, n, confidence):
-    with pytest.raises(ValueError):
-        wilson_interval(successes, n, confidence)
 
 
 # --------------------------------------------------------------------------- success rule
@@ -395,7 +355,7 @@ def test_epsilon_bias_columns(epsilon_runs):
 
 # --------------------------------------------------------------------------- figures
 def test_figures_are_written(tmp_path, init_runs, epsilon_runs):
-    from sinkhorn_em.plotting.sweeps import plot_epsilon, plot_init_success
+    from sinkhorn_em_repro.plotting.sweeps import plot_epsilon, plot_init_success
 
     plot_init_success(summarise_init_sweep(init_runs), tmp_path / "init.pdf")
     plot_epsilon(summarise_epsilon_sweep(epsilon_runs), tmp_path / "eps.pdf", tmp_path / "eps.png")

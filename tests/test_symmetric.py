@@ -1,4 +1,4 @@
-"""The batched symmetric two-component model (sinkhorn_em.symmetric) against independent references.
+"""The batched symmetric two-component model (sinkhorn_em_repro.symmetric) against independent references.
 
 References: the core log-domain Sinkhorn (`sinkhorn_em.sinkhorn_log`), POT
 (`ot.bregman.sinkhorn_log`, `ot.emd2`), the core `eot_loss` and `w2_squared`, and
@@ -15,7 +15,7 @@ import pytest
 from scipy.special import logsumexp
 
 from sinkhorn_em import eot_loss, sinkhorn_log, w2_squared
-from sinkhorn_em.symmetric import (
+from sinkhorn_em_repro.symmetric import (
     balanced_log_odds,
     population_grid,
     run_symmetric,

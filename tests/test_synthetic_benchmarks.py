@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sinkhorn_em.experiments.synthetic import (
+from sinkhorn_em.synthetic import make_mixture, symmetric_mixture
+from sinkhorn_em_repro.experiments.synthetic import (
     WEIGHT_SCHEMES,
     benchmark_seed,
     benchmark_specs,
@@ -16,7 +17,6 @@ from sinkhorn_em.experiments.synthetic import (
     min_mean_distance,
     scheme_weights,
 )
-from sinkhorn_em.synthetic import make_mixture, symmetric_mixture
 
 SECTION = {
     "symmetric": {"n": 400, "theta_star": 1.5, "alphas": [0.6, 0.9], "replicates": 2},

@@ -53,12 +53,10 @@ from .gaussian import (
 from .losses import _posterior, balanced_value, free_energy
 from .sinkhorn import SinkhornConvergenceWarning
 
-__all__ = ["ESTIMATOR_METHOD", "INITS", "METHODS", "EOTGaussianMixture"]
+__all__ = ["INITS", "METHODS", "EOTGaussianMixture"]
 
 METHODS = ("em", "oem", "sinkhorn")
 SINKHORN_SOLVERS = ("newton", "sinkhorn")
-#: Table names of the methods (vEM, oEM, sEM) -> ``method`` of :class:`EOTGaussianMixture`.
-ESTIMATOR_METHOD = {"vEM": "em", "oEM": "oem", "sEM": "sinkhorn"}
 INITS = ("k-means++", "random_from_data", "random")
 
 

@@ -1,5 +1,5 @@
 # C. elegans family (see docs/ARCHITECTURE.md): neuron identification on simulated
-# NeuroPAL voxels (sinkhorn_em.experiments.celegans).
+# NeuroPAL voxels (sinkhorn_em_repro.experiments.celegans).
 #
 #   celegans_fit           one job per (dataset, method, trial chunk) -> results/celegans/runs/...
 #   celegans_summary       mean and 95% interval per iterate -> results/celegans/celegans_per_iteration.csv,
@@ -9,7 +9,7 @@
 #
 # All methods of a trial see the same voxels and the same start: the seeds depend on
 # (dataset, trial[, init]) only, never on the method or on the chunking.
-from sinkhorn_em.experiments.celegans import plan_celegans
+from sinkhorn_em_repro.experiments.celegans import plan_celegans
 
 CELEGANS_PLAN = plan_celegans(section("celegans"), config["seed"], DATASET_FILES)
 CELEGANS_FITS = CELEGANS_PLAN["fits"]

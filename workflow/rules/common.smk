@@ -13,7 +13,7 @@ BENCHMARKS = f"{RESULTS}/benchmarks"
 
 # `snakemake --lint` (a test) also rejects a rule file that defines both rules and
 # Python functions (`def`): put a family's helper functions in its package module
-# (sinkhorn_em.experiments.<family>) and call them from the rule file.
+# (sinkhorn_em_repro.experiments.<family>) and call them from the rule file.
 
 # Software environment of every job, for `--sdm conda`. Conda paths are resolved
 # relative to the file that defines the rule, and every family's rules live in

@@ -5,7 +5,7 @@
 import functools
 import re
 
-from sinkhorn_em.datasets.fetch import dataset_key_by_path, local_dataset_path
+from sinkhorn_em_repro.datasets.fetch import dataset_key_by_path, local_dataset_path
 
 RESOURCES = "resources"
 DATASET_FILES = section("datasets")["files"]

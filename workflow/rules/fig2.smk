@@ -3,7 +3,7 @@
 # gets easy and hard settings alike); each job runs every method, theta0 and repetition
 # of its alphas, vectorised. Noise vectors are seeded by repetition only, so the table
 # does not depend on the chunking.
-from sinkhorn_em.experiments.fig2 import grid as fig2_grid
+from sinkhorn_em_repro.experiments.fig2 import grid as fig2_grid
 
 FIG2 = section("fig2")
 FIG2_ALPHAS = fig2_grid(FIG2["alpha_grid"])

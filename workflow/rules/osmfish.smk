@@ -1,6 +1,6 @@
 # osmFISH family (see docs/ARCHITECTURE.md): clustering the 4,839 valid cells of the
 # osmFISH mouse cortex into regions (K = 11) and cell types (K = 31) with known,
-# perturbed or uniform proportions (sinkhorn_em.experiments.osmfish).
+# perturbed or uniform proportions (sinkhorn_em_repro.experiments.osmfish).
 #
 #   osmfish_features    loom -> results/osmfish/features_<features>.npz (normalise, log1p, PCA [+ x, y])
 #   osmfish_fit         one job per (target, features, weights, method, seed chunk)
@@ -12,7 +12,7 @@
 #
 # All methods and weight settings of one seed index share the initialisation and the
 # perturbation: seeds depend on (target, features, seed index) only.
-from sinkhorn_em.experiments.osmfish import fit_settings, seed_chunks
+from sinkhorn_em_repro.experiments.osmfish import fit_settings, seed_chunks
 
 OSMFISH = section("osmfish")
 OSMFISH_DIR = f"{RESULTS}/osmfish"

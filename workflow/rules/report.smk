@@ -1,5 +1,5 @@
 # Rules of the report family (issue 8): results/REPORT.md, every claim of the papers next to
-# its measured numbers and a verdict computed from the tables (sinkhorn_em.experiments.report).
+# its measured numbers and a verdict computed from the tables (sinkhorn_em_repro.experiments.report).
 #
 #   report_identities  claim 8's numerical checks -> results/tables/identities.csv
 #   report_build       every final output of every family -> results/REPORT.md
@@ -10,8 +10,8 @@
 # inputs, the report globs results/benchmarks/ and results/logs/ when it runs (everything
 # upstream has finished by then) and maps each file to its rule through the benchmark:/log:
 # patterns of workflow.rules. Rules without benchmark: are timed from the wall time that
-# sinkhorn_em.pipeline.snakemake_job writes at the end of their log, or not listed at all.
-from sinkhorn_em.experiments.report import config_hash
+# sinkhorn_em_repro.pipeline.snakemake_job writes at the end of their log, or not listed at all.
+from sinkhorn_em_repro.experiments.report import config_hash
 
 REPORT = section("report")
 REPORT_UPSTREAM = list(

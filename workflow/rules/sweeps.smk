@@ -1,10 +1,10 @@
 # Rules of the sweeps family (issue 5): initialisation sweep, epsilon sweep and annealing.
 # Each sweep is split into many independent jobs, one per (setting, dataset, block of
 # `inits_per_job` initialisations), that Snakemake spreads over cores or cluster nodes;
-# seeds come from what a job computes (sinkhorn_em.experiments.sweeps), so the tables do
+# seeds come from what a job computes (sinkhorn_em_repro.experiments.sweeps), so the tables do
 # not depend on --cores, job order or chunking. `sweep_scale` multiplies the numbers of
 # datasets and initialisations.
-from sinkhorn_em.experiments.sweeps import plan_epsilon_sweep, plan_init_sweep
+from sinkhorn_em_repro.experiments.sweeps import plan_epsilon_sweep, plan_init_sweep
 
 SWEEP_JOBS = {
     "init": plan_init_sweep(

@@ -1,8 +1,8 @@
 # Rules of the synthetic family (issue 4, section 1): benchmark datasets with their seeds.
 # One job per dataset writes results/synthetic/<name>.npz (data, labels, true parameters,
 # seed) and a one-row manifest; one job gathers the rows into results/synthetic/manifest.csv.
-# Dataset names encode every parameter (see sinkhorn_em.experiments.synthetic.benchmark_specs).
-from sinkhorn_em.experiments.synthetic import benchmark_specs
+# Dataset names encode every parameter (see sinkhorn_em_repro.experiments.synthetic.benchmark_specs).
+from sinkhorn_em_repro.experiments.synthetic import benchmark_specs
 
 SYNTHETIC_SPECS = benchmark_specs(section("synthetic"))
 SYNTHETIC_DIR = f"{RESULTS}/synthetic"

@@ -1,7 +1,7 @@
 """Fit one method on one chunk of trials of one C. elegans dataset (rule celegans_fit)."""
 
-from sinkhorn_em.experiments.celegans import load_scene, run_celegans_chunk
-from sinkhorn_em.pipeline import snakemake_job, write_table
+from sinkhorn_em_repro.experiments.celegans import load_scene, run_celegans_chunk
+from sinkhorn_em_repro.pipeline import snakemake_job, write_table
 
 with snakemake_job(snakemake.log[0]):
     scene_args = snakemake.params.scene

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from sinkhorn_em.experiments.celegans import final_summary, summarise_celegans
-from sinkhorn_em.pipeline import read_table, snakemake_job, write_table
+from sinkhorn_em_repro.experiments.celegans import final_summary, summarise_celegans
+from sinkhorn_em_repro.pipeline import read_table, snakemake_job, write_table
 
 with snakemake_job(snakemake.log[0]):
     runs = pd.concat([read_table(path) for path in snakemake.input.runs], ignore_index=True)

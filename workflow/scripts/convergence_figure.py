@@ -1,7 +1,7 @@
 """Draw the convergence-rate figure from the trajectory and rate tables."""
 
-from sinkhorn_em.pipeline import snakemake_job
-from sinkhorn_em.plotting.convergence import plot_convergence
+from sinkhorn_em_repro.pipeline import snakemake_job
+from sinkhorn_em_repro.plotting.convergence import plot_convergence
 
 with snakemake_job(snakemake.log[0]):
     plot_convergence(

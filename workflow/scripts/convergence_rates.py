@@ -1,7 +1,7 @@
 """Linear rate of every run of a trajectory table (symmetric or general K)."""
 
-from sinkhorn_em.experiments.convergence import general_k_rates, symmetric_rates
-from sinkhorn_em.pipeline import read_table, snakemake_job, write_table
+from sinkhorn_em_repro.experiments.convergence import general_k_rates, symmetric_rates
+from sinkhorn_em_repro.pipeline import read_table, snakemake_job, write_table
 
 RATES = {"convergence_rates": symmetric_rates, "convergence_general_k_rates": general_k_rates}
 

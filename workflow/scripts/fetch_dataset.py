@@ -1,7 +1,7 @@
 """Fetch one dataset into resources/ and verify its sha256 (rule fetch_dataset)."""
 
-from sinkhorn_em.datasets.fetch import fetch
-from sinkhorn_em.pipeline import snakemake_job
+from sinkhorn_em_repro.datasets.fetch import fetch
+from sinkhorn_em_repro.pipeline import snakemake_job
 
 with snakemake_job(snakemake.log[0]):
     datasets = snakemake.config["datasets"]

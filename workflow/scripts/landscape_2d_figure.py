@@ -1,7 +1,7 @@
 """Figure: heat-maps of both losses over free means with the stationary points marked."""
 
-from sinkhorn_em.pipeline import read_table, snakemake_job
-from sinkhorn_em.plotting.landscape import plot_landscape_2d
+from sinkhorn_em_repro.pipeline import read_table, snakemake_job
+from sinkhorn_em_repro.plotting.landscape import plot_landscape_2d
 
 with snakemake_job(snakemake.log[0]):
     plot_landscape_2d(

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from sinkhorn_em.experiments.landscape import landscape_minima
-from sinkhorn_em.pipeline import read_table, snakemake_job, write_table
+from sinkhorn_em_repro.experiments.landscape import landscape_minima
+from sinkhorn_em_repro.pipeline import read_table, snakemake_job, write_table
 
 with snakemake_job(snakemake.log[0]):
     curves = pd.concat([read_table(path) for path in snakemake.input.curves], ignore_index=True)

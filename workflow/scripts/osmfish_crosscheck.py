@@ -1,8 +1,8 @@
 """oEM against scikit-learn's GaussianMixture from the same start (rule osmfish_crosscheck)."""
 
-from sinkhorn_em.datasets.osmfish import OsmFISHFeatures
-from sinkhorn_em.experiments.osmfish import crosscheck_oem_sklearn
-from sinkhorn_em.pipeline import snakemake_job, write_table
+from sinkhorn_em_repro.datasets.osmfish import OsmFISHFeatures
+from sinkhorn_em_repro.experiments.osmfish import crosscheck_oem_sklearn
+from sinkhorn_em_repro.pipeline import snakemake_job, write_table
 
 with snakemake_job(snakemake.log[0]):
     features = OsmFISHFeatures.load(snakemake.input[0])

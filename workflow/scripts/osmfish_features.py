@@ -1,7 +1,7 @@
 """Features of the valid osmFISH cells for one feature set (rule osmfish_features)."""
 
-from sinkhorn_em.datasets.osmfish import build_features, load_osmfish
-from sinkhorn_em.pipeline import snakemake_job
+from sinkhorn_em_repro.datasets.osmfish import build_features, load_osmfish
+from sinkhorn_em_repro.pipeline import snakemake_job
 
 with snakemake_job(snakemake.log[0]):
     data = load_osmfish(snakemake.input[0])

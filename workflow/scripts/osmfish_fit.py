@@ -1,8 +1,8 @@
 """Fit one method on one osmFISH setting for a chunk of seeds (rule osmfish_fit)."""
 
-from sinkhorn_em.datasets.osmfish import OsmFISHFeatures
-from sinkhorn_em.experiments.osmfish import run_osmfish_chunk
-from sinkhorn_em.pipeline import snakemake_job, write_table
+from sinkhorn_em_repro.datasets.osmfish import OsmFISHFeatures
+from sinkhorn_em_repro.experiments.osmfish import run_osmfish_chunk
+from sinkhorn_em_repro.pipeline import snakemake_job, write_table
 
 with snakemake_job(snakemake.log[0]):
     features = OsmFISHFeatures.load(snakemake.input[0])

@@ -1,8 +1,8 @@
 """Cell labels of each method's best-likelihood seed, for the region map (rule osmfish_map)."""
 
-from sinkhorn_em.datasets.osmfish import OsmFISHFeatures
-from sinkhorn_em.experiments.osmfish import best_seed_maps
-from sinkhorn_em.pipeline import read_table, snakemake_job, write_table
+from sinkhorn_em_repro.datasets.osmfish import OsmFISHFeatures
+from sinkhorn_em_repro.experiments.osmfish import best_seed_maps
+from sinkhorn_em_repro.pipeline import read_table, snakemake_job, write_table
 
 with snakemake_job(snakemake.log[0]):
     features = {

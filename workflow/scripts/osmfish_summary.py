@@ -1,7 +1,7 @@
 """Per-seed table and summary of every osmFISH fit (rule osmfish_summary)."""
 
-from sinkhorn_em.experiments.osmfish import combine_per_seed, summarise_osmfish
-from sinkhorn_em.pipeline import read_table, snakemake_job, write_table
+from sinkhorn_em_repro.experiments.osmfish import combine_per_seed, summarise_osmfish
+from sinkhorn_em_repro.pipeline import read_table, snakemake_job, write_table
 
 with snakemake_job(snakemake.log[0]):
     per_seed = combine_per_seed([read_table(path) for path in snakemake.input])

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from sinkhorn_em.experiments.report import report_from_files
-from sinkhorn_em.pipeline import snakemake_job
+from sinkhorn_em_repro.experiments.report import report_from_files
+from sinkhorn_em_repro.pipeline import snakemake_job
 
 with snakemake_job(snakemake.log[0]):
     inputs = snakemake.input

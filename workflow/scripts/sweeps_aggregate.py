@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from sinkhorn_em.experiments.sweeps import summarise_epsilon_sweep, summarise_init_sweep
-from sinkhorn_em.pipeline import read_table, snakemake_job, write_table
+from sinkhorn_em_repro.experiments.sweeps import summarise_epsilon_sweep, summarise_init_sweep
+from sinkhorn_em_repro.pipeline import read_table, snakemake_job, write_table
 
 SUMMARISE = {"init": summarise_init_sweep, "epsilon": summarise_epsilon_sweep}
 

@@ -1,7 +1,7 @@
 """One job of the init or epsilon sweep: all runs of one dataset and block of inits."""
 
-from sinkhorn_em.experiments.sweeps import run_epsilon_sweep_chunk, run_init_sweep_chunk
-from sinkhorn_em.pipeline import snakemake_job, write_table
+from sinkhorn_em_repro.experiments.sweeps import run_epsilon_sweep_chunk, run_init_sweep_chunk
+from sinkhorn_em_repro.pipeline import snakemake_job, write_table
 
 RUN_CHUNK = {"init": run_init_sweep_chunk, "epsilon": run_epsilon_sweep_chunk}
 

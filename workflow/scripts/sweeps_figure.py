@@ -1,7 +1,7 @@
 """Draw a figure of the sweeps family from its aggregated table."""
 
-from sinkhorn_em.pipeline import snakemake_job
-from sinkhorn_em.plotting.sweeps import plot_epsilon, plot_init_success
+from sinkhorn_em_repro.pipeline import snakemake_job
+from sinkhorn_em_repro.plotting.sweeps import plot_epsilon, plot_init_success
 
 PLOT = {"sweeps_init_figure": plot_init_success, "sweeps_epsilon_figure": plot_epsilon}
 

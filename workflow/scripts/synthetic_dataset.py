@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from sinkhorn_em.experiments.synthetic import build_benchmark
-from sinkhorn_em.pipeline import snakemake_job, write_table
+from sinkhorn_em_repro.experiments.synthetic import build_benchmark
+from sinkhorn_em_repro.pipeline import snakemake_job, write_table
 
 with snakemake_job(snakemake.log[0]):
     benchmark = build_benchmark(snakemake.wildcards.name, snakemake.params.spec, snakemake.params.seed)

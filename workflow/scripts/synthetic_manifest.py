@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from sinkhorn_em.pipeline import read_table, snakemake_job, write_table
+from sinkhorn_em_repro.pipeline import read_table, snakemake_job, write_table
 
 with snakemake_job(snakemake.log[0]):
     rows = pd.concat([read_table(path) for path in snakemake.input], ignore_index=True)

@@ -14,9 +14,10 @@ import pandas as pd
 from matplotlib import ticker
 from matplotlib.lines import Line2D
 
-from sinkhorn_em.experiments.sweeps import INIT_SCHEMES, wilson_interval
-from sinkhorn_em.pipeline import read_table
-from sinkhorn_em.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
+from sinkhorn_em_repro.experiments.sweeps import INIT_SCHEMES
+from sinkhorn_em_repro.intervals import wilson_interval
+from sinkhorn_em_repro.pipeline import read_table
+from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
 
 __all__ = ["plot_epsilon", "plot_init_success"]
 

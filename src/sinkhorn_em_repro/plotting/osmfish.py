@@ -13,8 +13,8 @@ import os
 import numpy as np
 import pandas as pd
 
-from sinkhorn_em.pipeline import read_table
-from sinkhorn_em.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
+from sinkhorn_em_repro.pipeline import read_table
+from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
 
 __all__ = ["plot_osmfish_ari", "plot_osmfish_map"]
 
@@ -33,7 +33,7 @@ def _feature_title(features: str, n_features: int | None = None) -> str:
 
 
 def _as_frame(table: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
-    from sinkhorn_em.experiments.osmfish import tidy_table
+    from sinkhorn_em_repro.experiments.osmfish import tidy_table
 
     return tidy_table(table if isinstance(table, pd.DataFrame) else read_table(table))
 

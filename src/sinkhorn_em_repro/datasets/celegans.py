@@ -27,7 +27,7 @@ from xml.etree import ElementTree
 import numpy as np
 import pandas as pd
 
-from sinkhorn_em.datasets.fetch import ChecksumMismatchError
+from sinkhorn_em_repro.datasets.fetch import ChecksumMismatchError
 
 __all__ = [
     "ATLAS_REGIONS",

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-from sinkhorn_em.pipeline import read_table
-from sinkhorn_em.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
+from sinkhorn_em_repro.pipeline import read_table
+from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
 
 __all__ = ["nearest_value", "plot_fig2", "worst_case_over_theta0"]
 

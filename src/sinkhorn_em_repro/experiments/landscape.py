@@ -36,7 +36,7 @@ NLL are therefore the fixed points of EM with known weights, those of the EOT lo
 fixed points of Sinkhorn-EM.
 
 The experiment functions follow the project convention: parameters in, DataFrame out,
-no file I/O, samples drawn from :func:`sinkhorn_em.seeding.derive_rng`.
+no file I/O, samples drawn from :func:`sinkhorn_em_repro.seeding.derive_rng`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ import pandas as pd
 from scipy import optimize
 from scipy.special import expit, logit
 
-from sinkhorn_em.seeding import derive_seed
+from sinkhorn_em_repro.seeding import derive_seed
 
 __all__ = [
     "TwoComponentLosses",

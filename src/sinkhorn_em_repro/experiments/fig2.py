@@ -14,7 +14,7 @@ The authors' protocol, reproduced exactly:
   :math:`w = \alpha^*` for vEM and sEM and the current estimated weights for oEM.
 
 All runs for one :math:`\alpha^*` (every :math:`\theta_0` and repetition) advance
-together through :func:`sinkhorn_em.symmetric.run_symmetric`.
+together through :func:`sinkhorn_em_repro.symmetric.run_symmetric`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sinkhorn_em.seeding import derive_rng
-from sinkhorn_em.symmetric import ESTEP_VARIANTS, SYMMETRIC_METHODS, run_symmetric, symmetric_w2_squared
+from sinkhorn_em_repro.seeding import derive_rng
+from sinkhorn_em_repro.symmetric import ESTEP_VARIANTS, SYMMETRIC_METHODS, run_symmetric, symmetric_w2_squared
 
 __all__ = [
     "combine_chunks",

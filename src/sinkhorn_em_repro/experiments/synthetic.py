@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sinkhorn_em.seeding import derive_seed
 from sinkhorn_em.synthetic import MixtureSample, make_mixture, symmetric_mixture
+from sinkhorn_em_repro.seeding import derive_seed
 
 __all__ = [
     "WEIGHT_SCHEMES",

@@ -53,14 +53,14 @@ position distances (:func:`sinkhorn_em.matched_parameter_error`). Then
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from sinkhorn_em.seeding import derive_seed
+from sinkhorn_em_repro.fitting import fit_table_method
+from sinkhorn_em_repro.intervals import t_interval
+from sinkhorn_em_repro.seeding import derive_seed
 
 __all__ = [
     "INITS",
@@ -88,7 +88,6 @@ __all__ = [
 
 METHODS = ("vEM", "oEM", "sEM")
 INITS = ("random", "atlas")
-from sinkhorn_em.mixture import ESTIMATOR_METHOD as _ESTIMATOR_METHOD  # noqa: E402  (one map shared by all families)
 
 _POSITION_DIMS = 3
 _FEATURE_DIMS = 6
@@ -193,7 +192,7 @@ def atlas_scene(
 
     Parameters
     ----------
-    atlas : sinkhorn_em.datasets.celegans.NeuronAtlas
+    atlas : sinkhorn_em_repro.datasets.celegans.NeuronAtlas
     neurons : list of str, optional
         Subset of neurons (default: the whole region).
     n_voxels, voxels_per_neuron : int
@@ -265,7 +264,7 @@ def worm_scene(
     neurons and multiplied by ``color_std``, so that colour differences between neurons
     are on the scale of the atlas's (whose channels spread by 7-12 units).
     """
-    from sinkhorn_em.datasets.celegans import match_table_s2
+    from sinkhorn_em_repro.datasets.celegans import match_table_s2
 
     matched = match_table_s2(worm, table, region)
     K = matched.n_neurons
@@ -426,47 +425,6 @@ def _mean_loglik(features, weights, means, covariances, covariance_type) -> floa
     return float(np.mean(row_max + np.log(log_joint.sum(axis=1))))
 
 
-def _fit(
-    X,
-    method,
-    means,
-    covariances,
-    weights,
-    *,
-    n_iter,
-    covariance_type,
-    epsilon,
-    reg_covar,
-    sinkhorn_tol,
-    sinkhorn_max_iter,
-    keep_trajectory=True,
-):
-    from sinkhorn_em import EOTGaussianMixture
-
-    model = EOTGaussianMixture(
-        n_components=len(weights),
-        weights=weights,
-        method=_ESTIMATOR_METHOD[method],
-        covariance_type=covariance_type,
-        epsilon=epsilon,
-        tol=0.0,
-        max_iter=int(n_iter),
-        reg_covar=reg_covar,
-        means_init=means,
-        covariances_init=covariances,
-        sinkhorn_tol=sinkhorn_tol,
-        sinkhorn_max_iter=sinkhorn_max_iter,
-        track_eot_loss=False,
-        keep_trajectory=keep_trajectory,
-        random_state=0,
-    )
-    with warnings.catch_warnings():
-        # Sinkhorn solves that stop at sinkhorn_max_iter are counted in the log, not raised.
-        warnings.simplefilter("ignore", category=UserWarning)
-        model.fit(X)
-    return model
-
-
 def _trial_setup(scene, trial_index, *, base_seed, scale_log_mean, scale_log_sd, test_fraction):
     rng = np.random.default_rng(derive_seed(base_seed, "celegans", scene.dataset, int(trial_index)))
     return simulate_trial(
@@ -540,19 +498,21 @@ def run_celegans_chunk(
                 covariance_type=covariance_type,
                 variance=variance,
             )
-            model = _fit(
-                trial.X_train,
+            model = fit_table_method(
                 method,
-                means,
-                covariances,
-                weights,
-                n_iter=n_iter,
+                trial.X_train,
+                weights=weights,
+                means_init=means,
+                covariances_init=covariances,
                 covariance_type=covariance_type,
+                tol=0.0,
+                max_iter=n_iter,
                 epsilon=epsilon,
                 reg_covar=reg_covar,
                 sinkhorn_tol=sinkhorn_tol,
                 sinkhorn_max_iter=sinkhorn_max_iter,
-            )
+                keep_trajectory=True,
+            ).model
             history = model.history_
             for state, (_, record) in zip(model.trajectory_, history.iterrows()):
                 metrics = identification_metrics(true_positions, state["means"][:, :_POSITION_DIMS], radii)
@@ -664,11 +624,9 @@ def summarise_celegans(
         )
         .reset_index()
     )
-    n = summary["n_trials"].to_numpy()
-    quantile = stats.t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1))
-    half_width = np.where(n > 1, quantile * summary["sd"].fillna(0.0).to_numpy() / np.sqrt(n), 0.0)
-    summary["ci_low"] = summary["mean"] - half_width
-    summary["ci_high"] = summary["mean"] + half_width
+    summary["ci_low"], summary["ci_high"] = t_interval(
+        summary["mean"], summary["sd"], summary["n_trials"], confidence, single_width=0.0
+    )
     # Accuracies live in [0, 1] and distances are >= 0: clip the symmetric interval there.
     bounded = summary["metric"].str.startswith("accuracy_r")
     summary.loc[bounded, ["ci_low", "ci_high"]] = summary.loc[bounded, ["ci_low", "ci_high"]].clip(0.0, 1.0)
@@ -768,20 +726,20 @@ def segmentation_map(
             variance=variance,
         )
         for method in methods:
-            model = _fit(
-                data.X_train,
+            model = fit_table_method(
                 method,
-                means,
-                covariances,
-                weights,
-                n_iter=n_iter,
+                data.X_train,
+                weights=weights,
+                means_init=means,
+                covariances_init=covariances,
                 covariance_type=covariance_type,
+                tol=0.0,
+                max_iter=n_iter,
                 epsilon=epsilon,
                 reg_covar=reg_covar,
                 sinkhorn_tol=sinkhorn_tol,
                 sinkhorn_max_iter=sinkhorn_max_iter,
-                keep_trajectory=False,
-            )
+            ).model
             permutation = identification_metrics(data.centers[:, :_POSITION_DIMS], model.means_[:, :_POSITION_DIMS])[
                 "permutation"
             ]
@@ -986,7 +944,7 @@ def load_scene(
     dataset: str, spec: dict, paths: list[str], *, min_position: float = 5.0, sha256: str | None = None
 ) -> NeuronScene:
     """Read the files of one dataset (``paths`` in the order of ``spec["inputs"]``) into a scene."""
-    from sinkhorn_em.datasets import celegans as loaders
+    from sinkhorn_em_repro.datasets import celegans as loaders
 
     if spec["kind"] == "atlas":
         atlas = loaders.load_neuropal_atlas(paths[0], spec["region"])

@@ -38,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from sinkhorn_em_repro.intervals import t_interval
 
 __all__ = [
     "VERDICTS",
@@ -152,7 +153,7 @@ def require_columns(table: pd.DataFrame, columns: Sequence[str], source: str) ->
         raise ValueError(
             f"{source} lacks columns {missing} (it has {list(table.columns)}); the report reads "
             "these columns: regenerate the table with the current pipeline or update "
-            "sinkhorn_em.experiments.report."
+            "sinkhorn_em_repro.experiments.report."
         )
 
 
@@ -776,13 +777,6 @@ def claim_celegans(
     )
 
 
-def _t_interval(mean: pd.Series, sd: pd.Series, n: pd.Series, confidence: float):
-    n = n.astype(float)
-    quantile = stats.t.ppf(0.5 + confidence / 2.0, np.maximum(n - 1.0, 1.0))
-    half = np.where(n > 1, quantile * sd.fillna(0.0).to_numpy() / np.sqrt(n), np.nan)
-    return mean - half, mean + half
-
-
 def claim_osmfish(
     table: pd.DataFrame,
     *,
@@ -805,7 +799,7 @@ def claim_osmfish(
     table = table.assign(
         weights=table["weights"].map(lambda v: str(v).lower() if isinstance(v, (bool, np.bool_)) else str(v))
     )
-    low, high = _t_interval(table["ari_mean"], table["ari_sd"], table["n_seeds"], confidence)
+    low, high = t_interval(table["ari_mean"], table["ari_sd"], table["n_seeds"], confidence)
     table = table.assign(ari_low=low, ari_high=high)
     enough = table["n_seeds"] >= min_replicates
     # Too few seeds: an interval that cannot separate anything.
@@ -859,7 +853,7 @@ def claim_osmfish(
 def claim_identities(identities: pd.DataFrame) -> Claim:
     """Claim 8: NLL = semi-relaxed EOT value; EM = block-coordinate descent on F.
 
-    Reads ``identities.csv`` (:func:`sinkhorn_em.identities.run_identity_checks`); each row
+    Reads ``identities.csv`` (:func:`sinkhorn_em_repro.identities.run_identity_checks`); each row
     states its own criterion and whether it passed. Reproduced if every check passes, not
     reproduced if none does, partially otherwise.
     """
@@ -1038,7 +1032,7 @@ def rule_costs(rule_files: Mapping[str, Mapping], root: str | Path = ".") -> pd.
     pandas.DataFrame
         One row per rule that ran and was measured: ``rule``, ``source`` (``benchmark``:
         Snakemake's ``s`` column, CPU time and peak RSS; ``log``: the wall time that
-        :func:`sinkhorn_em.pipeline.snakemake_job` prints at the end of the log), ``jobs``,
+        :func:`sinkhorn_em_repro.pipeline.snakemake_job` prints at the end of the log), ``jobs``,
         ``total_s``, ``max_s``, ``cpu_s``, ``max_rss_mb``, sorted by decreasing total.
         Files found on disk are matched to rules by their patterns; files left by earlier
         runs with another config are included (``make clean-results`` removes them).
@@ -1182,7 +1176,7 @@ def render_report(
         "",
         "Every claim of the papers (arXiv 2006.16548, 2605.03240, 2501.12005) next to the numbers this "
         "run measured and a verdict **computed** from the result tables by the criterion written under "
-        "the claim (`sinkhorn_em.experiments.report`; thresholds in the `report` config section). "
+        "the claim (`sinkhorn_em_repro.experiments.report`; thresholds in the `report` config section). "
         "Nothing here is written by hand: rerun the pipeline and this file changes with the tables.",
         "",
         f"Config sha256 `{config_digest}`" + (f", base seed {seed}" if seed is not None else "") + ".",
@@ -1246,7 +1240,7 @@ def render_report(
         "",
         "Wall time of every rule that ran, summed over its jobs: from the `benchmark:` files under "
         "`results/benchmarks/` (column `s`; CPU time and peak RSS too) for the heavy rules, and from the "
-        "wall time that `sinkhorn_em.pipeline.snakemake_job` writes at the end of each log for the "
+        "wall time that `sinkhorn_em_repro.pipeline.snakemake_job` writes at the end of each log for the "
         "others. Rules with neither (downloads, `all`, this report) are not listed. Times are those of "
         "this machine and this run; with several cores, jobs overlap, so the total exceeds the elapsed time.",
         "",
@@ -1307,7 +1301,7 @@ def report_from_files(
     root : path
         Working directory of the run.
     """
-    from sinkhorn_em.pipeline import read_table
+    from sinkhorn_em_repro.pipeline import read_table
 
     tables = {name: read_table(path) for name, path in table_paths.items()}
     claims = build_claims(tables, criteria, fig2_theta0=fig2["theta0"], fig2_panel_alphas=fig2["panel_alphas"])

@@ -2,7 +2,7 @@ r"""osmFISH application: cluster cortex cells into regions / cell types with kno
 
 Setting
 -------
-The 4,839 valid cells of the osmFISH cortex dataset (:mod:`sinkhorn_em.datasets.osmfish`)
+The 4,839 valid cells of the osmFISH cortex dataset (:mod:`sinkhorn_em_repro.datasets.osmfish`)
 are embedded by their expression (``expr``: library-size normalised, ``log1p``, 10 PCs) and
 optionally their standardised position (``expr+xy``). A Gaussian mixture with
 :math:`K = 11` components is fitted and compared with the anatomical regions, or
@@ -42,14 +42,12 @@ depends on the method nor on the weight setting, so all comparisons are paired.
 
 from __future__ import annotations
 
-import time
-import warnings
-
 import numpy as np
 import pandas as pd
 
-from sinkhorn_em.datasets.osmfish import OsmFISHFeatures
-from sinkhorn_em.seeding import derive_seed
+from sinkhorn_em_repro.datasets.osmfish import OsmFISHFeatures
+from sinkhorn_em_repro.fitting import fit_table_method
+from sinkhorn_em_repro.seeding import derive_seed
 
 __all__ = [
     "FEATURE_SETS",
@@ -60,7 +58,6 @@ __all__ = [
     "class_proportions",
     "combine_per_seed",
     "crosscheck_oem_sklearn",
-    "fit_method",
     "fit_settings",
     "kmeanspp_init",
     "match_labels",
@@ -77,7 +74,6 @@ TARGETS = ("region", "celltype")
 FEATURE_SETS = ("expr", "expr+xy")
 WEIGHT_SETTINGS = ("true", "perturbed", "uniform")
 METHODS = ("vEM", "oEM", "sEM", "sklearn")
-from sinkhorn_em.mixture import ESTIMATOR_METHOD as _ESTIMATOR_METHOD  # noqa: E402  (one map shared by all families)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -226,85 +222,6 @@ def match_weights_by_rank(weights: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return matched
 
 
-def fit_method(
-    X: np.ndarray,
-    method: str,
-    means: np.ndarray,
-    covariances: np.ndarray,
-    weights: np.ndarray,
-    *,
-    tol: float = 1e-6,
-    max_iter: int = 300,
-    reg_covar: float = 1e-6,
-    epsilon: float = 1.0,
-    sinkhorn_tol: float = 1e-9,
-    sinkhorn_max_iter: int = 1000,
-):
-    """Fit one method from full initial parameters.
-
-    Returns ``(model, sinkhorn_converged)``: the fitted estimator and whether every
-    inner Sinkhorn solve reached ``sinkhorn_tol`` (always True for methods without one).
-
-    ``method`` is a table key: vEM, oEM, sEM (:class:`sinkhorn_em.EOTGaussianMixture`
-    with method em / oem / sinkhorn) or sklearn (``GaussianMixture`` with
-    ``weights_init``, ``means_init`` and ``precisions_init``, which override its own
-    initialisation entirely). Covariances are full: with 10-12 features and at least
-    29 cells per class, a full covariance per component is affordable and captures the
-    correlations that PCA leaves within a class.
-    """
-    from sklearn.exceptions import ConvergenceWarning
-
-    _check_choice("method", method, METHODS)
-    if method == "sklearn":
-        from sklearn.mixture import GaussianMixture
-
-        precisions = np.linalg.inv(covariances)
-        model = GaussianMixture(
-            n_components=len(weights),
-            covariance_type="full",
-            tol=tol,
-            reg_covar=reg_covar,
-            max_iter=max_iter,
-            n_init=1,
-            # Overridden by the three *_init arguments; random_from_data is the cheapest.
-            init_params="random_from_data",
-            weights_init=weights,
-            means_init=means,
-            precisions_init=0.5 * (precisions + precisions.transpose(0, 2, 1)),
-            random_state=0,
-        )
-    else:
-        from sinkhorn_em import EOTGaussianMixture
-
-        model = EOTGaussianMixture(
-            n_components=len(weights),
-            weights=weights,
-            method=_ESTIMATOR_METHOD[method],
-            covariance_type="full",
-            epsilon=epsilon,
-            tol=tol,
-            max_iter=max_iter,
-            reg_covar=reg_covar,
-            means_init=means,
-            covariances_init=covariances,
-            sinkhorn_tol=sinkhorn_tol,
-            sinkhorn_max_iter=sinkhorn_max_iter,
-            track_eot_loss=False,
-            random_state=0,
-        )
-    from sinkhorn_em import SinkhornConvergenceWarning
-
-    # Non-convergence (outer loop or inner Sinkhorn) is recorded in the tables
-    # (columns converged, sinkhorn_converged) instead of flooding the job logs.
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model.fit(X)
-    for w in caught:
-        if not issubclass(w.category, (SinkhornConvergenceWarning, ConvergenceWarning)):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return model, not any(issubclass(w.category, SinkhornConvergenceWarning) for w in caught)
-
-
 def _seed_setup(features, target, feature_set, weights, seed_index, *, base_seed, strength, reg_covar):
     """Initial parameters and rank-matched weights shared by all methods of one seed."""
     truth, names = features.labels(target)
@@ -378,13 +295,12 @@ def run_osmfish_chunk(
             strength=perturb_strength,
             reg_covar=reg_covar,
         )
-        start = time.perf_counter()
-        model, sinkhorn_converged = fit_method(
-            features.X,
+        outcome = fit_table_method(
             method,
-            means,
-            covariances,
-            used,
+            features.X,
+            weights=used,
+            means_init=means,
+            covariances_init=covariances,
             tol=tol,
             max_iter=max_iter,
             reg_covar=reg_covar,
@@ -392,7 +308,7 @@ def run_osmfish_chunk(
             sinkhorn_tol=sinkhorn_tol,
             sinkhorn_max_iter=sinkhorn_max_iter,
         )
-        elapsed = time.perf_counter() - start
+        model, sinkhorn_converged, elapsed = outcome.model, outcome.sinkhorn_converged, outcome.seconds
         labels = model.predict(features.X)
         rows.append(
             {
@@ -574,19 +490,19 @@ def best_seed_maps(
                 strength=perturb_strength,
                 reg_covar=reg_covar,
             )
-            model, _ = fit_method(
-                features.X,
+            model = fit_table_method(
                 method,
-                means,
-                covariances,
-                used,
+                features.X,
+                weights=used,
+                means_init=means,
+                covariances_init=covariances,
                 tol=tol,
                 max_iter=max_iter,
                 reg_covar=reg_covar,
                 epsilon=epsilon,
                 sinkhorn_tol=sinkhorn_tol,
                 sinkhorn_max_iter=sinkhorn_max_iter,
-            )
+            ).model
             refit_loglik = float(model.score(features.X))
             if not np.isclose(refit_loglik, best["mean_loglik"], rtol=1e-7, atol=1e-7):
                 raise ValueError(
@@ -639,9 +555,16 @@ def crosscheck_oem_sklearn(
             reg_covar=reg_covar,
         )
         fitted = {
-            method: fit_method(
-                features.X, method, means, covariances, used, tol=0.0, max_iter=n_iter, reg_covar=reg_covar
-            )[0]
+            method: fit_table_method(
+                method,
+                features.X,
+                weights=used,
+                means_init=means,
+                covariances_init=covariances,
+                tol=0.0,
+                max_iter=n_iter,
+                reg_covar=reg_covar,
+            ).model
             for method in ("oEM", "sklearn")
         }
         ours, theirs = fitted["oEM"], fitted["sklearn"]

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from sinkhorn_em.pipeline import read_table
-from sinkhorn_em.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
+from sinkhorn_em_repro.pipeline import read_table
+from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
 
 __all__ = ["plot_convergence"]
 

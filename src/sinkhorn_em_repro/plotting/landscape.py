@@ -57,10 +57,10 @@ def plot_landscape_1d(
     Parameters
     ----------
     curves : DataFrame or path
-        The table of :func:`sinkhorn_em.experiments.landscape.run_landscape_1d` for
+        The table of :func:`sinkhorn_em_repro.experiments.landscape.run_landscape_1d` for
         every ``alpha*`` (columns ``alpha, theta_star, theta, nll, eot``).
     minima : DataFrame or path
-        The table of :func:`sinkhorn_em.experiments.landscape.landscape_minima`.
+        The table of :func:`sinkhorn_em_repro.experiments.landscape.landscape_minima`.
     pdf_path : path
         Output PDF.
     png_path : path, optional
@@ -150,9 +150,9 @@ def plot_landscape_2d(grid, stationary, pdf_path: str | Path, *, png_path: str |
     Parameters
     ----------
     grid : DataFrame or path
-        The table of :func:`sinkhorn_em.experiments.landscape.run_landscape_2d`.
+        The table of :func:`sinkhorn_em_repro.experiments.landscape.run_landscape_2d`.
     stationary : DataFrame or path
-        The table of :func:`sinkhorn_em.experiments.landscape.stationary_points_2d`.
+        The table of :func:`sinkhorn_em_repro.experiments.landscape.stationary_points_2d`.
     pdf_path : path
         Output PDF.
     png_path : path, optional

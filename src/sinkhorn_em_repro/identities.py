@@ -30,12 +30,12 @@ import pandas as pd
 from scipy import stats
 from scipy.special import logsumexp
 
-from .gaussian import gaussian_cost
-from .losses import free_energy, nll, semi_relaxed_plan
-from .mixture import EOTGaussianMixture
-from .seeding import derive_rng
-from .sinkhorn import sinkhorn_log
-from .synthetic import make_mixture
+from sinkhorn_em.gaussian import gaussian_cost
+from sinkhorn_em.losses import free_energy, nll, semi_relaxed_plan
+from sinkhorn_em.sinkhorn import sinkhorn_log
+from sinkhorn_em.synthetic import make_mixture
+from sinkhorn_em_repro.fitting import fit_table_method
+from sinkhorn_em_repro.seeding import derive_rng
 
 __all__ = ["half_step_free_energies", "run_identity_checks", "scipy_nll", "weighted_gaussian_fit"]
 
@@ -195,18 +195,16 @@ def run_identity_checks(
     random_plans = rng.dirichlet(np.ones(K), size=(n_perturbations, n_samples)) / n_samples
     optimality_gap = min(free_energy(q, cost, weights) for q in random_plans) - best
 
-    model = EOTGaussianMixture(
-        K,
+    model = fit_table_method(
+        "vEM",
+        X,
         weights=weights,
-        method="em",
-        covariance_type="full",
+        means_init=means0,
+        covariances_init=covariances0,
         tol=0,
         max_iter=1,
         reg_covar=0.0,
-        means_init=means0,
-        covariances_init=covariances0,
-        track_eot_loss=False,
-    ).fit(X)
+    ).model
     means1, covariances1 = weighted_gaussian_fit(X, plan)
     step_difference = max(np.abs(model.means_ - means1).max(), np.abs(model.covariances_ - covariances1).max())
     margin = _m_step_margin(X, plan, weights, means1, covariances1, rng, n_perturbations, perturbation_size)

@@ -74,24 +74,21 @@ the same datasets and the same starting points.
 from __future__ import annotations
 
 import math
-import time
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sklearn.cluster import kmeans_plusplus
 
 from sinkhorn_em.metrics import matched_parameter_error
-from sinkhorn_em.mixture import EOTGaussianMixture
-from sinkhorn_em.seeding import derive_rng
 from sinkhorn_em.synthetic import MixtureSample, make_mixture, means_with_separation
+from sinkhorn_em_repro.fitting import ESTIMATOR_METHOD, fit_table_method
+from sinkhorn_em_repro.intervals import wilson_interval
+from sinkhorn_em_repro.seeding import derive_rng
 
 __all__ = [
     "INIT_SCHEMES",
-    "METHOD_ESTIMATORS",
     "SweepSetting",
     "collapsed_error",
     "exact_counts",
@@ -106,65 +103,13 @@ __all__ = [
     "run_init_sweep_chunk",
     "summarise_epsilon_sweep",
     "summarise_init_sweep",
-    "wilson_interval",
 ]
 
-#: Table method key -> ``EOTGaussianMixture(method=...)``.
-from sinkhorn_em.mixture import ESTIMATOR_METHOD as METHOD_ESTIMATORS
 
 #: Initialisation schemes of the sweeps ("truth" is the reference start, for checks).
 INIT_SCHEMES = ("random_from_data", "k-means++", "uniform_box", "truth")
-_METHOD_RANK = {m: r for r, m in enumerate(METHOD_ESTIMATORS)}
+_METHOD_RANK = {m: r for r, m in enumerate(ESTIMATOR_METHOD)}
 _WEIGHT_SUM_TOLERANCE = 1e-6
-
-
-# ---------------------------------------------------------------------------------------
-# Statistics
-# ---------------------------------------------------------------------------------------
-def wilson_interval(successes, n_trials, confidence: float = 0.95):
-    r"""Wilson score interval for a binomial proportion.
-
-    With :math:`\hat p = s / n` and :math:`z = \Phi^{-1}((1 + c) / 2)`,
-
-    .. math:: \frac{\hat p + \frac{z^2}{2n}}{1 + \frac{z^2}{n}} \pm
-              \frac{z}{1 + \frac{z^2}{n}} \sqrt{\frac{\hat p (1 - \hat p)}{n} + \frac{z^2}{4 n^2}} .
-
-    Unlike the Wald interval it stays inside [0, 1] and has sensible width at
-    :math:`s = 0` or :math:`s = n`, which the sweeps hit often.
-
-    Parameters
-    ----------
-    successes : int or array_like of int
-        Number of successes :math:`s`, ``0 <= s <= n``.
-    n_trials : int or array_like of int
-        Number of trials :math:`n \ge 1`.
-    confidence : float, default 0.95
-        Coverage :math:`c` in (0, 1).
-
-    Returns
-    -------
-    low, high : float or ndarray
-        The interval bounds (arrays if the inputs are arrays).
-    """
-    s = np.asarray(successes, dtype=float)
-    n = np.asarray(n_trials, dtype=float)
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
-    if np.any(n < 1):
-        raise ValueError("n_trials must be >= 1: a success fraction needs at least one run.")
-    if np.any(s < 0) or np.any(s > n):
-        raise ValueError("successes must lie in [0, n_trials].")
-    z = stats.norm.ppf(0.5 + confidence / 2.0)
-    p_hat = s / n
-    denominator = 1.0 + z**2 / n
-    centre = (p_hat + z**2 / (2.0 * n)) / denominator
-    half_width = z / denominator * np.sqrt(p_hat * (1.0 - p_hat) / n + z**2 / (4.0 * n**2))
-    # Clip the rounding error at s = 0 or s = n, where one bound is exactly 0 or 1.
-    low = np.clip(centre - half_width, 0.0, 1.0)
-    high = np.clip(centre + half_width, 0.0, 1.0)
-    if low.ndim == 0:
-        return float(low), float(high)
-    return low, high
 
 
 def is_success(error, reference_error, rtol: float, atol: float):
@@ -445,31 +390,22 @@ class _FitResult:
 
 
 def _fit(X, weights, variant: _Variant, means0, covariances0, options: _FitOptions) -> _FitResult:
-    model = EOTGaussianMixture(
-        n_components=len(weights),
-        weights=np.asarray(weights),
-        method=METHOD_ESTIMATORS[variant.method],
-        covariance_type="full",
+    outcome = fit_table_method(
+        variant.method,
+        X,
+        weights=weights,
+        means_init=means0,
+        covariances_init=covariances0,
         epsilon=variant.epsilon,
         epsilon_schedule=list(variant.schedule) or None,
         tol=options.tol,
         max_iter=options.max_iter,
         reg_covar=options.reg_covar,
-        means_init=means0,
-        covariances_init=covariances0,
         sinkhorn_tol=options.sinkhorn_tol,
         sinkhorn_max_iter=options.sinkhorn_max_iter,
-        track_eot_loss=False,  # the sweeps only need final parameters; logging costs a solve
-        random_state=0,
     )
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        # Non-convergence (max_iter, inner Sinkhorn) is recorded in the `converged`
-        # column; thousands of identical warnings would only bury the job logs.
-        warnings.simplefilter("ignore")
-        model.fit(X)
-    seconds = time.perf_counter() - start
-    return _FitResult(model.means_, model.covariances_, int(model.n_iter_), bool(model.converged_), seconds)
+    model = outcome.model
+    return _FitResult(model.means_, model.covariances_, int(model.n_iter_), outcome.converged, outcome.seconds)
 
 
 def _matched_distance(means_a, covariances_a, means_b, covariances_b=None) -> float:
@@ -636,7 +572,7 @@ def run_init_sweep_chunk(
     """
     setting = SweepSetting.create(weights, dim, separation)
     schemes = _check_names(schemes, INIT_SCHEMES, "schemes")
-    variants = [_Variant(m) for m in _check_names(methods, list(METHOD_ESTIMATORS), "methods")]
+    variants = [_Variant(m) for m in _check_names(methods, list(ESTIMATOR_METHOD), "methods")]
     options = _FitOptions(int(max_iter), float(tol), float(sinkhorn_tol), int(sinkhorn_max_iter), float(reg_covar))
     return _run_chunk(
         setting=setting,
@@ -659,7 +595,7 @@ def run_init_sweep_chunk(
 def _epsilon_variants(
     methods: Sequence[str], epsilons: Sequence[float], schedules: Sequence[Mapping]
 ) -> list[_Variant]:
-    methods = _check_names(methods, list(METHOD_ESTIMATORS), "methods")
+    methods = _check_names(methods, list(ESTIMATOR_METHOD), "methods")
     epsilons = [float(e) for e in epsilons]
     if not epsilons or min(epsilons) <= 0 or len(set(epsilons)) != len(epsilons):
         raise ValueError(f"epsilons must be distinct positive numbers, got {epsilons}.")

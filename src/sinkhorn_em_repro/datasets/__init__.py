@@ -1,6 +1,6 @@
 """Real datasets: fetching with sha256 verification (:mod:`.fetch`) and loaders."""
 
-from sinkhorn_em.datasets.fetch import (
+from sinkhorn_em_repro.datasets.fetch import (
     ChecksumMismatchError,
     DatasetFetchError,
     fetch,

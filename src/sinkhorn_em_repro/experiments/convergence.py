@@ -4,10 +4,10 @@ Two experiments:
 
 **Symmetric model, population.** For :math:`\alpha^* N(\theta^*, 1) + (1-\alpha^*)
 N(-\theta^*, 1)` every expectation of the E- and M-steps is taken under the true
-mixture (:func:`sinkhorn_em.symmetric.population_grid`: a trapezoid rule exact to
+mixture (:func:`sinkhorn_em_repro.symmetric.population_grid`: a trapezoid rule exact to
 rounding), so the iterates converge to the truth itself and the error falls to machine
 precision instead of stopping at the statistical error of a sample. The error is the
-parameter error of :func:`sinkhorn_em.symmetric.symmetric_parameter_error`. Settings:
+parameter error of :func:`sinkhorn_em_repro.symmetric.symmetric_parameter_error`. Settings:
 :math:`\theta^* \in \{0.5, 1, 2\}`, :math:`\alpha^* \in \{0.6, 0.7, 0.9\}`,
 :math:`\theta_0 \in \{\theta^*/2, 2\theta^*, -\theta^*\}`, and the overspecified case
 :math:`\theta^* = 0` (truth :math:`N(0, 1)`, fitted with two components) with
@@ -38,8 +38,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sinkhorn_em.seeding import derive_rng
-from sinkhorn_em.symmetric import SYMMETRIC_METHODS, population_grid, run_symmetric, symmetric_parameter_error
+from sinkhorn_em_repro.fitting import fit_table_method
+from sinkhorn_em_repro.seeding import derive_rng
+from sinkhorn_em_repro.symmetric import SYMMETRIC_METHODS, population_grid, run_symmetric, symmetric_parameter_error
 
 __all__ = [
     "estimate_rates",
@@ -49,9 +50,6 @@ __all__ = [
     "run_symmetric_trajectories",
     "symmetric_rates",
 ]
-
-#: Estimator ``method`` of :class:`sinkhorn_em.EOTGaussianMixture` for each table key.
-from sinkhorn_em.mixture import ESTIMATOR_METHOD
 
 SYMMETRIC_KEYS = ["method", "theta_star", "alpha", "theta0"]
 GENERAL_K_KEYS = ["method", "dataset"]
@@ -140,7 +138,7 @@ def run_symmetric_trajectories(
         Iterations per run. Runs that reach an exact floating-point fixed point earlier
         are recorded only up to it.
     grid_step, grid_half_width : float
-        The population quadrature (:func:`sinkhorn_em.symmetric.population_grid`).
+        The population quadrature (:func:`sinkhorn_em_repro.symmetric.population_grid`).
 
     Returns
     -------
@@ -280,7 +278,7 @@ def run_general_k(
         the truth), ``error_to_limit`` (the same against the run's last iterate),
         ``nll`` and ``objective`` (from ``history_``).
     """
-    from sinkhorn_em import EOTGaussianMixture, matched_parameter_error
+    from sinkhorn_em import matched_parameter_error
     from sinkhorn_em.synthetic import make_mixture
 
     weights = np.asarray(weights, dtype=float)
@@ -293,20 +291,19 @@ def run_general_k(
         means_init = sample.means + init_noise * rng.standard_normal(sample.means.shape)
         covariances_init = np.broadcast_to(np.eye(dim), (weights.size, dim, dim)).copy()
         for method in methods:
-            model = EOTGaussianMixture(
-                weights.size,
+            model = fit_table_method(
+                method,
+                sample.X,
                 weights=weights,
-                method=ESTIMATOR_METHOD[method],
+                means_init=means_init,
+                covariances_init=covariances_init,
                 covariance_type=covariance_type,
                 tol=0,
                 max_iter=max_iter,
-                means_init=means_init,
-                covariances_init=covariances_init,
                 sinkhorn_tol=sinkhorn_tol,
                 sinkhorn_max_iter=sinkhorn_max_iter,
-                track_eot_loss=False,
                 keep_trajectory=True,
-            ).fit(sample.X)
+            ).model
             limit = model.trajectory_[-1]
             history = model.history_
             frames.append(

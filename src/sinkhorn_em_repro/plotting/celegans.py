@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sinkhorn_em.pipeline import read_table
-from sinkhorn_em.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
+from sinkhorn_em_repro.pipeline import read_table
+from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
 
 __all__ = ["INIT_STYLES", "plot_celegans_metrics", "plot_celegans_segmentation"]
 
@@ -61,7 +61,7 @@ def plot_celegans_metrics(per_iteration, pdf_path, png_path=None):
     ----------
     per_iteration : str, path or DataFrame
         ``results/celegans/celegans_per_iteration.csv`` (see
-        :func:`sinkhorn_em.experiments.celegans.summarise_celegans`).
+        :func:`sinkhorn_em_repro.experiments.celegans.summarise_celegans`).
     """
     import matplotlib.pyplot as plt
 
@@ -146,7 +146,7 @@ def plot_celegans_segmentation(segmentation, pdf_path, png_path=None):
     ----------
     segmentation : str, path or DataFrame
         ``results/celegans/segmentation.csv`` (see
-        :func:`sinkhorn_em.experiments.celegans.segmentation_map`).
+        :func:`sinkhorn_em_repro.experiments.celegans.segmentation_map`).
     """
     import matplotlib.pyplot as plt
 
