@@ -468,10 +468,6 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         X = np.asarray(X)
         return -2.0 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        return tags
-
 
 class _WarmStart(NamedTuple):
     """What one balanced solve hands to the next: column potential and Newton curvature."""
