@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["read_table", "snakemake_job", "write_table"]
+__all__ = ["atomic_output", "read_table", "snakemake_job", "write_table"]
 
 _SINGLE_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -54,10 +54,29 @@ def snakemake_job(log_path: str | os.PathLike | None):
             print(f"[sinkhorn-em] job wall time {time.perf_counter() - start:.2f} s", file=log)
 
 
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike):
+    """Yield a temporary path beside ``path``; move it onto ``path`` only when the block succeeds.
+
+    A job killed mid-write (Ctrl-C, a cluster's time limit, a power loss) then leaves
+    either the complete previous state or no file at all, never a truncated table or
+    figure that a rerun could mistake for a result. The temporary name keeps the
+    suffix, so writers that infer the format from it (matplotlib, NumPy) still do.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write a result table as CSV with a stable float format (byte-reproducible)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, index=False, float_format="%.10g", lineterminator="\n")
+    """Write a result table as CSV with a stable float format (byte-reproducible), atomically."""
+    with atomic_output(path) as partial:
+        table.to_csv(partial, index=False, float_format="%.10g", lineterminator="\n")
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:

@@ -1,9 +1,7 @@
 """results/REPORT.md: every claim with its measured numbers and computed verdict, versions, costs."""
 
-from pathlib import Path
-
 from sinkhorn_em_repro.experiments.report import report_from_files
-from sinkhorn_em_repro.pipeline import snakemake_job
+from sinkhorn_em_repro.pipeline import atomic_output, snakemake_job
 
 with snakemake_job(snakemake.log[0]):
     inputs = snakemake.input
@@ -18,4 +16,5 @@ with snakemake_job(snakemake.log[0]):
         rule_files=params.rule_files,
         final_outputs=params.final_outputs,
     )
-    Path(snakemake.output[0]).write_text(text)
+    with atomic_output(snakemake.output[0]) as partial:
+        partial.write_text(text)

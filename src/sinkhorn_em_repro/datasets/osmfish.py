@@ -304,8 +304,9 @@ class OsmFISHFeatures:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write an uncompressed ``.npz`` (byte-reproducible)."""
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as handle:
+        from sinkhorn_em_repro.pipeline import atomic_output
+
+        with atomic_output(path) as partial, open(partial, "wb") as handle:
             np.savez(handle, **{name: getattr(self, name) for name in self.__dataclass_fields__})
 
     @classmethod

@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")  # headless: figures are files, never windows
 import matplotlib.pyplot as plt
 
+from sinkhorn_em_repro.pipeline import atomic_output
+
 __all__ = ["METHOD_COLORS", "METHOD_LABELS", "METHOD_ORDER", "apply_style", "method_color", "save_figure"]
 
 #: Canonical method keys used in every table: vEM (EM, weights fixed), oEM (EM
@@ -60,8 +62,9 @@ def apply_style() -> None:
 def save_figure(fig, pdf_path: str | Path, png_path: str | Path | None = None) -> None:
     """Save ``fig`` as PDF (and PNG next to it, or at ``png_path``) and close it."""
     pdf_path = Path(pdf_path)
-    pdf_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(pdf_path, bbox_inches="tight", metadata={"CreationDate": None})
     png = Path(png_path) if png_path is not None else pdf_path.with_suffix(".png")
-    fig.savefig(png, bbox_inches="tight")
+    with atomic_output(pdf_path) as partial:
+        fig.savefig(partial, bbox_inches="tight", metadata={"CreationDate": None})
+    with atomic_output(png) as partial:
+        fig.savefig(partial, bbox_inches="tight")
     plt.close(fig)
