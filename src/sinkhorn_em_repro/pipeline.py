@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
+
+from sinkhorn_em_repro.outputs import Table, table_at
 
 __all__ = ["read_table", "snakemake_job", "write_table"]
 
@@ -60,10 +61,13 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
     table.to_csv(path, index=False, float_format="%.10g", lineterminator="\n")
 
 
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a table written by :func:`write_table`."""
-    return pd.read_csv(path, keep_default_na=True)
+def read_table(path: str | os.PathLike, table: Table | None = None) -> pd.DataFrame:
+    """Read a table written by :func:`write_table` with the column types it was written with.
 
-
-def _stderr_is_tty() -> bool:  # pragma: no cover - convenience for interactive use
-    return sys.stderr.isatty()
+    The types are those declared for ``table`` (a :class:`sinkhorn_em_repro.outputs.Table`),
+    by default the declared table ``path`` is a file of; labels such as the osmFISH
+    weight setting ``"true"`` thus come back as strings, never as booleans. A path that
+    matches no declaration is read with pandas' own type guessing.
+    """
+    declared = table if table is not None else table_at(path)
+    return pd.read_csv(path) if declared is None else declared.read(path)

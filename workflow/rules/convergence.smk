@@ -8,11 +8,11 @@ CONVERGENCE_GENERAL_K = CONVERGENCE["general_k"]
 
 rule convergence_symmetric:
     output:
-        f"{RESULTS}/convergence/symmetric_trajectories.csv",
+        out.CONVERGENCE_TRAJECTORIES.path,
     log:
-        f"{LOGS}/convergence/symmetric.log",
+        out.log("convergence", "symmetric"),
     benchmark:
-        f"{BENCHMARKS}/convergence/symmetric.tsv"
+        out.benchmark("convergence", "symmetric")
     conda:
         CONDA_ENV
     threads: 1
@@ -39,11 +39,11 @@ rule convergence_symmetric:
 
 rule convergence_general_k:
     output:
-        f"{TABLES}/convergence_general_k.csv",
+        out.CONVERGENCE_GENERAL_K.path,
     log:
-        f"{LOGS}/convergence/general_k.log",
+        out.log("convergence", "general_k"),
     benchmark:
-        f"{BENCHMARKS}/convergence/general_k.tsv"
+        out.benchmark("convergence", "general_k")
     conda:
         CONDA_ENV
     threads: 1
@@ -65,11 +65,11 @@ rule convergence_general_k:
 
 rule convergence_rates:
     input:
-        trajectories=f"{RESULTS}/convergence/symmetric_trajectories.csv",
+        trajectories=rules.convergence_symmetric.output[0],
     output:
-        table=f"{TABLES}/convergence_rates.csv",
+        table=out.CONVERGENCE_RATES.path,
     log:
-        f"{LOGS}/convergence/rates.log",
+        out.log("convergence", "rates"),
     conda:
         CONDA_ENV
     threads: 1
@@ -87,11 +87,11 @@ rule convergence_rates:
 
 rule convergence_general_k_rates:
     input:
-        trajectories=f"{TABLES}/convergence_general_k.csv",
+        trajectories=rules.convergence_general_k.output[0],
     output:
-        table=f"{TABLES}/convergence_general_k_rates.csv",
+        table=out.CONVERGENCE_GENERAL_K_RATES.path,
     log:
-        f"{LOGS}/convergence/general_k_rates.log",
+        out.log("convergence", "general_k_rates"),
     conda:
         CONDA_ENV
     threads: 1
@@ -109,19 +109,14 @@ rule convergence_general_k_rates:
 
 rule convergence_figure:
     input:
-        trajectories=f"{RESULTS}/convergence/symmetric_trajectories.csv",
-        rates=f"{TABLES}/convergence_rates.csv",
-        general_k=f"{TABLES}/convergence_general_k.csv",
-        general_k_rates=f"{TABLES}/convergence_general_k_rates.csv",
+        trajectories=rules.convergence_symmetric.output[0],
+        rates=rules.convergence_rates.output.table,
+        general_k=rules.convergence_general_k.output[0],
+        general_k_rates=rules.convergence_general_k_rates.output.table,
     output:
-        pdf=report(
-            f"{FIGURES}/convergence_rates.pdf",
-            caption="../report/convergence_rates.rst",
-            category="Convergence rates",
-        ),
-        png=f"{FIGURES}/convergence_rates.png",
+        **figure_outputs("convergence_rates"),
     log:
-        f"{LOGS}/convergence/figure.log",
+        out.log("convergence", "figure"),
     conda:
         CONDA_ENV
     threads: 1
@@ -134,10 +129,4 @@ rule convergence_figure:
         "../scripts/convergence_figure.py"
 
 
-FINAL_OUTPUTS += [
-    f"{FIGURES}/convergence_rates.pdf",
-    f"{FIGURES}/convergence_rates.png",
-    f"{TABLES}/convergence_rates.csv",
-    f"{TABLES}/convergence_general_k.csv",
-    f"{TABLES}/convergence_general_k_rates.csv",
-]
+FINAL_OUTPUTS += out.final_outputs("convergence")

@@ -35,11 +35,11 @@ FIG2_CHUNK_PARAMS = {
 
 rule fig2_chunk:
     output:
-        f"{RESULTS}/fig2/runs_chunk{{chunk}}.csv",
+        out.FIG2_CHUNK.path,
     log:
-        f"{LOGS}/fig2/chunk{{chunk}}.log",
+        out.log("fig2", "chunk{chunk}"),
     benchmark:
-        f"{BENCHMARKS}/fig2/chunk{{chunk}}.tsv"
+        out.benchmark("fig2", "chunk{chunk}")
     wildcard_constraints:
         chunk=r"\d+",
     conda:
@@ -56,13 +56,11 @@ rule fig2_chunk:
 
 rule fig2_aggregate:
     input:
-        chunks=expand(
-            f"{RESULTS}/fig2/runs_chunk{{chunk}}.csv", chunk=range(FIG2_CHUNKS)
-        ),
+        chunks=expand(rules.fig2_chunk.output[0], chunk=range(FIG2_CHUNKS)),
     output:
-        table=f"{TABLES}/fig2_runs.csv",
+        table=out.FIG2_RUNS.path,
     log:
-        f"{LOGS}/fig2/aggregate.log",
+        out.log("fig2", "aggregate"),
     conda:
         CONDA_ENV
     threads: 1
@@ -75,11 +73,11 @@ rule fig2_aggregate:
 
 rule fig2_estep_check:
     output:
-        table=f"{TABLES}/fig2_estep_check.csv",
+        table=out.FIG2_ESTEP_CHECK.path,
     log:
-        f"{LOGS}/fig2/estep_check.log",
+        out.log("fig2", "estep_check"),
     benchmark:
-        f"{BENCHMARKS}/fig2/estep_check.tsv"
+        out.benchmark("fig2", "estep_check")
     conda:
         CONDA_ENV
     threads: 1
@@ -100,14 +98,11 @@ rule fig2_estep_check:
 
 rule fig2_figure:
     input:
-        table=f"{TABLES}/fig2_runs.csv",
+        table=rules.fig2_aggregate.output.table,
     output:
-        pdf=report(
-            f"{FIGURES}/fig2.pdf", caption="../report/fig2.rst", category="Figure 2"
-        ),
-        png=f"{FIGURES}/fig2.png",
+        **figure_outputs("fig2"),
     log:
-        f"{LOGS}/fig2/figure.log",
+        out.log("fig2", "figure"),
     conda:
         CONDA_ENV
     threads: 1
@@ -128,9 +123,4 @@ rule fig2_figure:
         "../scripts/fig2_figure.py"
 
 
-FINAL_OUTPUTS += [
-    f"{FIGURES}/fig2.pdf",
-    f"{FIGURES}/fig2.png",
-    f"{TABLES}/fig2_runs.csv",
-    f"{TABLES}/fig2_estep_check.csv",
-]
+FINAL_OUTPUTS += out.final_outputs("fig2")

@@ -6,7 +6,6 @@
 import re
 
 LANDSCAPE = section("landscape")
-LANDSCAPE_DIR = f"{RESULTS}/landscape"
 # Wildcard value -> alpha*; "%g" keeps file names short and stable (0.55 -> "0.55").
 LANDSCAPE_ALPHAS = {f"{alpha:g}": alpha for alpha in LANDSCAPE["alphas"]}
 LANDSCAPE_SAMPLE = {
@@ -33,11 +32,11 @@ LANDSCAPE_2D = {
 
 rule landscape_curve:
     output:
-        f"{LANDSCAPE_DIR}/curves/alpha{{alpha}}.csv",
+        out.LANDSCAPE_CURVE.path,
     log:
-        f"{LOGS}/landscape/curve_alpha{{alpha}}.log",
+        out.log("landscape", "curve_alpha{alpha}"),
     benchmark:
-        f"{BENCHMARKS}/landscape/curve_alpha{{alpha}}.tsv"
+        out.benchmark("landscape", "curve_alpha{alpha}")
     wildcard_constraints:
         alpha="|".join(re.escape(a) for a in LANDSCAPE_ALPHAS),
     conda:
@@ -58,14 +57,12 @@ rule landscape_curve:
 
 rule landscape_minima:
     input:
-        curves=expand(
-            f"{LANDSCAPE_DIR}/curves/alpha{{alpha}}.csv", alpha=LANDSCAPE_ALPHAS
-        ),
+        curves=expand(rules.landscape_curve.output[0], alpha=LANDSCAPE_ALPHAS),
     output:
-        curves=f"{TABLES}/landscape_curves.csv",
-        minima=f"{TABLES}/landscape_minima.csv",
+        curves=out.LANDSCAPE_CURVES.path,
+        minima=out.LANDSCAPE_MINIMA.path,
     log:
-        f"{LOGS}/landscape/minima.log",
+        out.log("landscape", "minima"),
     conda:
         CONDA_ENV
     threads: 1
@@ -80,21 +77,12 @@ rule landscape_minima:
 
 rule landscape_figure:
     input:
-        curves=f"{TABLES}/landscape_curves.csv",
-        minima=f"{TABLES}/landscape_minima.csv",
+        curves=rules.landscape_minima.output.curves,
+        minima=rules.landscape_minima.output.minima,
     output:
-        pdf=report(
-            f"{FIGURES}/landscape.pdf",
-            caption="../report/landscape.rst",
-            category="Landscape",
-        ),
-        png=report(
-            f"{FIGURES}/landscape.png",
-            caption="../report/landscape.rst",
-            category="Landscape",
-        ),
+        **figure_outputs("landscape"),
     log:
-        f"{LOGS}/landscape/figure.log",
+        out.log("landscape", "figure"),
     conda:
         CONDA_ENV
     threads: 1
@@ -107,11 +95,11 @@ rule landscape_figure:
 
 rule landscape_2d_grid:
     output:
-        f"{LANDSCAPE_DIR}/grid_2d.csv",
+        out.LANDSCAPE_GRID_2D.path,
     log:
-        f"{LOGS}/landscape/grid_2d.log",
+        out.log("landscape", "grid_2d"),
     benchmark:
-        f"{BENCHMARKS}/landscape/grid_2d.tsv"
+        out.benchmark("landscape", "grid_2d")
     conda:
         CONDA_ENV
     threads: 1
@@ -126,11 +114,11 @@ rule landscape_2d_grid:
 
 rule landscape_2d_stationary:
     input:
-        grid=f"{LANDSCAPE_DIR}/grid_2d.csv",
+        grid=rules.landscape_2d_grid.output[0],
     output:
-        f"{TABLES}/landscape_2d_stationary.csv",
+        out.LANDSCAPE_2D_STATIONARY.path,
     log:
-        f"{LOGS}/landscape/stationary_2d.log",
+        out.log("landscape", "stationary_2d"),
     conda:
         CONDA_ENV
     threads: 1
@@ -151,21 +139,12 @@ rule landscape_2d_stationary:
 
 rule landscape_2d_figure:
     input:
-        grid=f"{LANDSCAPE_DIR}/grid_2d.csv",
-        stationary=f"{TABLES}/landscape_2d_stationary.csv",
+        grid=rules.landscape_2d_grid.output[0],
+        stationary=rules.landscape_2d_stationary.output[0],
     output:
-        pdf=report(
-            f"{FIGURES}/landscape_2d.pdf",
-            caption="../report/landscape_2d.rst",
-            category="Landscape",
-        ),
-        png=report(
-            f"{FIGURES}/landscape_2d.png",
-            caption="../report/landscape_2d.rst",
-            category="Landscape",
-        ),
+        **figure_outputs("landscape_2d"),
     log:
-        f"{LOGS}/landscape/figure_2d.log",
+        out.log("landscape", "figure_2d"),
     conda:
         CONDA_ENV
     threads: 1
@@ -176,12 +155,4 @@ rule landscape_2d_figure:
         "../scripts/landscape_2d_figure.py"
 
 
-FINAL_OUTPUTS += [
-    f"{FIGURES}/landscape.pdf",
-    f"{FIGURES}/landscape.png",
-    f"{TABLES}/landscape_minima.csv",
-    f"{TABLES}/landscape_curves.csv",
-    f"{FIGURES}/landscape_2d.pdf",
-    f"{FIGURES}/landscape_2d.png",
-    f"{TABLES}/landscape_2d_stationary.csv",
-]
+FINAL_OUTPUTS += out.final_outputs("landscape")

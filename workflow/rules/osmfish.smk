@@ -15,7 +15,6 @@
 from sinkhorn_em_repro.experiments.osmfish import fit_settings, seed_chunks
 
 OSMFISH = section("osmfish")
-OSMFISH_DIR = f"{RESULTS}/osmfish"
 OSMFISH_SETTINGS = fit_settings(
     OSMFISH["feature_sets"],
     OSMFISH["weight_settings"],
@@ -50,9 +49,10 @@ OSMFISH_FIT_CFG = {
         )
     },
 }
-OSMFISH_FEATURES = f"{OSMFISH_DIR}/features_{{features}}.npz"
 OSMFISH_FIT_OUTPUTS = [
-    f"{OSMFISH_DIR}/fits/{target}/{features}/{weights}/{method}/chunk{chunk}.csv"
+    out.OSMFISH_FIT.format(
+        target=target, features=features, weights=weights, method=method, chunk=chunk
+    )
     for target, features, weights, method in OSMFISH_SETTINGS
     for chunk in range(len(OSMFISH_CHUNKS))
 ]
@@ -68,9 +68,9 @@ rule osmfish_features:
     input:
         dataset_path(OSMFISH["dataset"]),
     output:
-        OSMFISH_FEATURES,
+        out.OSMFISH_FEATURES,
     log:
-        f"{LOGS}/osmfish/features_{{features}}.log",
+        out.log("osmfish", "features_{features}"),
     wildcard_constraints:
         features=r"expr|expr\+xy",
     conda:
@@ -91,13 +91,15 @@ rule osmfish_features:
 
 rule osmfish_fit:
     input:
-        OSMFISH_FEATURES,
+        out.OSMFISH_FEATURES,
     output:
-        f"{OSMFISH_DIR}/fits/{{target}}/{{features}}/{{weights}}/{{method}}/chunk{{chunk}}.csv",
+        out.OSMFISH_FIT.path,
     log:
-        f"{LOGS}/osmfish/fits/{{target}}/{{features}}/{{weights}}/{{method}}/chunk{{chunk}}.log",
+        out.log("osmfish", "fits/{target}/{features}/{weights}/{method}/chunk{chunk}"),
     benchmark:
-        f"{BENCHMARKS}/osmfish/fits/{{target}}/{{features}}/{{weights}}/{{method}}/chunk{{chunk}}.tsv"
+        out.benchmark(
+            "osmfish", "fits/{target}/{features}/{weights}/{method}/chunk{chunk}"
+        )
     wildcard_constraints:
         target="region|celltype",
         features=r"expr|expr\+xy",
@@ -134,10 +136,10 @@ rule osmfish_summary:
     input:
         OSMFISH_FIT_OUTPUTS,
     output:
-        per_seed=f"{TABLES}/osmfish_seeds.csv",
-        table=f"{TABLES}/osmfish.csv",
+        per_seed=out.OSMFISH_SEEDS.path,
+        table=out.OSMFISH.path,
     log:
-        f"{LOGS}/osmfish/summary.log",
+        out.log("osmfish", "summary"),
     conda:
         CONDA_ENV
     threads: 1
@@ -150,11 +152,11 @@ rule osmfish_summary:
 
 rule osmfish_crosscheck:
     input:
-        OSMFISH_FEATURES.format(features=OSMFISH_MAP_FEATURES[0]),
+        out.OSMFISH_FEATURES.format(features=OSMFISH_MAP_FEATURES[0]),
     output:
-        f"{TABLES}/osmfish_crosscheck.csv",
+        out.OSMFISH_CROSSCHECK.path,
     log:
-        f"{LOGS}/osmfish/crosscheck.log",
+        out.log("osmfish", "crosscheck"),
     conda:
         CONDA_ENV
     threads: 1
@@ -177,16 +179,16 @@ rule osmfish_crosscheck:
 rule osmfish_map:
     input:
         features=[
-            OSMFISH_FEATURES.format(features=features)
+            out.OSMFISH_FEATURES.format(features=features)
             for features in OSMFISH_MAP_FEATURES
         ],
-        per_seed=f"{TABLES}/osmfish_seeds.csv",
+        per_seed=rules.osmfish_summary.output.per_seed,
     output:
-        f"{OSMFISH_DIR}/map.csv",
+        out.OSMFISH_MAP.path,
     log:
-        f"{LOGS}/osmfish/map.log",
+        out.log("osmfish", "map"),
     benchmark:
-        f"{BENCHMARKS}/osmfish/map.tsv"
+        out.benchmark("osmfish", "map")
     conda:
         CONDA_ENV
     threads: 1
@@ -205,16 +207,11 @@ rule osmfish_map:
 
 rule osmfish_ari_figure:
     input:
-        f"{TABLES}/osmfish_seeds.csv",
+        rules.osmfish_summary.output.per_seed,
     output:
-        pdf=report(
-            f"{FIGURES}/osmfish_ari.pdf",
-            caption="../report/osmfish_ari.rst",
-            category="osmFISH",
-        ),
-        png=f"{FIGURES}/osmfish_ari.png",
+        **figure_outputs("osmfish_ari"),
     log:
-        f"{LOGS}/osmfish/ari_figure.log",
+        out.log("osmfish", "ari_figure"),
     conda:
         CONDA_ENV
     threads: 1
@@ -227,16 +224,11 @@ rule osmfish_ari_figure:
 
 rule osmfish_map_figure:
     input:
-        f"{OSMFISH_DIR}/map.csv",
+        rules.osmfish_map.output[0],
     output:
-        pdf=report(
-            f"{FIGURES}/osmfish_map.pdf",
-            caption="../report/osmfish_map.rst",
-            category="osmFISH",
-        ),
-        png=f"{FIGURES}/osmfish_map.png",
+        **figure_outputs("osmfish_map"),
     log:
-        f"{LOGS}/osmfish/map_figure.log",
+        out.log("osmfish", "map_figure"),
     conda:
         CONDA_ENV
     threads: 1
@@ -247,14 +239,4 @@ rule osmfish_map_figure:
         "../scripts/osmfish_map_figure.py"
 
 
-FINAL_OUTPUTS.extend(
-    [
-        f"{TABLES}/osmfish.csv",
-        f"{TABLES}/osmfish_seeds.csv",
-        f"{TABLES}/osmfish_crosscheck.csv",
-        f"{FIGURES}/osmfish_ari.pdf",
-        f"{FIGURES}/osmfish_ari.png",
-        f"{FIGURES}/osmfish_map.pdf",
-        f"{FIGURES}/osmfish_map.png",
-    ]
-)
+FINAL_OUTPUTS += out.final_outputs("osmfish")

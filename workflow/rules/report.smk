@@ -14,29 +14,19 @@
 from sinkhorn_em_repro.experiments.report import config_hash
 
 REPORT = section("report")
-REPORT_UPSTREAM = list(
-    FINAL_OUTPUTS
-)  # a copy: the report's own outputs are appended below
+# A copy: the report's own outputs are appended below.
+REPORT_UPSTREAM = list(FINAL_OUTPUTS)
+# Every table a claim is computed from, named as in sinkhorn_em_repro.outputs.CLAIM_TABLES.
 REPORT_TABLES = {
-    name: f"{TABLES}/{name}.csv"
-    for name in (
-        "landscape_minima",
-        "landscape_2d_stationary",
-        "fig2_runs",
-        "convergence_rates",
-        "convergence_general_k_rates",
-        "init_sweep",
-        "celegans",
-        "osmfish",
-    )
+    name: out.table(name).path for names in out.CLAIM_TABLES.values() for name in names
 }
 
 
 rule report_identities:
     output:
-        f"{TABLES}/identities.csv",
+        out.IDENTITIES.path,
     log:
-        f"{LOGS}/report/identities.log",
+        out.log("report", "identities"),
     conda:
         CONDA_ENV
     threads: 1
@@ -53,16 +43,15 @@ rule report_identities:
 rule report_build:
     input:
         **REPORT_TABLES,
-        identities=f"{TABLES}/identities.csv",
         upstream=REPORT_UPSTREAM,
     output:
         report(
-            f"{RESULTS}/REPORT.md",
+            out.REPORT_MD,
             caption="../report/reproduction_report.rst",
             category="Reproduction report",
         ),
     log:
-        f"{LOGS}/report/build.log",
+        out.log("report", "build"),
     localrule: True
     conda:
         CONDA_ENV
@@ -88,9 +77,8 @@ rule report_build:
             }
             for each in workflow.rules
         },
-        final_outputs=REPORT_UPSTREAM,
     script:
         "../scripts/report_build.py"
 
 
-FINAL_OUTPUTS += [f"{TABLES}/identities.csv", f"{RESULTS}/REPORT.md"]
+FINAL_OUTPUTS += [*out.final_outputs("report"), out.REPORT_MD]

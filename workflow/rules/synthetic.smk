@@ -5,15 +5,14 @@
 from sinkhorn_em_repro.experiments.synthetic import benchmark_specs
 
 SYNTHETIC_SPECS = benchmark_specs(section("synthetic"))
-SYNTHETIC_DIR = f"{RESULTS}/synthetic"
 
 
 rule synthetic_dataset:
     output:
-        data=f"{SYNTHETIC_DIR}/{{name}}.npz",
-        manifest=f"{SYNTHETIC_DIR}/manifest/{{name}}.csv",
+        data=out.SYNTHETIC_DATASET,
+        manifest=out.SYNTHETIC_MANIFEST_ROW.path,
     log:
-        f"{LOGS}/synthetic/{{name}}.log",
+        out.log("synthetic", "{name}"),
     wildcard_constraints:
         name="[A-Za-z0-9_.-]+",
     conda:
@@ -31,11 +30,11 @@ rule synthetic_dataset:
 
 rule synthetic_manifest:
     input:
-        expand(f"{SYNTHETIC_DIR}/manifest/{{name}}.csv", name=sorted(SYNTHETIC_SPECS)),
+        expand(rules.synthetic_dataset.output.manifest, name=sorted(SYNTHETIC_SPECS)),
     output:
-        f"{SYNTHETIC_DIR}/manifest.csv",
+        out.SYNTHETIC_MANIFEST.path,
     log:
-        f"{LOGS}/synthetic/manifest.log",
+        out.log("synthetic", "manifest"),
     conda:
         CONDA_ENV
     threads: 1
@@ -48,4 +47,4 @@ rule synthetic_manifest:
 
 # Only the manifest: the dataset names depend on the config (the tiny config makes other
 # datasets), while FINAL_OUTPUTS must be the same list for every config.
-FINAL_OUTPUTS += [f"{SYNTHETIC_DIR}/manifest.csv"]
+FINAL_OUTPUTS += out.final_outputs("synthetic")

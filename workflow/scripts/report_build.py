@@ -16,6 +16,5 @@ with snakemake_job(snakemake.log[0]):
         config_sha256=params.config_sha256,
         seed=params.seed,
         rule_files=params.rule_files,
-        final_outputs=params.final_outputs,
     )
     Path(snakemake.output[0]).write_text(text)

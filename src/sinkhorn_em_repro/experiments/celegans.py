@@ -885,7 +885,8 @@ def plan_celegans(cfg: dict, base_seed: int, dataset_files: dict) -> dict:
     -------
     dict with
         ``datasets`` (:func:`celegans_datasets`), ``pools`` (:func:`celegans_pools`),
-        ``fits``: job id ``"<dataset>/<method>/chunk<i>"`` -> ``inputs`` (dataset keys),
+        ``fits``: job id ``"<dataset>/<method>/chunk<i>"`` -> ``wildcards`` (of its
+        output file), ``inputs`` (dataset keys),
         ``scene`` (keywords of :func:`load_scene` but the paths), ``cfg`` (keywords of
         :func:`run_celegans_chunk`), ``mem_mb``, ``runtime``;
         ``segmentation``: the same for :func:`segmentation_map`.
@@ -905,6 +906,7 @@ def plan_celegans(cfg: dict, base_seed: int, dataset_files: dict) -> dict:
         for method in cfg["methods"]:
             for index, trials in enumerate(chunks):
                 fits[f"{name}/{method}/chunk{index}"] = {
+                    "wildcards": {"dataset": name, "method": method, "chunk": index},
                     "inputs": list(spec["inputs"]),
                     "scene": scene_args(name),
                     "cfg": {

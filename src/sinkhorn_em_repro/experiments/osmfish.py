@@ -67,7 +67,6 @@ __all__ = [
     "seed_chunks",
     "setting_weights",
     "summarise_osmfish",
-    "tidy_table",
 ]
 
 TARGETS = ("region", "celltype")
@@ -333,15 +332,6 @@ def run_osmfish_chunk(
     return pd.DataFrame(rows)
 
 
-def tidy_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Undo CSV type guessing: pandas reads a weights column holding only "true" as booleans."""
-    if "weights" in table.columns:
-        table = table.assign(
-            weights=table["weights"].map(lambda v: str(v).lower() if isinstance(v, (bool, np.bool_)) else v)
-        )
-    return table
-
-
 def _canonical_order(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Rows sorted by the order of TARGETS, FEATURE_SETS, WEIGHT_SETTINGS, METHODS (then seed)."""
     order = {"target": TARGETS, "features": FEATURE_SETS, "weights": WEIGHT_SETTINGS, "method": METHODS}
@@ -352,7 +342,7 @@ def _canonical_order(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 def combine_per_seed(chunks: list[pd.DataFrame]) -> pd.DataFrame:
     """Concatenate per-seed chunk tables in canonical order; duplicated seeds are an error."""
     keys = ["target", "features", "weights", "method", "seed_index"]
-    table = tidy_table(pd.concat(chunks, ignore_index=True))
+    table = pd.concat(chunks, ignore_index=True)
     duplicated = table.duplicated(keys)
     if duplicated.any():
         raise ValueError(
@@ -374,7 +364,6 @@ def summarise_osmfish(per_seed: pd.DataFrame) -> pd.DataFrame:
     weights_tv_mean, mean_fit_seconds. Standard deviations use ``ddof=1``.
     """
     keys = ["target", "features", "weights", "method"]
-    per_seed = tidy_table(per_seed)
     reference = per_seed[per_seed["weights"] == "true"].set_index(["target", "features", "method", "seed_index"])
     rows = []
     for key, group in per_seed.groupby(keys, sort=False):
@@ -458,7 +447,6 @@ def best_seed_maps(
     """
     from sinkhorn_em.metrics import ari
 
-    per_seed = tidy_table(per_seed)
     frames = []
     for feature_set, features in features_by_set.items():
         truth, names = features.labels(target)

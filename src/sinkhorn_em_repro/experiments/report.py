@@ -39,7 +39,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sinkhorn_em_repro import outputs
 from sinkhorn_em_repro.intervals import t_interval
+from sinkhorn_em_repro.outputs import BENCHMARKS, FIGURES, LOGS, RESULTS, Figure, claim_figures
 
 __all__ = [
     "VERDICTS",
@@ -60,6 +62,7 @@ __all__ = [
     "render_report",
     "report_from_files",
     "require_columns",
+    "require_flags",
     "restarts_needed",
     "result_config",
     "rule_costs",
@@ -72,35 +75,6 @@ PARTIAL = "partially reproduced"
 NOT_REPRODUCED = "not reproduced"
 INCONCLUSIVE = "inconclusive"
 VERDICTS = (REPRODUCED, PARTIAL, NOT_REPRODUCED, INCONCLUSIVE)
-
-TABLES = "results/tables"
-FIGURES = "results/figures"
-
-#: Claims each figure supports (by file stem); figures not listed support no claim directly.
-FIGURE_CLAIMS = {
-    "landscape": (1, 2),
-    "landscape_2d": (1, 2),
-    "fig2": (3,),
-    "convergence_rates": (4,),
-    "init_success": (5,),
-    "epsilon": (),
-    "celegans_metrics": (6,),
-    "celegans_segmentation": (6,),
-    "osmfish_ari": (7,),
-    "osmfish_map": (7,),
-}
-FIGURE_CONTENT = {
-    "landscape": "NLL and EOT loss of the symmetric model, one panel per alpha*",
-    "landscape_2d": "NLL and EOT loss over two free means, stationary points marked",
-    "fig2": "Figure 2 of Mena et al. (2020): errors, final theta, iterations (vEM, oEM, sEM)",
-    "convergence_rates": "error against iteration, linear rates (symmetric model and K = 3)",
-    "init_success": "success fraction over random initialisations vs separation",
-    "epsilon": "constant epsilon and annealing: success, bias, iterations",
-    "celegans_metrics": "neuron identification metrics vs iteration and time",
-    "celegans_segmentation": "voxels coloured by true neuron and by each method's assignment",
-    "osmfish_ari": "ARI per seed, method and weight setting (osmFISH)",
-    "osmfish_map": "osmFISH cells coloured by region and by each method's clustering",
-}
 
 
 @dataclass
@@ -157,11 +131,19 @@ def require_columns(table: pd.DataFrame, columns: Sequence[str], source: str) ->
         )
 
 
-def _as_bool(series: pd.Series) -> pd.Series:
-    """Booleans from a CSV column read as bool, 0/1 or the strings True/False."""
-    if series.dtype == bool:
-        return series
-    return series.astype(str).str.strip().str.lower().isin(["true", "1", "1.0"])
+def require_flags(table: pd.DataFrame, columns: Sequence[str], source: str) -> None:
+    """Raise ValueError naming ``source`` unless each of ``columns`` holds booleans.
+
+    :func:`sinkhorn_em_repro.pipeline.read_table` reads the flag columns declared in
+    :mod:`sinkhorn_em_repro.outputs` as booleans; strings such as ``"False"`` would count
+    as true and turn a failed check into a pass, so they are refused, not converted.
+    """
+    wrong = {c: str(table[c].dtype) for c in columns if not pd.api.types.is_bool_dtype(table[c])}
+    if wrong:
+        raise ValueError(
+            f"{source}: columns {sorted(wrong)} must hold booleans, got dtypes {wrong}; read the table with "
+            "sinkhorn_em_repro.pipeline.read_table, which applies the types declared in sinkhorn_em_repro.outputs."
+        )
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -293,7 +275,7 @@ def claim_shared_optimum(
     non-spurious minima) of the two losses must also be within ``minimizer_tolerance``.
     Reproduced if every check passes, not reproduced if none does, partially otherwise.
     """
-    source = f"{TABLES}/landscape_minima.csv"
+    source = outputs.table("landscape_minima").path
     require_columns(minima, ["alpha", "loss", "global_minimizer", "min_gap_eot_minus_nll"], source)
     rows, checks = [], []
     for alpha, group in minima.groupby("alpha", sort=True):
@@ -329,10 +311,11 @@ def claim_shared_optimum(
         )
     evidence = [source]
     if stationary_2d is not None and not stationary_2d.empty:
-        source_2d = f"{TABLES}/landscape_2d_stationary.csv"
+        source_2d = outputs.table("landscape_2d_stationary").path
         require_columns(stationary_2d, ["alpha", "loss", "theta1", "theta2", "kind", "spurious"], source_2d)
+        require_flags(stationary_2d, ["spurious"], source_2d)
         evidence.append(source_2d)
-        table = stationary_2d.assign(spurious=_as_bool(stationary_2d["spurious"]))
+        table = stationary_2d
         for alpha, group in table.groupby("alpha", sort=True):
             best = group[(group["kind"] == "minimum") & ~group["spurious"]]
             points = {loss: best.loc[best["loss"] == loss, ["theta1", "theta2"]].to_numpy() for loss in ("nll", "eot")}
@@ -354,7 +337,7 @@ def claim_shared_optimum(
         "The EOT loss and the negative log-likelihood have the same global minimiser, and the EOT "
         "loss is never below the NLL (Mena et al. 2020; the NLL is the semi-relaxed EOT value).",
         evidence,
-        [f"{FIGURES}/landscape.pdf", f"{FIGURES}/landscape_2d.pdf"],
+        claim_figures(1),
         f"For every alpha*: |argmin L_EOT - argmin NLL| <= {_fmt(minimizer_tolerance)} (component standard "
         f"deviations; refined minimisers of the 1-D model, and global minima of the 2-D landscape) and "
         f"min over the grid of L_EOT - NLL >= -{_fmt(gap_tolerance)}. Reproduced if all checks hold, "
@@ -381,7 +364,7 @@ def claim_fewer_spurious_minima(minima: pd.DataFrame, stationary_2d: pd.DataFram
     (``kind == minimum`` and ``spurious``) per :math:`\alpha^*`. Reproduced if both
     sub-checks pass, partially if one does, not reproduced if none does.
     """
-    source = f"{TABLES}/landscape_minima.csv"
+    source = outputs.table("landscape_minima").path
     require_columns(minima, ["alpha", "loss", "n_local_minima"], source)
     counts = _spurious_counts_1d(minima).dropna()
     checks, measured, evidence = [], [], [source]
@@ -405,10 +388,11 @@ def claim_fewer_spurious_minima(minima: pd.DataFrame, stationary_2d: pd.DataFram
             f"{int((counts['eot'] < counts['nll']).sum())} alpha*."
         )
     if stationary_2d is not None and not stationary_2d.empty:
-        source_2d = f"{TABLES}/landscape_2d_stationary.csv"
+        source_2d = outputs.table("landscape_2d_stationary").path
         require_columns(stationary_2d, ["alpha", "loss", "kind", "spurious"], source_2d)
+        require_flags(stationary_2d, ["spurious"], source_2d)
         evidence.append(source_2d)
-        table = stationary_2d.assign(spurious=_as_bool(stationary_2d["spurious"]))
+        table = stationary_2d
         spurious = table[(table["kind"] == "minimum") & table["spurious"]]
         per_alpha = (
             spurious.groupby(["alpha", "loss"])
@@ -432,7 +416,7 @@ def claim_fewer_spurious_minima(minima: pd.DataFrame, stationary_2d: pd.DataFram
         "Fewer spurious local minima",
         "The EOT loss has fewer spurious local minima than the NLL (Mena et al. 2020).",
         evidence,
-        [f"{FIGURES}/landscape.pdf", f"{FIGURES}/landscape_2d.pdf"],
+        claim_figures(2),
         "Per landscape (1-D symmetric model; 2-D free means): at every alpha* the EOT loss has no more "
         "(spurious) local minima than the NLL and strictly fewer at one alpha* at least. Reproduced if "
         "both landscapes pass, partially if one does, not reproduced if none does.",
@@ -477,7 +461,7 @@ def claim_fig2(runs: pd.DataFrame, *, theta0: float = -2.0, panel_alphas: Sequen
 
     Reproduced if every sub-check passes, not reproduced if none does, partially otherwise.
     """
-    source = f"{TABLES}/fig2_runs.csv"
+    source = outputs.table("fig2_runs").path
     require_columns(runs, ["method", "alpha", "theta0", "rep", "theta_final", "iters_to_converge"], source)
     checks, measured, rows = [], [], []
     available = set(runs["method"])
@@ -533,7 +517,7 @@ def claim_fig2(runs: pd.DataFrame, *, theta0: float = -2.0, panel_alphas: Sequen
         "at smaller alpha* than EM, and needs fewer iterations than EM from bad starts at alpha* = 0.78 "
         "and 0.9 (Mena et al. 2020, Figure 2).",
         [source],
-        [f"{FIGURES}/fig2.pdf"],
+        claim_figures(3),
         f"(a) Sign threshold (smallest alpha* > 1/2 from which every larger grid alpha* ends with theta > 0 "
         f"in every repetition, from theta0 = {_fmt(theta0)}): sEM's below vEM's. (b) For each alpha* in "
         f"{[float(a) for a in panel_alphas]}: mean iters_to_converge over theta0 < 0 and repetitions smaller "
@@ -577,12 +561,12 @@ def claim_convergence_rates(
         raise ValueError(
             f"rate_ratio_band must satisfy 0 < low <= 1 <= high, got {list(band)}; fix report: rate_ratio_band."
         )
-    source = f"{TABLES}/convergence_rates.csv"
+    source = outputs.table("convergence_rates").path
     require_columns(rates, ["method", "theta_star", "alpha", "theta0", "rate"], source)
     ratios = _rate_ratios(rates, ["theta_star", "alpha", "theta0"]).assign(experiment="symmetric")
     evidence = [source]
     if general_k_rates is not None and not general_k_rates.empty:
-        source_k = f"{TABLES}/convergence_general_k_rates.csv"
+        source_k = outputs.table("convergence_general_k_rates").path
         require_columns(general_k_rates, ["method", "dataset", "rate"], source_k)
         evidence.append(source_k)
         ratios = pd.concat(
@@ -619,7 +603,7 @@ def claim_convergence_rates(
         "Linear rate comparable to EM",
         "Sinkhorn-EM converges at a linear rate comparable to that of EM.",
         evidence,
-        [f"{FIGURES}/convergence_rates.pdf"],
+        claim_figures(4),
         f"Rate ratio r = rate(sEM)/rate(vEM) per setting (error ratio per iteration, both linear). "
         f"Reproduced if the median r and every r are <= {_fmt(high)}; partially if the median is <= "
         f"{_fmt(high)} but some r exceed it; not reproduced if the median exceeds {_fmt(high)}; "
@@ -656,7 +640,7 @@ def claim_restarts(init_sweep: pd.DataFrame, *, baseline: str = "vEM", restart_t
     judged by :func:`superiority_verdict`. Restarts for ``restart_target`` probability of
     success (:func:`restarts_needed`) are reported alongside.
     """
-    source = f"{TABLES}/init_sweep.csv"
+    source = outputs.table("init_sweep").path
     keys = ["K", "d", "weights", "separation", "init"]
     require_columns(init_sweep, [*keys, "method", "n_runs", "success", "ci_low", "ci_high"], source)
     sem = init_sweep[init_sweep["method"] == "sEM"]
@@ -707,7 +691,7 @@ def claim_restarts(init_sweep: pd.DataFrame, *, baseline: str = "vEM", restart_t
         "The EOT loss needs fewer random restarts than the likelihood: Sinkhorn-EM reaches the global "
         "optimum from random initialisations more often than EM.",
         [source],
-        [f"{FIGURES}/init_success.pdf"],
+        claim_figures(5),
         f"Per (K, d, weights, separation, init scheme): success fractions of sEM and {baseline} with Wilson "
         f"95% intervals. {SUPERIORITY_RULE}",
         measured,
@@ -735,7 +719,7 @@ def claim_celegans(
     ``pool``) are left out, so each worm counts once; comparisons with fewer than
     ``min_replicates`` trials cannot be significant.
     """
-    source = f"{TABLES}/celegans.csv"
+    source = outputs.table("celegans").path
     keys = ["dataset", "init", "metric"]
     require_columns(table, [*keys, "method", "mean", "ci_low", "ci_high", "n_trials"], source)
     rows = table[table["metric"].isin(list(metrics))]
@@ -767,7 +751,7 @@ def claim_celegans(
         "On NeuroPAL C. elegans data, Sinkhorn-EM identifies more neurons (estimated centre within "
         "radius r of the true one) than EM (Mena et al. 2020, Section 5).",
         [source],
-        [f"{FIGURES}/celegans_metrics.pdf", f"{FIGURES}/celegans_segmentation.pdf"],
+        claim_figures(6),
         f"Per (dataset, init, metric in {list(metrics)}) at the last iterate: mean accuracy of sEM and "
         f"{baseline} with Student-t 95% intervals over trials (at least {min_replicates} trials for a "
         f"significant difference; members of pooled worm sets counted through the pool). {SUPERIORITY_RULE}",
@@ -793,12 +777,9 @@ def claim_osmfish(
     the verdicts are combined by :func:`combine_verdicts` (all settings must agree for a
     clean verdict).
     """
-    source = f"{TABLES}/osmfish.csv"
+    source = outputs.table("osmfish").path
     keys = ["target", "features", "weights"]
     require_columns(table, [*keys, "method", "ari_mean", "ari_sd", "n_seeds"], source)
-    table = table.assign(
-        weights=table["weights"].map(lambda v: str(v).lower() if isinstance(v, (bool, np.bool_)) else str(v))
-    )
     low, high = t_interval(table["ari_mean"], table["ari_sd"], table["n_seeds"], confidence)
     table = table.assign(ari_low=low, ari_high=high)
     enough = table["n_seeds"] >= min_replicates
@@ -836,7 +817,7 @@ def claim_osmfish(
         "On osmFISH mouse cortex cells, Sinkhorn-EM with known proportions clusters better (higher ARI "
         "against the annotation) than EM, including when the proportions are perturbed.",
         [source],
-        [f"{FIGURES}/osmfish_ari.pdf", f"{FIGURES}/osmfish_map.pdf"],
+        claim_figures(7),
         f"Per (target, features, weights): mean ARI of sEM and {baseline} with Student-t {confidence:.0%} "
         f"intervals over seeds (at least {min_replicates} seeds). The rule below is applied separately to "
         f"the weight settings {list(weight_settings)}; the claim is reproduced only if it is reproduced for "
@@ -857,9 +838,10 @@ def claim_identities(identities: pd.DataFrame) -> Claim:
     states its own criterion and whether it passed. Reproduced if every check passes, not
     reproduced if none does, partially otherwise.
     """
-    source = f"{TABLES}/identities.csv"
+    source = outputs.table("identities").path
     require_columns(identities, ["check", "identity", "description", "value", "criterion", "passed"], source)
-    passed = _as_bool(identities["passed"])
+    require_flags(identities, ["passed"], source)
+    passed = identities["passed"]
     measured = [
         f"{row.check}: {row.description} = {row.value:.3g} ({row.criterion}: {'passed' if ok else 'FAILED'})."
         for row, ok in zip(identities.itertuples(), passed)
@@ -872,7 +854,7 @@ def claim_identities(identities: pd.DataFrame) -> Claim:
         "(E-step = minimisation over the coupling, M-step = minimisation over the parameters), so F "
         "decreases at each half-step (seed note; Vayer & Lasalle 2025).",
         [source],
-        [],
+        claim_figures(8),
         "Each numerical check value meets its criterion (absolute differences and increases of F at "
         "rounding level, optimality margins > 0). Reproduced if all pass, not reproduced if none does, "
         "partially otherwise.",
@@ -910,7 +892,7 @@ def build_claims(
     def needed(name):
         if tables.get(name) is None:
             raise ValueError(
-                f"the report needs the table {name!r} ({TABLES}/{name}.csv); add it to the report rule's inputs."
+                f"the report needs the table {name!r} ({outputs.table(name).path}); add it to the report rule's inputs."
             )
         return tables[name]
 
@@ -1048,8 +1030,8 @@ def rule_costs(rule_files: Mapping[str, Mapping], root: str | Path = ".") -> pd.
     records = []
     benchmarked = {rule for rule, _, _ in benchmark_patterns}
     for directory, suffix, patterns, source in (
-        ("results/benchmarks", "*.tsv", benchmark_patterns, "benchmark"),
-        ("results/logs", "*.log", log_patterns, "log"),
+        (BENCHMARKS, "*.tsv", benchmark_patterns, "benchmark"),
+        (LOGS, "*.log", log_patterns, "log"),
     ):
         base = root / directory
         if not base.is_dir():
@@ -1105,20 +1087,19 @@ def rule_costs(rule_files: Mapping[str, Mapping], root: str | Path = ".") -> pd.
     ]
 
 
-def figure_rows(final_outputs: Sequence[str]) -> pd.DataFrame:
-    """The figures among ``final_outputs`` (one row per stem): PDF, PNG, claims, content."""
-    rows = {}
-    for path in final_outputs:
-        p = Path(path)
-        if p.parent.as_posix() != FIGURES or p.suffix not in (".pdf", ".png"):
-            continue
-        row = rows.setdefault(p.stem, {"figure": p.stem, "pdf": "", "png": ""})
-        row[p.suffix[1:]] = path
-    out = []
-    for stem, row in rows.items():
-        claims = FIGURE_CLAIMS.get(stem, ())
-        out.append({**row, "claims": ", ".join(str(c) for c in claims) or "-", "shows": FIGURE_CONTENT.get(stem, "-")})
-    return pd.DataFrame(out, columns=["figure", "pdf", "png", "claims", "shows"])
+def figure_rows(figures: Sequence[Figure] = FIGURES) -> pd.DataFrame:
+    """One row per declared figure: its PDF, PNG, the claims it supports and what it shows."""
+    rows = [
+        {
+            "figure": each.stem,
+            "pdf": each.pdf,
+            "png": each.png,
+            "claims": ", ".join(str(c) for c in each.claims) or "-",
+            "shows": each.shows,
+        }
+        for each in figures
+    ]
+    return pd.DataFrame(rows, columns=["figure", "pdf", "png", "claims", "shows"])
 
 
 # --------------------------------------------------------------------------------------
@@ -1150,7 +1131,7 @@ def markdown_table(table: pd.DataFrame, max_rows: int | None = None) -> str:
 
 def _link(path: str) -> str:
     """A link relative to results/ (where REPORT.md lives)."""
-    target = path[len("results/") :] if path.startswith("results/") else f"../{path}"
+    target = path[len(RESULTS) + 1 :] if path.startswith(f"{RESULTS}/") else f"../{path}"
     return f"[`{path}`]({target})"
 
 
@@ -1273,7 +1254,6 @@ def report_from_files(
     fig2: Mapping,
     config_sha256: str,
     rule_files: Mapping[str, Mapping],
-    final_outputs: Sequence[str],
     seed: int | None = None,
     root: str | Path = ".",
 ) -> str:
@@ -1294,8 +1274,6 @@ def report_from_files(
         :func:`config_hash` of the validated config.
     rule_files : mapping
         Benchmark and log patterns per rule (see :func:`rule_costs`).
-    final_outputs : sequence of str
-        Every final output of the workflow (the figures are listed from it).
     seed : int, optional
         Base seed of the config, quoted in the report.
     root : path
@@ -1303,13 +1281,13 @@ def report_from_files(
     """
     from sinkhorn_em_repro.pipeline import read_table
 
-    tables = {name: read_table(path) for name, path in table_paths.items()}
+    tables = {name: read_table(path, outputs.table(name)) for name, path in table_paths.items()}
     claims = build_claims(tables, criteria, fig2_theta0=fig2["theta0"], fig2_panel_alphas=fig2["panel_alphas"])
     return render_report(
         claims,
         versions=software_versions(),
         config_digest=config_sha256,
         costs=rule_costs(rule_files, root),
-        figures=figure_rows(final_outputs),
+        figures=figure_rows(),
         seed=seed,
     )

@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sinkhorn_em_repro.pipeline import read_table
-from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
+from sinkhorn_em_repro.outputs import CELEGANS_PER_ITERATION, CELEGANS_SEGMENTATION
+from sinkhorn_em_repro.plotting.style import (
+    METHOD_LABELS,
+    METHOD_ORDER,
+    apply_style,
+    load_table,
+    method_color,
+    save_figure,
+)
 
 __all__ = ["INIT_STYLES", "plot_celegans_metrics", "plot_celegans_segmentation"]
 
@@ -65,7 +72,7 @@ def plot_celegans_metrics(per_iteration, pdf_path, png_path=None):
     """
     import matplotlib.pyplot as plt
 
-    table = per_iteration if isinstance(per_iteration, pd.DataFrame) else read_table(per_iteration)
+    table = load_table(per_iteration, CELEGANS_PER_ITERATION)
     if table.empty:
         raise ValueError("the per-iteration table is empty: nothing to plot")
     apply_style()
@@ -150,7 +157,7 @@ def plot_celegans_segmentation(segmentation, pdf_path, png_path=None):
     """
     import matplotlib.pyplot as plt
 
-    table = segmentation if isinstance(segmentation, pd.DataFrame) else read_table(segmentation)
+    table = load_table(segmentation, CELEGANS_SEGMENTATION)
     if table.empty:
         raise ValueError("the segmentation table is empty: nothing to plot")
     apply_style()

@@ -20,16 +20,19 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-from sinkhorn_em_repro.pipeline import read_table
-from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
+from sinkhorn_em_repro.outputs import FIG2_RUNS
+from sinkhorn_em_repro.plotting.style import (
+    METHOD_LABELS,
+    METHOD_ORDER,
+    apply_style,
+    load_table,
+    method_color,
+    save_figure,
+)
 
 __all__ = ["nearest_value", "plot_fig2", "worst_case_over_theta0"]
 
 _MARKERS = {"vEM": "o", "oEM": "s", "sEM": "D"}
-
-
-def _as_table(table) -> pd.DataFrame:
-    return table if isinstance(table, pd.DataFrame) else read_table(table)
 
 
 def nearest_value(values, target: float) -> float:
@@ -74,7 +77,7 @@ def plot_fig2(
     error_iteration, converge_factor : int, float
         Only for the axis labels: the values the table was computed with.
     """
-    runs = _as_table(runs)
+    runs = load_table(runs, FIG2_RUNS)
     apply_style()
     methods = _methods(runs)
     n_panels = 3 + len(panel_alphas)

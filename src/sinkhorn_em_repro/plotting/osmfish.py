@@ -13,8 +13,15 @@ import os
 import numpy as np
 import pandas as pd
 
-from sinkhorn_em_repro.pipeline import read_table
-from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
+from sinkhorn_em_repro.outputs import OSMFISH_MAP, OSMFISH_SEEDS
+from sinkhorn_em_repro.plotting.style import (
+    METHOD_LABELS,
+    METHOD_ORDER,
+    apply_style,
+    load_table,
+    method_color,
+    save_figure,
+)
 
 __all__ = ["plot_osmfish_ari", "plot_osmfish_map"]
 
@@ -32,12 +39,6 @@ def _feature_title(features: str, n_features: int | None = None) -> str:
     return f"expression ({n_features} PCs)" if features == "expr" else features
 
 
-def _as_frame(table: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
-    from sinkhorn_em_repro.experiments.osmfish import tidy_table
-
-    return tidy_table(table if isinstance(table, pd.DataFrame) else read_table(table))
-
-
 def plot_osmfish_ari(per_seed: str | os.PathLike | pd.DataFrame, pdf_path, png_path=None) -> None:
     """ARI of every seed: one panel per (target, features), groups = weight settings.
 
@@ -47,7 +48,7 @@ def plot_osmfish_ari(per_seed: str | os.PathLike | pd.DataFrame, pdf_path, png_p
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    table = _as_frame(per_seed)
+    table = load_table(per_seed, OSMFISH_SEEDS)
     apply_style()
     panels = table[["target", "features", "n_components", "n_features"]].drop_duplicates()
     panels = panels.assign(
@@ -129,7 +130,7 @@ def plot_osmfish_map(
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    table = _as_frame(maps)
+    table = load_table(maps, OSMFISH_MAP)
     apply_style()
     feature_sets = [f for f in ("expr", "expr+xy") if f in set(table["features"])]
     methods = [m for m in METHOD_ORDER if m in table.columns]

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib
+import pandas as pd
 
 matplotlib.use("Agg")  # headless: figures are files, never windows
 import matplotlib.pyplot as plt
 
-__all__ = ["METHOD_COLORS", "METHOD_LABELS", "METHOD_ORDER", "apply_style", "method_color", "save_figure"]
+from sinkhorn_em_repro.outputs import Table
+from sinkhorn_em_repro.pipeline import read_table
+
+__all__ = [
+    "METHOD_COLORS",
+    "METHOD_LABELS",
+    "METHOD_ORDER",
+    "apply_style",
+    "load_table",
+    "method_color",
+    "save_figure",
+]
 
 #: Canonical method keys used in every table: vEM (EM, weights fixed), oEM (EM
 #: re-estimating weights), sEM (Sinkhorn-EM). Extra baselines get their own key.
@@ -65,3 +78,8 @@ def save_figure(fig, pdf_path: str | Path, png_path: str | Path | None = None) -
     png = Path(png_path) if png_path is not None else pdf_path.with_suffix(".png")
     fig.savefig(png, bbox_inches="tight")
     plt.close(fig)
+
+
+def load_table(table: pd.DataFrame | str | os.PathLike, declared: Table) -> pd.DataFrame:
+    """The table to plot: a DataFrame as given, or the CSV at a path read with ``declared``'s column types."""
+    return table if isinstance(table, pd.DataFrame) else read_table(table, declared)

@@ -16,8 +16,15 @@ from matplotlib.lines import Line2D
 
 from sinkhorn_em_repro.experiments.sweeps import INIT_SCHEMES
 from sinkhorn_em_repro.intervals import wilson_interval
-from sinkhorn_em_repro.pipeline import read_table
-from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
+from sinkhorn_em_repro.outputs import EPSILON_SWEEP, INIT_SWEEP
+from sinkhorn_em_repro.plotting.style import (
+    METHOD_LABELS,
+    METHOD_ORDER,
+    apply_style,
+    load_table,
+    method_color,
+    save_figure,
+)
 
 __all__ = ["plot_epsilon", "plot_init_success"]
 
@@ -29,10 +36,6 @@ SCHEME_LABELS = {
 }
 _MARKERS = {"vEM": "o", "oEM": "s", "sEM": "D"}
 _EPSILON_LABELS = {"vEM": "tempered EM", "oEM": "tempered oEM", "sEM": "Sinkhorn-EM"}
-
-
-def _as_table(table: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
-    return table if isinstance(table, pd.DataFrame) else read_table(table)
 
 
 def _methods(table: pd.DataFrame) -> list[str]:
@@ -71,7 +74,7 @@ def plot_init_success(
     Points are success fractions and bars their Wilson 95% intervals; lines join the
     separations of one method. Methods are dodged horizontally for legibility.
     """
-    table = _as_table(table)
+    table = load_table(table, INIT_SWEEP)
     apply_style()
     panels = table[["K", "weights", "d"]].drop_duplicates().sort_values(["K", "weights", "d"]).itertuples(index=False)
     panels = list(panels)
@@ -177,7 +180,7 @@ def plot_epsilon(
     (geometric mean over settings of the ratio of medians), and iterations, for constant
     epsilon = 1 and each annealing schedule.
     """
-    table = _as_table(table)
+    table = load_table(table, EPSILON_SWEEP)
     apply_style()
     methods = _methods(table)
     constant = table[table["schedule"] == "constant"]
