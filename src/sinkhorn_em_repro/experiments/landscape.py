@@ -25,9 +25,11 @@ function of ``x_i``) and ``sigma`` the logistic function,
         - \frac1n \sum_i \operatorname{softplus}(D_i + u) \Big],
 
 whose optimality condition ``(1/n) sum_i sigma(D_i + u) = w_1`` is one monotone scalar
-equation. :func:`two_component_losses` solves it for many parameter values at once by
-safeguarded Newton, which is what makes a 2-D grid over ``(mu_0, mu_1)`` affordable; the
-test suite checks it against the core's Sinkhorn-based :func:`sinkhorn_em.eot_loss`.
+equation, the one the symmetric model's E-step solves too.
+:func:`two_component_losses` solves it for many parameter values at once with the shared
+K = 2 solver (:func:`sinkhorn_em_repro.symmetric.solve_balanced_offset`, safeguarded
+Newton), which is what makes a 2-D grid over ``(mu_0, mu_1)`` affordable; the test suite
+checks it against the core's Sinkhorn-based :func:`sinkhorn_em.eot_loss`.
 
 Gradients follow from Danskin's theorem (the optimal ``u`` is unique):
 ``dL/dmu_k = -(1/n) sum_i s_ik (x_i - mu_k)`` with ``s_ik`` the posterior
@@ -46,9 +48,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import optimize
-from scipy.special import expit, logit
+from scipy.special import expit
 
 from sinkhorn_em_repro.seeding import derive_seed
+from sinkhorn_em_repro.symmetric import solve_balanced_offset
 
 __all__ = [
     "TwoComponentLosses",
@@ -137,39 +140,7 @@ class TwoComponentLosses:
     column_error: np.ndarray
 
 
-def _solve_dual(x: np.ndarray, slope: np.ndarray, offset: np.ndarray, target: float, tol: float, max_iter: int):
-    """Root ``u`` of ``mean_i sigma(offset + slope x_i + u) = target`` for each row, by safeguarded Newton.
-
-    The left side increases from 0 to 1 in ``u``; at ``u = logit(target) - max_i D_i``
-    every term is at most ``target`` and at ``logit(target) - min_i D_i`` at least
-    ``target``, so these two values bracket the root. A Newton step that leaves the
-    bracket (or a flat derivative when the logistic terms saturate) falls back to
-    bisection, so the iteration always converges.
-    """
-    x_lo, x_hi = x.min(), x.max()
-    d_max = offset + np.maximum(slope * x_lo, slope * x_hi)
-    d_min = offset + np.minimum(slope * x_lo, slope * x_hi)
-    lo = logit(target) - d_max
-    hi = logit(target) - d_min
-    # u = 0 is the NLL point and often close to the root; start there when bracketed.
-    u = np.clip(np.zeros_like(offset), lo, hi)
-    residual = np.empty_like(u)
-    for _ in range(max_iter):
-        s = expit(offset[:, None] + slope[:, None] * x[None, :] + u[:, None])
-        residual = s.mean(axis=1) - target
-        if np.all(np.abs(residual) <= tol):
-            break
-        derivative = (s * (1.0 - s)).mean(axis=1)
-        lo = np.where(residual < 0.0, u, lo)
-        hi = np.where(residual > 0.0, u, hi)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            newton = u - residual / derivative
-        inside = np.isfinite(newton) & (newton > lo) & (newton < hi)
-        u = np.where(np.abs(residual) <= tol, u, np.where(inside, newton, 0.5 * (lo + hi)))
-    return u, np.abs(residual)
-
-
-def two_component_losses(x, weights, means, *, tol: float = 1e-14, max_iter: int = 200) -> TwoComponentLosses:
+def two_component_losses(x, weights, means, *, max_iter: int = 200) -> TwoComponentLosses:
     r"""NLL and EOT loss of a two-component, unit-variance 1-D mixture at many mean pairs.
 
     Parameters
@@ -180,10 +151,8 @@ def two_component_losses(x, weights, means, *, tol: float = 1e-14, max_iter: int
         Known mixing weights ``(w_0, w_1)``, strictly between 0 and 1.
     means : array_like of shape (G, 2) or (2,)
         Mean pairs ``(mu_0, mu_1)`` at which to evaluate.
-    tol : float, default=1e-14
-        Stop when the column-marginal error ``|mean_i sigma(D_i + u) - w_1|`` is below ``tol``.
     max_iter : int, default=200
-        Newton/bisection iterations at most.
+        Newton/bisection iterations at most of the balanced solver.
 
     Returns
     -------
@@ -192,7 +161,8 @@ def two_component_losses(x, weights, means, *, tol: float = 1e-14, max_iter: int
         ``D_i = a_i1 - a_i0 = log(w_1 / w_0) + (mu_1 - mu_0) x_i - (mu_1^2 - mu_0^2) / 2``:
         ``NLL = -mean_i a_i0 - mean_i softplus(D_i)`` and
         ``L_EOT = -mean_i a_i0 + w_1 u* - mean_i softplus(D_i + u*)`` where ``u*`` solves
-        ``mean_i sigma(D_i + u) = w_1``.
+        ``mean_i sigma(D_i + u) = w_1`` (the one K = 2 balanced solver,
+        :func:`sinkhorn_em_repro.symmetric.solve_balanced_offset`).
 
     Notes
     -----
@@ -224,10 +194,13 @@ def two_component_losses(x, weights, means, *, tol: float = 1e-14, max_iter: int
     nll_grad = np.empty((G, 2))
     eot_grad = np.empty((G, 2))
     block = max(1, _BLOCK_ELEMENTS // n)
+    uniform = np.full((1, n), 1.0 / n)
     for start in range(0, G, block):
         sl = slice(start, min(start + block, G))
-        u, err = _solve_dual(x, slope[sl], offset[sl], weights[1], tol, max_iter)
         D = offset[sl, None] + slope[sl, None] * x[None, :]
+        # u = 0 is the NLL point and often close to the root: start there.
+        u = solve_balanced_offset(D, uniform, np.full(D.shape[0], weights[1]), np.zeros(D.shape[0]), max_iter)
+        err = np.abs(expit(D + u[:, None]).mean(axis=1) - weights[1])
         nll[sl] = -mean_a0[sl] - np.logaddexp(0.0, D).mean(axis=1)
         eot[sl] = -mean_a0[sl] + weights[1] * u - np.logaddexp(0.0, D + u[:, None]).mean(axis=1)
         dual[sl] = u
