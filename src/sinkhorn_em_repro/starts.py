@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cell_sizes", "nearest_mean", "rank_order", "weights_by_size"]
+__all__ = ["cell_sizes", "kmeanspp_centres", "nearest_mean", "rank_order", "weights_by_size"]
 
 TIES = ("lower_index_first", "higher_index_first")
 
@@ -59,3 +59,11 @@ def weights_by_size(weights, sizes, ties: str = "lower_index_first") -> np.ndarr
     matched = np.empty_like(weights)
     matched[rank_order(sizes, ties)] = weights[rank_order(weights)]
     return matched
+
+
+def kmeanspp_centres(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
+    """k-means++ seeding (Arthur & Vassilvitskii; :func:`sklearn.cluster.kmeans_plusplus`) from ``rng``."""
+    from sklearn.cluster import kmeans_plusplus
+
+    centres, _ = kmeans_plusplus(X, n_components, random_state=int(rng.integers(2**31 - 1)))
+    return centres

@@ -12,56 +12,20 @@
 #
 # All methods and weight settings of one seed index share the initialisation and the
 # perturbation: seeds depend on (target, features, seed index) only.
-from sinkhorn_em_repro.experiments.osmfish import fit_settings, seed_chunks
+from sinkhorn_em_repro.experiments.osmfish import plan_osmfish
 
 OSMFISH = section("osmfish")
-OSMFISH_SETTINGS = fit_settings(
-    OSMFISH["feature_sets"],
-    OSMFISH["weight_settings"],
-    OSMFISH["methods"],
-    OSMFISH["sklearn_weights"],
-)
-OSMFISH_CHUNKS = seed_chunks(OSMFISH["n_seeds"], OSMFISH["seeds_per_job"])
-OSMFISH_MAP_FEATURES = list(OSMFISH["feature_sets"].get("region", []))
-if not OSMFISH_SETTINGS:
-    raise ValueError(
-        "osmfish: feature_sets, weight_settings and methods select no fit; configure at least one"
-    )
-if not OSMFISH_MAP_FEATURES or OSMFISH["map_weights"] not in OSMFISH["weight_settings"]:
-    raise ValueError(
-        "osmfish: the region map needs feature_sets: region non-empty and map_weights among weight_settings "
-        f"(got feature_sets {OSMFISH['feature_sets']}, map_weights {OSMFISH['map_weights']!r})"
-    )
-
-# Keywords shared by every fit (run_osmfish_chunk / best_seed_maps).
-OSMFISH_FIT_CFG = {
-    "base_seed": config["seed"],
-    **{
-        key: OSMFISH[key]
-        for key in (
-            "perturb_strength",
-            "tol",
-            "max_iter",
-            "reg_covar",
-            "epsilon",
-            "sinkhorn_tol",
-            "sinkhorn_max_iter",
-        )
-    },
-}
+OSMFISH_PLAN = plan_osmfish(OSMFISH, config["seed"])
+OSMFISH_CHUNKS = OSMFISH_PLAN["chunks"]
+OSMFISH_MAP_FEATURES = OSMFISH_PLAN["map_features"]
+OSMFISH_FIT_CFG = OSMFISH_PLAN["fit_cfg"]
 OSMFISH_FIT_OUTPUTS = [
     out.OSMFISH_FIT.format(
         target=target, features=features, weights=weights, method=method, chunk=chunk
     )
-    for target, features, weights, method in OSMFISH_SETTINGS
+    for target, features, weights, method in OSMFISH_PLAN["settings"]
     for chunk in range(len(OSMFISH_CHUNKS))
 ]
-# CPU seconds per fit at max_iter 100 on one core (sEM, the slowest), with a x10 margin
-# in the runtimes below for slow nodes and tighter tolerances.
-OSMFISH_SECONDS_PER_FIT = {
-    target: seconds * OSMFISH["max_iter"] / 100
-    for target, seconds in {"region": 0.3, "celltype": 1.5}.items()
-}
 
 
 rule osmfish_features:
@@ -112,13 +76,7 @@ rule osmfish_fit:
     resources:
         # 4,839 cells x 31 components: a few MB of arrays; the interpreter dominates.
         mem_mb=600,
-        runtime=lambda wc: 2
-        + int(
-            10
-            * OSMFISH_SECONDS_PER_FIT[wc.target]
-            * len(OSMFISH_CHUNKS[int(wc.chunk)])
-            / 60
-        ),
+        runtime=lambda wc: OSMFISH_PLAN["fit_runtime"][wc.target][int(wc.chunk)],
     params:
         cfg=lambda wc: {
             "target": wc.target,
@@ -194,10 +152,7 @@ rule osmfish_map:
     threads: 1
     resources:
         mem_mb=600,
-        runtime=2
-        + int(
-            10 * OSMFISH_SECONDS_PER_FIT["region"] * 4 * len(OSMFISH_MAP_FEATURES) / 60
-        ),
+        runtime=OSMFISH_PLAN["map_runtime"],
     params:
         feature_sets=OSMFISH_MAP_FEATURES,
         cfg={"target": "region", "weights": OSMFISH["map_weights"], **OSMFISH_FIT_CFG},
