@@ -45,6 +45,7 @@ __all__ = [
     "figure",
     "final_outputs",
     "log",
+    "pattern_regex",
     "table",
     "table_at",
 ]
@@ -330,17 +331,24 @@ def final_outputs(family: str) -> list[str]:
     return tables + figures
 
 
-def _pattern_regex(pattern: str) -> re.Pattern:
+def pattern_regex(pattern: str) -> re.Pattern:
+    """Regex of the paths of a Snakemake pattern ``a/{x}/b_{y,[0-9]+}.tsv``.
+
+    A wildcard with a constraint matches the constraint, one without matches any
+    non-empty text (``/`` included, as Snakemake's default does).
+    """
     parts, position = [], 0
-    for match in re.finditer(r"\{[^{}]+\}", pattern):
+    for match in re.finditer(r"\{([^{}]+)\}", pattern):
         parts.append(re.escape(pattern[position : match.start()]))
-        parts.append(".+")
+        _, _, constraint = match.group(1).partition(",")
+        parts.append(f"(?:{constraint})" if constraint else ".+")
         position = match.end()
     parts.append(re.escape(pattern[position:]))
-    return re.compile(r"(?:\A|/)" + "".join(parts) + r"\Z")
+    return re.compile("".join(parts) + r"\Z")
 
 
-_TABLE_REGEX = [(_pattern_regex(each.path), each) for each in TABLES]
+# Matched on the end of a path, so that results/... under any working directory is found.
+_TABLE_REGEX = [(re.compile(r"(?:\A|/)" + pattern_regex(each.path).pattern), each) for each in TABLES]
 
 
 def table_at(path: str | Path) -> Table | None:
