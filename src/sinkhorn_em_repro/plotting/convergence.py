@@ -18,14 +18,8 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from sinkhorn_em_repro import outputs
-from sinkhorn_em_repro.plotting.style import (
-    METHOD_LABELS,
-    METHOD_ORDER,
-    apply_style,
-    load_table,
-    method_color,
-    save_figure,
-)
+from sinkhorn_em_repro.plotting import style
+from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
 
 __all__ = ["plot_convergence"]
 
@@ -169,10 +163,10 @@ def plot_convergence(
     display_alpha : float
         alpha* of the top-row panels (nearest alpha* present).
     """
-    trajectories = load_table(trajectories, outputs.CONVERGENCE_TRAJECTORIES)
-    rates = load_table(rates, outputs.CONVERGENCE_RATES)
-    general_k = load_table(general_k, outputs.CONVERGENCE_GENERAL_K)
-    general_k_rates = load_table(general_k_rates, outputs.CONVERGENCE_GENERAL_K_RATES)
+    trajectories = style.load_table(trajectories, outputs.CONVERGENCE_TRAJECTORIES)
+    rates = style.load_table(rates, outputs.CONVERGENCE_RATES)
+    general_k = style.load_table(general_k, outputs.CONVERGENCE_GENERAL_K)
+    general_k_rates = style.load_table(general_k_rates, outputs.CONVERGENCE_GENERAL_K_RATES)
     apply_style()
     methods = _methods(trajectories)
     n_top = max(int(np.unique(trajectories.loc[trajectories["theta_star"] > 0, "theta_star"]).size), 1)

@@ -14,14 +14,8 @@ import numpy as np
 import pandas as pd
 
 from sinkhorn_em_repro.outputs import OSMFISH_MAP, OSMFISH_SEEDS
-from sinkhorn_em_repro.plotting.style import (
-    METHOD_LABELS,
-    METHOD_ORDER,
-    apply_style,
-    load_table,
-    method_color,
-    save_figure,
-)
+from sinkhorn_em_repro.plotting import style
+from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
 
 __all__ = ["plot_osmfish_ari", "plot_osmfish_map"]
 
@@ -48,7 +42,7 @@ def plot_osmfish_ari(per_seed: str | os.PathLike | pd.DataFrame, pdf_path, png_p
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    table = load_table(per_seed, OSMFISH_SEEDS)
+    table = style.load_table(per_seed, OSMFISH_SEEDS)
     apply_style()
     panels = table[["target", "features", "n_components", "n_features"]].drop_duplicates()
     panels = panels.assign(
@@ -130,7 +124,7 @@ def plot_osmfish_map(
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    table = load_table(maps, OSMFISH_MAP)
+    table = style.load_table(maps, OSMFISH_MAP)
     apply_style()
     feature_sets = [f for f in ("expr", "expr+xy") if f in set(table["features"])]
     methods = [m for m in METHOD_ORDER if m in table.columns]

@@ -129,6 +129,48 @@ def _mean_loglik(features, weights, means, covariances, covariance_type) -> floa
     return float(np.mean(row_max + np.log(log_joint.sum(axis=1))))
 
 
+def _init_variance(scale_log_mean: float, scale_log_sd: float, init_variance: float | None) -> float:
+    """Initial variance of every component: ``init_variance``, by default :math:`E[s_k] = e^{m + \\sigma^2/2}`."""
+    variance = float(np.exp(scale_log_mean + scale_log_sd**2 / 2)) if init_variance is None else float(init_variance)
+    if not variance > 0:
+        raise ValueError(f"init_variance must be > 0, got {init_variance}")
+    return variance
+
+
+def _start(scene, trial, trial_index, init, *, base_seed, covariance_type, variance):
+    """The start of every method on one (trial, init), seeded by (dataset, trial, init) only."""
+    rng = _init_rng(base_seed, scene, trial_index, init)
+    return initial_parameters(scene, trial, init, rng, covariance_type=covariance_type, variance=variance)
+
+
+def _fit_options(n_iter, covariance_type, epsilon, reg_covar, sinkhorn_tol, sinkhorn_max_iter) -> dict:
+    """Keywords of :func:`_fit` shared by every C. elegans fit."""
+    return dict(
+        n_iter=n_iter,
+        covariance_type=covariance_type,
+        epsilon=epsilon,
+        reg_covar=reg_covar,
+        sinkhorn_tol=sinkhorn_tol,
+        sinkhorn_max_iter=sinkhorn_max_iter,
+    )
+
+
+def _fit(method, trial: VoxelTrial, start, *, n_iter, keep_trajectory=False, **options):
+    """``method`` on the training voxels for exactly ``n_iter`` iterations (``tol = 0``) from ``start``."""
+    means, covariances, weights = start
+    return fit_table_method(
+        method,
+        trial.X_train,
+        weights=weights,
+        means_init=means,
+        covariances_init=covariances,
+        tol=0.0,
+        max_iter=n_iter,
+        keep_trajectory=keep_trajectory,
+        **options,
+    ).model
+
+
 def run_celegans_chunk(
     scene: NeuronScene,
     *,
@@ -167,9 +209,8 @@ def run_celegans_chunk(
         _check_choice("init", init, INITS)
     if int(n_iter) < 1:
         raise ValueError(f"n_iter must be >= 1, got {n_iter}")
-    variance = float(np.exp(scale_log_mean + scale_log_sd**2 / 2)) if init_variance is None else float(init_variance)
-    if not variance > 0:
-        raise ValueError(f"init_variance must be > 0, got {init_variance}")
+    variance = _init_variance(scale_log_mean, scale_log_sd, init_variance)
+    options = _fit_options(n_iter, covariance_type, epsilon, reg_covar, sinkhorn_tol, sinkhorn_max_iter)
     rows = []
     for trial_index in trials:
         trial = trial_data(
@@ -183,29 +224,10 @@ def run_celegans_chunk(
         test_features = MomentFeatures.from_data(trial.X_test)
         true_positions = trial.centers[:, :POSITION_DIMS]
         for init in inits:
-            means, covariances, weights = initial_parameters(
-                scene,
-                trial,
-                init,
-                _init_rng(base_seed, scene, trial_index, init),
-                covariance_type=covariance_type,
-                variance=variance,
+            start = _start(
+                scene, trial, trial_index, init, base_seed=base_seed, covariance_type=covariance_type, variance=variance
             )
-            model = fit_table_method(
-                method,
-                trial.X_train,
-                weights=weights,
-                means_init=means,
-                covariances_init=covariances,
-                covariance_type=covariance_type,
-                tol=0.0,
-                max_iter=n_iter,
-                epsilon=epsilon,
-                reg_covar=reg_covar,
-                sinkhorn_tol=sinkhorn_tol,
-                sinkhorn_max_iter=sinkhorn_max_iter,
-                keep_trajectory=True,
-            ).model
+            model = _fit(method, trial, start, keep_trajectory=True, **options)
             history = model.history_
             for state, (_, record) in zip(model.trajectory_, history.iterrows()):
                 metrics = identification_metrics(true_positions, state["means"][:, :POSITION_DIMS], radii)
@@ -268,7 +290,8 @@ def segmentation_map(
         _check_choice("init", init, INITS)
     for method in methods:
         _check_choice("method", method, METHODS)
-    variance = float(np.exp(scale_log_mean + scale_log_sd**2 / 2)) if init_variance is None else float(init_variance)
+    variance = _init_variance(scale_log_mean, scale_log_sd, init_variance)
+    options = _fit_options(n_iter, covariance_type, epsilon, reg_covar, sinkhorn_tol, sinkhorn_max_iter)
     data = trial_data(
         scene,
         trial,
@@ -285,29 +308,11 @@ def segmentation_map(
     voxels["truth_name"] = np.asarray(scene.neuron_names)[truth]
     tables = []
     for init in inits:
-        means, covariances, weights = initial_parameters(
-            scene,
-            data,
-            init,
-            _init_rng(base_seed, scene, trial, init),
-            covariance_type=covariance_type,
-            variance=variance,
+        start = _start(
+            scene, data, trial, init, base_seed=base_seed, covariance_type=covariance_type, variance=variance
         )
         for method in methods:
-            model = fit_table_method(
-                method,
-                data.X_train,
-                weights=weights,
-                means_init=means,
-                covariances_init=covariances,
-                covariance_type=covariance_type,
-                tol=0.0,
-                max_iter=n_iter,
-                epsilon=epsilon,
-                reg_covar=reg_covar,
-                sinkhorn_tol=sinkhorn_tol,
-                sinkhorn_max_iter=sinkhorn_max_iter,
-            ).model
+            model = _fit(method, data, start, **options)
             permutation = identification_metrics(data.centers[:, :POSITION_DIMS], model.means_[:, :POSITION_DIMS])[
                 "permutation"
             ]

@@ -13,6 +13,41 @@ from sinkhorn_em_repro.fitting import fit_table_method
 __all__ = ["best_seed_maps", "crosscheck_oem_sklearn", "match_labels", "run_osmfish_chunk"]
 
 
+def _fit_options(tol, max_iter, reg_covar, epsilon, sinkhorn_tol, sinkhorn_max_iter) -> dict:
+    """Keywords of :func:`~sinkhorn_em_repro.fitting.fit_table_method` shared by every osmFISH fit."""
+    return dict(
+        tol=tol,
+        max_iter=max_iter,
+        reg_covar=reg_covar,
+        epsilon=epsilon,
+        sinkhorn_tol=sinkhorn_tol,
+        sinkhorn_max_iter=sinkhorn_max_iter,
+    )
+
+
+def _fit_seed(features, target, feature_set, weights, method, seed_index, *, base_seed, perturb_strength, **options):
+    """Start of seed ``seed_index`` (:func:`seed_start`) and ``method`` fitted from it.
+
+    Returns ``(start, outcome)``: the tuple of :func:`seed_start` and the
+    :class:`~sinkhorn_em_repro.fitting.FitOutcome`.
+    """
+    start = seed_start(
+        features,
+        target,
+        feature_set,
+        weights,
+        int(seed_index),
+        base_seed=base_seed,
+        strength=perturb_strength,
+        reg_covar=options["reg_covar"],
+    )
+    _, _, means, covariances, used, _ = start
+    outcome = fit_table_method(
+        method, features.X, weights=used, means_init=means, covariances_init=covariances, **options
+    )
+    return start, outcome
+
+
 def run_osmfish_chunk(
     features: OsmFISHFeatures,
     *,
@@ -61,30 +96,20 @@ def run_osmfish_chunk(
     _check_choice("weights", weights, WEIGHT_SETTINGS)
     _check_choice("method", method, METHODS)
     rows = []
+    options = _fit_options(tol, max_iter, reg_covar, epsilon, sinkhorn_tol, sinkhorn_max_iter)
     for seed_index in seed_indices:
-        truth, init_seed, means, covariances, used, total_variation = seed_start(
+        start, outcome = _fit_seed(
             features,
             target,
             feature_set,
             weights,
-            int(seed_index),
-            base_seed=base_seed,
-            strength=perturb_strength,
-            reg_covar=reg_covar,
-        )
-        outcome = fit_table_method(
             method,
-            features.X,
-            weights=used,
-            means_init=means,
-            covariances_init=covariances,
-            tol=tol,
-            max_iter=max_iter,
-            reg_covar=reg_covar,
-            epsilon=epsilon,
-            sinkhorn_tol=sinkhorn_tol,
-            sinkhorn_max_iter=sinkhorn_max_iter,
+            seed_index,
+            base_seed=base_seed,
+            perturb_strength=perturb_strength,
+            **options,
         )
+        truth, init_seed, _, _, used, total_variation = start
         model, sinkhorn_converged, elapsed = outcome.model, outcome.sinkhorn_converged, outcome.seconds
         labels = model.predict(features.X)
         rows.append(
@@ -157,6 +182,7 @@ def best_seed_maps(
     """
     from sinkhorn_em.metrics import ari
 
+    options = _fit_options(tol, max_iter, reg_covar, epsilon, sinkhorn_tol, sinkhorn_max_iter)
     frames = []
     for feature_set, features in features_by_set.items():
         truth, names = features.labels(target)
@@ -178,29 +204,18 @@ def best_seed_maps(
                 .sort_values(["mean_loglik", "seed_index"], ascending=[False, True])
                 .iloc[0]
             )
-            _, _, means, covariances, used, _ = seed_start(
+            _, outcome = _fit_seed(
                 features,
                 target,
                 feature_set,
                 weights,
-                int(best["seed_index"]),
-                base_seed=base_seed,
-                strength=perturb_strength,
-                reg_covar=reg_covar,
-            )
-            model = fit_table_method(
                 method,
-                features.X,
-                weights=used,
-                means_init=means,
-                covariances_init=covariances,
-                tol=tol,
-                max_iter=max_iter,
-                reg_covar=reg_covar,
-                epsilon=epsilon,
-                sinkhorn_tol=sinkhorn_tol,
-                sinkhorn_max_iter=sinkhorn_max_iter,
-            ).model
+                best["seed_index"],
+                base_seed=base_seed,
+                perturb_strength=perturb_strength,
+                **options,
+            )
+            model = outcome.model
             refit_loglik = float(model.score(features.X))
             if not np.isclose(refit_loglik, best["mean_loglik"], rtol=1e-7, atol=1e-7):
                 raise ValueError(

@@ -109,23 +109,60 @@ def _check_names(values: Sequence[str], allowed: Sequence[str], what: str) -> li
 
 
 def _run_chunk(
+    schemes: Sequence[str],
+    variants: Sequence[_Variant],
+    with_bias: bool,
     *,
-    setting: SweepSetting,
+    weights: Sequence[float],
+    dim: int,
+    separation: float,
     dataset: int,
     first_init: int,
     n_inits: int,
-    schemes: Sequence[str],
-    variants: Sequence[_Variant],
     n_samples: int,
-    seed: int,
     exact_proportions: bool,
-    options: _FitOptions,
+    pair_weights_by_size: bool,
+    seed: int,
+    max_iter: int,
+    tol: float,
+    sinkhorn_tol: float,
+    sinkhorn_max_iter: int,
+    reg_covar: float,
     success_rtol: float,
     success_atol: float,
-    pair_weights_by_size: bool,
-    with_bias: bool,
 ) -> pd.DataFrame:
-    """Rows of one job: every (scheme, init index, variant) of one dataset."""
+    r"""Rows of one job of either sweep: every (scheme, init index, variant) of one dataset.
+
+    Parameters
+    ----------
+    schemes : list of str
+        Initialisation schemes (:data:`INIT_SCHEMES`).
+    variants : list of _Variant
+        Methods with their constant or annealed epsilon.
+    with_bias : bool
+        Add the bias columns of the epsilon sweep.
+    weights, dim, separation
+        The setting (see :class:`SweepSetting`).
+    dataset : int
+        Index of the dataset within the setting.
+    first_init, n_inits : int
+        The job fits initialisations ``first_init, ..., first_init + n_inits - 1`` of every
+        scheme.
+    n_samples, exact_proportions, seed
+        Dataset size, stratified (``True``) or i.i.d. labels (:func:`make_sweep_dataset`),
+        and the base seed of the config.
+    pair_weights_by_size : bool
+        ``False``: initial mean ``k`` (in the order drawn) starts with weight
+        :math:`\alpha_k`, as when a user passes ``means_init``; ``True``: reorder by
+        :func:`pair_means_with_weights`.
+    max_iter, tol, sinkhorn_tol, sinkhorn_max_iter, reg_covar
+        Passed to :class:`sinkhorn_em.EOTGaussianMixture`.
+    success_rtol, success_atol : float
+        The success rule (:func:`is_success`).
+    """
+    setting = SweepSetting.create(weights, dim, separation)
+    options = _FitOptions(int(max_iter), float(tol), float(sinkhorn_tol), int(sinkhorn_max_iter), float(reg_covar))
+    exact_proportions, pair_weights_by_size = bool(exact_proportions), bool(pair_weights_by_size)
     if n_inits < 1 or first_init < 0:
         raise ValueError(f"need n_inits >= 1 and first_init >= 0, got {n_inits}, {first_init}.")
     sample = make_sweep_dataset(setting, dataset, n_samples, seed, exact_proportions)
@@ -183,53 +220,18 @@ def _run_chunk(
     return pd.DataFrame(rows)
 
 
-def run_init_sweep_chunk(
-    *,
-    weights: Sequence[float],
-    dim: int,
-    separation: float,
-    dataset: int,
-    first_init: int,
-    n_inits: int,
-    schemes: Sequence[str],
-    methods: Sequence[str],
-    n_samples: int,
-    exact_proportions: bool,
-    pair_weights_by_size: bool,
-    seed: int,
-    max_iter: int,
-    tol: float,
-    sinkhorn_tol: float,
-    sinkhorn_max_iter: int,
-    reg_covar: float,
-    success_rtol: float,
-    success_atol: float,
-) -> pd.DataFrame:
+def run_init_sweep_chunk(*, schemes: Sequence[str], methods: Sequence[str], **job) -> pd.DataFrame:
     """Run one job of the initialisation sweep: all runs of one dataset and init block.
 
     Parameters
     ----------
-    weights, dim, separation
-        The setting (see :class:`SweepSetting`).
-    dataset : int
-        Index of the dataset within the setting.
-    first_init, n_inits : int
-        The job fits initialisations ``first_init, ..., first_init + n_inits - 1`` of every
-        scheme.
     schemes : list of str
         Initialisation schemes (:data:`INIT_SCHEMES`).
-    pair_weights_by_size : bool
-        ``False``: initial mean ``k`` (in the order drawn) starts with weight
-        :math:`\alpha_k`, as when a user passes ``means_init``; ``True``: reorder by
-        :func:`pair_means_with_weights`.
     methods : list of {"vEM", "oEM", "sEM"}
-    n_samples, exact_proportions, seed
-        Dataset size, stratified (``True``) or i.i.d. labels (:func:`make_sweep_dataset`),
-        and the base seed of the config.
-    max_iter, tol, sinkhorn_tol, sinkhorn_max_iter, reg_covar
-        Passed to :class:`sinkhorn_em.EOTGaussianMixture` (epsilon = 1).
-    success_rtol, success_atol : float
-        The success rule (:func:`is_success`).
+        Each fitted at epsilon = 1.
+    **job
+        The setting, dataset, block of initialisations, fit options and success rule: the
+        keywords of :func:`_run_chunk` (a job of :func:`~sinkhorn_em_repro.experiments.sweeps.plan_init_sweep`).
 
     Returns
     -------
@@ -241,26 +243,9 @@ def run_init_sweep_chunk(
         ``seconds`` (wall time of the fit), plus columns shared with the epsilon sweep
         (``schedule = "constant"``, ``eps = 1``, ...; ``success_own == success`` here).
     """
-    setting = SweepSetting.create(weights, dim, separation)
     schemes = _check_names(schemes, INIT_SCHEMES, "schemes")
     variants = [_Variant(m) for m in _check_names(methods, list(ESTIMATOR_METHOD), "methods")]
-    options = _FitOptions(int(max_iter), float(tol), float(sinkhorn_tol), int(sinkhorn_max_iter), float(reg_covar))
-    return _run_chunk(
-        setting=setting,
-        dataset=dataset,
-        first_init=first_init,
-        n_inits=n_inits,
-        schemes=schemes,
-        variants=variants,
-        n_samples=n_samples,
-        seed=seed,
-        exact_proportions=bool(exact_proportions),
-        options=options,
-        success_rtol=success_rtol,
-        success_atol=success_atol,
-        pair_weights_by_size=bool(pair_weights_by_size),
-        with_bias=False,
-    )
+    return _run_chunk(schemes, variants, False, **job)
 
 
 def _epsilon_variants(
@@ -283,27 +268,11 @@ def _epsilon_variants(
 
 def run_epsilon_sweep_chunk(
     *,
-    weights: Sequence[float],
-    dim: int,
-    separation: float,
-    dataset: int,
-    first_init: int,
-    n_inits: int,
     init: str,
     methods: Sequence[str],
     epsilons: Sequence[float],
     anneal_schedules: Sequence[Mapping],
-    n_samples: int,
-    exact_proportions: bool,
-    pair_weights_by_size: bool,
-    seed: int,
-    max_iter: int,
-    tol: float,
-    sinkhorn_tol: float,
-    sinkhorn_max_iter: int,
-    reg_covar: float,
-    success_rtol: float,
-    success_atol: float,
+    **job,
 ) -> pd.DataFrame:
     r"""Run one job of the epsilon sweep: constant epsilons and annealing schedules.
 
@@ -321,30 +290,15 @@ def run_epsilon_sweep_chunk(
     ``reference_shift`` (distance of its reference fit to the constant-:math:`\varepsilon = 1`
     reference fit of the same method).
 
-    Parameters are those of :func:`run_init_sweep_chunk`, with a single scheme ``init``.
+    ``init`` is the one initialisation scheme (:data:`INIT_SCHEMES`), ``methods`` those of
+    :func:`run_init_sweep_chunk`, and ``**job`` the keywords of :func:`_run_chunk` (a job
+    of :func:`~sinkhorn_em_repro.experiments.sweeps.plan_epsilon_sweep`).
 
     Returns
     -------
     pandas.DataFrame
         One row per (initialisation, method, variant).
     """
-    setting = SweepSetting.create(weights, dim, separation)
     _check_names([init], INIT_SCHEMES, "init")
     variants = _epsilon_variants(methods, epsilons, anneal_schedules)
-    options = _FitOptions(int(max_iter), float(tol), float(sinkhorn_tol), int(sinkhorn_max_iter), float(reg_covar))
-    return _run_chunk(
-        setting=setting,
-        dataset=dataset,
-        first_init=first_init,
-        n_inits=n_inits,
-        schemes=[init],
-        variants=variants,
-        n_samples=n_samples,
-        seed=seed,
-        exact_proportions=bool(exact_proportions),
-        options=options,
-        success_rtol=success_rtol,
-        success_atol=success_atol,
-        pair_weights_by_size=bool(pair_weights_by_size),
-        with_bias=True,
-    )
+    return _run_chunk([init], variants, True, **job)
