@@ -1,4 +1,4 @@
-# Rules of the convergence family (issue 4, section 4): linear rates of vEM, oEM and sEM.
+# Rules of the convergence family: linear rates of vEM, oEM and sEM.
 # Symmetric model in population (one cheap job for every setting) and general K = 3,
 # d = 2 mixtures fitted by EOTGaussianMixture; rates are estimated from the saved
 # trajectories by separate rules, so changing the rate window does not refit anything.

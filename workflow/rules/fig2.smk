@@ -1,4 +1,4 @@
-# Rules of the fig2 family (issue 4, section 3): Figure 2 of Mena et al. (2020).
+# Rules of the fig2 family: Figure 2 of Mena et al. (2020).
 # The alpha* grid is split into `n_chunks` jobs (alpha values interleaved, so every job
 # gets easy and hard settings alike); each job runs every method, theta0 and repetition
 # of its alphas, vectorised. Noise vectors are seeded by repetition only, so the table

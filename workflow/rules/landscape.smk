@@ -1,4 +1,4 @@
-# Rules of the landscape family (issue 4, section 2): NLL vs EOT loss.
+# Rules of the landscape family: NLL vs EOT loss.
 # 1-D: one job per alpha* evaluates both losses of the symmetric model on the theta grid
 # with the core's nll / Sinkhorn eot_loss; one job gathers the curves and finds the local
 # minima. 2-D: one job evaluates both losses and their gradients on a (theta1, theta2)

@@ -1,4 +1,4 @@
-# Rules of the report family (issue 8): results/REPORT.md, every claim of the papers next to
+# Rules of the report family: results/REPORT.md, every claim of the papers next to
 # its measured numbers and a verdict computed from the tables (sinkhorn_em_repro.experiments.report).
 #
 #   report_identities  claim 8's numerical checks -> results/tables/identities.csv

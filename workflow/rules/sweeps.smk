@@ -1,4 +1,4 @@
-# Rules of the sweeps family (issue 5): initialisation sweep, epsilon sweep and annealing.
+# Rules of the sweeps family: initialisation sweep, epsilon sweep and annealing.
 # Each sweep is split into many independent jobs, one per (setting, dataset, block of
 # `inits_per_job` initialisations), that Snakemake spreads over cores or cluster nodes;
 # seeds come from what a job computes (sinkhorn_em_repro.experiments.sweeps), so the tables do

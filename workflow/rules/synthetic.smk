@@ -1,4 +1,4 @@
-# Rules of the synthetic family (issue 4, section 1): benchmark datasets with their seeds.
+# Rules of the synthetic family: benchmark datasets with their seeds.
 # One job per dataset writes results/synthetic/<name>.npz (data, labels, true parameters,
 # seed) and a one-row manifest; one job gathers the rows into results/synthetic/manifest.csv.
 # Dataset names encode every parameter (see sinkhorn_em_repro.experiments.synthetic.benchmark_specs).

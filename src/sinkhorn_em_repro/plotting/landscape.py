@@ -22,7 +22,6 @@ from sinkhorn_em_repro.plotting.style import LOSS_COLORS, LOSS_LABELS, apply_sty
 __all__ = ["plot_landscape_1d", "plot_landscape_2d"]
 
 LOSS_ORDER = ("nll", "eot")
-LOSS_SHORT = {"nll": "NLL", "eot": "EOT"}
 # Markers of the 2-D stationary points, by (kind, spurious).
 _STATIONARY_MARKERS = {
     ("minimum", False): dict(marker="*", s=150, facecolor="white", edgecolor="black", label="global minimum"),

@@ -19,7 +19,7 @@ _METHOD_RANK = {m: r for r, m in enumerate(ESTIMATOR_METHOD)}
 _SETTING_COLUMNS = ["K", "d", "weights", "separation"]
 
 
-#: Leading columns of results/tables/init_sweep.csv (issue 5); further columns follow.
+#: Leading columns of results/tables/init_sweep.csv; further columns follow.
 INIT_TABLE_COLUMNS = [
     "K",
     "d",
