@@ -34,9 +34,6 @@ rule celegans_fit:
         dataset="|".join(CELEGANS_PLAN["datasets"]) or "(?!)",
         method="vEM|oEM|sEM",
         chunk=r"\d+",
-    conda:
-        CONDA_ENV
-    threads: 1
     resources:
         mem_mb=lambda wc: CELEGANS_FIT_OF(wc)["mem_mb"],
         runtime=lambda wc: CELEGANS_FIT_OF(wc)["runtime"],
@@ -58,12 +55,6 @@ rule celegans_summary:
         table=out.CELEGANS.path,
     log:
         out.log("celegans", "summary"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
     params:
         pools=CELEGANS_PLAN["pools"],
         confidence=section("celegans")["confidence"],
@@ -80,9 +71,6 @@ rule celegans_segmentation:
         out.log("celegans", "segmentation"),
     benchmark:
         out.benchmark("celegans", "segmentation")
-    conda:
-        CONDA_ENV
-    threads: 1
     resources:
         mem_mb=CELEGANS_SEGMENTATION["mem_mb"],
         runtime=CELEGANS_SEGMENTATION["runtime"],
@@ -100,12 +88,6 @@ rule celegans_metrics_figure:
         **figure_outputs("celegans_metrics"),
     log:
         out.log("celegans", "metrics_figure"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
     script:
         "../scripts/celegans_metrics_figure.py"
 
@@ -117,12 +99,6 @@ rule celegans_segmentation_figure:
         **figure_outputs("celegans_segmentation"),
     log:
         out.log("celegans", "segmentation_figure"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
     script:
         "../scripts/celegans_segmentation_figure.py"
 

@@ -11,10 +11,9 @@ FINAL_OUTPUTS = []
 # Python functions (`def`): put a family's helper functions in its package module
 # (sinkhorn_em_repro.experiments.<family>) and call them from the rule file.
 
-# Software environment of every job, for `--sdm conda`. Conda paths are resolved
-# relative to the file that defines the rule, and every family's rules live in
-# workflow/rules/, so one constant serves them all: write `conda: CONDA_ENV`.
-# `snakemake --lint` requires it on each rule that has a script or shell command.
+# Software environment of every job, for `--sdm conda`; the Snakefile gives it to every
+# rule that runs something, so rules do not repeat it. Conda paths are resolved relative to
+# the file that defines the rule, and every family's rules live in workflow/rules/.
 CONDA_ENV = "../../envs/sinkhorn-em.yaml"
 
 

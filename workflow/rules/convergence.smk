@@ -13,12 +13,6 @@ rule convergence_symmetric:
         out.log("convergence", "symmetric"),
     benchmark:
         out.benchmark("convergence", "symmetric")
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
     params:
         cfg={
             key: CONVERGENCE[key]
@@ -44,9 +38,6 @@ rule convergence_general_k:
         out.log("convergence", "general_k"),
     benchmark:
         out.benchmark("convergence", "general_k")
-    conda:
-        CONDA_ENV
-    threads: 1
     resources:
         mem_mb=2000,
         runtime=20,
@@ -70,12 +61,6 @@ rule convergence_rates:
         table=out.CONVERGENCE_RATES.path,
     log:
         out.log("convergence", "rates"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     params:
         cfg={
             "window": CONVERGENCE["rate_window"],
@@ -92,12 +77,6 @@ rule convergence_general_k_rates:
         table=out.CONVERGENCE_GENERAL_K_RATES.path,
     log:
         out.log("convergence", "general_k_rates"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     params:
         cfg={
             "window": CONVERGENCE_GENERAL_K["rate_window"],
@@ -117,12 +96,6 @@ rule convergence_figure:
         **figure_outputs("convergence_rates"),
     log:
         out.log("convergence", "figure"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     params:
         cfg={"display_alpha": CONVERGENCE["display_alpha"]},
     script:

@@ -22,12 +22,6 @@ rule fetch_dataset:
         relpath="|".join(re.escape(path) for path in sorted(DATASET_KEY_BY_PATH))
         or "(?!)",
     localrule: True
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=200,
-        runtime=10,
     # The mirror and the timeout are read by the script from the config, not passed as
     # params: they do not change the (checksummed) bytes, so switching between upstream
     # and a mirror must not mark the datasets and everything downstream as outdated.

@@ -42,11 +42,7 @@ rule fig2_chunk:
         out.benchmark("fig2", "chunk{chunk}")
     wildcard_constraints:
         chunk=r"\d+",
-    conda:
-        CONDA_ENV
-    threads: 1
     resources:
-        mem_mb=1000,
         runtime=30,
     params:
         cfg=lambda wildcards: FIG2_CHUNK_PARAMS[wildcards.chunk],
@@ -61,12 +57,6 @@ rule fig2_aggregate:
         table=out.FIG2_RUNS.path,
     log:
         out.log("fig2", "aggregate"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     script:
         "../scripts/fig2_aggregate.py"
 
@@ -78,11 +68,7 @@ rule fig2_estep_check:
         out.log("fig2", "estep_check"),
     benchmark:
         out.benchmark("fig2", "estep_check")
-    conda:
-        CONDA_ENV
-    threads: 1
     resources:
-        mem_mb=1000,
         runtime=30,
     params:
         cfg=dict(
@@ -103,12 +89,6 @@ rule fig2_figure:
         **figure_outputs("fig2"),
     log:
         out.log("fig2", "figure"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     params:
         cfg={
             key: FIG2[key]

@@ -39,12 +39,6 @@ rule landscape_curve:
         out.benchmark("landscape", "curve_alpha{alpha}")
     wildcard_constraints:
         alpha="|".join(re.escape(a) for a in LANDSCAPE_ALPHAS),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=10,
     params:
         cfg=lambda wildcards: {
             "alpha": LANDSCAPE_ALPHAS[wildcards.alpha],
@@ -63,12 +57,6 @@ rule landscape_minima:
         minima=out.LANDSCAPE_MINIMA.path,
     log:
         out.log("landscape", "minima"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=10,
     params:
         cfg=LANDSCAPE_SAMPLE,
     script:
@@ -83,12 +71,6 @@ rule landscape_figure:
         **figure_outputs("landscape"),
     log:
         out.log("landscape", "figure"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     script:
         "../scripts/landscape_figure.py"
 
@@ -100,11 +82,7 @@ rule landscape_2d_grid:
         out.log("landscape", "grid_2d"),
     benchmark:
         out.benchmark("landscape", "grid_2d")
-    conda:
-        CONDA_ENV
-    threads: 1
     resources:
-        mem_mb=1000,
         runtime=15,
     params:
         cfg=LANDSCAPE_2D,
@@ -119,12 +97,6 @@ rule landscape_2d_stationary:
         out.LANDSCAPE_2D_STATIONARY.path,
     log:
         out.log("landscape", "stationary_2d"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
     params:
         cfg={
             "alpha": LANDSCAPE["alpha_2d"],
@@ -145,12 +117,6 @@ rule landscape_2d_figure:
         **figure_outputs("landscape_2d"),
     log:
         out.log("landscape", "figure_2d"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     script:
         "../scripts/landscape_2d_figure.py"
 

@@ -37,12 +37,6 @@ rule osmfish_features:
         out.log("osmfish", "features_{features}"),
     wildcard_constraints:
         features=r"expr|expr\+xy",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
     params:
         cfg=lambda wc: {
             "n_pcs": OSMFISH["n_pcs"],
@@ -70,12 +64,7 @@ rule osmfish_fit:
         weights="true|perturbed|uniform",
         method="vEM|oEM|sEM|sklearn",
         chunk=r"\d+",
-    conda:
-        CONDA_ENV
-    threads: 1
     resources:
-        # 4,839 cells x 31 components: a few MB of arrays; the interpreter dominates.
-        mem_mb=600,
         runtime=lambda wc: OSMFISH_PLAN["fit_runtime"][wc.target][int(wc.chunk)],
     params:
         cfg=lambda wc: {
@@ -98,12 +87,6 @@ rule osmfish_summary:
         table=out.OSMFISH.path,
     log:
         out.log("osmfish", "summary"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
     script:
         "../scripts/osmfish_summary.py"
 
@@ -115,12 +98,6 @@ rule osmfish_crosscheck:
         out.OSMFISH_CROSSCHECK.path,
     log:
         out.log("osmfish", "crosscheck"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=600,
-        runtime=5,
     params:
         cfg={
             "target": "region",
@@ -147,11 +124,7 @@ rule osmfish_map:
         out.log("osmfish", "map"),
     benchmark:
         out.benchmark("osmfish", "map")
-    conda:
-        CONDA_ENV
-    threads: 1
     resources:
-        mem_mb=600,
         runtime=OSMFISH_PLAN["map_runtime"],
     params:
         feature_sets=OSMFISH_MAP_FEATURES,
@@ -167,12 +140,6 @@ rule osmfish_ari_figure:
         **figure_outputs("osmfish_ari"),
     log:
         out.log("osmfish", "ari_figure"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=800,
-        runtime=5,
     script:
         "../scripts/osmfish_ari_figure.py"
 
@@ -184,12 +151,6 @@ rule osmfish_map_figure:
         **figure_outputs("osmfish_map"),
     log:
         out.log("osmfish", "map_figure"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=800,
-        runtime=5,
     script:
         "../scripts/osmfish_map_figure.py"
 

@@ -27,12 +27,6 @@ rule report_identities:
         out.IDENTITIES.path,
     log:
         out.log("report", "identities"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
     params:
         cfg=dict(seed=config["seed"], **REPORT["identities"]),
     script:
@@ -53,12 +47,6 @@ rule report_build:
     log:
         out.log("report", "build"),
     localrule: True
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     params:
         criteria=REPORT,
         fig2={

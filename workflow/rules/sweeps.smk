@@ -29,11 +29,7 @@ rule sweeps_chunk:
         out.benchmark("sweeps", "{sweep}/{job}")
     wildcard_constraints:
         sweep="init|epsilon",
-    conda:
-        CONDA_ENV
-    threads: 1
     resources:
-        mem_mb=1000,
         runtime=15,
     params:
         cfg=lambda wildcards: SWEEP_JOBS[wildcards.sweep][wildcards.job],
@@ -51,12 +47,8 @@ rule sweeps_aggregate:
         out.log("sweeps", "{sweep}_aggregate"),
     wildcard_constraints:
         sweep="init|epsilon",
-    conda:
-        CONDA_ENV
-    threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
     script:
         "../scripts/sweeps_aggregate.py"
 
@@ -68,12 +60,6 @@ rule sweeps_init_figure:
         **figure_outputs("init_success"),
     log:
         out.log("sweeps", "init_success_figure"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     script:
         "../scripts/sweeps_figure.py"
 
@@ -85,12 +71,6 @@ rule sweeps_epsilon_figure:
         **figure_outputs("epsilon"),
     log:
         out.log("sweeps", "epsilon_figure"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     script:
         "../scripts/sweeps_figure.py"
 

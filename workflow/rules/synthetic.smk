@@ -15,12 +15,6 @@ rule synthetic_dataset:
         out.log("synthetic", "{name}"),
     wildcard_constraints:
         name="[A-Za-z0-9_.-]+",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
     params:
         spec=lambda wildcards: SYNTHETIC_SPECS[wildcards.name],
         seed=config["seed"],
@@ -35,12 +29,6 @@ rule synthetic_manifest:
         out.SYNTHETIC_MANIFEST.path,
     log:
         out.log("synthetic", "manifest"),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
     script:
         "../scripts/synthetic_manifest.py"
 
