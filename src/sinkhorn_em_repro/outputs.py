@@ -44,6 +44,9 @@ __all__ = [
     "claim_figures",
     "figure",
     "final_outputs",
+    "final_table",
+    "flags",
+    "labels",
     "log",
     "pattern_regex",
     "table",
@@ -147,20 +150,23 @@ class Figure:
         return f"{FIGURES_DIR}/{self.stem}.png"
 
 
-def _labels(*columns: str) -> dict[str, str]:
+def labels(*columns: str) -> dict[str, str]:
+    """Column types of :class:`Table` for label columns (read back as strings)."""
     return dict.fromkeys(columns, LABEL)
 
 
-def _flags(*columns: str) -> dict[str, str]:
+def flags(*columns: str) -> dict[str, str]:
+    """Column types of :class:`Table` for flag columns (read back as booleans)."""
     return dict.fromkeys(columns, FLAG)
 
 
-def _final(family: str, name: str, dtypes: Mapping[str, str] | None = None) -> Table:
+def final_table(family: str, name: str, dtypes: Mapping[str, str] | None = None) -> Table:
+    """A final table of ``family``: ``results/tables/<name>.csv``."""
     return Table(family, f"{TABLES_DIR}/{name}.csv", dict(dtypes or {}), final=True)
 
 
 # ------------------------------------------------------------------------------- synthetic
-_MANIFEST_COLUMNS = _labels("name", "kind", "weight_scheme", "weights", "empirical_weights", "x_sha256")
+_MANIFEST_COLUMNS = labels("name", "kind", "weight_scheme", "weights", "empirical_weights", "x_sha256")
 #: Arrays of one benchmark dataset (NPZ).
 SYNTHETIC_DATASET = f"{RESULTS}/synthetic/{{name}}.npz"
 SYNTHETIC_MANIFEST_ROW = Table("synthetic", f"{RESULTS}/synthetic/manifest/{{name}}.csv", _MANIFEST_COLUMNS)
@@ -169,55 +175,55 @@ SYNTHETIC_MANIFEST = Table("synthetic", f"{RESULTS}/synthetic/manifest.csv", _MA
 # ------------------------------------------------------------------------------- landscape
 LANDSCAPE_CURVE = Table("landscape", f"{RESULTS}/landscape/curves/alpha{{alpha}}.csv")
 LANDSCAPE_GRID_2D = Table("landscape", f"{RESULTS}/landscape/grid_2d.csv")
-LANDSCAPE_CURVES = _final("landscape", "landscape_curves")
-LANDSCAPE_MINIMA = _final(
-    "landscape", "landscape_minima", {**_labels("loss", "minima"), **_flags("global_minimizers_agree")}
+LANDSCAPE_CURVES = final_table("landscape", "landscape_curves")
+LANDSCAPE_MINIMA = final_table(
+    "landscape", "landscape_minima", {**labels("loss", "minima"), **flags("global_minimizers_agree")}
 )
-LANDSCAPE_2D_STATIONARY = _final(
-    "landscape", "landscape_2d_stationary", {**_labels("loss", "kind"), **_flags("spurious")}
+LANDSCAPE_2D_STATIONARY = final_table(
+    "landscape", "landscape_2d_stationary", {**labels("loss", "kind"), **flags("spurious")}
 )
 
 # ------------------------------------------------------------------------------- fig2
-_FIG2_COLUMNS = _labels("method", "estep")
+_FIG2_COLUMNS = labels("method", "estep")
 FIG2_CHUNK = Table("fig2", f"{RESULTS}/fig2/runs_chunk{{chunk}}.csv", _FIG2_COLUMNS)
-FIG2_RUNS = _final("fig2", "fig2_runs", _FIG2_COLUMNS)
-FIG2_ESTEP_CHECK = _final("fig2", "fig2_estep_check")
+FIG2_RUNS = final_table("fig2", "fig2_runs", _FIG2_COLUMNS)
+FIG2_ESTEP_CHECK = final_table("fig2", "fig2_estep_check")
 
 # ------------------------------------------------------------------------------- convergence
-CONVERGENCE_TRAJECTORIES = Table("convergence", f"{RESULTS}/convergence/symmetric_trajectories.csv", _labels("method"))
-CONVERGENCE_RATES = _final("convergence", "convergence_rates", _labels("method", "rate_basis"))
-CONVERGENCE_GENERAL_K = _final("convergence", "convergence_general_k", _labels("method"))
-CONVERGENCE_GENERAL_K_RATES = _final("convergence", "convergence_general_k_rates", _labels("method", "rate_basis"))
+CONVERGENCE_TRAJECTORIES = Table("convergence", f"{RESULTS}/convergence/symmetric_trajectories.csv", labels("method"))
+CONVERGENCE_RATES = final_table("convergence", "convergence_rates", labels("method", "rate_basis"))
+CONVERGENCE_GENERAL_K = final_table("convergence", "convergence_general_k", labels("method"))
+CONVERGENCE_GENERAL_K_RATES = final_table("convergence", "convergence_general_k_rates", labels("method", "rate_basis"))
 
 # ------------------------------------------------------------------------------- sweeps
 _SWEEP_RUN_COLUMNS = {
-    **_labels("weights", "init", "pairing", "method", "schedule"),
-    **_flags("collapsed_success", "success", "success_own", "converged"),
+    **labels("weights", "init", "pairing", "method", "schedule"),
+    **flags("collapsed_success", "success", "success_own", "converged"),
 }
-_SWEEP_COLUMNS = _labels("weights", "init", "pairing", "method", "schedule")
+_SWEEP_COLUMNS = labels("weights", "init", "pairing", "method", "schedule")
 #: ``{sweep}`` is ``init`` or ``epsilon``; ``{job}`` a key of the sweep's job plan.
 SWEEP_CHUNK = Table("sweeps", f"{RESULTS}/sweeps/{{sweep}}/runs/{{job}}.csv", _SWEEP_RUN_COLUMNS)
 SWEEP_RUNS = Table("sweeps", f"{RESULTS}/sweeps/{{sweep}}/runs.csv", _SWEEP_RUN_COLUMNS)
 SWEEP_TABLE = Table("sweeps", f"{TABLES_DIR}/{{sweep}}_sweep.csv", _SWEEP_COLUMNS)
-INIT_SWEEP = _final("sweeps", "init_sweep", _SWEEP_COLUMNS)
-EPSILON_SWEEP = _final("sweeps", "epsilon_sweep", _SWEEP_COLUMNS)
+INIT_SWEEP = final_table("sweeps", "init_sweep", _SWEEP_COLUMNS)
+EPSILON_SWEEP = final_table("sweeps", "epsilon_sweep", _SWEEP_COLUMNS)
 
 # ------------------------------------------------------------------------------- C. elegans
 CELEGANS_FIT = Table(
     "celegans",
     f"{RESULTS}/celegans/runs/{{dataset}}/{{method}}/chunk{{chunk}}.csv",
-    _labels("dataset", "init", "method"),
+    labels("dataset", "init", "method"),
 )
-_CELEGANS_SUMMARY_COLUMNS = _labels("dataset", "pool", "init", "method", "metric")
+_CELEGANS_SUMMARY_COLUMNS = labels("dataset", "pool", "init", "method", "metric")
 CELEGANS_PER_ITERATION = Table("celegans", f"{RESULTS}/celegans/celegans_per_iteration.csv", _CELEGANS_SUMMARY_COLUMNS)
 CELEGANS_SEGMENTATION = Table(
-    "celegans", f"{RESULTS}/celegans/segmentation.csv", _labels("dataset", "init", "method", "split", "truth_name")
+    "celegans", f"{RESULTS}/celegans/segmentation.csv", labels("dataset", "init", "method", "split", "truth_name")
 )
-CELEGANS = _final("celegans", "celegans", _CELEGANS_SUMMARY_COLUMNS)
+CELEGANS = final_table("celegans", "celegans", _CELEGANS_SUMMARY_COLUMNS)
 
 # ------------------------------------------------------------------------------- osmFISH
-_OSMFISH_SETTING = _labels("target", "features", "weights", "method")
-_OSMFISH_SEED_COLUMNS = {**_OSMFISH_SETTING, **_flags("converged", "sinkhorn_converged")}
+_OSMFISH_SETTING = labels("target", "features", "weights", "method")
+_OSMFISH_SEED_COLUMNS = {**_OSMFISH_SETTING, **flags("converged", "sinkhorn_converged")}
 #: Features of the valid cells for one feature set (NPZ).
 OSMFISH_FEATURES = f"{RESULTS}/osmfish/features_{{features}}.npz"
 OSMFISH_FIT = Table(
@@ -228,15 +234,15 @@ OSMFISH_FIT = Table(
 OSMFISH_MAP = Table(
     "osmfish",
     f"{RESULTS}/osmfish/map.csv",
-    _labels("features", "truth", "vEM", "oEM", "sEM", "sklearn"),
+    labels("features", "truth", "vEM", "oEM", "sEM", "sklearn"),
 )
-OSMFISH_SEEDS = _final("osmfish", "osmfish_seeds", _OSMFISH_SEED_COLUMNS)
-OSMFISH = _final("osmfish", "osmfish", _OSMFISH_SETTING)
-OSMFISH_CROSSCHECK = _final("osmfish", "osmfish_crosscheck", _labels("target", "features"))
+OSMFISH_SEEDS = final_table("osmfish", "osmfish_seeds", _OSMFISH_SEED_COLUMNS)
+OSMFISH = final_table("osmfish", "osmfish", _OSMFISH_SETTING)
+OSMFISH_CROSSCHECK = final_table("osmfish", "osmfish_crosscheck", labels("target", "features"))
 
 # ------------------------------------------------------------------------------- report
-IDENTITIES = _final(
-    "report", "identities", {**_labels("check", "identity", "description", "criterion"), **_flags("passed")}
+IDENTITIES = final_table(
+    "report", "identities", {**labels("check", "identity", "description", "criterion"), **flags("passed")}
 )
 
 #: Every declared table, in the order of the families above.
