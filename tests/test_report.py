@@ -40,7 +40,7 @@ from sinkhorn_em_repro.experiments.report import (
     superiority_verdict,
 )
 from sinkhorn_em_repro.identities import run_identity_checks
-from sinkhorn_em_repro.pipeline import read_table, write_table
+from sinkhorn_em_repro.pipeline import read_job_timings, read_table, write_table
 
 ALPHAS = [0.5, 0.7, 0.9]
 
@@ -481,7 +481,7 @@ def test_rule_costs_aggregate_benchmarks_and_logs(tmp_path):
         "figure": {"benchmark": None, "log": ["results/logs/fig/figure.log"]},
         "untimed": {"benchmark": None, "log": ["results/logs/fig/untimed.log"]},
     }
-    costs = rule_costs(patterns, tmp_path).set_index("rule")
+    costs = rule_costs(read_job_timings(patterns, tmp_path)).set_index("rule")
     assert list(costs.index) == ["fit", "figure", "any_figure"]
     assert costs.loc["any_figure", "jobs"] == 1 and costs.loc["any_figure", "total_s"] == pytest.approx(0.5)
     assert costs.loc["fit", "jobs"] == 2 and costs.loc["fit", "total_s"] == pytest.approx(5.5)

@@ -32,7 +32,7 @@ reads and which figures show it are declared in :mod:`sinkhorn_em_repro.outputs`
 (``CLAIM_TABLES``, ``Figure.claims``).
 """
 
-from sinkhorn_em_repro.experiments.report.build import build_claims, report_from_files
+from sinkhorn_em_repro.experiments.report.build import build_claims, report_text
 from sinkhorn_em_repro.experiments.report.comparison_claims import (
     claim_celegans,
     claim_osmfish,
@@ -91,7 +91,7 @@ __all__ = [
     "figure_rows",
     "markdown_table",
     "render_report",
-    "report_from_files",
+    "report_text",
     "require_columns",
     "require_flags",
     "restarts_needed",

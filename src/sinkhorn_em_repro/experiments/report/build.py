@@ -3,7 +3,6 @@ r"""Every claim from the result tables, and the report of a finished run (the on
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import pandas as pd
 
@@ -20,7 +19,7 @@ from sinkhorn_em_repro.experiments.report.model_claims import (
 from sinkhorn_em_repro.experiments.report.provenance import rule_costs, software_versions
 from sinkhorn_em_repro.experiments.report.verdicts import Claim
 
-__all__ = ["build_claims", "report_from_files"]
+__all__ = ["build_claims", "report_text"]
 
 
 def build_claims(
@@ -82,47 +81,39 @@ def build_claims(
     ]
 
 
-def report_from_files(
-    table_paths: Mapping[str, str],
+def report_text(
+    tables: Mapping[str, pd.DataFrame],
     *,
     criteria: Mapping,
     fig2: Mapping,
     config_sha256: str,
-    rule_files: Mapping[str, Mapping],
+    timings: pd.DataFrame,
     seed: int | None = None,
-    root: str | Path = ".",
 ) -> str:
-    """Read the tables and the timing files of a finished run and return the report text.
-
-    The only function of this module that reads files (the tables of ``table_paths``,
-    the benchmark files and logs under ``root``); everything else takes DataFrames.
+    """The text of ``results/REPORT.md`` from the tables and the job timings of a finished run.
 
     Parameters
     ----------
-    table_paths : mapping
-        Table name (as in :func:`build_claims`) -> CSV path.
+    tables : mapping
+        Table name (as in :data:`sinkhorn_em_repro.outputs.CLAIM_TABLES`) -> DataFrame read
+        with the declared column types.
     criteria : mapping
         The validated ``report`` config section.
     fig2 : mapping
         ``{"theta0": ..., "panel_alphas": [...]}`` from the ``fig2`` config section.
     config_sha256 : str
         :func:`config_hash` of the validated config.
-    rule_files : mapping
-        Benchmark and log patterns per rule (see :func:`rule_costs`).
+    timings : pandas.DataFrame
+        One row per timed job (:func:`sinkhorn_em_repro.pipeline.read_job_timings`).
     seed : int, optional
         Base seed of the config, quoted in the report.
-    root : path
-        Working directory of the run.
     """
-    from sinkhorn_em_repro.pipeline import read_table
-
-    tables = {name: read_table(path, outputs.table(name)) for name, path in table_paths.items()}
     claims = build_claims(tables, criteria, fig2_theta0=fig2["theta0"], fig2_panel_alphas=fig2["panel_alphas"])
     return render_report(
         claims,
         versions=software_versions(),
         config_digest=config_sha256,
-        costs=rule_costs(rule_files, root),
+        costs=rule_costs(timings),
         figures=figure_rows(),
         seed=seed,
     )

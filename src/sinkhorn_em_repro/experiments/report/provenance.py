@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
-
-from sinkhorn_em_repro.outputs import BENCHMARKS, LOGS, pattern_regex
 
 __all__ = ["PROVENANCE_ONLY_KEYS", "config_hash", "result_config", "rule_costs", "software_versions"]
 
@@ -65,90 +60,26 @@ def software_versions(packages: Sequence[str] = VERSIONED_PACKAGES) -> dict[str,
     return versions
 
 
-def _rule_of(path: str, patterns: Sequence[tuple[str, re.Pattern, int]]) -> str | None:
-    # Several patterns may match; the one with most literal characters is the most specific.
-    matches = [(literal, rule) for rule, regex, literal in patterns if regex.match(path)]
-    return max(matches)[1] if matches else None
-
-
-_LOG_WALL_TIME = re.compile(r"\[sinkhorn-em\] job wall time ([0-9.eE+-]+) s")
-
-
-def rule_costs(rule_files: Mapping[str, Mapping], root: str | Path = ".") -> pd.DataFrame:
-    """Wall time of every rule, from its benchmark files or, failing those, its logs.
+def rule_costs(timings: pd.DataFrame) -> pd.DataFrame:
+    """Wall time of every rule, summed over its jobs.
 
     Parameters
     ----------
-    rule_files : mapping
-        Rule name -> ``{"benchmark": pattern or None, "log": [patterns]}`` (Snakemake path
-        patterns relative to ``root``, as ``workflow.rules`` declares them).
-    root : path
-        Working directory of the run.
+    timings : pandas.DataFrame
+        One row per timed job (:func:`sinkhorn_em_repro.pipeline.read_job_timings`): ``rule``,
+        ``source`` (``benchmark`` or ``log``), ``s`` (wall time), ``cpu`` and ``rss``.
 
     Returns
     -------
     pandas.DataFrame
-        One row per rule that ran and was measured: ``rule``, ``source`` (``benchmark``:
-        Snakemake's ``s`` column, CPU time and peak RSS; ``log``: the wall time that
-        :func:`sinkhorn_em_repro.pipeline.snakemake_job` prints at the end of the log), ``jobs``,
-        ``total_s``, ``max_s``, ``cpu_s``, ``max_rss_mb``, sorted by decreasing total.
-        Files found on disk are matched to rules by their patterns; files left by earlier
-        runs with another config are included (``make clean-results`` removes them).
+        One row per (rule, source): ``rule``, ``source``, ``jobs``, ``total_s``, ``max_s``,
+        ``cpu_s``, ``max_rss_mb``, sorted by decreasing total.
     """
-    root = Path(root)
-    benchmark_patterns, log_patterns = [], []
-    for rule, files in rule_files.items():
-        if files.get("benchmark"):
-            pattern = str(files["benchmark"])
-            benchmark_patterns.append((rule, pattern_regex(pattern), len(re.sub(r"\{[^{}]+\}", "", pattern))))
-        for pattern in files.get("log") or []:
-            log_patterns.append((rule, pattern_regex(str(pattern)), len(re.sub(r"\{[^{}]+\}", "", str(pattern)))))
-    records = []
-    benchmarked = {rule for rule, _, _ in benchmark_patterns}
-    for directory, suffix, patterns, source in (
-        (BENCHMARKS, "*.tsv", benchmark_patterns, "benchmark"),
-        (LOGS, "*.log", log_patterns, "log"),
-    ):
-        base = root / directory
-        if not base.is_dir():
-            continue
-        for path in sorted(base.rglob(suffix)):
-            relative = path.relative_to(root).as_posix()
-            rule = _rule_of(relative, patterns)
-            if rule is None or (source == "log" and rule in benchmarked):
-                continue
-            if source == "benchmark":
-                try:
-                    bench = pd.read_csv(path, sep="\t")
-                except (pd.errors.EmptyDataError, pd.errors.ParserError):
-                    continue
-                if "s" not in bench.columns or bench.empty:
-                    continue
-                records.append(
-                    {
-                        "rule": rule,
-                        "source": source,
-                        "s": float(bench["s"].iloc[-1]),
-                        "cpu": float(
-                            pd.to_numeric(bench.get("cpu_time", pd.Series([np.nan])), errors="coerce").iloc[-1]
-                        ),
-                        "rss": float(
-                            pd.to_numeric(bench.get("max_rss", pd.Series([np.nan])), errors="coerce").iloc[-1]
-                        ),
-                    }
-                )
-            else:
-                found = _LOG_WALL_TIME.findall(path.read_text(errors="replace"))
-                if found:
-                    records.append(
-                        {"rule": rule, "source": source, "s": float(found[-1]), "cpu": np.nan, "rss": np.nan}
-                    )
     columns = ["rule", "source", "jobs", "total_s", "max_s", "cpu_s", "max_rss_mb"]
-    if not records:
+    if timings.empty:
         return pd.DataFrame(columns=columns)
-    frame = pd.DataFrame(records)
     costs = (
-        frame.groupby(["rule", "source"], sort=False)
+        timings.groupby(["rule", "source"], sort=False)
         .agg(
             jobs=("s", "size"),
             total_s=("s", "sum"),
