@@ -35,6 +35,15 @@ include: "workflow/rules/applications.smk"
 include: "workflow/rules/report.smk"
 
 
+# Every job runs in the one environment of envs/ (used with `--sdm conda`): set here once,
+# after every rule file is read, instead of a `conda:` line in each rule. A global `conda:`
+# directive would not do: in Snakemake 9 it injects an environment into Snakemake's own
+# process, not into the jobs, and `snakemake --lint` still asks every rule for one.
+for _rule in workflow.rules:
+    if _rule.conda_env is None and not _rule.norun:
+        _rule.conda_env = CONDA_ENV
+
+
 # `all` only gathers files: on a cluster it must not cost a job submission.
 localrules:
     all,

@@ -31,6 +31,7 @@ from sinkhorn_em_repro.experiments.osmfish import (
     seed_chunks,
     summarise_osmfish,
 )
+from sinkhorn_em_repro.outputs import OSMFISH_SEEDS
 from sinkhorn_em_repro.pipeline import read_table, write_table
 
 LOOM_RELPATH = "spatial/osmFISH_SScortex_mouse_all_cells.loom"
@@ -341,7 +342,7 @@ def test_summary_aggregates_seeds_and_pairs_the_degradation(blob_runs):
 def test_tables_survive_csv_even_with_only_true_weights(blob_runs, tmp_path):
     _, per_seed = blob_runs
     write_table(per_seed[per_seed["weights"] == "true"], tmp_path / "seeds.csv")
-    reread = read_table(tmp_path / "seeds.csv")
+    reread = read_table(tmp_path / "seeds.csv", OSMFISH_SEEDS)
     summary = summarise_osmfish(reread)
     assert set(summary["weights"]) == {"true"}
     with pytest.raises(ValueError, match="twice"):

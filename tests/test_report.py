@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sinkhorn_em_repro import outputs
 from sinkhorn_em_repro.experiments import report
 from sinkhorn_em_repro.experiments.report import (
     INCONCLUSIVE,
@@ -39,6 +40,7 @@ from sinkhorn_em_repro.experiments.report import (
     superiority_verdict,
 )
 from sinkhorn_em_repro.identities import run_identity_checks
+from sinkhorn_em_repro.pipeline import read_job_timings, read_table, write_table
 
 ALPHAS = [0.5, 0.7, 0.9]
 
@@ -351,10 +353,13 @@ def test_osmfish_intervals_use_the_seed_spread():
     assert claim_osmfish(osmfish_table(sd=0.5)).verdict == INCONCLUSIVE
 
 
-def test_osmfish_boolean_weights_column_is_understood():
+def test_osmfish_table_with_only_true_weights_survives_csv(tmp_path):
+    # Left to its own guessing, pandas reads a column holding only "true" as booleans.
     table = osmfish_table()
-    table = table[table["weights"] == "true"].assign(weights=True)  # pandas reads a lone "true" as bool
-    assert claim_osmfish(table, weight_settings=["true"]).verdict == REPRODUCED
+    write_table(table[table["weights"] == "true"], tmp_path / "osmfish.csv")
+    reread = read_table(tmp_path / "osmfish.csv", outputs.OSMFISH)
+    assert set(reread["weights"]) == {"true"}
+    assert claim_osmfish(reread, weight_settings=["true"]).verdict == REPRODUCED
 
 
 # ----------------------------------------------------------------------------- shared rules
@@ -428,7 +433,10 @@ def test_identities_claim_follows_the_checks(identities):
     broken = identities.copy()
     broken.loc[0, "passed"] = False
     assert claim_identities(broken).verdict == PARTIAL
-    assert claim_identities(identities.assign(passed="False")).verdict == NOT_REPRODUCED
+    assert claim_identities(identities.assign(passed=False)).verdict == NOT_REPRODUCED
+    # A flag read back as text would make "False" count as a pass: refused, not guessed.
+    with pytest.raises(ValueError, match="booleans"):
+        claim_identities(identities.assign(passed="False"))
 
 
 def test_identities_reject_bad_parameters():
@@ -473,7 +481,7 @@ def test_rule_costs_aggregate_benchmarks_and_logs(tmp_path):
         "figure": {"benchmark": None, "log": ["results/logs/fig/figure.log"]},
         "untimed": {"benchmark": None, "log": ["results/logs/fig/untimed.log"]},
     }
-    costs = rule_costs(patterns, tmp_path).set_index("rule")
+    costs = rule_costs(read_job_timings(patterns, tmp_path)).set_index("rule")
     assert list(costs.index) == ["fit", "figure", "any_figure"]
     assert costs.loc["any_figure", "jobs"] == 1 and costs.loc["any_figure", "total_s"] == pytest.approx(0.5)
     assert costs.loc["fit", "jobs"] == 2 and costs.loc["fit", "total_s"] == pytest.approx(5.5)
@@ -483,15 +491,11 @@ def test_rule_costs_aggregate_benchmarks_and_logs(tmp_path):
 
 
 def test_figure_rows_pair_pdf_and_png():
-    figures = figure_rows(
-        [
-            "results/figures/fig2.pdf",
-            "results/figures/fig2.png",
-            "results/tables/fig2_runs.csv",
-            "results/figures/new_thing.pdf",
-        ]
-    ).set_index("figure")
+    new_thing = outputs.Figure("new", "new_thing", "New", "something new")
+    figures = figure_rows([*outputs.FIGURES, new_thing]).set_index("figure")
     assert figures.loc["fig2", "png"] == "results/figures/fig2.png" and figures.loc["fig2", "claims"] == "3"
+    assert figures.loc["osmfish_map", "claims"] == "7" and figures.loc["epsilon", "claims"] == "-"
+    assert figures.loc["new_thing", "pdf"] == "results/figures/new_thing.pdf"
     assert figures.loc["new_thing", "claims"] == "-"
 
 
@@ -522,7 +526,7 @@ def test_markdown_contains_every_claim_and_verdict(identities):
         versions=report.software_versions(),
         config_digest="ab" * 32,
         costs=costs,
-        figures=figure_rows(["results/figures/fig2.pdf"]),
+        figures=figure_rows([outputs.figure("fig2")]),
         seed=7,
     )
     for claim in claims:

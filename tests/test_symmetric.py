@@ -12,7 +12,8 @@ import warnings
 import numpy as np
 import ot
 import pytest
-from scipy.special import logsumexp
+from scipy.optimize import brentq
+from scipy.special import expit, logsumexp
 
 from sinkhorn_em import eot_loss, sinkhorn_log, w2_squared
 from sinkhorn_em_repro.symmetric import (
@@ -20,6 +21,7 @@ from sinkhorn_em_repro.symmetric import (
     population_grid,
     run_symmetric,
     sinkhorn_sweeps_plan,
+    solve_balanced_offset,
     symmetric_eot_loss,
     symmetric_parameter_error,
     symmetric_w2_squared,
@@ -70,6 +72,20 @@ def test_balanced_log_odds_hits_the_column_mass_to_rounding(theta, alpha):
     log_mass1 = logsumexp(-np.logaddexp(0.0, u)) - np.log(x.size)
     assert abs(log_mass0 - np.log(alpha)) < 1e-12
     assert abs(log_mass1 - np.log1p(-alpha)) < 1e-12
+
+
+def test_one_solver_handles_any_scores_and_row_weights():
+    # Scores of no particular form (as the landscape's two free means give), uneven q.
+    rng = np.random.default_rng(7)
+    scores = rng.normal(0.0, 3.0, size=(5, 200)) + rng.normal(0.0, 4.0, size=(5, 1))
+    q = rng.random((5, 200))
+    q /= q.sum(axis=1, keepdims=True)
+    alpha = np.array([0.05, 0.3, 0.5, 0.8, 0.999])
+    s = solve_balanced_offset(scores, q, alpha, s_init=np.zeros(5))
+    for row in range(5):
+        reference = brentq(lambda t, r=row: q[r] @ expit(t + scores[r]) - alpha[row], -60.0, 60.0, xtol=1e-14)
+        assert abs(s[row] - reference) < 1e-9
+        assert abs(q[row] @ expit(s[row] + scores[row]) - alpha[row]) < 1e-14
 
 
 def test_warm_start_reaches_the_same_root():

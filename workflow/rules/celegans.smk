@@ -14,7 +14,6 @@ from sinkhorn_em_repro.experiments.celegans import plan_celegans
 CELEGANS_PLAN = plan_celegans(section("celegans"), config["seed"], DATASET_FILES)
 CELEGANS_FITS = CELEGANS_PLAN["fits"]
 CELEGANS_SEGMENTATION = CELEGANS_PLAN["segmentation"]
-CELEGANS_DIR = f"{RESULTS}/celegans"
 CELEGANS_JOB = "{dataset}/{method}/chunk{chunk}"
 # The planned fit job of a rule's wildcards.
 CELEGANS_FIT_OF = lambda wc: CELEGANS_FITS[
@@ -26,18 +25,15 @@ rule celegans_fit:
     input:
         lambda wc: [dataset_path(key) for key in CELEGANS_FIT_OF(wc)["inputs"]],
     output:
-        f"{CELEGANS_DIR}/runs/{CELEGANS_JOB}.csv",
+        out.CELEGANS_FIT.path,
     log:
-        f"{LOGS}/celegans/fit/{CELEGANS_JOB}.log",
+        out.log("celegans", f"fit/{CELEGANS_JOB}"),
     benchmark:
-        f"{BENCHMARKS}/celegans/fit/{CELEGANS_JOB}.tsv"
+        out.benchmark("celegans", f"fit/{CELEGANS_JOB}")
     wildcard_constraints:
         dataset="|".join(CELEGANS_PLAN["datasets"]) or "(?!)",
         method="vEM|oEM|sEM",
         chunk=r"\d+",
-    conda:
-        CONDA_ENV
-    threads: 1
     resources:
         mem_mb=lambda wc: CELEGANS_FIT_OF(wc)["mem_mb"],
         runtime=lambda wc: CELEGANS_FIT_OF(wc)["runtime"],
@@ -50,18 +46,15 @@ rule celegans_fit:
 
 rule celegans_summary:
     input:
-        runs=[f"{CELEGANS_DIR}/runs/{job}.csv" for job in CELEGANS_FITS],
+        runs=[
+            out.CELEGANS_FIT.format(**fit["wildcards"])
+            for fit in CELEGANS_FITS.values()
+        ],
     output:
-        per_iteration=f"{CELEGANS_DIR}/celegans_per_iteration.csv",
-        table=f"{TABLES}/celegans.csv",
+        per_iteration=out.CELEGANS_PER_ITERATION.path,
+        table=out.CELEGANS.path,
     log:
-        f"{LOGS}/celegans/summary.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
+        out.log("celegans", "summary"),
     params:
         pools=CELEGANS_PLAN["pools"],
         confidence=section("celegans")["confidence"],
@@ -73,14 +66,11 @@ rule celegans_segmentation:
     input:
         [dataset_path(key) for key in CELEGANS_SEGMENTATION["inputs"]],
     output:
-        f"{CELEGANS_DIR}/segmentation.csv",
+        out.CELEGANS_SEGMENTATION.path,
     log:
-        f"{LOGS}/celegans/segmentation.log",
+        out.log("celegans", "segmentation"),
     benchmark:
-        f"{BENCHMARKS}/celegans/segmentation.tsv"
-    conda:
-        CONDA_ENV
-    threads: 1
+        out.benchmark("celegans", "segmentation")
     resources:
         mem_mb=CELEGANS_SEGMENTATION["mem_mb"],
         runtime=CELEGANS_SEGMENTATION["runtime"],
@@ -93,54 +83,24 @@ rule celegans_segmentation:
 
 rule celegans_metrics_figure:
     input:
-        f"{CELEGANS_DIR}/celegans_per_iteration.csv",
+        rules.celegans_summary.output.per_iteration,
     output:
-        pdf=report(
-            f"{FIGURES}/celegans_metrics.pdf",
-            caption="../report/celegans_metrics.rst",
-            category="C. elegans",
-        ),
-        png=f"{FIGURES}/celegans_metrics.png",
+        **figure_outputs("celegans_metrics"),
     log:
-        f"{LOGS}/celegans/metrics_figure.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
+        out.log("celegans", "metrics_figure"),
     script:
         "../scripts/celegans_metrics_figure.py"
 
 
 rule celegans_segmentation_figure:
     input:
-        f"{CELEGANS_DIR}/segmentation.csv",
+        rules.celegans_segmentation.output[0],
     output:
-        pdf=report(
-            f"{FIGURES}/celegans_segmentation.pdf",
-            caption="../report/celegans_segmentation.rst",
-            category="C. elegans",
-        ),
-        png=f"{FIGURES}/celegans_segmentation.png",
+        **figure_outputs("celegans_segmentation"),
     log:
-        f"{LOGS}/celegans/segmentation_figure.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
+        out.log("celegans", "segmentation_figure"),
     script:
         "../scripts/celegans_segmentation_figure.py"
 
 
-FINAL_OUTPUTS.extend(
-    [
-        f"{TABLES}/celegans.csv",
-        f"{FIGURES}/celegans_metrics.pdf",
-        f"{FIGURES}/celegans_metrics.png",
-        f"{FIGURES}/celegans_segmentation.pdf",
-        f"{FIGURES}/celegans_segmentation.png",
-    ]
-)
+FINAL_OUTPUTS += out.final_outputs("celegans")

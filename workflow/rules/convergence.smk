@@ -1,4 +1,4 @@
-# Rules of the convergence family (issue 4, section 4): linear rates of vEM, oEM and sEM.
+# Rules of the convergence family: linear rates of vEM, oEM and sEM.
 # Symmetric model in population (one cheap job for every setting) and general K = 3,
 # d = 2 mixtures fitted by EOTGaussianMixture; rates are estimated from the saved
 # trajectories by separate rules, so changing the rate window does not refit anything.
@@ -8,17 +8,11 @@ CONVERGENCE_GENERAL_K = CONVERGENCE["general_k"]
 
 rule convergence_symmetric:
     output:
-        f"{RESULTS}/convergence/symmetric_trajectories.csv",
+        out.CONVERGENCE_TRAJECTORIES.path,
     log:
-        f"{LOGS}/convergence/symmetric.log",
+        out.log("convergence", "symmetric"),
     benchmark:
-        f"{BENCHMARKS}/convergence/symmetric.tsv"
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
+        out.benchmark("convergence", "symmetric")
     params:
         cfg={
             key: CONVERGENCE[key]
@@ -39,14 +33,11 @@ rule convergence_symmetric:
 
 rule convergence_general_k:
     output:
-        f"{TABLES}/convergence_general_k.csv",
+        out.CONVERGENCE_GENERAL_K.path,
     log:
-        f"{LOGS}/convergence/general_k.log",
+        out.log("convergence", "general_k"),
     benchmark:
-        f"{BENCHMARKS}/convergence/general_k.tsv"
-    conda:
-        CONDA_ENV
-    threads: 1
+        out.benchmark("convergence", "general_k")
     resources:
         mem_mb=2000,
         runtime=20,
@@ -65,17 +56,11 @@ rule convergence_general_k:
 
 rule convergence_rates:
     input:
-        trajectories=f"{RESULTS}/convergence/symmetric_trajectories.csv",
+        trajectories=rules.convergence_symmetric.output[0],
     output:
-        table=f"{TABLES}/convergence_rates.csv",
+        table=out.CONVERGENCE_RATES.path,
     log:
-        f"{LOGS}/convergence/rates.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
+        out.log("convergence", "rates"),
     params:
         cfg={
             "window": CONVERGENCE["rate_window"],
@@ -87,17 +72,11 @@ rule convergence_rates:
 
 rule convergence_general_k_rates:
     input:
-        trajectories=f"{TABLES}/convergence_general_k.csv",
+        trajectories=rules.convergence_general_k.output[0],
     output:
-        table=f"{TABLES}/convergence_general_k_rates.csv",
+        table=out.CONVERGENCE_GENERAL_K_RATES.path,
     log:
-        f"{LOGS}/convergence/general_k_rates.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
+        out.log("convergence", "general_k_rates"),
     params:
         cfg={
             "window": CONVERGENCE_GENERAL_K["rate_window"],
@@ -109,35 +88,18 @@ rule convergence_general_k_rates:
 
 rule convergence_figure:
     input:
-        trajectories=f"{RESULTS}/convergence/symmetric_trajectories.csv",
-        rates=f"{TABLES}/convergence_rates.csv",
-        general_k=f"{TABLES}/convergence_general_k.csv",
-        general_k_rates=f"{TABLES}/convergence_general_k_rates.csv",
+        trajectories=rules.convergence_symmetric.output[0],
+        rates=rules.convergence_rates.output.table,
+        general_k=rules.convergence_general_k.output[0],
+        general_k_rates=rules.convergence_general_k_rates.output.table,
     output:
-        pdf=report(
-            f"{FIGURES}/convergence_rates.pdf",
-            caption="../report/convergence_rates.rst",
-            category="Convergence rates",
-        ),
-        png=f"{FIGURES}/convergence_rates.png",
+        **figure_outputs("convergence_rates"),
     log:
-        f"{LOGS}/convergence/figure.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
+        out.log("convergence", "figure"),
     params:
         cfg={"display_alpha": CONVERGENCE["display_alpha"]},
     script:
         "../scripts/convergence_figure.py"
 
 
-FINAL_OUTPUTS += [
-    f"{FIGURES}/convergence_rates.pdf",
-    f"{FIGURES}/convergence_rates.png",
-    f"{TABLES}/convergence_rates.csv",
-    f"{TABLES}/convergence_general_k.csv",
-    f"{TABLES}/convergence_general_k_rates.csv",
-]
+FINAL_OUTPUTS += out.final_outputs("convergence")

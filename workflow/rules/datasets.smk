@@ -7,28 +7,21 @@ import re
 
 from sinkhorn_em_repro.datasets.fetch import dataset_key_by_path, local_dataset_path
 
-RESOURCES = "resources"
 DATASET_FILES = section("datasets")["files"]
 DATASET_KEY_BY_PATH = dataset_key_by_path(DATASET_FILES)
-dataset_path = functools.partial(local_dataset_path, DATASET_FILES, root=RESOURCES)
+dataset_path = functools.partial(local_dataset_path, DATASET_FILES, root=out.RESOURCES)
 
 
 rule fetch_dataset:
     output:
-        f"{RESOURCES}/{{relpath}}",
+        f"{out.RESOURCES}/{{relpath}}",
     log:
-        f"{LOGS}/datasets/{{relpath}}.log",
+        out.log("datasets", "{relpath}"),
     wildcard_constraints:
         # Only the configured paths: the rule must not claim other files under resources/.
         relpath="|".join(re.escape(path) for path in sorted(DATASET_KEY_BY_PATH))
         or "(?!)",
     localrule: True
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=200,
-        runtime=10,
     # The mirror and the timeout are read by the script from the config, not passed as
     # params: they do not change the (checksummed) bytes, so switching between upstream
     # and a mirror must not mark the datasets and everything downstream as outdated.

@@ -1,4 +1,4 @@
-# Rules of the fig2 family (issue 4, section 3): Figure 2 of Mena et al. (2020).
+# Rules of the fig2 family: Figure 2 of Mena et al. (2020).
 # The alpha* grid is split into `n_chunks` jobs (alpha values interleaved, so every job
 # gets easy and hard settings alike); each job runs every method, theta0 and repetition
 # of its alphas, vectorised. Noise vectors are seeded by repetition only, so the table
@@ -35,18 +35,14 @@ FIG2_CHUNK_PARAMS = {
 
 rule fig2_chunk:
     output:
-        f"{RESULTS}/fig2/runs_chunk{{chunk}}.csv",
+        out.FIG2_CHUNK.path,
     log:
-        f"{LOGS}/fig2/chunk{{chunk}}.log",
+        out.log("fig2", "chunk{chunk}"),
     benchmark:
-        f"{BENCHMARKS}/fig2/chunk{{chunk}}.tsv"
+        out.benchmark("fig2", "chunk{chunk}")
     wildcard_constraints:
         chunk=r"\d+",
-    conda:
-        CONDA_ENV
-    threads: 1
     resources:
-        mem_mb=1000,
         runtime=30,
     params:
         cfg=lambda wildcards: FIG2_CHUNK_PARAMS[wildcards.chunk],
@@ -56,35 +52,23 @@ rule fig2_chunk:
 
 rule fig2_aggregate:
     input:
-        chunks=expand(
-            f"{RESULTS}/fig2/runs_chunk{{chunk}}.csv", chunk=range(FIG2_CHUNKS)
-        ),
+        chunks=expand(rules.fig2_chunk.output[0], chunk=range(FIG2_CHUNKS)),
     output:
-        table=f"{TABLES}/fig2_runs.csv",
+        table=out.FIG2_RUNS.path,
     log:
-        f"{LOGS}/fig2/aggregate.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
+        out.log("fig2", "aggregate"),
     script:
         "../scripts/fig2_aggregate.py"
 
 
 rule fig2_estep_check:
     output:
-        table=f"{TABLES}/fig2_estep_check.csv",
+        table=out.FIG2_ESTEP_CHECK.path,
     log:
-        f"{LOGS}/fig2/estep_check.log",
+        out.log("fig2", "estep_check"),
     benchmark:
-        f"{BENCHMARKS}/fig2/estep_check.tsv"
-    conda:
-        CONDA_ENV
-    threads: 1
+        out.benchmark("fig2", "estep_check")
     resources:
-        mem_mb=1000,
         runtime=30,
     params:
         cfg=dict(
@@ -100,20 +84,11 @@ rule fig2_estep_check:
 
 rule fig2_figure:
     input:
-        table=f"{TABLES}/fig2_runs.csv",
+        table=rules.fig2_aggregate.output.table,
     output:
-        pdf=report(
-            f"{FIGURES}/fig2.pdf", caption="../report/fig2.rst", category="Figure 2"
-        ),
-        png=f"{FIGURES}/fig2.png",
+        **figure_outputs("fig2"),
     log:
-        f"{LOGS}/fig2/figure.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
+        out.log("fig2", "figure"),
     params:
         cfg={
             key: FIG2[key]
@@ -128,9 +103,4 @@ rule fig2_figure:
         "../scripts/fig2_figure.py"
 
 
-FINAL_OUTPUTS += [
-    f"{FIGURES}/fig2.pdf",
-    f"{FIGURES}/fig2.png",
-    f"{TABLES}/fig2_runs.csv",
-    f"{TABLES}/fig2_estep_check.csv",
-]
+FINAL_OUTPUTS += out.final_outputs("fig2")

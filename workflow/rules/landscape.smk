@@ -1,4 +1,4 @@
-# Rules of the landscape family (issue 4, section 2): NLL vs EOT loss.
+# Rules of the landscape family: NLL vs EOT loss.
 # 1-D: one job per alpha* evaluates both losses of the symmetric model on the theta grid
 # with the core's nll / Sinkhorn eot_loss; one job gathers the curves and finds the local
 # minima. 2-D: one job evaluates both losses and their gradients on a (theta1, theta2)
@@ -6,7 +6,6 @@
 import re
 
 LANDSCAPE = section("landscape")
-LANDSCAPE_DIR = f"{RESULTS}/landscape"
 # Wildcard value -> alpha*; "%g" keeps file names short and stable (0.55 -> "0.55").
 LANDSCAPE_ALPHAS = {f"{alpha:g}": alpha for alpha in LANDSCAPE["alphas"]}
 LANDSCAPE_SAMPLE = {
@@ -33,19 +32,13 @@ LANDSCAPE_2D = {
 
 rule landscape_curve:
     output:
-        f"{LANDSCAPE_DIR}/curves/alpha{{alpha}}.csv",
+        out.LANDSCAPE_CURVE.path,
     log:
-        f"{LOGS}/landscape/curve_alpha{{alpha}}.log",
+        out.log("landscape", "curve_alpha{alpha}"),
     benchmark:
-        f"{BENCHMARKS}/landscape/curve_alpha{{alpha}}.tsv"
+        out.benchmark("landscape", "curve_alpha{alpha}")
     wildcard_constraints:
         alpha="|".join(re.escape(a) for a in LANDSCAPE_ALPHAS),
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=10,
     params:
         cfg=lambda wildcards: {
             "alpha": LANDSCAPE_ALPHAS[wildcards.alpha],
@@ -58,20 +51,12 @@ rule landscape_curve:
 
 rule landscape_minima:
     input:
-        curves=expand(
-            f"{LANDSCAPE_DIR}/curves/alpha{{alpha}}.csv", alpha=LANDSCAPE_ALPHAS
-        ),
+        curves=expand(rules.landscape_curve.output[0], alpha=LANDSCAPE_ALPHAS),
     output:
-        curves=f"{TABLES}/landscape_curves.csv",
-        minima=f"{TABLES}/landscape_minima.csv",
+        curves=out.LANDSCAPE_CURVES.path,
+        minima=out.LANDSCAPE_MINIMA.path,
     log:
-        f"{LOGS}/landscape/minima.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=10,
+        out.log("landscape", "minima"),
     params:
         cfg=LANDSCAPE_SAMPLE,
     script:
@@ -80,43 +65,24 @@ rule landscape_minima:
 
 rule landscape_figure:
     input:
-        curves=f"{TABLES}/landscape_curves.csv",
-        minima=f"{TABLES}/landscape_minima.csv",
+        curves=rules.landscape_minima.output.curves,
+        minima=rules.landscape_minima.output.minima,
     output:
-        pdf=report(
-            f"{FIGURES}/landscape.pdf",
-            caption="../report/landscape.rst",
-            category="Landscape",
-        ),
-        png=report(
-            f"{FIGURES}/landscape.png",
-            caption="../report/landscape.rst",
-            category="Landscape",
-        ),
+        **figure_outputs("landscape"),
     log:
-        f"{LOGS}/landscape/figure.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
+        out.log("landscape", "figure"),
     script:
         "../scripts/landscape_figure.py"
 
 
 rule landscape_2d_grid:
     output:
-        f"{LANDSCAPE_DIR}/grid_2d.csv",
+        out.LANDSCAPE_GRID_2D.path,
     log:
-        f"{LOGS}/landscape/grid_2d.log",
+        out.log("landscape", "grid_2d"),
     benchmark:
-        f"{BENCHMARKS}/landscape/grid_2d.tsv"
-    conda:
-        CONDA_ENV
-    threads: 1
+        out.benchmark("landscape", "grid_2d")
     resources:
-        mem_mb=1000,
         runtime=15,
     params:
         cfg=LANDSCAPE_2D,
@@ -126,17 +92,11 @@ rule landscape_2d_grid:
 
 rule landscape_2d_stationary:
     input:
-        grid=f"{LANDSCAPE_DIR}/grid_2d.csv",
+        grid=rules.landscape_2d_grid.output[0],
     output:
-        f"{TABLES}/landscape_2d_stationary.csv",
+        out.LANDSCAPE_2D_STATIONARY.path,
     log:
-        f"{LOGS}/landscape/stationary_2d.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
+        out.log("landscape", "stationary_2d"),
     params:
         cfg={
             "alpha": LANDSCAPE["alpha_2d"],
@@ -151,37 +111,14 @@ rule landscape_2d_stationary:
 
 rule landscape_2d_figure:
     input:
-        grid=f"{LANDSCAPE_DIR}/grid_2d.csv",
-        stationary=f"{TABLES}/landscape_2d_stationary.csv",
+        grid=rules.landscape_2d_grid.output[0],
+        stationary=rules.landscape_2d_stationary.output[0],
     output:
-        pdf=report(
-            f"{FIGURES}/landscape_2d.pdf",
-            caption="../report/landscape_2d.rst",
-            category="Landscape",
-        ),
-        png=report(
-            f"{FIGURES}/landscape_2d.png",
-            caption="../report/landscape_2d.rst",
-            category="Landscape",
-        ),
+        **figure_outputs("landscape_2d"),
     log:
-        f"{LOGS}/landscape/figure_2d.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
+        out.log("landscape", "figure_2d"),
     script:
         "../scripts/landscape_2d_figure.py"
 
 
-FINAL_OUTPUTS += [
-    f"{FIGURES}/landscape.pdf",
-    f"{FIGURES}/landscape.png",
-    f"{TABLES}/landscape_minima.csv",
-    f"{TABLES}/landscape_curves.csv",
-    f"{FIGURES}/landscape_2d.pdf",
-    f"{FIGURES}/landscape_2d.png",
-    f"{TABLES}/landscape_2d_stationary.csv",
-]
+FINAL_OUTPUTS += out.final_outputs("landscape")

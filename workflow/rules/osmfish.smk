@@ -12,73 +12,31 @@
 #
 # All methods and weight settings of one seed index share the initialisation and the
 # perturbation: seeds depend on (target, features, seed index) only.
-from sinkhorn_em_repro.experiments.osmfish import fit_settings, seed_chunks
+from sinkhorn_em_repro.experiments.osmfish import plan_osmfish
 
 OSMFISH = section("osmfish")
-OSMFISH_DIR = f"{RESULTS}/osmfish"
-OSMFISH_SETTINGS = fit_settings(
-    OSMFISH["feature_sets"],
-    OSMFISH["weight_settings"],
-    OSMFISH["methods"],
-    OSMFISH["sklearn_weights"],
-)
-OSMFISH_CHUNKS = seed_chunks(OSMFISH["n_seeds"], OSMFISH["seeds_per_job"])
-OSMFISH_MAP_FEATURES = list(OSMFISH["feature_sets"].get("region", []))
-if not OSMFISH_SETTINGS:
-    raise ValueError(
-        "osmfish: feature_sets, weight_settings and methods select no fit; configure at least one"
-    )
-if not OSMFISH_MAP_FEATURES or OSMFISH["map_weights"] not in OSMFISH["weight_settings"]:
-    raise ValueError(
-        "osmfish: the region map needs feature_sets: region non-empty and map_weights among weight_settings "
-        f"(got feature_sets {OSMFISH['feature_sets']}, map_weights {OSMFISH['map_weights']!r})"
-    )
-
-# Keywords shared by every fit (run_osmfish_chunk / best_seed_maps).
-OSMFISH_FIT_CFG = {
-    "base_seed": config["seed"],
-    **{
-        key: OSMFISH[key]
-        for key in (
-            "perturb_strength",
-            "tol",
-            "max_iter",
-            "reg_covar",
-            "epsilon",
-            "sinkhorn_tol",
-            "sinkhorn_max_iter",
-        )
-    },
-}
-OSMFISH_FEATURES = f"{OSMFISH_DIR}/features_{{features}}.npz"
+OSMFISH_PLAN = plan_osmfish(OSMFISH, config["seed"])
+OSMFISH_CHUNKS = OSMFISH_PLAN["chunks"]
+OSMFISH_MAP_FEATURES = OSMFISH_PLAN["map_features"]
+OSMFISH_FIT_CFG = OSMFISH_PLAN["fit_cfg"]
 OSMFISH_FIT_OUTPUTS = [
-    f"{OSMFISH_DIR}/fits/{target}/{features}/{weights}/{method}/chunk{chunk}.csv"
-    for target, features, weights, method in OSMFISH_SETTINGS
+    out.OSMFISH_FIT.format(
+        target=target, features=features, weights=weights, method=method, chunk=chunk
+    )
+    for target, features, weights, method in OSMFISH_PLAN["settings"]
     for chunk in range(len(OSMFISH_CHUNKS))
 ]
-# CPU seconds per fit at max_iter 100 on one core (sEM, the slowest), with a x10 margin
-# in the runtimes below for slow nodes and tighter tolerances.
-OSMFISH_SECONDS_PER_FIT = {
-    target: seconds * OSMFISH["max_iter"] / 100
-    for target, seconds in {"region": 0.3, "celltype": 1.5}.items()
-}
 
 
 rule osmfish_features:
     input:
         dataset_path(OSMFISH["dataset"]),
     output:
-        OSMFISH_FEATURES,
+        out.OSMFISH_FEATURES,
     log:
-        f"{LOGS}/osmfish/features_{{features}}.log",
+        out.log("osmfish", "features_{features}"),
     wildcard_constraints:
         features=r"expr|expr\+xy",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
     params:
         cfg=lambda wc: {
             "n_pcs": OSMFISH["n_pcs"],
@@ -91,32 +49,23 @@ rule osmfish_features:
 
 rule osmfish_fit:
     input:
-        OSMFISH_FEATURES,
+        out.OSMFISH_FEATURES,
     output:
-        f"{OSMFISH_DIR}/fits/{{target}}/{{features}}/{{weights}}/{{method}}/chunk{{chunk}}.csv",
+        out.OSMFISH_FIT.path,
     log:
-        f"{LOGS}/osmfish/fits/{{target}}/{{features}}/{{weights}}/{{method}}/chunk{{chunk}}.log",
+        out.log("osmfish", "fits/{target}/{features}/{weights}/{method}/chunk{chunk}"),
     benchmark:
-        f"{BENCHMARKS}/osmfish/fits/{{target}}/{{features}}/{{weights}}/{{method}}/chunk{{chunk}}.tsv"
+        out.benchmark(
+            "osmfish", "fits/{target}/{features}/{weights}/{method}/chunk{chunk}"
+        )
     wildcard_constraints:
         target="region|celltype",
         features=r"expr|expr\+xy",
         weights="true|perturbed|uniform",
         method="vEM|oEM|sEM|sklearn",
         chunk=r"\d+",
-    conda:
-        CONDA_ENV
-    threads: 1
     resources:
-        # 4,839 cells x 31 components: a few MB of arrays; the interpreter dominates.
-        mem_mb=600,
-        runtime=lambda wc: 2
-        + int(
-            10
-            * OSMFISH_SECONDS_PER_FIT[wc.target]
-            * len(OSMFISH_CHUNKS[int(wc.chunk)])
-            / 60
-        ),
+        runtime=lambda wc: OSMFISH_PLAN["fit_runtime"][wc.target][int(wc.chunk)],
     params:
         cfg=lambda wc: {
             "target": wc.target,
@@ -134,33 +83,21 @@ rule osmfish_summary:
     input:
         OSMFISH_FIT_OUTPUTS,
     output:
-        per_seed=f"{TABLES}/osmfish_seeds.csv",
-        table=f"{TABLES}/osmfish.csv",
+        per_seed=out.OSMFISH_SEEDS.path,
+        table=out.OSMFISH.path,
     log:
-        f"{LOGS}/osmfish/summary.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
+        out.log("osmfish", "summary"),
     script:
         "../scripts/osmfish_summary.py"
 
 
 rule osmfish_crosscheck:
     input:
-        OSMFISH_FEATURES.format(features=OSMFISH_MAP_FEATURES[0]),
+        out.OSMFISH_FEATURES.format(features=OSMFISH_MAP_FEATURES[0]),
     output:
-        f"{TABLES}/osmfish_crosscheck.csv",
+        out.OSMFISH_CROSSCHECK.path,
     log:
-        f"{LOGS}/osmfish/crosscheck.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=600,
-        runtime=5,
+        out.log("osmfish", "crosscheck"),
     params:
         cfg={
             "target": "region",
@@ -177,25 +114,18 @@ rule osmfish_crosscheck:
 rule osmfish_map:
     input:
         features=[
-            OSMFISH_FEATURES.format(features=features)
+            out.OSMFISH_FEATURES.format(features=features)
             for features in OSMFISH_MAP_FEATURES
         ],
-        per_seed=f"{TABLES}/osmfish_seeds.csv",
+        per_seed=rules.osmfish_summary.output.per_seed,
     output:
-        f"{OSMFISH_DIR}/map.csv",
+        out.OSMFISH_MAP.path,
     log:
-        f"{LOGS}/osmfish/map.log",
+        out.log("osmfish", "map"),
     benchmark:
-        f"{BENCHMARKS}/osmfish/map.tsv"
-    conda:
-        CONDA_ENV
-    threads: 1
+        out.benchmark("osmfish", "map")
     resources:
-        mem_mb=600,
-        runtime=2
-        + int(
-            10 * OSMFISH_SECONDS_PER_FIT["region"] * 4 * len(OSMFISH_MAP_FEATURES) / 60
-        ),
+        runtime=OSMFISH_PLAN["map_runtime"],
     params:
         feature_sets=OSMFISH_MAP_FEATURES,
         cfg={"target": "region", "weights": OSMFISH["map_weights"], **OSMFISH_FIT_CFG},
@@ -205,56 +135,24 @@ rule osmfish_map:
 
 rule osmfish_ari_figure:
     input:
-        f"{TABLES}/osmfish_seeds.csv",
+        rules.osmfish_summary.output.per_seed,
     output:
-        pdf=report(
-            f"{FIGURES}/osmfish_ari.pdf",
-            caption="../report/osmfish_ari.rst",
-            category="osmFISH",
-        ),
-        png=f"{FIGURES}/osmfish_ari.png",
+        **figure_outputs("osmfish_ari"),
     log:
-        f"{LOGS}/osmfish/ari_figure.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=800,
-        runtime=5,
+        out.log("osmfish", "ari_figure"),
     script:
         "../scripts/osmfish_ari_figure.py"
 
 
 rule osmfish_map_figure:
     input:
-        f"{OSMFISH_DIR}/map.csv",
+        rules.osmfish_map.output[0],
     output:
-        pdf=report(
-            f"{FIGURES}/osmfish_map.pdf",
-            caption="../report/osmfish_map.rst",
-            category="osmFISH",
-        ),
-        png=f"{FIGURES}/osmfish_map.png",
+        **figure_outputs("osmfish_map"),
     log:
-        f"{LOGS}/osmfish/map_figure.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=800,
-        runtime=5,
+        out.log("osmfish", "map_figure"),
     script:
         "../scripts/osmfish_map_figure.py"
 
 
-FINAL_OUTPUTS.extend(
-    [
-        f"{TABLES}/osmfish.csv",
-        f"{TABLES}/osmfish_seeds.csv",
-        f"{TABLES}/osmfish_crosscheck.csv",
-        f"{FIGURES}/osmfish_ari.pdf",
-        f"{FIGURES}/osmfish_ari.png",
-        f"{FIGURES}/osmfish_map.pdf",
-        f"{FIGURES}/osmfish_map.png",
-    ]
-)
+FINAL_OUTPUTS += out.final_outputs("osmfish")

@@ -1,4 +1,4 @@
-# Rules of the report family (issue 8): results/REPORT.md, every claim of the papers next to
+# Rules of the report family: results/REPORT.md, every claim of the papers next to
 # its measured numbers and a verdict computed from the tables (sinkhorn_em_repro.experiments.report).
 #
 #   report_identities  claim 8's numerical checks -> results/tables/identities.csv
@@ -14,35 +14,19 @@
 from sinkhorn_em_repro.experiments.report import config_hash
 
 REPORT = section("report")
-REPORT_UPSTREAM = list(
-    FINAL_OUTPUTS
-)  # a copy: the report's own outputs are appended below
+# A copy: the report's own outputs are appended below.
+REPORT_UPSTREAM = list(FINAL_OUTPUTS)
+# Every table a claim is computed from, named as in sinkhorn_em_repro.outputs.CLAIM_TABLES.
 REPORT_TABLES = {
-    name: f"{TABLES}/{name}.csv"
-    for name in (
-        "landscape_minima",
-        "landscape_2d_stationary",
-        "fig2_runs",
-        "convergence_rates",
-        "convergence_general_k_rates",
-        "init_sweep",
-        "celegans",
-        "osmfish",
-    )
+    name: out.table(name).path for names in out.CLAIM_TABLES.values() for name in names
 }
 
 
 rule report_identities:
     output:
-        f"{TABLES}/identities.csv",
+        out.IDENTITIES.path,
     log:
-        f"{LOGS}/report/identities.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
+        out.log("report", "identities"),
     params:
         cfg=dict(seed=config["seed"], **REPORT["identities"]),
     script:
@@ -53,23 +37,16 @@ rule report_identities:
 rule report_build:
     input:
         **REPORT_TABLES,
-        identities=f"{TABLES}/identities.csv",
         upstream=REPORT_UPSTREAM,
     output:
         report(
-            f"{RESULTS}/REPORT.md",
+            out.REPORT_MD,
             caption="../report/reproduction_report.rst",
             category="Reproduction report",
         ),
     log:
-        f"{LOGS}/report/build.log",
+        out.log("report", "build"),
     localrule: True
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     params:
         criteria=REPORT,
         fig2={
@@ -88,9 +65,8 @@ rule report_build:
             }
             for each in workflow.rules
         },
-        final_outputs=REPORT_UPSTREAM,
     script:
         "../scripts/report_build.py"
 
 
-FINAL_OUTPUTS += [f"{TABLES}/identities.csv", f"{RESULTS}/REPORT.md"]
+FINAL_OUTPUTS += [*out.final_outputs("report"), out.REPORT_MD]

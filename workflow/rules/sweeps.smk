@@ -1,4 +1,4 @@
-# Rules of the sweeps family (issue 5): initialisation sweep, epsilon sweep and annealing.
+# Rules of the sweeps family: initialisation sweep, epsilon sweep and annealing.
 # Each sweep is split into many independent jobs, one per (setting, dataset, block of
 # `inits_per_job` initialisations), that Snakemake spreads over cores or cluster nodes;
 # seeds come from what a job computes (sinkhorn_em_repro.experiments.sweeps), so the tables do
@@ -15,25 +15,21 @@ SWEEP_JOBS = {
     ),
 }
 SWEEP_CHUNKS = {
-    sweep: [f"{RESULTS}/sweeps/{sweep}/runs/{job}.csv" for job in sorted(jobs)]
+    sweep: [out.SWEEP_CHUNK.format(sweep=sweep, job=job) for job in sorted(jobs)]
     for sweep, jobs in SWEEP_JOBS.items()
 }
 
 
 rule sweeps_chunk:
     output:
-        f"{RESULTS}/sweeps/{{sweep}}/runs/{{job}}.csv",
+        out.SWEEP_CHUNK.path,
     log:
-        f"{LOGS}/sweeps/{{sweep}}/{{job}}.log",
+        out.log("sweeps", "{sweep}/{job}"),
     benchmark:
-        f"{BENCHMARKS}/sweeps/{{sweep}}/{{job}}.tsv"
+        out.benchmark("sweeps", "{sweep}/{job}")
     wildcard_constraints:
         sweep="init|epsilon",
-    conda:
-        CONDA_ENV
-    threads: 1
     resources:
-        mem_mb=1000,
         runtime=15,
     params:
         cfg=lambda wildcards: SWEEP_JOBS[wildcards.sweep][wildcards.job],
@@ -45,71 +41,38 @@ rule sweeps_aggregate:
     input:
         chunks=lambda wildcards: SWEEP_CHUNKS[wildcards.sweep],
     output:
-        runs=f"{RESULTS}/sweeps/{{sweep}}/runs.csv",
-        table=f"{TABLES}/{{sweep}}_sweep.csv",
+        runs=out.SWEEP_RUNS.path,
+        table=out.SWEEP_TABLE.path,
     log:
-        f"{LOGS}/sweeps/{{sweep}}_aggregate.log",
+        out.log("sweeps", "{sweep}_aggregate"),
     wildcard_constraints:
         sweep="init|epsilon",
-    conda:
-        CONDA_ENV
-    threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
     script:
         "../scripts/sweeps_aggregate.py"
 
 
 rule sweeps_init_figure:
     input:
-        table=f"{TABLES}/init_sweep.csv",
+        table=out.INIT_SWEEP.path,
     output:
-        pdf=report(
-            f"{FIGURES}/init_success.pdf",
-            caption="../report/init_success.rst",
-            category="Sweeps",
-        ),
-        png=f"{FIGURES}/init_success.png",
+        **figure_outputs("init_success"),
     log:
-        f"{LOGS}/sweeps/init_success_figure.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
+        out.log("sweeps", "init_success_figure"),
     script:
         "../scripts/sweeps_figure.py"
 
 
 rule sweeps_epsilon_figure:
     input:
-        table=f"{TABLES}/epsilon_sweep.csv",
+        table=out.EPSILON_SWEEP.path,
     output:
-        pdf=report(
-            f"{FIGURES}/epsilon.pdf",
-            caption="../report/epsilon.rst",
-            category="Sweeps",
-        ),
-        png=f"{FIGURES}/epsilon.png",
+        **figure_outputs("epsilon"),
     log:
-        f"{LOGS}/sweeps/epsilon_figure.log",
-    conda:
-        CONDA_ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
+        out.log("sweeps", "epsilon_figure"),
     script:
         "../scripts/sweeps_figure.py"
 
 
-FINAL_OUTPUTS += [
-    f"{FIGURES}/init_success.pdf",
-    f"{FIGURES}/init_success.png",
-    f"{TABLES}/init_sweep.csv",
-    f"{FIGURES}/epsilon.pdf",
-    f"{FIGURES}/epsilon.png",
-    f"{TABLES}/epsilon_sweep.csv",
-]
+FINAL_OUTPUTS += out.final_outputs("sweeps")

@@ -1,4 +1,4 @@
-r"""Synthetic benchmark datasets with their seeds (issue 4, section 1).
+r"""Synthetic benchmark datasets with their seeds.
 
 Two kinds of benchmark, both drawn by the generators of :mod:`sinkhorn_em.synthetic`:
 

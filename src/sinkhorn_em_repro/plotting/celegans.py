@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sinkhorn_em_repro.pipeline import read_table
+from sinkhorn_em_repro.outputs import CELEGANS_PER_ITERATION, CELEGANS_SEGMENTATION
+from sinkhorn_em_repro.plotting import style
 from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
 
 __all__ = ["INIT_STYLES", "plot_celegans_metrics", "plot_celegans_segmentation"]
@@ -65,7 +66,7 @@ def plot_celegans_metrics(per_iteration, pdf_path, png_path=None):
     """
     import matplotlib.pyplot as plt
 
-    table = per_iteration if isinstance(per_iteration, pd.DataFrame) else read_table(per_iteration)
+    table = style.load_table(per_iteration, CELEGANS_PER_ITERATION)
     if table.empty:
         raise ValueError("the per-iteration table is empty: nothing to plot")
     apply_style()
@@ -90,10 +91,10 @@ def plot_celegans_metrics(per_iteration, pdf_path, png_path=None):
                     if curve.empty:
                         continue
                     x = curve["mean_wall_seconds"] if versus_time else curve["iteration"]
-                    style = {"color": method_color(method), "linestyle": INIT_STYLES[init]}
-                    ax.plot(x, curve["mean"], lw=1.3, **style)
+                    line = {"color": method_color(method), "linestyle": INIT_STYLES[init]}
+                    ax.plot(x, curve["mean"], lw=1.3, **line)
                     if not versus_time:  # bands along a time axis that varies by trial mislead
-                        ax.fill_between(x, curve["ci_low"], curve["ci_high"], color=style["color"], alpha=0.12, lw=0)
+                        ax.fill_between(x, curve["ci_low"], curve["ci_high"], color=line["color"], alpha=0.12, lw=0)
             if not metric.startswith("accuracy_r"):
                 _focus_after_start(ax, data[data["metric"] == metric])
             if versus_time:
@@ -150,7 +151,7 @@ def plot_celegans_segmentation(segmentation, pdf_path, png_path=None):
     """
     import matplotlib.pyplot as plt
 
-    table = segmentation if isinstance(segmentation, pd.DataFrame) else read_table(segmentation)
+    table = style.load_table(segmentation, CELEGANS_SEGMENTATION)
     if table.empty:
         raise ValueError("the segmentation table is empty: nothing to plot")
     apply_style()

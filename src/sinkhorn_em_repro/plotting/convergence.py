@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from sinkhorn_em_repro.pipeline import read_table
+from sinkhorn_em_repro import outputs
+from sinkhorn_em_repro.plotting import style
 from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
 
 __all__ = ["plot_convergence"]
@@ -26,10 +27,6 @@ _LINESTYLES = ["-", "--", ":", "-."]
 _MARKERS = ["o", "s", "^", "D", "v"]
 # Errors at or below this are rounding noise: the curves stop there.
 _ERROR_FLOOR = 1e-15
-
-
-def _as_table(table) -> pd.DataFrame:
-    return table if isinstance(table, pd.DataFrame) else read_table(table)
 
 
 def _methods(table: pd.DataFrame) -> list[str]:
@@ -166,8 +163,10 @@ def plot_convergence(
     display_alpha : float
         alpha* of the top-row panels (nearest alpha* present).
     """
-    trajectories, rates = _as_table(trajectories), _as_table(rates)
-    general_k, general_k_rates = _as_table(general_k), _as_table(general_k_rates)
+    trajectories = style.load_table(trajectories, outputs.CONVERGENCE_TRAJECTORIES)
+    rates = style.load_table(rates, outputs.CONVERGENCE_RATES)
+    general_k = style.load_table(general_k, outputs.CONVERGENCE_GENERAL_K)
+    general_k_rates = style.load_table(general_k_rates, outputs.CONVERGENCE_GENERAL_K_RATES)
     apply_style()
     methods = _methods(trajectories)
     n_top = max(int(np.unique(trajectories.loc[trajectories["theta_star"] > 0, "theta_star"]).size), 1)

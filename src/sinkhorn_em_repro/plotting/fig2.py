@@ -20,16 +20,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-from sinkhorn_em_repro.pipeline import read_table
+from sinkhorn_em_repro.outputs import FIG2_RUNS
+from sinkhorn_em_repro.plotting import style
 from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
 
 __all__ = ["nearest_value", "plot_fig2", "worst_case_over_theta0"]
 
 _MARKERS = {"vEM": "o", "oEM": "s", "sEM": "D"}
-
-
-def _as_table(table) -> pd.DataFrame:
-    return table if isinstance(table, pd.DataFrame) else read_table(table)
 
 
 def nearest_value(values, target: float) -> float:
@@ -47,6 +44,19 @@ def worst_case_over_theta0(runs: pd.DataFrame, column: str) -> pd.DataFrame:
 def _methods(runs: pd.DataFrame) -> list[str]:
     present = set(runs["method"])
     return [m for m in METHOD_ORDER if m in present]
+
+
+def _method_line(ax, method: str, x, y) -> None:
+    """One method's curve in its shared colour, with its marker and label."""
+    ax.plot(
+        x,
+        y,
+        color=method_color(method),
+        marker=_MARKERS.get(method, "o"),
+        markersize=2.5,
+        linewidth=1.2,
+        label=METHOD_LABELS[method],
+    )
 
 
 def plot_fig2(
@@ -74,7 +84,7 @@ def plot_fig2(
     error_iteration, converge_factor : int, float
         Only for the axis labels: the values the table was computed with.
     """
-    runs = _as_table(runs)
+    runs = style.load_table(runs, FIG2_RUNS)
     apply_style()
     methods = _methods(runs)
     n_panels = 3 + len(panel_alphas)
@@ -88,15 +98,7 @@ def plot_fig2(
         for method in methods:
             rows = summary[summary["method"] == method]
             # W2^2 can be exactly 0 only at alpha* = 1 with a perfect fit; keep the log axis finite.
-            ax.plot(
-                rows["alpha"],
-                np.maximum(rows[column], 1e-300),
-                color=method_color(method),
-                marker=_MARKERS.get(method, "o"),
-                markersize=2.5,
-                linewidth=1.2,
-                label=METHOD_LABELS[method],
-            )
+            _method_line(ax, method, rows["alpha"], np.maximum(rows[column], 1e-300))
         ax.set_yscale("log")
         ax.set_xlabel(r"true weight $\alpha^*$")
         ax.set_ylabel(r"worst-case $W_2^2$ error (mean over reps)")
@@ -129,15 +131,7 @@ def plot_fig2(
         mean_iters = at_alpha.groupby(["method", "theta0"], as_index=False)["iters_to_converge"].mean()
         for method in methods:
             rows = mean_iters[mean_iters["method"] == method]
-            ax.plot(
-                rows["theta0"],
-                1 + rows["iters_to_converge"],
-                color=method_color(method),
-                marker=_MARKERS.get(method, "o"),
-                markersize=2.5,
-                linewidth=1.2,
-                label=METHOD_LABELS[method],
-            )
+            _method_line(ax, method, rows["theta0"], 1 + rows["iters_to_converge"])
         ax.set_yscale("log")
         # Iteration counts read better as plain numbers than as powers of ten.
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))

@@ -13,16 +13,15 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from matplotlib import colors
 from matplotlib.lines import Line2D
 
-from .style import LOSS_COLORS, LOSS_LABELS, apply_style, save_figure
+from sinkhorn_em_repro import outputs
+from sinkhorn_em_repro.plotting.style import LOSS_COLORS, LOSS_LABELS, apply_style, load_table, save_figure
 
 __all__ = ["plot_landscape_1d", "plot_landscape_2d"]
 
 LOSS_ORDER = ("nll", "eot")
-LOSS_SHORT = {"nll": "NLL", "eot": "EOT"}
 # Markers of the 2-D stationary points, by (kind, spurious).
 _STATIONARY_MARKERS = {
     ("minimum", False): dict(marker="*", s=150, facecolor="white", edgecolor="black", label="global minimum"),
@@ -32,10 +31,6 @@ _STATIONARY_MARKERS = {
     ("saddle", True): dict(marker="X", s=60, facecolor="white", edgecolor="black", label="saddle point"),
     ("maximum", True): dict(marker="^", s=60, facecolor="white", edgecolor="black", label="local maximum"),
 }
-
-
-def _as_table(table) -> pd.DataFrame:
-    return table if isinstance(table, pd.DataFrame) else pd.read_csv(table)
 
 
 def _minima_locations(cell) -> np.ndarray:
@@ -70,7 +65,7 @@ def plot_landscape_1d(
     y_window : float
         Height of the loss window above the minimum.
     """
-    curves, minima = _as_table(curves), _as_table(minima)
+    curves, minima = load_table(curves, outputs.LANDSCAPE_CURVES), load_table(minima, outputs.LANDSCAPE_MINIMA)
     apply_style()
     alphas = np.sort(curves["alpha"].unique())
     n_cols = min(n_cols, alphas.size)
@@ -158,7 +153,8 @@ def plot_landscape_2d(grid, stationary, pdf_path: str | Path, *, png_path: str |
     png_path : path, optional
         Output PNG (default: next to the PDF).
     """
-    grid, stationary = _as_table(grid), _as_table(stationary)
+    grid = load_table(grid, outputs.LANDSCAPE_GRID_2D)
+    stationary = load_table(stationary, outputs.LANDSCAPE_2D_STATIONARY)
     apply_style()
     grid = grid.sort_values(["theta1", "theta2"])
     axis = np.unique(grid["theta1"].to_numpy())

@@ -1,6 +1,6 @@
 """Figures of the osmFISH application; they read the tables written by the pipeline.
 
-* :func:`plot_osmfish_ari` - ARI of every seed, per method and weight setting, one
+* :func:`plot_osmfish_ari` - ARI of every seed, per method and weight setting (seaborn), one
   panel per (target, feature set).
 * :func:`plot_osmfish_map` - cells at their spatial position coloured by the true
   region and by each method's highest-likelihood clustering.
@@ -9,11 +9,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 
-import numpy as np
 import pandas as pd
 
-from sinkhorn_em_repro.pipeline import read_table
+from sinkhorn_em_repro.outputs import OSMFISH_MAP, OSMFISH_SEEDS
+from sinkhorn_em_repro.plotting import style
 from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
 
 __all__ = ["plot_osmfish_ari", "plot_osmfish_map"]
@@ -32,62 +33,53 @@ def _feature_title(features: str, n_features: int | None = None) -> str:
     return f"expression ({n_features} PCs)" if features == "expr" else features
 
 
-def _as_frame(table: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
-    from sinkhorn_em_repro.experiments.osmfish import tidy_table
-
-    return tidy_table(table if isinstance(table, pd.DataFrame) else read_table(table))
-
-
 def plot_osmfish_ari(per_seed: str | os.PathLike | pd.DataFrame, pdf_path, png_path=None) -> None:
     """ARI of every seed: one panel per (target, features), groups = weight settings.
 
-    Each method is a box (quartiles, no outliers drawn) with its seeds as dots and the
-    mean as a black bar; methods keep the shared colours of :mod:`.style`.
+    Drawn with seaborn: per method, a box of the seeds' ARIs (quartiles, no outliers
+    drawn) with its mean as a black bar, and the seeds themselves as a swarm (a
+    deterministic layout, unlike random jitter); methods keep the shared colours of
+    :mod:`.style`.
     """
     import matplotlib.pyplot as plt
+    import seaborn as sns
     from matplotlib.lines import Line2D
 
-    table = _as_frame(per_seed)
+    table = style.load_table(per_seed, OSMFISH_SEEDS)
     apply_style()
     panels = table[["target", "features", "n_components", "n_features"]].drop_duplicates()
     panels = panels.assign(
         _t=panels["target"].map({"region": 0, "celltype": 1}), _f=panels["features"].map({"expr": 0, "expr+xy": 1})
     ).sort_values(["_t", "_f"])
     methods = [m for m in METHOD_ORDER if m in set(table["method"])]
+    palette = {m: method_color(m) for m in methods}
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0), sharey=True, squeeze=False)
-    group_width = 0.8
-    box_width = group_width / max(len(methods), 1)
     for ax, (_, panel) in zip(axes[0], panels.iterrows()):
         rows = table[(table["target"] == panel["target"]) & (table["features"] == panel["features"])]
+        rows = rows.sort_values(["method", "weights", "seed_index"])
         settings = [w for w in _WEIGHT_ORDER if w in set(rows["weights"])]
-        for group, setting in enumerate(settings):
-            for slot, method in enumerate(methods):
-                values = rows[(rows["weights"] == setting) & (rows["method"] == method)].sort_values("seed_index")[
-                    "ari"
-                ]
-                if values.empty:
-                    continue
-                centre = group - group_width / 2 + (slot + 0.5) * box_width
-                colour = method_color(method)
-                ax.boxplot(
-                    values,
-                    positions=[centre],
-                    widths=box_width * 0.8,
-                    showfliers=False,
-                    patch_artist=True,
-                    boxprops={"facecolor": colour, "alpha": 0.25, "edgecolor": colour},
-                    whiskerprops={"color": colour},
-                    capprops={"color": colour},
-                    medianprops={"color": colour},
-                )
-                # Deterministic spread of the dots across the box (seed order), no random jitter.
-                offsets = np.linspace(-0.3, 0.3, len(values)) * box_width if len(values) > 1 else [0.0]
-                ax.scatter(centre + np.asarray(offsets), values, s=6, color=colour, linewidths=0, zorder=3)
-                ax.hlines(
-                    values.mean(), centre - 0.4 * box_width, centre + 0.4 * box_width, color="black", lw=1.2, zorder=4
-                )
+        layout = dict(data=rows, x="weights", y="ari", hue="method", order=settings, hue_order=methods, ax=ax)
+        with warnings.catch_warnings():
+            # seaborn 0.13 passes matplotlib >= 3.11 the deprecated `vert`; nothing to act on here.
+            warnings.filterwarnings("ignore", message="vert: bool", category=DeprecationWarning)
+            sns.boxplot(
+                **layout,
+                palette=palette,
+                fill=False,
+                width=0.8,
+                linewidth=1.0,
+                showfliers=False,
+                showmeans=True,
+                meanline=True,
+                meanprops={"color": "black", "linestyle": "-", "linewidth": 1.2},
+                legend=False,
+            )
+        # Above the boxes: with few seeds the dots sit on the whisker caps.
+        sns.swarmplot(**layout, palette=palette, dodge=True, size=2.5, zorder=3, legend=False)
         ax.set_xticks(range(len(settings)), [_WEIGHT_LABELS[s] for s in settings])
         ax.set_xlim(-0.5, len(settings) - 0.5)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
         ax.set_title(
             f"{_TARGET_TITLES.get(panel['target'], panel['target'])} (K = {int(panel['n_components'])}), "
             f"{_feature_title(panel['features'], int(panel['n_features']))}"
@@ -129,7 +121,7 @@ def plot_osmfish_map(
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    table = _as_frame(maps)
+    table = style.load_table(maps, OSMFISH_MAP)
     apply_style()
     feature_sets = [f for f in ("expr", "expr+xy") if f in set(table["features"])]
     methods = [m for m in METHOD_ORDER if m in table.columns]

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib
+import pandas as pd
 
 matplotlib.use("Agg")  # headless: figures are files, never windows
 import matplotlib.pyplot as plt
 
-from sinkhorn_em_repro.pipeline import atomic_output
+from sinkhorn_em_repro.outputs import Table
+from sinkhorn_em_repro.pipeline import atomic_output, read_table
 
-__all__ = ["METHOD_COLORS", "METHOD_LABELS", "METHOD_ORDER", "apply_style", "method_color", "save_figure"]
+__all__ = [
+    "METHOD_COLORS",
+    "METHOD_LABELS",
+    "METHOD_ORDER",
+    "apply_style",
+    "load_table",
+    "method_color",
+    "save_figure",
+]
 
 #: Canonical method keys used in every table: vEM (EM, weights fixed), oEM (EM
 #: re-estimating weights), sEM (Sinkhorn-EM). Extra baselines get their own key.
@@ -68,3 +79,8 @@ def save_figure(fig, pdf_path: str | Path, png_path: str | Path | None = None) -
     with atomic_output(png) as partial:
         fig.savefig(partial, bbox_inches="tight")
     plt.close(fig)
+
+
+def load_table(table: pd.DataFrame | str | os.PathLike, declared: Table) -> pd.DataFrame:
+    """The table to plot: a DataFrame as given, or the CSV at a path read with ``declared``'s column types."""
+    return table if isinstance(table, pd.DataFrame) else read_table(table, declared)

@@ -16,7 +16,8 @@ from matplotlib.lines import Line2D
 
 from sinkhorn_em_repro.experiments.sweeps import INIT_SCHEMES
 from sinkhorn_em_repro.intervals import wilson_interval
-from sinkhorn_em_repro.pipeline import read_table
+from sinkhorn_em_repro.outputs import EPSILON_SWEEP, INIT_SWEEP
+from sinkhorn_em_repro.plotting import style
 from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
 
 __all__ = ["plot_epsilon", "plot_init_success"]
@@ -29,10 +30,6 @@ SCHEME_LABELS = {
 }
 _MARKERS = {"vEM": "o", "oEM": "s", "sEM": "D"}
 _EPSILON_LABELS = {"vEM": "tempered EM", "oEM": "tempered oEM", "sEM": "Sinkhorn-EM"}
-
-
-def _as_table(table: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
-    return table if isinstance(table, pd.DataFrame) else read_table(table)
 
 
 def _methods(table: pd.DataFrame) -> list[str]:
@@ -63,6 +60,13 @@ def _error_bars(ax, x, y, low, high, method, label, **kwargs):
     )
 
 
+def _save_with_note(fig, note: str, pdf_path, png_path) -> None:
+    """Write the figure with ``note`` in small grey type under its bottom-right corner."""
+    fig.text(0.995, 0.0, note, ha="right", va="top", fontsize=7, color="#555555")
+    fig.tight_layout()
+    save_figure(fig, pdf_path, png_path)
+
+
 def plot_init_success(
     table: pd.DataFrame | str | os.PathLike, pdf_path: str | os.PathLike, png_path: str | os.PathLike | None = None
 ) -> None:
@@ -71,7 +75,7 @@ def plot_init_success(
     Points are success fractions and bars their Wilson 95% intervals; lines join the
     separations of one method. Methods are dodged horizontally for legibility.
     """
-    table = _as_table(table)
+    table = style.load_table(table, INIT_SWEEP)
     apply_style()
     panels = table[["K", "weights", "d"]].drop_duplicates().sort_values(["K", "weights", "d"]).itertuples(index=False)
     panels = list(panels)
@@ -130,17 +134,12 @@ def plot_init_success(
     fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(methods), frameon=False)
     n_runs = table["n_runs"]
     runs_text = f"{n_runs.min()}" if n_runs.min() == n_runs.max() else f"{n_runs.min()}-{n_runs.max()}"
-    fig.text(
-        0.995,
-        0.0,
+    _save_with_note(
+        fig,
         f"{runs_text} runs per point; bars: Wilson 95% intervals; grey: the collapsed fit would count as a success",
-        ha="right",
-        va="top",
-        fontsize=7,
-        color="#555555",
+        pdf_path,
+        png_path,
     )
-    fig.tight_layout()
-    save_figure(fig, pdf_path, png_path)
 
 
 def _pooled(table: pd.DataFrame, by: list[str], count: str = "n_success") -> pd.DataFrame:
@@ -177,7 +176,7 @@ def plot_epsilon(
     (geometric mean over settings of the ratio of medians), and iterations, for constant
     epsilon = 1 and each annealing schedule.
     """
-    table = _as_table(table)
+    table = style.load_table(table, EPSILON_SWEEP)
     apply_style()
     methods = _methods(table)
     constant = table[table["schedule"] == "constant"]
@@ -322,15 +321,10 @@ def plot_epsilon(
     fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     n_settings = len(table[["K", "d", "weights", "separation"]].drop_duplicates())
     n_informative = len(informative[["K", "d", "weights", "separation"]].drop_duplicates())
-    fig.text(
-        0.995,
-        0.0,
+    _save_with_note(
+        fig,
         f"success (a, d): {n_informative} of {n_settings} settings (those where the "
         f"collapsed fit fails the rule); (b, c, e, f): all {n_settings}",
-        ha="right",
-        va="top",
-        fontsize=7,
-        color="#555555",
+        pdf_path,
+        png_path,
     )
-    fig.tight_layout()
-    save_figure(fig, pdf_path, png_path)

@@ -1,0 +1,133 @@
+r"""Summaries of the C. elegans fits: mean and Student-t interval of every metric over trials, per iterate."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from sinkhorn_em_repro.experiments.celegans.fit import INITS, METHODS, METRICS
+from sinkhorn_em_repro.intervals import t_interval
+
+__all__ = ["final_summary", "summarise_celegans"]
+
+
+_KEYS = ["dataset", "n_neurons", "n_voxels", "n_datasets", "pool", "init", "method"]
+
+
+def _metric_columns(per_iteration: pd.DataFrame) -> list[str]:
+    accuracies = sorted(
+        (c for c in per_iteration.columns if c.startswith("accuracy_r")), key=lambda c: float(c[len("accuracy_r") :])
+    )
+    return [*accuracies, *METRICS]
+
+
+def _pooled(per_iteration: pd.DataFrame, pools: dict) -> list[pd.DataFrame]:
+    """Rows of several datasets relabelled as one pooled dataset (each worm-trial one sample)."""
+    frames = []
+    for pooled_name, members in (pools or {}).items():
+        rows = per_iteration[per_iteration["dataset"].isin(members)]
+        if rows.empty:
+            continue
+        sizes = rows.drop_duplicates("dataset")
+        frames.append(
+            rows.assign(
+                dataset=pooled_name,
+                n_neurons=int(round(sizes["n_neurons"].mean())),
+                n_voxels=int(round(sizes["n_voxels"].mean())),
+                n_datasets=len(sizes),
+                pool="",
+                trial=rows["dataset"] + ":" + rows["trial"].astype(str),
+            )
+        )
+    return frames
+
+
+def summarise_celegans(
+    per_iteration: pd.DataFrame, pools: dict | None = None, confidence: float = 0.95
+) -> pd.DataFrame:
+    """Mean and Student-t confidence interval of each metric over trials, per iterate.
+
+    Parameters
+    ----------
+    per_iteration : DataFrame
+        Rows of :func:`run_celegans_chunk` (any number of datasets, methods, chunks).
+    pools : dict of str -> list of str, optional
+        Extra pooled datasets: name -> member datasets. A pooled dataset treats every
+        (member, trial) as one sample; its ``n_neurons`` and ``n_voxels`` are the
+        members' means and ``n_datasets`` their number.
+    confidence : float
+        Level of the interval.
+
+    Returns
+    -------
+    DataFrame
+        One row per (dataset, init, method, metric, iteration) with columns dataset,
+        n_neurons, n_voxels, n_datasets, pool (the pooled dataset that includes this one,
+        empty if none), init, method, metric, iteration, ``mean``,
+        ``ci_low``, ``ci_high`` (:math:`\\bar x \\pm t_{n-1, (1+c)/2}\\, s/\\sqrt n`, clipped
+        to [0, 1] for accuracies and to >= 0 for the position error; equal to the mean when
+        ``n_trials = 1``), ``n_trials`` and ``mean_wall_seconds`` (mean fit
+        time up to that iterate).
+    """
+    if per_iteration.empty:
+        raise ValueError("no per-iteration rows to summarise")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    metrics = _metric_columns(per_iteration)
+    pool_of = {member: name for name, members in (pools or {}).items() for member in members}
+    singles = per_iteration.assign(
+        n_datasets=1, pool=per_iteration["dataset"].map(pool_of).fillna(""), trial=per_iteration["trial"].astype(str)
+    )
+    rows = pd.concat([singles, *_pooled(per_iteration, pools)], ignore_index=True)
+    long = rows.melt(
+        id_vars=[*_KEYS, "trial", "iteration", "wall_seconds"],
+        value_vars=metrics,
+        var_name="metric",
+        value_name="value",
+    )
+    summary = (
+        long.groupby([*_KEYS, "metric", "iteration"], sort=False)
+        .agg(
+            mean=("value", "mean"),
+            sd=("value", "std"),
+            n_trials=("value", "size"),
+            mean_wall_seconds=("wall_seconds", "mean"),
+        )
+        .reset_index()
+    )
+    summary["ci_low"], summary["ci_high"] = t_interval(
+        summary["mean"], summary["sd"], summary["n_trials"], confidence, single_width=0.0
+    )
+    # Accuracies live in [0, 1] and distances are >= 0: clip the symmetric interval there.
+    bounded = summary["metric"].str.startswith("accuracy_r")
+    summary.loc[bounded, ["ci_low", "ci_high"]] = summary.loc[bounded, ["ci_low", "ci_high"]].clip(0.0, 1.0)
+    distance = summary["metric"] == "position_error"
+    summary.loc[distance, "ci_low"] = summary.loc[distance, "ci_low"].clip(lower=0.0)
+    rank = {
+        "metric": {name: k for k, name in enumerate(metrics)},
+        "method": {name: k for k, name in enumerate(METHODS)},
+        "init": {name: k for k, name in enumerate(INITS)},
+    }
+    summary = summary.sort_values(
+        ["n_datasets", "dataset", "init", "metric", "method", "iteration"],
+        key=lambda col: col.map(rank[col.name]) if col.name in rank else col,
+        kind="stable",
+    )
+    columns = [
+        *_KEYS[:5],
+        "init",
+        "method",
+        "metric",
+        "iteration",
+        "mean",
+        "ci_low",
+        "ci_high",
+        "n_trials",
+        "mean_wall_seconds",
+    ]
+    return summary[columns].reset_index(drop=True)
+
+
+def final_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """Rows of :func:`summarise_celegans` at the last iterate of each setting."""
+    last = summary.groupby(["dataset", "init", "method", "metric"], sort=False)["iteration"].transform("max")
+    return summary[summary["iteration"] == last].reset_index(drop=True)

@@ -1,0 +1,102 @@
+r"""The reproduction report: each claim of the papers, its measured numbers and a computed verdict.
+
+Every verdict is a function of the result tables and of the thresholds of the ``report``
+config section, never written by hand. A claim function takes the tables it needs and
+returns a :class:`Claim` (statement, evidence, criterion text, measured numbers, verdict);
+:func:`render_report` turns the claims, the software versions, the config hash and the
+cost of every rule into ``results/REPORT.md``.
+
+Verdicts are one of :data:`VERDICTS`:
+
+``reproduced``
+    every sub-check of the criterion holds;
+``partially reproduced``
+    some sub-checks hold and others fail, or the evidence is mixed;
+``not reproduced``
+    the criterion fails: the data do not support the claim (the numbers are shown);
+``inconclusive``
+    the tables hold no usable evidence, or the differences are within the uncertainty
+    while pointing the claimed way.
+
+Comparisons "Sinkhorn-EM is better than a baseline" (claims 5-7) share one rule,
+:func:`superiority_verdict`, on interval comparisons: sEM is *significantly better* in a
+comparison when the lower end of its interval lies above the upper end of the baseline's,
+*significantly worse* in the opposite case (non-overlapping intervals: a conservative
+test).
+
+Modules: :mod:`.verdicts` (the Claim record and the shared verdict rules),
+:mod:`.model_claims` (claims 1-4 and 8), :mod:`.comparison_claims` (claims 5-7),
+:mod:`.provenance` (config hash, versions, rule costs), :mod:`.markdown` and :mod:`.build`
+(all claims from the tables; the report of a finished run). Which tables each claim
+reads and which figures show it are declared in :mod:`sinkhorn_em_repro.outputs`
+(``CLAIM_TABLES``, ``Figure.claims``).
+"""
+
+from sinkhorn_em_repro.experiments.report.build import build_claims, report_text
+from sinkhorn_em_repro.experiments.report.comparison_claims import (
+    claim_celegans,
+    claim_osmfish,
+    claim_restarts,
+    restarts_needed,
+)
+from sinkhorn_em_repro.experiments.report.markdown import figure_rows, markdown_table, render_report
+from sinkhorn_em_repro.experiments.report.model_claims import (
+    claim_convergence_rates,
+    claim_fewer_spurious_minima,
+    claim_fig2,
+    claim_identities,
+    claim_shared_optimum,
+)
+from sinkhorn_em_repro.experiments.report.provenance import (
+    PROVENANCE_ONLY_KEYS,
+    config_hash,
+    result_config,
+    rule_costs,
+    software_versions,
+)
+from sinkhorn_em_repro.experiments.report.verdicts import (
+    INCONCLUSIVE,
+    NOT_REPRODUCED,
+    PARTIAL,
+    REPRODUCED,
+    SUPERIORITY_RULE,
+    VERDICTS,
+    Claim,
+    combine_verdicts,
+    require_columns,
+    require_flags,
+    superiority_verdict,
+)
+
+__all__ = [
+    "INCONCLUSIVE",
+    "NOT_REPRODUCED",
+    "PARTIAL",
+    "PROVENANCE_ONLY_KEYS",
+    "REPRODUCED",
+    "SUPERIORITY_RULE",
+    "VERDICTS",
+    "Claim",
+    "build_claims",
+    "claim_celegans",
+    "claim_convergence_rates",
+    "claim_fewer_spurious_minima",
+    "claim_fig2",
+    "claim_identities",
+    "claim_osmfish",
+    "claim_restarts",
+    "claim_shared_optimum",
+    "combine_verdicts",
+    "config_hash",
+    "figure_rows",
+    "markdown_table",
+    "render_report",
+    "report_text",
+    "require_columns",
+    "require_flags",
+    "restarts_needed",
+    "result_config",
+    "rule_costs",
+    "software_versions",
+    "superiority_verdict",
+]

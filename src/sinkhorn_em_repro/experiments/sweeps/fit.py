@@ -1,0 +1,304 @@
+r"""Jobs of the sweeps: every run of one dataset and block of initialisations, with its reference runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sinkhorn_em_repro.experiments.sweeps.setting import (
+    SweepSetting,
+    _matched_distance,
+    collapsed_error,
+    geometric_schedule,
+    is_success,
+    make_sweep_dataset,
+)
+from sinkhorn_em_repro.experiments.sweeps.start import INIT_SCHEMES, init_rng, initial_means, pair_means_with_weights
+from sinkhorn_em_repro.fitting import ESTIMATOR_METHOD, fit_table_method
+
+__all__ = ["run_epsilon_sweep_chunk", "run_init_sweep_chunk"]
+
+
+@dataclass(frozen=True)
+class _Variant:
+    """A method with its epsilon: constant (``schedule == ()``) or annealed to ``epsilon``."""
+
+    method: str
+    epsilon: float = 1.0
+    schedule: tuple[float, ...] = ()
+    eps0: float = 1.0
+    decay: float = 1.0
+
+    @property
+    def schedule_label(self) -> str:
+        if not self.schedule:
+            return "constant"
+        return f"geometric {self.eps0:g}->{self.epsilon:g} x{self.decay:g}"
+
+    def columns(self) -> dict:
+        return {
+            "method": self.method,
+            "schedule": self.schedule_label,
+            "eps": self.epsilon,
+            "eps0": self.eps0 if self.schedule else self.epsilon,
+            "decay": self.decay,
+            "anneal_iterations": len(self.schedule),
+        }
+
+
+@dataclass(frozen=True)
+class _FitOptions:
+    max_iter: int
+    tol: float
+    sinkhorn_tol: float
+    sinkhorn_max_iter: int
+    reg_covar: float
+
+
+@dataclass(frozen=True)
+class _FitResult:
+    means: np.ndarray
+    covariances: np.ndarray
+    n_iter: int
+    converged: bool
+    seconds: float
+
+
+def _fit(X, weights, variant: _Variant, means0, covariances0, options: _FitOptions) -> _FitResult:
+    outcome = fit_table_method(
+        variant.method,
+        X,
+        weights=weights,
+        means_init=means0,
+        covariances_init=covariances0,
+        epsilon=variant.epsilon,
+        epsilon_schedule=list(variant.schedule) or None,
+        tol=options.tol,
+        max_iter=options.max_iter,
+        reg_covar=options.reg_covar,
+        sinkhorn_tol=options.sinkhorn_tol,
+        sinkhorn_max_iter=options.sinkhorn_max_iter,
+    )
+    model = outcome.model
+    return _FitResult(model.means_, model.covariances_, int(model.n_iter_), outcome.converged, outcome.seconds)
+
+
+def _error(sample, fit: _FitResult) -> float:
+    return _matched_distance(sample.means, sample.covariances, fit.means, fit.covariances)
+
+
+def _means_error(sample, fit: _FitResult) -> float:
+    return _matched_distance(sample.means, None, fit.means)
+
+
+def _distance(fit_a: _FitResult, fit_b: _FitResult) -> float:
+    return _matched_distance(fit_a.means, fit_a.covariances, fit_b.means, fit_b.covariances)
+
+
+def _check_names(values: Sequence[str], allowed: Sequence[str], what: str) -> list[str]:
+    values = list(values)
+    unknown = [v for v in values if v not in allowed]
+    if unknown or not values:
+        raise ValueError(f"{what} must be a non-empty list drawn from {list(allowed)}, got {values}.")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{what} lists an entry twice: {values}.")
+    return values
+
+
+def _run_chunk(
+    schemes: Sequence[str],
+    variants: Sequence[_Variant],
+    with_bias: bool,
+    *,
+    weights: Sequence[float],
+    dim: int,
+    separation: float,
+    dataset: int,
+    first_init: int,
+    n_inits: int,
+    n_samples: int,
+    exact_proportions: bool,
+    pair_weights_by_size: bool,
+    seed: int,
+    max_iter: int,
+    tol: float,
+    sinkhorn_tol: float,
+    sinkhorn_max_iter: int,
+    reg_covar: float,
+    success_rtol: float,
+    success_atol: float,
+) -> pd.DataFrame:
+    r"""Rows of one job of either sweep: every (scheme, init index, variant) of one dataset.
+
+    Parameters
+    ----------
+    schemes : list of str
+        Initialisation schemes (:data:`INIT_SCHEMES`).
+    variants : list of _Variant
+        Methods with their constant or annealed epsilon.
+    with_bias : bool
+        Add the bias columns of the epsilon sweep.
+    weights, dim, separation
+        The setting (see :class:`SweepSetting`).
+    dataset : int
+        Index of the dataset within the setting.
+    first_init, n_inits : int
+        The job fits initialisations ``first_init, ..., first_init + n_inits - 1`` of every
+        scheme.
+    n_samples, exact_proportions, seed
+        Dataset size, stratified (``True``) or i.i.d. labels (:func:`make_sweep_dataset`),
+        and the base seed of the config.
+    pair_weights_by_size : bool
+        ``False``: initial mean ``k`` (in the order drawn) starts with weight
+        :math:`\alpha_k`, as when a user passes ``means_init``; ``True``: reorder by
+        :func:`pair_means_with_weights`.
+    max_iter, tol, sinkhorn_tol, sinkhorn_max_iter, reg_covar
+        Passed to :class:`sinkhorn_em.EOTGaussianMixture`.
+    success_rtol, success_atol : float
+        The success rule (:func:`is_success`).
+    """
+    setting = SweepSetting.create(weights, dim, separation)
+    options = _FitOptions(int(max_iter), float(tol), float(sinkhorn_tol), int(sinkhorn_max_iter), float(reg_covar))
+    exact_proportions, pair_weights_by_size = bool(exact_proportions), bool(pair_weights_by_size)
+    if n_inits < 1 or first_init < 0:
+        raise ValueError(f"need n_inits >= 1 and first_init >= 0, got {n_inits}, {first_init}.")
+    sample = make_sweep_dataset(setting, dataset, n_samples, seed, exact_proportions)
+    X = sample.X
+    K = setting.n_components
+
+    # Reference runs from the truth: one per variant, plus constant epsilon = 1 per method,
+    # which defines success in both sweeps (reaching the unbiased optimum).
+    references: dict[_Variant, _FitResult] = {}
+    for variant in [*variants, *(_Variant(m) for m in dict.fromkeys(v.method for v in variants))]:
+        if variant not in references:
+            references[variant] = _fit(X, setting.weights, variant, sample.means, sample.covariances, options)
+    reference_errors = {variant: _error(sample, fit) for variant, fit in references.items()}
+    baseline_error = collapsed_error(sample)
+
+    rows = []
+    for scheme in schemes:
+        for init_index in range(first_init, first_init + n_inits):
+            rng = init_rng(seed, setting, n_samples, dataset, scheme, init_index)
+            means0 = initial_means(X, K, scheme, rng, true_means=sample.means)
+            if pair_weights_by_size and scheme != "truth":
+                means0 = pair_means_with_weights(X, means0, setting.weights)
+            # None: the estimator's nearest-mean covariances (see the module docstring).
+            covariances0 = sample.covariances if scheme == "truth" else None
+            for variant in variants:
+                fit = _fit(X, setting.weights, variant, means0, covariances0, options)
+                error = _error(sample, fit)
+                unit = _Variant(variant.method)
+                row = {
+                    **setting.columns(),
+                    "dataset": int(dataset),
+                    "init": scheme,
+                    "init_index": init_index,
+                    "pairing": "by_size" if pair_weights_by_size else "as_drawn",
+                    **variant.columns(),
+                    "error": error,
+                    "reference_error": reference_errors[variant],
+                    "unit_reference_error": reference_errors[unit],
+                    "collapsed_error": baseline_error,
+                    # True where the rule cannot tell a fit from the trivial collapsed one.
+                    "collapsed_success": bool(
+                        is_success(baseline_error, reference_errors[unit], success_rtol, success_atol)
+                    ),
+                    "success": bool(is_success(error, reference_errors[unit], success_rtol, success_atol)),
+                    "success_own": bool(is_success(error, reference_errors[variant], success_rtol, success_atol)),
+                    "distance_to_reference": _distance(fit, references[variant]),
+                    "n_iter": fit.n_iter,
+                    "converged": fit.converged,
+                    "seconds": fit.seconds,
+                }
+                if with_bias:
+                    row["reference_error_means"] = _means_error(sample, references[variant])
+                    row["reference_shift"] = _distance(references[variant], references[unit])
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run_init_sweep_chunk(*, schemes: Sequence[str], methods: Sequence[str], **job) -> pd.DataFrame:
+    """Run one job of the initialisation sweep: all runs of one dataset and init block.
+
+    Parameters
+    ----------
+    schemes : list of str
+        Initialisation schemes (:data:`INIT_SCHEMES`).
+    methods : list of {"vEM", "oEM", "sEM"}
+        Each fitted at epsilon = 1.
+    **job
+        The setting, dataset, block of initialisations, fit options and success rule: the
+        keywords of :func:`_run_chunk` (a job of :func:`~sinkhorn_em_repro.experiments.sweeps.plan_init_sweep`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (scheme, initialisation, method): setting columns, ``dataset``,
+        ``init``, ``init_index``, ``method``, ``error``, ``reference_error`` (error of the
+        reference run), ``success``, ``distance_to_reference`` (matched distance between
+        the run's and the reference run's parameters), ``n_iter``, ``converged`` and
+        ``seconds`` (wall time of the fit), plus columns shared with the epsilon sweep
+        (``schedule = "constant"``, ``eps = 1``, ...; ``success_own == success`` here).
+    """
+    schemes = _check_names(schemes, INIT_SCHEMES, "schemes")
+    variants = [_Variant(m) for m in _check_names(methods, list(ESTIMATOR_METHOD), "methods")]
+    return _run_chunk(schemes, variants, False, **job)
+
+
+def _epsilon_variants(
+    methods: Sequence[str], epsilons: Sequence[float], schedules: Sequence[Mapping]
+) -> list[_Variant]:
+    methods = _check_names(methods, list(ESTIMATOR_METHOD), "methods")
+    epsilons = [float(e) for e in epsilons]
+    if not epsilons or min(epsilons) <= 0 or len(set(epsilons)) != len(epsilons):
+        raise ValueError(f"epsilons must be distinct positive numbers, got {epsilons}.")
+    variants = []
+    for method in methods:
+        variants += [_Variant(method, epsilon=eps) for eps in epsilons]
+        for spec in schedules:
+            eps0, decay = float(spec["eps0"]), float(spec["decay"])
+            variants.append(_Variant(method, 1.0, tuple(geometric_schedule(eps0, decay)), eps0, decay))
+    if len(set(variants)) != len(variants):
+        raise ValueError("anneal_schedules lists the same (eps0, decay) twice.")
+    return variants
+
+
+def run_epsilon_sweep_chunk(
+    *,
+    init: str,
+    methods: Sequence[str],
+    epsilons: Sequence[float],
+    anneal_schedules: Sequence[Mapping],
+    **job,
+) -> pd.DataFrame:
+    r"""Run one job of the epsilon sweep: constant epsilons and annealing schedules.
+
+    Every method of ``methods`` runs with each constant :math:`\varepsilon` of
+    ``epsilons`` (for vEM/oEM this is the tempered E-step, responsibilities
+    :math:`\propto \alpha_k \exp(-C_{ik}/\varepsilon)`; for sEM the entropic weight of the
+    balanced problem) and with each annealing schedule
+    :math:`\varepsilon_t = \max(1, \varepsilon_0 \rho^t)` of ``anneal_schedules``
+    (mappings with keys ``eps0`` and ``decay``; :func:`geometric_schedule`).
+
+    ``success`` compares a run with the constant-:math:`\varepsilon = 1` reference run of the
+    same method, ``success_own`` with the reference run of the same variant (module
+    docstring). The bias of the variant is given by ``reference_error`` (error of its
+    reference fit from the truth), ``reference_error_means`` (means only) and
+    ``reference_shift`` (distance of its reference fit to the constant-:math:`\varepsilon = 1`
+    reference fit of the same method).
+
+    ``init`` is the one initialisation scheme (:data:`INIT_SCHEMES`), ``methods`` those of
+    :func:`run_init_sweep_chunk`, and ``**job`` the keywords of :func:`_run_chunk` (a job
+    of :func:`~sinkhorn_em_repro.experiments.sweeps.plan_epsilon_sweep`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (initialisation, method, variant).
+    """
+    _check_names([init], INIT_SCHEMES, "init")
+    variants = _epsilon_variants(methods, epsilons, anneal_schedules)
+    return _run_chunk([init], variants, True, **job)
