@@ -47,6 +47,7 @@ __all__ = [
     "build_claims",
     "claim_celegans",
     "claim_convergence_rates",
+    "claim_dlpfc",
     "claim_fewer_spurious_minima",
     "claim_fig2",
     "claim_identities",
@@ -88,6 +89,10 @@ FIGURE_CLAIMS = {
     "celegans_segmentation": (6,),
     "osmfish_ari": (7,),
     "osmfish_map": (7,),
+    "dlpfc_ari": (9,),
+    "dlpfc_map": (9,),
+    "mob_ari": (),
+    "mob_map": (),
 }
 FIGURE_CONTENT = {
     "landscape": "NLL and EOT loss of the symmetric model, one panel per alpha*",
@@ -100,6 +105,10 @@ FIGURE_CONTENT = {
     "celegans_segmentation": "voxels coloured by true neuron and by each method's assignment",
     "osmfish_ari": "ARI per seed, method and weight setting (osmFISH)",
     "osmfish_map": "osmFISH cells coloured by region and by each method's clustering",
+    "dlpfc_ari": "ARI per seed, method, weights, features and covariance (DLPFC Visium slices)",
+    "dlpfc_map": "DLPFC spots coloured by manual layer and by each method's best-likelihood fit",
+    "mob_ari": "ARI per seed, method and weights (mouse olfactory bulb)",
+    "mob_map": "olfactory bulb spots coloured by layer and by each method's best-likelihood fit",
 }
 
 
@@ -847,6 +856,15 @@ def claim_osmfish(
     )
 
 
+def claim_dlpfc(per_seed: pd.DataFrame, **criteria) -> Claim:
+    """Claim 9: spatial domains on DLPFC (this project's own test), see
+    :func:`sinkhorn_em_repro.experiments.dlpfc.claim.claim_spatial_domains`."""
+    from sinkhorn_em_repro.experiments.dlpfc.claim import claim_spatial_domains
+
+    found = claim_spatial_domains(per_seed, **criteria)
+    return Claim(9, **{name: getattr(found, name) for name in found.__dataclass_fields__})
+
+
 # --------------------------------------------------------------------------------------
 # Claim 8: identities
 # --------------------------------------------------------------------------------------
@@ -899,10 +917,12 @@ def build_claims(
     tables : mapping
         ``landscape_minima``, ``landscape_2d_stationary``, ``fig2_runs``,
         ``convergence_rates``, ``convergence_general_k_rates``, ``init_sweep``,
-        ``celegans``, ``osmfish``, ``identities`` -> DataFrame (the optional ones may be
+        ``celegans``, ``osmfish``, ``identities`` -> DataFrame, and optionally ``dlpfc`` (the
+        per-seed DLPFC table; claim 9 is added when it is given; the optional ones may be
         missing or None).
     criteria : mapping
-        The validated ``report`` config section.
+        The validated ``report`` config section; its optional entry ``dlpfc`` holds the
+        keywords of claim 9 (weights, baselines, confidence).
     fig2_theta0, fig2_panel_alphas
         The bad start and panel alphas of Figure 2 (``fig2`` config section).
     """
@@ -941,6 +961,7 @@ def build_claims(
             min_replicates=criteria["min_replicates"],
         ),
         claim_identities(needed("identities")),
+        *([claim_dlpfc(tables["dlpfc"], **criteria.get("dlpfc", {}))] if tables.get("dlpfc") is not None else []),
     ]
 
 
