@@ -65,13 +65,13 @@ def test_tiny_run_with_mclust_puts_it_beside_our_tied_fits(
     targets = ["results/tables/dlpfc.csv", "results/tables/mob.csv", "results/tables/dlpfc_summary.csv"]
     run = run_snakemake(
         workdir,
+        *targets,  # before --configfile, which would swallow them as more config files
         "--workflow-profile",
         DEFAULT_PROFILE,
         "--cores",
         "2",
         *tiny_configfile_args,
         _override(tmp_path),
-        *targets,
     )
     run.assert_ok()
     config = yaml.safe_load((workdir / "tests" / "config" / "config.yaml").read_text())["dlpfc"]
