@@ -24,6 +24,9 @@ Weights :math:`w` (:data:`WEIGHT_SETTINGS`)
 ``uniform``
     :math:`1/K`.
 
+oEM and scikit-learn re-estimate the weights, which only start them: they run only under the
+settings listed in ``reestimate_weights`` (:func:`fit_settings`).
+
 Start, and which weight goes to which component
 -----------------------------------------------
 The weights are a multiset: nothing says which component is "Layer 3". All methods and
