@@ -1,10 +1,11 @@
 """The conda environment files in envs/ must describe the same software as pyproject.toml.
 
 Users who run ``snakemake --sdm conda`` get their packages from envs/*.yaml, everyone
-else from pyproject.toml: the two must not drift. An environment lists exactly the
+else from pyproject.toml: the two must not drift. A Python environment lists exactly the
 project's runtime dependencies and build requirements, with the same version
 bounds, plus ``python`` (bounded by ``requires-python``) and ``pip`` (which installs
-the package itself in the post-deploy script).
+the package itself in the post-deploy script). The R environment of the mclust baseline
+(``envs/mclust.yaml``) lists R and mclust, and the rule running the R script uses it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from packaging.utils import canonicalize_name
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENV_FILES = sorted((REPO_ROOT / "envs").glob("*.yaml"))
+# Environments of rules that run R scripts: no Python package of pyproject belongs there.
+R_ENV_FILES = {"mclust.yaml": {"r-base", "r-mclust"}}
+PYTHON_ENV_FILES = [path for path in ENV_FILES if path.name not in R_ENV_FILES]
 # Packages an environment needs beyond pyproject's lists, and why.
 TOOLING = {"pip": "installs the package (post-deploy script)"}
 
@@ -68,7 +72,7 @@ def test_there_is_an_environment_file():
     assert ENV_FILES, "envs/ holds no *.yaml conda environment"
 
 
-@pytest.mark.parametrize("env_file", ENV_FILES, ids=lambda path: path.name)
+@pytest.mark.parametrize("env_file", PYTHON_ENV_FILES, ids=lambda path: path.name)
 def test_environment_lists_exactly_the_pyproject_packages(env_file):
     listed = conda_packages(env_file)
     expected = expected_packages()
@@ -94,3 +98,12 @@ def test_rules_point_at_an_existing_environment_with_its_post_deploy_script():
     assert env_file in [path.resolve() for path in ENV_FILES]
     post_deploy = env_file.with_name(env_file.name.replace(".yaml", ".post-deploy.sh"))
     assert post_deploy.is_file(), f"{post_deploy} is missing: jobs could not import sinkhorn_em"
+
+
+@pytest.mark.parametrize("name", sorted(R_ENV_FILES))
+def test_r_environment_lists_r_and_its_packages_and_its_rule_uses_it(name):
+    env_file = REPO_ROOT / "envs" / name
+    assert env_file in ENV_FILES, f"envs/{name} is missing"
+    assert set(conda_packages(env_file)) == R_ENV_FILES[name]
+    rules = (REPO_ROOT / "workflow" / "rules" / "dlpfc.smk").read_text()
+    assert f'"../../envs/{name}"' in rules, f"no rule runs in envs/{name}"

@@ -547,8 +547,8 @@ def test_tiny_run_writes_a_report_with_every_claim(tiny_run_cores2):
     results = tiny_run_cores2.workdir / "results"
     text = (results / "REPORT.md").read_text()
     verdicts = re.findall(r"^\*\*Verdict: (.+)\*\*$", text, re.MULTILINE)
-    assert len(verdicts) == 8 and set(verdicts) <= set(VERDICTS), verdicts
-    for claim_id in range(1, 9):
+    assert len(verdicts) == 9 and set(verdicts) <= set(VERDICTS), verdicts
+    for claim_id in range(1, 10):
         assert f"## Claim {claim_id}:" in text
     assert re.search(r"Config sha256 `[0-9a-f]{64}`", text)
     # Benchmark files of the heavy rules were found and attributed to their rules.

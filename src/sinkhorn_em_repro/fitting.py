@@ -71,7 +71,8 @@ def fit_table_method(
     the start, and never track the EOT loss along the fit (the tables do not use it; it
     costs a balanced solve per iteration). ``sklearn`` is ``GaussianMixture`` started from
     the same weights, means and (symmetrised) precisions, which override its own
-    initialisation entirely; it supports neither ``epsilon`` nor the Sinkhorn options.
+    initialisation entirely, for full (``covariances_init`` of shape (K, d, d)) or tied
+    ((d, d)) covariances; it supports neither ``epsilon`` nor the Sinkhorn options.
 
     Convergence warnings (``ConvergenceWarning``, ``SinkhornConvergenceWarning``) are
     returned in :attr:`FitOutcome.caught`; any other warning is re-emitted.
@@ -115,12 +116,22 @@ def fit_table_method(
 def _sklearn_mixture(weights, means_init, covariances_init, covariance_type, tol, max_iter, reg_covar):
     from sklearn.mixture import GaussianMixture
 
-    if covariance_type != "full":
-        raise ValueError("The sklearn baseline is started from full covariances only; use covariance_type='full'.")
+    if covariance_type not in ("full", "tied"):
+        raise ValueError(
+            "The sklearn baseline is started from full (K, d, d) or tied (d, d) covariances only; "
+            f"use covariance_type='full' or 'tied', got {covariance_type!r}."
+        )
+    covariances_init = np.asarray(covariances_init, dtype=float)
+    expected_ndim = 3 if covariance_type == "full" else 2
+    if covariances_init.ndim != expected_ndim:
+        raise ValueError(
+            f"covariance_type={covariance_type!r} needs covariances_init with {expected_ndim} dimensions "
+            f"({'(K, d, d)' if expected_ndim == 3 else '(d, d)'}), got shape {covariances_init.shape}."
+        )
     precisions = np.linalg.inv(covariances_init)
     return GaussianMixture(
         n_components=weights.size,
-        covariance_type="full",
+        covariance_type=covariance_type,
         tol=tol,
         reg_covar=reg_covar,
         max_iter=max_iter,
@@ -129,6 +140,6 @@ def _sklearn_mixture(weights, means_init, covariances_init, covariance_type, tol
         init_params="random_from_data",
         weights_init=weights,
         means_init=means_init,
-        precisions_init=0.5 * (precisions + precisions.transpose(0, 2, 1)),
+        precisions_init=0.5 * (precisions + np.swapaxes(precisions, -1, -2)),
         random_state=0,
     )

@@ -240,6 +240,26 @@ OSMFISH_SEEDS = final_table("osmfish", "osmfish_seeds", _OSMFISH_SEED_COLUMNS)
 OSMFISH = final_table("osmfish", "osmfish", _OSMFISH_SETTING)
 OSMFISH_CROSSCHECK = final_table("osmfish", "osmfish_crosscheck", labels("target", "features"))
 
+# ------------------------------------------------------------------------------- spatial domains
+# Study "dlpfc" (the DLPFC Visium slices) and study "mob" (the mouse olfactory bulb, sample mOB).
+_SPATIAL_SETTING = labels("slice", "features", "covariance_type", "weights", "method")
+_SPATIAL_SEED_COLUMNS = {**_SPATIAL_SETTING, **flags("converged", "sinkhorn_converged")}
+#: Features of one sample for one feature set (NPZ).
+SPATIAL_FEATURES = f"{RESULTS}/dlpfc/{{sample}}/features_{{features}}.npz"
+SPATIAL_FIT = Table(
+    "dlpfc",
+    f"{RESULTS}/dlpfc/{{sample}}/fits/{{features}}/{{covariance}}/{{weights}}/{{method}}/chunk{{chunk}}.csv",
+    _SPATIAL_SEED_COLUMNS,
+)
+#: Inputs and outputs of R's mclust for one sample and feature set (only with ``dlpfc: mclust: enabled``).
+SPATIAL_MCLUST_DIR = f"{RESULTS}/dlpfc/{{sample}}/mclust/{{features}}"
+SPATIAL_MCLUST_SCORED = Table("dlpfc", f"{SPATIAL_MCLUST_DIR}/scored.csv", _SPATIAL_SEED_COLUMNS)
+SPATIAL_MAP = Table("dlpfc", f"{RESULTS}/dlpfc/{{study}}_map.csv", labels("slice", "method", "label"))
+DLPFC_SEEDS = final_table("dlpfc", "dlpfc", _SPATIAL_SEED_COLUMNS)
+DLPFC_SUMMARY = final_table("dlpfc", "dlpfc_summary", _SPATIAL_SETTING)
+MOB_SEEDS = final_table("dlpfc", "mob", _SPATIAL_SEED_COLUMNS)
+MOB_SUMMARY = final_table("dlpfc", "mob_summary", _SPATIAL_SETTING)
+
 # ------------------------------------------------------------------------------- report
 IDENTITIES = final_table(
     "report", "identities", {**labels("check", "identity", "description", "criterion"), **flags("passed")}
@@ -294,6 +314,27 @@ FIGURES: tuple[Figure, ...] = (
     Figure(
         "osmfish", "osmfish_map", "osmFISH", "osmFISH cells coloured by region and by each method's clustering", (7,)
     ),
+    Figure(
+        "dlpfc",
+        "dlpfc_ari",
+        "Spatial domains",
+        "ARI per seed, method, weights, features and covariance (DLPFC Visium slices)",
+        (9,),
+    ),
+    Figure(
+        "dlpfc",
+        "dlpfc_map",
+        "Spatial domains",
+        "DLPFC spots coloured by manual layer and by each method's best-likelihood fit",
+        (9,),
+    ),
+    Figure("dlpfc", "mob_ari", "Spatial domains", "ARI per seed, method and weights (mouse olfactory bulb)"),
+    Figure(
+        "dlpfc",
+        "mob_map",
+        "Spatial domains",
+        "olfactory bulb spots coloured by layer and by each method's best-likelihood fit",
+    ),
 )
 
 #: Claim of the report -> names of the final tables its verdict is computed from.
@@ -306,6 +347,7 @@ CLAIM_TABLES: dict[int, tuple[str, ...]] = {
     6: ("celegans",),
     7: ("osmfish",),
     8: ("identities",),
+    9: ("dlpfc",),
 }
 
 

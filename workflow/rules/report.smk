@@ -48,7 +48,11 @@ rule report_build:
         out.log("report", "build"),
     localrule: True
     params:
-        criteria=REPORT,
+        # Claim 9 (spatial domains) takes its criterion from the dlpfc section.
+        criteria={
+            **REPORT,
+            "dlpfc": {**DLPFC["claim"], "confidence": DLPFC["confidence"]},
+        },
         fig2={
             "theta0": config["fig2"]["panel_theta0"],
             "panel_alphas": list(config["fig2"]["panel_alphas"]),

@@ -37,6 +37,7 @@ from sinkhorn_em_repro.experiments.report.comparison_claims import (
     claim_celegans,
     claim_osmfish,
     claim_restarts,
+    claim_spatial_domains,
     restarts_needed,
 )
 from sinkhorn_em_repro.experiments.report.markdown import figure_rows, markdown_table, render_report
@@ -86,6 +87,7 @@ __all__ = [
     "claim_osmfish",
     "claim_restarts",
     "claim_shared_optimum",
+    "claim_spatial_domains",
     "combine_verdicts",
     "config_hash",
     "figure_rows",

@@ -7,7 +7,12 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from sinkhorn_em_repro import outputs
-from sinkhorn_em_repro.experiments.report.comparison_claims import claim_celegans, claim_osmfish, claim_restarts
+from sinkhorn_em_repro.experiments.report.comparison_claims import (
+    claim_celegans,
+    claim_osmfish,
+    claim_restarts,
+    claim_spatial_domains,
+)
 from sinkhorn_em_repro.experiments.report.markdown import figure_rows, render_report
 from sinkhorn_em_repro.experiments.report.model_claims import (
     claim_convergence_rates,
@@ -36,10 +41,12 @@ def build_claims(
     tables : mapping
         ``landscape_minima``, ``landscape_2d_stationary``, ``fig2_runs``,
         ``convergence_rates``, ``convergence_general_k_rates``, ``init_sweep``,
-        ``celegans``, ``osmfish``, ``identities`` -> DataFrame (the optional ones may be
-        missing or None).
+        ``celegans``, ``osmfish``, ``identities`` -> DataFrame, and optionally ``dlpfc`` (the
+        per-seed DLPFC table: claim 9 is added when it is given); the optional ones may be
+        missing or None.
     criteria : mapping
-        The validated ``report`` config section.
+        The validated ``report`` config section; its optional entry ``dlpfc`` holds the keywords
+        of claim 9 (weights, baselines, confidence).
     fig2_theta0, fig2_panel_alphas
         The bad start and panel alphas of Figure 2 (``fig2`` config section).
     """
@@ -78,6 +85,11 @@ def build_claims(
             min_replicates=criteria["min_replicates"],
         ),
         claim_identities(needed("identities")),
+        *(
+            [claim_spatial_domains(tables["dlpfc"], **criteria.get("dlpfc", {}))]
+            if tables.get("dlpfc") is not None
+            else []
+        ),
     ]
 
 

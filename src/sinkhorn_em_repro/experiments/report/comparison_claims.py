@@ -22,7 +22,7 @@ from sinkhorn_em_repro.experiments.report.verdicts import (
 from sinkhorn_em_repro.intervals import t_interval
 from sinkhorn_em_repro.outputs import claim_figures
 
-__all__ = ["claim_celegans", "claim_osmfish", "claim_restarts", "restarts_needed"]
+__all__ = ["claim_celegans", "claim_osmfish", "claim_restarts", "claim_spatial_domains", "restarts_needed"]
 
 
 def restarts_needed(success, target: float = 0.95):
@@ -231,3 +231,29 @@ def claim_osmfish(
         combine_verdicts(verdicts),
         paired,
     )
+
+
+def claim_spatial_domains(
+    per_seed: pd.DataFrame,
+    *,
+    weights: str = "adjacent",
+    baselines: Sequence[str] = ("vEM", "oEM"),
+    confidence: float = 0.95,
+) -> Claim:
+    """Claim 9 (this project's own test): spatial domains on DLPFC with an adjacent slice's proportions.
+
+    The criterion lives with the family
+    (:func:`sinkhorn_em_repro.experiments.dlpfc.claim.claim_spatial_domains`), applied to the
+    per-seed table ``dlpfc.csv``.
+    """
+    from sinkhorn_em_repro.experiments.dlpfc.claim import claim_spatial_domains as judge
+
+    found = judge(
+        per_seed,
+        weights=weights,
+        baselines=baselines,
+        confidence=confidence,
+        source=outputs.table("dlpfc").path,
+        figures=claim_figures(9),
+    )
+    return Claim(9, **{name: getattr(found, name) for name in found.__dataclass_fields__})

@@ -1,0 +1,9 @@
+"""Fit one method in one setting of one spatial sample for a chunk of seeds (rule dlpfc_fit)."""
+
+from sinkhorn_em_repro.experiments.dlpfc.features import SpotFeatures
+from sinkhorn_em_repro.experiments.dlpfc.fits import run_dlpfc_chunk
+from sinkhorn_em_repro.pipeline import snakemake_job, write_table
+
+with snakemake_job(snakemake.log[0]):
+    features = SpotFeatures.load(snakemake.input[0])
+    write_table(run_dlpfc_chunk(features, **snakemake.params.cfg), snakemake.output[0])
