@@ -12,6 +12,7 @@ import pytest
 import yaml
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
+from scipy.stats import t as student_t
 
 from sinkhorn_em_repro.datasets import ChecksumMismatchError, DatasetFetchError, fetch
 from sinkhorn_em_repro.datasets.dlpfc import (
@@ -535,8 +536,25 @@ def test_paired_differences_pair_by_seed():
     table = _claim_table(0.05)
     paired = paired_differences(table, weights="adjacent", baseline="vEM").set_index("slice")
     rows = table[table["slice"] == "151673"].pivot(index="seed_index", columns="method", values="ari")
-    np.testing.assert_allclose(paired.loc["151673", "diff_mean"], (rows["sEM"] - rows["vEM"]).mean())
-    assert paired.loc["151673", "n_pairs"] == 6 and bool(paired.loc["151673", "significantly_better"])
+    differences = rows["sEM"] - rows["vEM"]
+    np.testing.assert_allclose(paired.loc["151673", "diff_mean"], differences.mean())
+    assert paired.loc["151673", "n_pairs"] == 6
+    # The paired t-test, written out: t = mean / (sd / sqrt(n)) on n - 1 degrees of freedom.
+    t = differences.mean() / (differences.std(ddof=1) / np.sqrt(6))
+    np.testing.assert_allclose(paired.loc["151673", "p_value"], 2 * student_t.sf(abs(t), 5), rtol=1e-10)
+
+
+def test_claim_needs_a_majority_of_significant_gains_after_holm():
+    # sEM ahead on one slice only (the other is level): 1 of 2 comparisons per baseline is
+    # significant, not a majority, so not reproduced outright.
+    table = _claim_table(0.05)
+    level = (table["slice"] == "151674") & (table["method"] == "sEM")
+    table.loc[level, "ari"] = table[(table["slice"] == "151674") & (table["method"] == "vEM")]["ari"].to_numpy()
+    claim = claim_spatial_domains(table)
+    assert claim.verdict == "partially reproduced", claim.measured
+    details = claim.details
+    assert set(details.columns) >= {"p_value", "p_holm", "significantly_better"}
+    assert (details["p_holm"] >= details["p_value"]).all()
 
 
 # ----------------------------------------------------------------------------- mclust helpers
