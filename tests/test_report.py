@@ -17,6 +17,7 @@ import pytest
 from sinkhorn_em.losses import free_energy
 from sinkhorn_em_repro import outputs
 from sinkhorn_em_repro.experiments import report
+from sinkhorn_em_repro.experiments.convergence import iterations_per_decade
 from sinkhorn_em_repro.experiments.report import (
     CHECK_FAILED,
     CHECK_PASSED,
@@ -42,7 +43,6 @@ from sinkhorn_em_repro.experiments.report import (
     figure_rows,
     fisher_p_value,
     holm_adjusted,
-    iterations_per_decade,
     paired_p_value,
     render_report,
     require_columns,

@@ -53,7 +53,6 @@ from sinkhorn_em_repro.experiments.report.model_claims import (
     claim_fig2,
     claim_identities,
     claim_shared_optimum,
-    iterations_per_decade,
 )
 from sinkhorn_em_repro.experiments.report.provenance import (
     PROVENANCE_ONLY_KEYS,
@@ -120,7 +119,6 @@ __all__ = [
     "figure_rows",
     "fisher_p_value",
     "holm_adjusted",
-    "iterations_per_decade",
     "markdown_table",
     "paired_p_value",
     "render_report",

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from sinkhorn_em_repro import outputs
+from sinkhorn_em_repro.experiments.convergence import iterations_per_decade
 from sinkhorn_em_repro.experiments.report.verdicts import (
     CHECK_FAILED,
     CHECK_PASSED,
@@ -32,7 +33,6 @@ __all__ = [
     "claim_fig2",
     "claim_identities",
     "claim_shared_optimum",
-    "iterations_per_decade",
 ]
 
 
@@ -351,19 +351,6 @@ def claim_fig2(runs: pd.DataFrame, *, theta0: float = -2.0, panel_alphas: Sequen
             "(gomena/SinkhornEM_Public at 16ec04e); the figure's caption and text could not be read here"
         ),
     )
-
-
-def iterations_per_decade(rate) -> np.ndarray:
-    r"""Iterations a linear rate needs to divide the error by 10: :math:`-1/\log_{10}(\text{rate})`.
-
-    Unlike the rate itself (bounded by 1, so a ratio of two slow rates is always near 1),
-    this scale treats fast and slow convergence alike: twice as many iterations per decade is
-    twice as slow whatever the rates. A rate of 0 (exact in one step) gives 0, a rate >= 1
-    (no linear convergence) :math:`+\infty`.
-    """
-    rate = np.asarray(rate, dtype=float)
-    with np.errstate(divide="ignore"):
-        return np.where(rate >= 1, np.inf, np.where(rate <= 0, 0.0, -1.0 / np.log10(np.clip(rate, 1e-300, 1))))
 
 
 def _linear(rates: pd.DataFrame) -> pd.Series:
