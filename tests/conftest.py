@@ -367,8 +367,12 @@ def saved_figures(monkeypatch) -> list:
         figures.append(fig)
         return real(fig, *args, **kwargs)
 
-    for info in pkgutil.iter_modules(plotting.__path__):
-        module = importlib.import_module(f"{plotting.__name__}.{info.name}")
+    # Import every module before patching any: a module imported after style is patched
+    # would bind the wrapper of this test for good.
+    modules = [
+        importlib.import_module(f"{plotting.__name__}.{m.name}") for m in pkgutil.iter_modules(plotting.__path__)
+    ]
+    for module in modules:
         if getattr(module, "save_figure", None) is real:
             monkeypatch.setattr(module, "save_figure", save_and_keep)
     return figures
