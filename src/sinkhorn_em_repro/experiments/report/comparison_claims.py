@@ -188,7 +188,7 @@ def claim_celegans(
     paired = paired.rename(columns=lambda c: c.replace("_base", f"_{baseline}"))
     measured = []
     if paired.empty:
-        measured.append(f"celegans.csv has no rows of the metrics {metric} with both sEM and {baseline}.")
+        measured.append(f"celegans.csv has no rows of the metrics {sorted(metric.values())} with sEM and {baseline}.")
     else:
         measured.append(_comparison_counts(paired, baseline, level))
         for row in paired.itertuples():
@@ -205,7 +205,9 @@ def claim_celegans(
         "within 1 micrometre of the true one) than EM with the same known weights.",
         [source],
         claim_figures(6),
-        f"Per (protocol, dataset, start) at the last iterate, one accuracy per protocol ({metric}): mean over "
+        "Per (protocol, dataset, start) at the last iterate, one accuracy per protocol ("
+        + ", ".join(f"{name} for the {protocol} protocol" for protocol, name in metric.items())
+        + "): mean over "
         f"trials of sEM and {baseline}, Welch's t-test (at least {min_replicates} trials per method for a "
         "testable difference; members of pooled worm sets counted through the pool; the authors' protocol "
         f"compares the methods at the demo's budget, not at equal iterations). {superiority_rule(level)}",

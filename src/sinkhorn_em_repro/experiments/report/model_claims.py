@@ -309,13 +309,13 @@ def claim_fig2(runs: pd.DataFrame, *, theta0: float = -2.0, panel_alphas: Sequen
                 f"{m} {int(stats.loc[m, 'runs'] - stats.loc[m, 'right_sign_runs'])} (mean count "
                 f"{_fmt(stats.loc[m, 'mean_iterations_wrong_sign'])})"
                 for m in ("sEM", "vEM", "oEM")
-                if m in stats.index
+                if m in stats.index and stats.loc[m, "right_sign_runs"] < stats.loc[m, "runs"]
             ]
             measured.append(
                 f"alpha* = {_fmt(alpha)}, bad starts (theta0 < 0): mean iterations to 1.5 x final error "
                 + "; ".join(parts)
                 + ". Runs ending with the wrong sign, left out: "
-                + ", ".join(wrong)
+                + (", ".join(wrong) or "none")
                 + "."
             )
             rows.append(
