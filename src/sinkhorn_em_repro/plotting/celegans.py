@@ -46,8 +46,11 @@ def _plotted_rows(table: pd.DataFrame) -> pd.DataFrame:
     the matched ones, and its column is named ``<dataset>, authors' protocol``.
     """
     protocol = table["protocol"] if "protocol" in table else pd.Series(PROJECT, index=table.index)
-    ours = table[(protocol != AUTHORS) & ~table["metric"].str.startswith("identity_")]
-    theirs = table[(protocol == AUTHORS) & table["metric"].str.startswith("identity_")]
+    identity = table["metric"].str.startswith("identity_")
+    ours = table[(protocol != AUTHORS) & ~identity]
+    theirs = table[protocol == AUTHORS]
+    replaced = set(theirs.loc[identity, "metric"].str.removeprefix("identity_"))
+    theirs = theirs[~theirs["metric"].isin(replaced)]
     theirs = theirs.assign(
         metric=theirs["metric"].str.removeprefix("identity_"), dataset=theirs["dataset"] + AUTHORS_SUFFIX
     )

@@ -131,7 +131,6 @@ def _ratio_panel(ax, rates: pd.DataFrame):
         median = rows.groupby("alpha")["ratio"].median()
         ax.plot(median.index, median.to_numpy(), color=colour, linewidth=1.0)
     ax.axhline(1.0, color="0.5", linewidth=0.8, linestyle="--")
-    ax.set_yscale("log")
     ax.set_xlabel(r"true weight $\alpha^*$")
     ax.set_ylabel("iterations per decade, sEM / EM")
     ax.set_title("speed ratio (< 1: Sinkhorn-EM faster)")

@@ -103,15 +103,15 @@ def plot_fig2(
     last = runs.groupby("method")["n_iter"].max()
     for ax, column, title in (
         (axes[0], "error_iter4", f"(a) Error, {error_iteration} iterations"),
-        (axes[1], "error_final", "(b) Error, last iterate (" + _last_iterations(last, methods) + ")"),
+        (axes[1], "error_final", "(b) Error, last iterate\n(" + _last_iterations(last, methods) + ")"),
     ):
         summary = worst_case_over_theta0(runs, column)
         for method in methods:
             rows = summary[summary["method"] == method]
             _method_line(ax, method, rows["alpha"], rows[column])
         ax.set_xlabel(r"$\alpha^*$")
-        ax.set_ylabel(r"$W_2^2$ error (worst $\theta_0$, mean over reps)")
         ax.set_title(title)
+    axes[0].set_ylabel(r"$W_2^2$ error (worst $\theta_0$, mean over reps)")
 
     ax = axes[2]
     theta0 = nearest_value(runs["theta0"], panel_theta0)
