@@ -344,3 +344,35 @@ def _one_blas_thread():
 
     with threadpool_limits(1):
         yield
+
+
+@pytest.fixture
+def saved_figures(monkeypatch) -> list:
+    """Every matplotlib figure the plotting modules save during a test, in order.
+
+    ``save_figure`` is wrapped in each plotting module: the figure is still written (PDF
+    and PNG) and closed, and its axes stay readable, so a test can compare the plotted
+    lines with numbers it computes from the table itself.
+    """
+    import importlib
+    import pkgutil
+
+    import sinkhorn_em_repro.plotting as plotting
+    from sinkhorn_em_repro.plotting import style
+
+    figures = []
+    real = style.save_figure
+
+    def save_and_keep(fig, *args, **kwargs):
+        figures.append(fig)
+        return real(fig, *args, **kwargs)
+
+    # Import every module before patching any: a module imported after style is patched
+    # would bind the wrapper of this test for good.
+    modules = [
+        importlib.import_module(f"{plotting.__name__}.{m.name}") for m in pkgutil.iter_modules(plotting.__path__)
+    ]
+    for module in modules:
+        if getattr(module, "save_figure", None) is real:
+            monkeypatch.setattr(module, "save_figure", save_and_keep)
+    return figures

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from conftest import MIRROR_ENV_VAR, mirror_directory
 from sinkhorn_em_repro.datasets import ChecksumMismatchError
 from sinkhorn_em_repro.datasets.celegans import (
     FDNC_SHA256,
@@ -41,9 +42,11 @@ from sinkhorn_em_repro.experiments.celegans import (
     worm_scene,
 )
 
-MIRROR = Path(__file__).resolve().parents[2] / "shared" / "data" / "celegans"
+# The mirror the pipeline tests use ($SINKHORN_EM_MIRROR, else ../shared/data beside the repository).
+MIRROR = (mirror_directory() or Path("datasets-mirror-not-found")) / "celegans"
 needs_mirror = pytest.mark.skipif(
-    not MIRROR.is_dir(), reason=f"real C. elegans files not found at {MIRROR} (datasets mirror absent)"
+    not MIRROR.is_dir(),
+    reason=f"real C. elegans files not found at {MIRROR}: set {MIRROR_ENV_VAR} to the datasets mirror",
 )
 NEUROML_FILES = sorted(MIRROR.glob("openworm_nml/*.net.nml")) if MIRROR.is_dir() else []
 PROTOCOL_NEURONS = ["PDA", "DVB", "PHAL", "ALNL", "PLML"]
@@ -422,6 +425,15 @@ def test_job_plan_partitions_trials_and_checks_the_segmentation_dataset():
             "n_trials": {"head": 2},
             "n_iter": {"head": 5},
         },
+        "authors_protocol": {
+            "enabled": True,
+            "n_trials": 5,
+            "n_iter": {"vEM": 8, "oEM": 8, "sEM": 2},
+            "prior_divisor": 10,
+            "init_variance": 10,
+            "eigenvalue_bounds": [0.1, 1.1],
+            "train_probability": 0.5,
+        },
         "segmentation": {"dataset": "fDNC_template_head", "trial": 0},
     }
     files = {"fdnc_template": {"sha256": "ab" * 32}}
@@ -430,6 +442,15 @@ def test_job_plan_partitions_trials_and_checks_the_segmentation_dataset():
     trials = [t for job in protocol_jobs for t in plan["fits"][job]["cfg"]["trials"]]
     assert sorted(trials) == list(range(7)) and len(protocol_jobs) == 3
     assert plan["fits"]["fDNC_template_head/sEM/chunk0"]["scene"]["sha256"] == "ab" * 32
+    # The authors' protocol: same neurons and voxels as the protocol, its own trials and budgets.
+    authors = plan["authors_fits"]
+    assert sorted(authors) == [f"atlas_tail5/{m}/chunk{i}" for m in ("sEM", "vEM") for i in (0, 1)]
+    assert [t for i in (0, 1) for t in authors[f"atlas_tail5/vEM/chunk{i}"]["cfg"]["trials"]] == list(range(5))
+    assert authors["atlas_tail5/sEM/chunk0"]["cfg"]["n_iter"] == 2
+    assert authors["atlas_tail5/vEM/chunk0"]["scene"]["spec"]["n_voxels"] == 500
+    cfg["authors_protocol"]["enabled"] = False
+    assert plan_celegans(cfg, 11, files)["authors_fits"] == {}
+    cfg["authors_protocol"]["enabled"] = True
     cfg["segmentation"]["dataset"] = "NeuroPAL_1_YAw_tail"
     with pytest.raises(ValueError, match="segmentation"):
         plan_celegans(cfg, 11, files)

@@ -125,19 +125,32 @@ def test_general_k_runs_every_method_from_the_same_start():
     assert len(rates) == 3 and rates["rate"].between(0, 1).all()
 
 
-def test_plot_convergence_writes_pdf_and_png(tmp_path, tiny_trajectories):
+def test_plot_convergence_draws_the_runs_and_the_speed_ratios(tmp_path, tiny_trajectories, saved_figures):
     from sinkhorn_em_repro.plotting.convergence import plot_convergence
 
     general_k = run_general_k(seed=1, n_samples=200, n_datasets=1, max_iter=15, separation=2.5)
-    plot_convergence(
-        tiny_trajectories,
-        symmetric_rates(tiny_trajectories),
-        general_k,
-        general_k_rates(general_k),
-        tmp_path / "rates.pdf",
+    rates = symmetric_rates(tiny_trajectories)
+    plot_convergence(tiny_trajectories, rates, general_k, general_k_rates(general_k), tmp_path / "rates.pdf")
+    assert (tmp_path / "rates.png").is_file()
+    (figure,) = saved_figures
+    ratio_ax = next(ax for ax in figure.axes if "speed ratio" in ax.get_title())
+    (points,) = ratio_ax.collections
+    # q = iterations per decade of sEM / of vEM = log(rate vEM) / log(rate sEM), where both converge.
+    linear = rates[rates["iterations_to_1e-6"].notna() & (rates["theta_star"] > 0)].set_index(
+        ["theta_star", "alpha", "theta0", "method"]
+    )["rate"]
+    expected = sorted(
+        np.log(linear[(*key, "vEM")]) / np.log(linear[(*key, "sEM")])
+        for key in {k[:3] for k in linear.index}
+        if (*key, "vEM") in linear.index and (*key, "sEM") in linear.index
     )
-    assert (tmp_path / "rates.pdf").stat().st_size > 0
-    assert (tmp_path / "rates.png").stat().st_size > 0
+    assert expected, "the tiny setting must have comparable runs"
+    np.testing.assert_allclose(sorted(points.get_offsets()[:, 1]), expected, rtol=1e-12)
+    # The general-K panel draws every run's distance to its limit (positive values only).
+    k_ax = next(ax for ax in figure.axes if "K = 3" in ax.get_title())
+    drawn = sorted(len(line.get_xdata()) for line in k_ax.get_lines())
+    positive = sorted(int((run["error_to_limit"] > 1e-15).sum()) for _, run in general_k.groupby(["method", "dataset"]))
+    assert drawn == positive
 
 
 @pytest.mark.pipeline

@@ -5,7 +5,8 @@ without the EOT-loss tracking it does not need). ``max_iter`` and ``sinkhorn_max
 small because the checks test the API, not the fit quality.
 
 Expected failures (xfail, strict: a fixed check turns into a failure so the entry gets removed):
-none. Every check of scikit-learn 1.9 passes.
+none. Every check of scikit-learn 1.9 passes; pyproject.toml pins scikit-learn to 1.9.x, and
+the test below fails on another version, whose checks differ.
 
 Skipped by scikit-learn itself: ``check_array_api_input`` (needs ``SCIPY_ARRAY_API=1``).
 """
@@ -20,6 +21,18 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sinkhorn_em import EOTGaussianMixture, SinkhornConvergenceWarning
 
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}
+
+
+def test_installed_scikit_learn_is_the_pinned_version():
+    import tomllib
+    from importlib.metadata import version
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    (pin,) = [Requirement(r) for r in pyproject["project"]["dependencies"] if r.startswith("scikit-learn")]
+    assert pin.specifier.contains(version("scikit-learn")), f"scikit-learn {version('scikit-learn')} is not {pin}"
 
 
 @parametrize_with_checks(

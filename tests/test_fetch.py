@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import run_snakemake
+from conftest import MIRROR_ENV_VAR, run_snakemake
 from sinkhorn_em_repro.datasets import ChecksumMismatchError, DatasetFetchError, fetch, verify_sha256
 from sinkhorn_em_repro.datasets.fetch import dataset_key_by_path, file_sha256, local_dataset_path
 
@@ -27,10 +27,10 @@ UNREACHABLE_URL = "http://127.0.0.1:9/atlas.mat"  # port 9 (discard) is closed o
 
 @pytest.fixture
 def mirror(mirror_dir) -> Path:
-    """The offline mirror of the real files (conftest: $SINKHORN_EM_mirror or ../shared/data)."""
+    """The offline mirror of the real files (conftest: $SINKHORN_EM_MIRROR or ../shared/data)."""
     if mirror_dir is None or not (mirror_dir / "SHA256SUMS").is_file():
         pytest.skip(
-            "no dataset mirror with SHA256SUMS: set SINKHORN_EM_mirror or put it at "
+            f"no dataset mirror with SHA256SUMS: set {MIRROR_ENV_VAR} or put it at "
             f"{REPO_ROOT.parent / 'shared' / 'data'}"
         )
     return mirror_dir

@@ -255,15 +255,32 @@ def test_stationary_points_2d_find_the_known_ones(tiny_2d):
         assert best["value"].iloc[0] == pytest.approx(mine["value"].min())
 
 
-def test_plots_write_pdf_and_png(tmp_path, tiny_curves, tiny_2d):
+def test_plots_draw_the_curves_and_the_stationary_points(tmp_path, tiny_curves, tiny_2d, saved_figures):
+    from matplotlib.collections import PathCollection
+
     from sinkhorn_em_repro.plotting.landscape import plot_landscape_1d, plot_landscape_2d
 
     minima = landscape_minima(tiny_curves, **TINY)
     plot_landscape_1d(tiny_curves, minima, tmp_path / "landscape.pdf")
     grid, points, _ = tiny_2d
     plot_landscape_2d(grid, points, tmp_path / "landscape_2d.pdf", png_path=tmp_path / "other.png")
-    for name in ("landscape.pdf", "landscape.png", "landscape_2d.pdf", "other.png"):
-        assert (tmp_path / name).stat().st_size > 1000
+    for name in ("landscape.png", "landscape_2d.pdf", "other.png"):
+        assert (tmp_path / name).is_file()
+    one_d, two_d = saved_figures
+    for ax, (alpha, group) in zip(one_d.axes, tiny_curves.groupby("alpha")):
+        group = group.sort_values("theta")
+        nll_line, nll_dots, eot_line, eot_dots = [line for line in ax.get_lines() if len(line.get_xdata()) > 0][2:]
+        # Both curves are drawn relative to the smallest NLL of the panel.
+        np.testing.assert_allclose(nll_line.get_ydata(), group["nll"] - group["nll"].min())
+        np.testing.assert_allclose(eot_line.get_ydata(), group["eot"] - group["nll"].min())
+        rows = minima[minima["alpha"] == alpha].set_index("loss")
+        for loss, dots in (("nll", nll_dots), ("eot", eot_dots)):
+            assert len(dots.get_xdata()) == rows.loc[loss, "n_local_minima"]
+    # Every stationary point of each loss is marked on its panel.
+    for ax, loss in zip(two_d.axes[:2], ("nll", "eot")):
+        marked = np.vstack([c.get_offsets() for c in ax.collections if isinstance(c, PathCollection)])
+        expected = points[points["loss"] == loss][["theta1", "theta2"]].to_numpy()
+        assert sorted(map(tuple, np.round(marked, 12))) == sorted(map(tuple, np.round(expected, 12)))
 
 
 # --- the tiny pipeline run ---------------------------------------------------------------

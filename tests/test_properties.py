@@ -110,17 +110,20 @@ def test_eot_loss_is_at_least_nll(problem, epsilon):
     cost_scale=st.floats(0.01, 30.0),
     seed=seeds,
 )
-def test_sinkhorn_plan_has_both_marginals(n, K, epsilon, cost_scale, seed):
+def test_sinkhorn_plan_is_the_plan_of_an_independent_solver(n, K, epsilon, cost_scale, seed):
+    # The marginals are the solver's own stopping rule; the property is the solution itself,
+    # compared with POT's log-domain Sinkhorn run to 1e-14.
+    import ot
+
     rng = np.random.default_rng(seed)
     a, b = rng.dirichlet(np.ones(n) * 2), rng.dirichlet(np.ones(K) * 2)
     a, b = (a + 1e-4) / (a + 1e-4).sum(), (b + 1e-4) / (b + 1e-4).sum()
     cost = cost_scale * rng.random((n, K))
-    result = sinkhorn_log(a, b, cost, epsilon, tol=1e-10, max_iter=100_000)
+    result = sinkhorn_log(a, b, cost, epsilon, tol=1e-12, max_iter=100_000)
     assert result.converged
-    plan = result.plan
-    assert np.all(np.isfinite(plan)) and np.all(plan >= 0)
-    assert np.abs(plan.sum(axis=1) - a).sum() <= 1e-10 * (1 + 1e-6)
-    np.testing.assert_allclose(plan.sum(axis=0), b, rtol=1e-11, atol=1e-15)
+    reference = ot.bregman.sinkhorn_log(a, b, cost, epsilon, stopThr=1e-14, numItermax=200_000)
+    assert np.all(np.isfinite(result.plan)) and np.all(result.plan >= 0)
+    np.testing.assert_allclose(result.plan, reference, rtol=0, atol=1e-9 * reference.max())
 
 
 @settings(max_examples=10, deadline=None, derandomize=True, database=None)

@@ -311,12 +311,22 @@ def test_plan_covers_every_run_once_and_scales():
     assert n_runs == 8 * math.ceil(2 * 2.5) * math.ceil(5 * 2.5)
 
 
-def test_plan_of_epsilon_sweep_is_callable():
-    cfg = _sweep_cfg(init="random_from_data", epsilons=[0.5, 1.0], anneal_schedules=[{"eps0": 2.0, "decay": 0.8}])
+def test_plan_of_epsilon_sweep_carries_its_epsilons_and_covers_every_run_once():
+    schedules = [{"eps0": 2.0, "decay": 0.8}]
+    cfg = _sweep_cfg(init="random_from_data", epsilons=[0.5, 1.0], anneal_schedules=schedules)
     del cfg["schemes"]
+    jobs = plan_epsilon_sweep(cfg, seed=3)
     signature = inspect.signature(run_epsilon_sweep_chunk)
-    for params in plan_epsilon_sweep(cfg, seed=3).values():
-        signature.bind(**params)
+    for params in jobs.values():
+        signature.bind(**params)  # every job is a valid call
+        assert params["epsilons"] == [0.5, 1.0] and params["anneal_schedules"] == schedules
+        assert params["init"] == "random_from_data" and "schemes" not in params
+    covered = sorted(
+        (tuple(p["weights"]), p["dim"], p["separation"], p["dataset"], i)
+        for p in jobs.values()
+        for i in range(p["first_init"], p["first_init"] + p["n_inits"])
+    )
+    assert len(covered) == len(set(covered)) == 2 * 2 * 2 * 2 * 5
 
 
 def test_plan_rejects_duplicate_settings():
@@ -354,13 +364,37 @@ def test_epsilon_bias_columns(epsilon_runs):
 
 
 # --------------------------------------------------------------------------- figures
-def test_figures_are_written(tmp_path, init_runs, epsilon_runs):
-    from sinkhorn_em_repro.plotting.sweeps import plot_epsilon, plot_init_success
+def test_figures_draw_the_success_fractions_and_epsilon_curves(tmp_path, init_runs, epsilon_runs, saved_figures):
+    from matplotlib.colors import to_rgba
 
-    plot_init_success(summarise_init_sweep(init_runs), tmp_path / "init.pdf")
-    plot_epsilon(summarise_epsilon_sweep(epsilon_runs), tmp_path / "eps.pdf", tmp_path / "eps.png")
-    for name in ("init.pdf", "init.png", "eps.pdf", "eps.png"):
-        assert (tmp_path / name).stat().st_size > 1000
+    from sinkhorn_em_repro.plotting.style import METHOD_LABELS, method_color
+    from sinkhorn_em_repro.plotting.sweeps import INIT_SCHEMES, plot_epsilon, plot_init_success
+
+    init = summarise_init_sweep(init_runs)
+    epsilon = summarise_epsilon_sweep(epsilon_runs)
+    plot_init_success(init, tmp_path / "init.pdf")
+    plot_epsilon(epsilon, tmp_path / "eps.pdf", tmp_path / "eps.png")
+    for name in ("init.png", "eps.png"):
+        assert (tmp_path / name).is_file()
+    init_figure, epsilon_figure = saved_figures
+    # Init figure, top-left panel (first scheme, first (K, weights, d)): each method's points are its
+    # success fractions by separation.
+    scheme = next(s for s in INIT_SCHEMES if s in set(init["init"]))
+    K, weights, d = init[["K", "weights", "d"]].drop_duplicates().sort_values(["K", "weights", "d"]).iloc[0]
+    cell = init[(init["init"] == scheme) & (init["K"] == K) & (init["weights"] == weights) & (init["d"] == d)]
+    drawn = {c.get_label(): c for c in init_figure.axes[0].containers}
+    for method, line in cell.groupby("method"):
+        y = drawn[METHOD_LABELS[method]].lines[0].get_ydata()
+        np.testing.assert_allclose(y, line.sort_values("separation")["success"])
+    # Epsilon figure, panel (b): per method, the mean bias over settings at each constant epsilon.
+    constant = epsilon[epsilon["schedule"] == "constant"]
+    for method, group in constant.groupby("method"):
+        (line,) = [
+            line
+            for line in epsilon_figure.axes[1].get_lines()
+            if to_rgba(line.get_color()) == to_rgba(method_color(method))
+        ]
+        np.testing.assert_allclose(line.get_ydata(), group.groupby("eps")["mean_bias"].mean().to_numpy())
 
 
 # --------------------------------------------------------------------------- pipeline

@@ -214,7 +214,13 @@ CELEGANS_FIT = Table(
     f"{RESULTS}/celegans/runs/{{dataset}}/{{method}}/chunk{{chunk}}.csv",
     labels("dataset", "init", "method"),
 )
-_CELEGANS_SUMMARY_COLUMNS = labels("dataset", "pool", "init", "method", "metric")
+#: One job of the authors' protocol variant (experiments.celegans.authors).
+CELEGANS_AUTHORS_FIT = Table(
+    "celegans",
+    f"{RESULTS}/celegans/authors/{{dataset}}/{{method}}/chunk{{chunk}}.csv",
+    labels("dataset", "init", "method", "protocol"),
+)
+_CELEGANS_SUMMARY_COLUMNS = labels("dataset", "pool", "init", "method", "metric", "protocol")
 CELEGANS_PER_ITERATION = Table("celegans", f"{RESULTS}/celegans/celegans_per_iteration.csv", _CELEGANS_SUMMARY_COLUMNS)
 CELEGANS_SEGMENTATION = Table(
     "celegans", f"{RESULTS}/celegans/segmentation.csv", labels("dataset", "init", "method", "split", "truth_name")
@@ -346,7 +352,7 @@ CLAIM_TABLES: dict[int, tuple[str, ...]] = {
     5: ("init_sweep",),
     6: ("celegans",),
     7: ("osmfish",),
-    8: ("identities",),
+    8: ("identities", "landscape_minima"),
     9: ("dlpfc",),
 }
 

@@ -2,6 +2,8 @@
 # NeuroPAL voxels (sinkhorn_em_repro.experiments.celegans).
 #
 #   celegans_fit           one job per (dataset, method, trial chunk) -> results/celegans/runs/...
+#   celegans_authors_fit   the authors' demo protocol on the protocol's neurons, one job per (method, trial
+#                          chunk) -> results/celegans/authors/... (rows with protocol = authors)
 #   celegans_summary       mean and 95% interval per iterate -> results/celegans/celegans_per_iteration.csv,
 #                          the last iterate -> results/tables/celegans.csv
 #   celegans_segmentation  voxel assignments of one trial of one worm -> results/celegans/segmentation.csv
@@ -13,6 +15,7 @@ from sinkhorn_em_repro.experiments.celegans import plan_celegans
 
 CELEGANS_PLAN = plan_celegans(section("celegans"), config["seed"], DATASET_FILES)
 CELEGANS_FITS = CELEGANS_PLAN["fits"]
+CELEGANS_AUTHORS_FITS = CELEGANS_PLAN["authors_fits"]
 CELEGANS_SEGMENTATION = CELEGANS_PLAN["segmentation"]
 CELEGANS_JOB = "{dataset}/{method}/chunk{chunk}"
 # The planned fit job of a rule's wildcards.
@@ -44,11 +47,49 @@ rule celegans_fit:
         "../scripts/celegans_fit.py"
 
 
+# The planned job of the authors' protocol variant for a rule's wildcards.
+CELEGANS_AUTHORS_FIT_OF = lambda wc: CELEGANS_AUTHORS_FITS[
+    f"{wc.dataset}/{wc.method}/chunk{wc.chunk}"
+]  # noqa: E731
+
+
+rule celegans_authors_fit:
+    input:
+        lambda wc: [dataset_path(key) for key in CELEGANS_AUTHORS_FIT_OF(wc)["inputs"]],
+    output:
+        out.CELEGANS_AUTHORS_FIT.path,
+    log:
+        out.log("celegans", f"authors_fit/{CELEGANS_JOB}"),
+    benchmark:
+        out.benchmark("celegans", f"authors_fit/{CELEGANS_JOB}")
+    wildcard_constraints:
+        dataset="|".join(
+            sorted(
+                {fit["wildcards"]["dataset"] for fit in CELEGANS_AUTHORS_FITS.values()}
+            )
+        )
+        or "(?!)",
+        method="vEM|oEM|sEM",
+        chunk=r"\d+",
+    resources:
+        mem_mb=lambda wc: CELEGANS_AUTHORS_FIT_OF(wc)["mem_mb"],
+        runtime=lambda wc: CELEGANS_AUTHORS_FIT_OF(wc)["runtime"],
+    params:
+        scene=lambda wc: CELEGANS_AUTHORS_FIT_OF(wc)["scene"],
+        cfg=lambda wc: CELEGANS_AUTHORS_FIT_OF(wc)["cfg"],
+    script:
+        "../scripts/celegans_authors_fit.py"
+
+
 rule celegans_summary:
     input:
         runs=[
             out.CELEGANS_FIT.format(**fit["wildcards"])
             for fit in CELEGANS_FITS.values()
+        ]
+        + [
+            out.CELEGANS_AUTHORS_FIT.format(**fit["wildcards"])
+            for fit in CELEGANS_AUTHORS_FITS.values()
         ],
     output:
         per_iteration=out.CELEGANS_PER_ITERATION.path,

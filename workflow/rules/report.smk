@@ -1,7 +1,7 @@
 # Rules of the report family: results/REPORT.md, every claim of the papers next to
 # its measured numbers and a verdict computed from the tables (sinkhorn_em_repro.experiments.report).
 #
-#   report_identities  claim 8's numerical checks -> results/tables/identities.csv
+#   report_identities  implementation check 8 (theorems: identities) -> results/tables/identities.csv
 #   report_build       every final output of every family -> results/REPORT.md
 #
 # This file is included last, so FINAL_OUTPUTS already lists every family's figures and

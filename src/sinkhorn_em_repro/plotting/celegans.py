@@ -5,12 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sinkhorn_em_repro.experiments.celegans.authors import AUTHORS, PROJECT
 from sinkhorn_em_repro.outputs import CELEGANS_PER_ITERATION, CELEGANS_SEGMENTATION
 from sinkhorn_em_repro.plotting import style
 from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
 
 __all__ = ["INIT_STYLES", "plot_celegans_metrics", "plot_celegans_segmentation"]
 
+#: Suffix of the column of the authors' protocol in the metrics figure.
+AUTHORS_SUFFIX = " (authors)"
 #: Line style per initialisation.
 INIT_STYLES = {"atlas": "-", "random": "--"}
 INIT_LABELS = {"atlas": "atlas start", "random": "random-voxel start"}
@@ -28,9 +31,30 @@ def _metric_label(metric: str) -> str:
 
 
 def _column_title(row: pd.Series) -> str:
+    if row["dataset"].endswith(AUTHORS_SUFFIX):
+        name = row["dataset"][: -len(AUTHORS_SUFFIX)]
+        return f"{name}, authors' protocol\nidentity metrics, K={row['n_neurons']}, N={row['n_voxels']}"
     if row["n_datasets"] > 1:
         return f"{row['dataset']}\n{row['n_datasets']} worms, mean K={row['n_neurons']}, N≈{row['n_voxels']}"
     return f"{row['dataset']}\nK={row['n_neurons']}, N={row['n_voxels']}"
+
+
+def _plotted_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows drawn by the metrics figure: the authors' protocol as a column of its own.
+
+    Its identity metrics (component k against neuron k, its headline numbers) take the rows of
+    the matched ones, and its column is named ``<dataset>, authors' protocol``.
+    """
+    protocol = table["protocol"] if "protocol" in table else pd.Series(PROJECT, index=table.index)
+    identity = table["metric"].str.startswith("identity_")
+    ours = table[(protocol != AUTHORS) & ~identity]
+    theirs = table[protocol == AUTHORS]
+    replaced = set(theirs.loc[identity, "metric"].str.removeprefix("identity_"))
+    theirs = theirs[~theirs["metric"].isin(replaced)]
+    theirs = theirs.assign(
+        metric=theirs["metric"].str.removeprefix("identity_"), dataset=theirs["dataset"] + AUTHORS_SUFFIX
+    )
+    return pd.concat([ours, theirs], ignore_index=True)
 
 
 def _shown_datasets(table: pd.DataFrame) -> pd.DataFrame:
@@ -55,8 +79,9 @@ def plot_celegans_metrics(per_iteration, pdf_path, png_path=None):
     """Metrics vs iteration (top rows) and accuracy vs wall time (bottom row).
 
     One column per dataset (real worms pooled per source and region when the table has
-    pooled rows), one colour per method, solid lines for the atlas start and dashed for
-    the random-voxel start; bands are the 95% intervals of the table.
+    pooled rows; the authors' protocol in a column of its own, with its identity metrics in
+    the accuracy and position-error rows), one colour per method, solid lines for the atlas
+    start and dashed for the random-voxel start; bands are the 95% intervals of the table.
 
     Parameters
     ----------
@@ -69,6 +94,7 @@ def plot_celegans_metrics(per_iteration, pdf_path, png_path=None):
     table = style.load_table(per_iteration, CELEGANS_PER_ITERATION)
     if table.empty:
         raise ValueError("the per-iteration table is empty: nothing to plot")
+    table = _plotted_rows(table)
     apply_style()
     columns = _shown_datasets(table)
     metrics = [m for m in pd.unique(table["metric"]) if m != "train_loglik"]

@@ -15,7 +15,8 @@ log-odds offset :math:`s`:
 
 * **vEM** (weights known): :math:`s = \operatorname{logit}\alpha` (semi-relaxed E-step);
 * **oEM** (weights estimated): :math:`s = \operatorname{logit} w_t`, then
-  :math:`w_{t+1} = \sum_i P_{i0}`;
+  :math:`w_{t+1} = \sum_i P_{i0}` (or, in the order of the authors' Figure 2 code,
+  :math:`P` recomputed at the new mean and the old weight);
 * **sEM** (Sinkhorn-EM): :math:`s` is the difference :math:`g_0 - g_1` of the column
   potentials of the balanced entropic OT problem, i.e. the unique root of the monotone
   scalar equation :math:`\sum_i q_i \sigma(s + 2 x_i \theta) = \alpha`
@@ -46,6 +47,7 @@ from sinkhorn_em_repro.symmetric.balanced import (
 from sinkhorn_em_repro.symmetric.errors import symmetric_parameter_error, symmetric_w2_squared, w2_squared_two_atoms
 from sinkhorn_em_repro.symmetric.run import (
     ESTEP_VARIANTS,
+    OEM_WEIGHT_UPDATES,
     SYMMETRIC_METHODS,
     SymmetricRun,
     population_grid,
@@ -54,6 +56,7 @@ from sinkhorn_em_repro.symmetric.run import (
 
 __all__ = [
     "ESTEP_VARIANTS",
+    "OEM_WEIGHT_UPDATES",
     "SYMMETRIC_METHODS",
     "SymmetricRun",
     "balanced_log_odds",

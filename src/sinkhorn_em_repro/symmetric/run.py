@@ -15,9 +15,20 @@ from sinkhorn_em_repro.symmetric.balanced import (
     solve_balanced_offset,
 )
 
-__all__ = ["ESTEP_VARIANTS", "SYMMETRIC_METHODS", "SymmetricRun", "population_grid", "run_symmetric"]
+__all__ = [
+    "ESTEP_VARIANTS",
+    "OEM_WEIGHT_UPDATES",
+    "SYMMETRIC_METHODS",
+    "SymmetricRun",
+    "population_grid",
+    "run_symmetric",
+]
 
 SYMMETRIC_METHODS = ("vEM", "oEM", "sEM")
+#: oEM weight updates: from the E-step that also gives the new mean (EM on the
+#: overparametrised model, as the library's oEM), or from a second E-step at the new mean
+#: and the old weight (the order of the authors' Figure 2 code).
+OEM_WEIGHT_UPDATES = ("same_estep", "new_mean")
 #: sEM E-step variants: the exact scalar root, or the authors' fixed number of
 #: log-domain Sinkhorn sweeps from cold potentials.
 ESTEP_VARIANTS = ("exact", "sinkhorn")
@@ -54,6 +65,7 @@ def run_symmetric(
     sample_weights=None,
     estep: str = "exact",
     n_sweeps: int = 200,
+    oem_weight_update: str = "same_estep",
 ) -> SymmetricRun:
     r"""Run vEM, oEM or sEM on a batch of runs of the symmetric model.
 
@@ -63,7 +75,11 @@ def run_symmetric(
 
     * vEM: :math:`\theta \leftarrow \sum_i q_i x_i \tanh(x_i\theta + \tfrac12\operatorname{logit}\alpha)`;
     * oEM: the same with :math:`w_t` in place of :math:`\alpha`, then
-      :math:`w_{t+1} = \sum_i q_i \sigma(\operatorname{logit} w_t + 2x_i\theta_t)`, with
+      :math:`w_{t+1} = \sum_i q_i \sigma(\operatorname{logit} w_t + 2x_i\theta_t)`
+      (``oem_weight_update="same_estep"``: both updates from one E-step) or
+      :math:`w_{t+1} = \sum_i q_i \sigma(\operatorname{logit} w_t + 2x_i\theta_{t+1})`
+      (``"new_mean"``: responsibilities recomputed at the new mean and the old weight, the
+      order of ``em_algorithm_single`` in the authors' ``lib_neurips.py``), with
       :math:`w_0 = \alpha`;
     * sEM: :math:`s` from :func:`balanced_log_odds` (warm-started from the previous
       outer iteration), or, with ``estep="sinkhorn"``, the plan of
@@ -91,6 +107,8 @@ def run_symmetric(
         sEM only: exact scalar root, or ``n_sweeps`` log-domain Sinkhorn sweeps.
     n_sweeps : int
         Sinkhorn sweeps per E-step when ``estep="sinkhorn"``.
+    oem_weight_update : {"same_estep", "new_mean"}
+        oEM only: which E-step the weight update uses (see above).
 
     Returns
     -------
@@ -100,6 +118,8 @@ def run_symmetric(
         raise ValueError(f"method must be one of {SYMMETRIC_METHODS}, got {method!r}.")
     if estep not in ESTEP_VARIANTS:
         raise ValueError(f"estep must be one of {ESTEP_VARIANTS}, got {estep!r}.")
+    if oem_weight_update not in OEM_WEIGHT_UPDATES:
+        raise ValueError(f"oem_weight_update must be one of {OEM_WEIGHT_UPDATES}, got {oem_weight_update!r}.")
     if int(n_iter) != n_iter or n_iter < 0:
         raise ValueError(f"n_iter must be a non-negative integer, got {n_iter!r}.")
     theta0 = np.atleast_1d(np.asarray(theta0, dtype=float))
@@ -142,11 +162,11 @@ def run_symmetric(
             marginal_error[t, active] = row_error
         else:
             half_u = 0.5 * offset[:, None] + x_act * th[:, None]
-            if method == "oEM":
-                # The exact mass lies in [0, 1]; the sum of N rounded terms may not.
-                mass = _weighted_sum(expit(2.0 * half_u), q_act)
-                weight[t + 1, active] = np.clip(mass, 0.0, 1.0)
+            if method == "oEM" and oem_weight_update == "same_estep":
+                weight[t + 1, active] = _component_mass(half_u, q_act)
             new_theta = _weighted_sum(np.tanh(half_u, out=half_u), qx_act)
+            if method == "oEM" and oem_weight_update == "new_mean":
+                weight[t + 1, active] = _component_mass(0.5 * offset[:, None] + x_act * new_theta[:, None], q_act)
         theta[t + 1, active] = new_theta
         moved = (new_theta != th) | (weight[t + 1, active] != weight[t, active])
         if not np.all(moved):
@@ -155,6 +175,14 @@ def run_symmetric(
             q_act = q if q.shape[0] == 1 else q[active]
             qx_act = qx if qx.shape[0] == 1 else qx[active]
     return SymmetricRun(theta=theta, weight=weight, marginal_error=marginal_error)
+
+
+def _component_mass(half_u, q):
+    r""":math:`\sum_i q_i \sigma(u_i)`, the mass of the :math:`+\theta` component, clipped to [0, 1].
+
+    The exact mass lies in [0, 1]; the sum of N rounded terms may not.
+    """
+    return np.clip(_weighted_sum(expit(2.0 * half_u), q), 0.0, 1.0)
 
 
 def population_grid(theta_star: float, alpha_star: float, step: float = 0.02, half_width: float = 12.0):

@@ -120,7 +120,9 @@ def _mean_loglik(features, weights, means, covariances, covariance_type) -> floa
     """:math:`\\frac1n \\sum_i \\log \\sum_k w_k \\mathcal N(x_i; \\mu_k, \\Sigma_k)`."""
     from sinkhorn_em.gaussian import gaussian_cost
 
-    log_joint = np.log(weights)[None, :] - gaussian_cost(features, means, covariances, covariance_type)
+    with np.errstate(divide="ignore"):  # a component oEM has emptied (weight 0) contributes nothing
+        log_weights = np.log(weights)
+    log_joint = log_weights[None, :] - gaussian_cost(features, means, covariances, covariance_type)
     # Plain max-shifted log-sum-exp: scipy.special.logsumexp costs ~3x more on (n, K)
     # arrays, and this runs at every iterate of every fit.
     row_max = log_joint.max(axis=1)
@@ -200,7 +202,8 @@ def run_celegans_chunk(
     -------
     DataFrame with columns dataset, n_neurons, n_voxels, init, method, trial, iteration,
     ``accuracy_r{r}`` per radius, position_error, train_loglik, test_loglik,
-    sinkhorn_iterations and wall_seconds (see the module docstring).
+    sinkhorn_iterations, wall_seconds (see the module docstring) and protocol
+    (``"project"``).
     """
     from sinkhorn_em.gaussian import MomentFeatures
 
@@ -249,6 +252,7 @@ def run_celegans_chunk(
                         ),
                         "sinkhorn_iterations": int(record["sinkhorn_iterations"]),
                         "wall_seconds": float(record["seconds"]),
+                        "protocol": "project",
                     }
                 )
     return pd.DataFrame(rows)

@@ -2,7 +2,7 @@ r"""Job plan of the C. elegans family: datasets of the config section, pools, fi
 
 from __future__ import annotations
 
-__all__ = ["REAL_WORMS", "celegans_datasets", "celegans_pools", "plan_celegans"]
+__all__ = ["REAL_WORMS", "authors_protocol_dataset", "celegans_datasets", "celegans_pools", "plan_celegans"]
 
 
 #: Real worms: dataset key (``datasets: files:``) -> (loader, worm name, regions with data).
@@ -77,6 +77,27 @@ def celegans_datasets(cfg: dict) -> dict[str, dict]:
     return out
 
 
+def authors_protocol_dataset(cfg: dict) -> dict | None:
+    """The dataset of the authors' protocol variant (the neurons and voxels of ``protocol``), or None when disabled.
+
+    Its name is the protocol's: the ``protocol`` column of the tables tells the two apart.
+    """
+    authors = cfg["authors_protocol"]
+    if not authors["enabled"]:
+        return None
+    protocol = cfg["protocol"]
+    return {
+        "name": protocol["name"],
+        "kind": "atlas",
+        "inputs": [cfg["atlas"]],
+        "region": protocol["region"],
+        "neurons": list(protocol["neurons"]),
+        "n_voxels": int(protocol["n_voxels"]),
+        "n_trials": int(authors["n_trials"]),
+        "n_iter": {method: int(n) for method, n in authors["n_iter"].items()},
+    }
+
+
 def celegans_pools(datasets: dict) -> dict[str, list[str]]:
     """Pooled datasets of the summary: the real worms of one source and region (>= 2 worms).
 
@@ -135,6 +156,9 @@ def plan_celegans(cfg: dict, base_seed: int, dataset_files: dict) -> dict:
     -------
     dict with
         ``datasets`` (:func:`celegans_datasets`), ``pools`` (:func:`celegans_pools`),
+        ``authors_fits``: the jobs of the authors' protocol variant
+        (:func:`~sinkhorn_em_repro.experiments.celegans.authors.run_authors_chunk`), keyed and
+        built like ``fits``,
         ``fits``: job id ``"<dataset>/<method>/chunk<i>"`` -> ``wildcards`` (of its
         output file), ``inputs`` (dataset keys),
         ``scene`` (keywords of :func:`sinkhorn_em_repro.datasets.celegans.load_scene` but the paths), ``cfg`` (keywords of
@@ -170,6 +194,36 @@ def plan_celegans(cfg: dict, base_seed: int, dataset_files: dict) -> dict:
                     },
                     **_job_resources(spec, len(cfg["inits"]), len(trials)),
                 }
+    authors_fits = {}
+    authors = authors_protocol_dataset(cfg)
+    if authors is not None:
+        options = cfg["authors_protocol"]
+        size = int(cfg["trials_per_job"])
+        chunks = [list(range(s, min(s + size, authors["n_trials"]))) for s in range(0, authors["n_trials"], size)]
+        scene = {"dataset": authors["name"], "spec": authors, "min_position": cfg["min_position"], "sha256": None}
+        for method in cfg["methods"]:
+            for index, trials in enumerate(chunks):
+                n_iter = authors["n_iter"][method]
+                authors_fits[f"{authors['name']}/{method}/chunk{index}"] = {
+                    "wildcards": {"dataset": authors["name"], "method": method, "chunk": index},
+                    "inputs": list(authors["inputs"]),
+                    "scene": scene,
+                    "cfg": {
+                        "method": method,
+                        "trials": trials,
+                        "base_seed": int(base_seed),
+                        "inits": list(cfg["inits"]),
+                        "n_iter": n_iter,
+                        "radii": list(cfg["radii"]),
+                        "prior_divisor": float(options["prior_divisor"]),
+                        "init_variance": float(options["init_variance"]),
+                        "eigenvalue_bounds": list(options["eigenvalue_bounds"]),
+                        "train_probability": float(options["train_probability"]),
+                        "scale_log_mean": cfg["scale_log_mean"],
+                        "scale_log_sd": cfg["scale_log_sd"],
+                    },
+                    **_job_resources({**authors, "n_iter": n_iter}, len(cfg["inits"]), len(trials)),
+                }
     chosen = cfg["segmentation"]["dataset"]
     if chosen not in datasets:
         raise ValueError(
@@ -189,4 +243,10 @@ def plan_celegans(cfg: dict, base_seed: int, dataset_files: dict) -> dict:
         },
         **_job_resources(datasets[chosen], len(cfg["inits"]) * len(cfg["methods"]), 1),
     }
-    return {"datasets": datasets, "pools": celegans_pools(datasets), "fits": fits, "segmentation": segmentation}
+    return {
+        "datasets": datasets,
+        "pools": celegans_pools(datasets),
+        "fits": fits,
+        "authors_fits": authors_fits,
+        "segmentation": segmentation,
+    }

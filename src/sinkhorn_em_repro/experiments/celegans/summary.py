@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import pandas as pd
 
+from sinkhorn_em_repro.experiments.celegans.authors import AUTHORS, PROJECT
 from sinkhorn_em_repro.experiments.celegans.fit import INITS, METHODS, METRICS
 from sinkhorn_em_repro.intervals import t_interval
 
 __all__ = ["final_summary", "summarise_celegans"]
 
 
-_KEYS = ["dataset", "n_neurons", "n_voxels", "n_datasets", "pool", "init", "method"]
+_KEYS = ["dataset", "n_neurons", "n_voxels", "n_datasets", "pool", "protocol", "init", "method"]
+_PROTOCOLS = (PROJECT, AUTHORS)
 
 
 def _metric_columns(per_iteration: pd.DataFrame) -> list[str]:
-    accuracies = sorted(
-        (c for c in per_iteration.columns if c.startswith("accuracy_r")), key=lambda c: float(c[len("accuracy_r") :])
-    )
-    return [*accuracies, *METRICS]
+    def radius(column):
+        return float(column.rsplit("_r", 1)[1])
+
+    accuracies = sorted((c for c in per_iteration.columns if c.startswith("accuracy_r")), key=radius)
+    identity = sorted((c for c in per_iteration.columns if c.startswith("identity_accuracy_r")), key=radius)
+    extra = ["identity_position_error"] if "identity_position_error" in per_iteration.columns else []
+    return [*accuracies, *METRICS, *identity, *extra]
 
 
 def _pooled(per_iteration: pd.DataFrame, pools: dict) -> list[pd.DataFrame]:
@@ -60,22 +65,29 @@ def summarise_celegans(
     Returns
     -------
     DataFrame
-        One row per (dataset, init, method, metric, iteration) with columns dataset,
-        n_neurons, n_voxels, n_datasets, pool (the pooled dataset that includes this one,
-        empty if none), init, method, metric, iteration, ``mean``,
-        ``ci_low``, ``ci_high`` (:math:`\\bar x \\pm t_{n-1, (1+c)/2}\\, s/\\sqrt n`, clipped
-        to [0, 1] for accuracies and to >= 0 for the position error; equal to the mean when
-        ``n_trials = 1``), ``n_trials`` and ``mean_wall_seconds`` (mean fit
-        time up to that iterate).
+        One row per (protocol, dataset, init, method, metric, iteration) with columns
+        dataset, n_neurons, n_voxels, n_datasets, pool (the pooled dataset that includes
+        this one, empty if none), init, method, metric, iteration, ``mean``, ``ci_low``,
+        ``ci_high`` (:math:`\\bar x \\pm t_{n-1, (1+c)/2}\\, s/\\sqrt n`, clipped to [0, 1]
+        for accuracies and to >= 0 for the position errors; equal to the mean when
+        ``n_trials = 1``), ``n_trials``, ``mean_wall_seconds`` (mean fit time up to that
+        iterate), then ``protocol`` (``project`` or ``authors``; rows without the column
+        are this project's) and ``sd`` (standard deviation over trials, NaN for one trial).
+        Metrics a protocol does not record (the identity metrics of this project's rows)
+        have no rows.
     """
     if per_iteration.empty:
         raise ValueError("no per-iteration rows to summarise")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if "protocol" not in per_iteration.columns:
+        per_iteration = per_iteration.assign(protocol=PROJECT)
     metrics = _metric_columns(per_iteration)
     pool_of = {member: name for name, members in (pools or {}).items() for member in members}
     singles = per_iteration.assign(
-        n_datasets=1, pool=per_iteration["dataset"].map(pool_of).fillna(""), trial=per_iteration["trial"].astype(str)
+        n_datasets=1,
+        pool=per_iteration["dataset"].map(lambda name: pool_of.get(name, "")),
+        trial=per_iteration["trial"].astype(str),
     )
     rows = pd.concat([singles, *_pooled(per_iteration, pools)], ignore_index=True)
     long = rows.melt(
@@ -83,7 +95,7 @@ def summarise_celegans(
         value_vars=metrics,
         var_name="metric",
         value_name="value",
-    )
+    ).dropna(subset=["value"])
     summary = (
         long.groupby([*_KEYS, "metric", "iteration"], sort=False)
         .agg(
@@ -98,17 +110,18 @@ def summarise_celegans(
         summary["mean"], summary["sd"], summary["n_trials"], confidence, single_width=0.0
     )
     # Accuracies live in [0, 1] and distances are >= 0: clip the symmetric interval there.
-    bounded = summary["metric"].str.startswith("accuracy_r")
+    bounded = summary["metric"].str.contains("accuracy_r")
     summary.loc[bounded, ["ci_low", "ci_high"]] = summary.loc[bounded, ["ci_low", "ci_high"]].clip(0.0, 1.0)
-    distance = summary["metric"] == "position_error"
+    distance = summary["metric"].str.endswith("position_error")
     summary.loc[distance, "ci_low"] = summary.loc[distance, "ci_low"].clip(lower=0.0)
     rank = {
         "metric": {name: k for k, name in enumerate(metrics)},
         "method": {name: k for k, name in enumerate(METHODS)},
         "init": {name: k for k, name in enumerate(INITS)},
+        "protocol": {name: k for k, name in enumerate(_PROTOCOLS)},
     }
     summary = summary.sort_values(
-        ["n_datasets", "dataset", "init", "metric", "method", "iteration"],
+        ["n_datasets", "dataset", "protocol", "init", "metric", "method", "iteration"],
         key=lambda col: col.map(rank[col.name]) if col.name in rank else col,
         kind="stable",
     )
@@ -123,11 +136,15 @@ def summarise_celegans(
         "ci_high",
         "n_trials",
         "mean_wall_seconds",
+        "protocol",
+        "sd",
     ]
     return summary[columns].reset_index(drop=True)
 
 
 def final_summary(summary: pd.DataFrame) -> pd.DataFrame:
     """Rows of :func:`summarise_celegans` at the last iterate of each setting."""
-    last = summary.groupby(["dataset", "init", "method", "metric"], sort=False)["iteration"].transform("max")
+    last = summary.groupby(["protocol", "dataset", "init", "method", "metric"], sort=False)["iteration"].transform(
+        "max"
+    )
     return summary[summary["iteration"] == last].reset_index(drop=True)

@@ -8,15 +8,16 @@ the same fixed weights (vEM) and than EM re-estimating them (oEM).
 Criterion. For each (slice, features, covariance type) with the claim's weights and each
 baseline :math:`b`, the seeds are paired (every method of a seed starts from the same
 parameters), :math:`\Delta_j = \mathrm{ARI}_j(\mathrm{sEM}) - \mathrm{ARI}_j(b)`, and the
-Student-t interval of :math:`\bar\Delta` decides: sEM is *significantly better* when the
-interval lies above 0, *significantly worse* when below (fewer than two paired seeds: neither).
-Per baseline, the verdict follows the report's superiority rule (reproduced: better somewhere,
-worse nowhere, :math:`\bar\Delta \ge 0` in at least half of the comparisons; partially
-reproduced: better somewhere but also worse somewhere or below in most; not reproduced: worse
-somewhere and better nowhere, or nothing significant and below in most; inconclusive
-otherwise). The claim is reproduced if it is reproduced against every baseline, not reproduced
-if not reproduced against every baseline, partially reproduced when any baseline gives
-(partially) reproduced, and not reproduced otherwise.
+paired t-test of :math:`\bar\Delta = 0` gives a two-sided p-value (fewer than two paired
+seeds: untestable). Every comparison of every baseline forms one family, corrected by Holm's
+method (:func:`sinkhorn_em_repro.experiments.report.verdicts.classify_comparisons`); per
+baseline the report's shared superiority rule decides (reproduced: significantly better in a
+majority of the comparisons and significantly worse in none;
+:func:`~sinkhorn_em_repro.experiments.report.verdicts.superiority_verdict`). The claim is
+reproduced if it is reproduced against every baseline, not reproduced if not reproduced against
+every baseline, partially reproduced when any baseline gives (partially) reproduced, and not
+reproduced otherwise (:func:`~sinkhorn_em_repro.experiments.report.verdicts.combine_verdicts`).
+The Student-t interval of :math:`\bar\Delta` is shown beside the p-values.
 
 Published context, shown and never used as a pass rule (Yuan et al. Nat Methods 2024; Hu et
 al. 2024): non-spatial Gaussian mixtures on principal components (mclust) score about 0.2-0.35
@@ -32,14 +33,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from sinkhorn_em_repro.experiments.report.verdicts import (
+    INCONCLUSIVE,
+    classify_comparisons,
+    combine_verdicts,
+    paired_p_value,
+    superiority_rule,
+    superiority_verdict,
+)
 from sinkhorn_em_repro.intervals import t_interval
 
 __all__ = ["PUBLISHED_CONTEXT", "SpatialClaim", "claim_spatial_domains", "paired_differences"]
-
-REPRODUCED = "reproduced"
-PARTIAL = "partially reproduced"
-NOT_REPRODUCED = "not reproduced"
-INCONCLUSIVE = "inconclusive"
 
 #: Published DLPFC ARI ranges (7 domains): context only.
 PUBLISHED_CONTEXT = (
@@ -75,8 +79,8 @@ def paired_differences(
     Returns
     -------
     DataFrame with columns slice, features, covariance_type, baseline, n_pairs, ari_sEM,
-    ari_baseline (means over the paired seeds), diff_mean, diff_low, diff_high,
-    significantly_better, significantly_worse, not_below.
+    ari_baseline (means over the paired seeds), diff_mean, diff_low, diff_high (Student-t
+    interval), difference (= diff_mean) and p_value (paired t-test, NaN below two pairs).
     """
     rows = per_seed[per_seed["weights"].astype(str) == weights].assign(slice=lambda t: t["slice"].astype(str))
     sem = rows[rows["method"] == "sEM"][[*_KEYS, "seed_index", "ari"]]
@@ -98,37 +102,12 @@ def paired_differences(
                 "diff_mean": mean,
                 "diff_low": float(low),
                 "diff_high": float(high),
-                "significantly_better": bool(low > 0),
-                "significantly_worse": bool(high < 0),
-                "not_below": bool(mean >= 0),
+                "difference": mean,
+                "p_value": paired_p_value(diff),
             }
         )
     columns = [*_KEYS, "baseline", "n_pairs", "ari_sEM", "ari_baseline", "diff_mean", "diff_low", "diff_high"]
-    return pd.DataFrame(out, columns=[*columns, "significantly_better", "significantly_worse", "not_below"])
-
-
-def _superiority(comparisons: pd.DataFrame) -> str:
-    n = len(comparisons)
-    if n == 0:
-        return INCONCLUSIVE
-    better = int(comparisons["significantly_better"].sum())
-    worse = int(comparisons["significantly_worse"].sum())
-    majority_not_below = 2 * int(comparisons["not_below"].sum()) >= n
-    if better and not worse and majority_not_below:
-        return REPRODUCED
-    if better:
-        return PARTIAL
-    if worse:
-        return NOT_REPRODUCED
-    return INCONCLUSIVE if majority_not_below else NOT_REPRODUCED
-
-
-def _combine(verdicts: Sequence[str]) -> str:
-    if not verdicts:
-        return INCONCLUSIVE
-    if len(set(verdicts)) == 1:
-        return verdicts[0]
-    return PARTIAL if (REPRODUCED in verdicts or PARTIAL in verdicts) else NOT_REPRODUCED
+    return pd.DataFrame(out, columns=[*columns, "difference", "p_value"])
 
 
 def claim_spatial_domains(
@@ -137,6 +116,7 @@ def claim_spatial_domains(
     weights: str = "adjacent",
     baselines: Sequence[str] = ("vEM", "oEM"),
     confidence: float = 0.95,
+    level: float = 0.05,
     source: str = "results/tables/dlpfc.csv",
     figures: Sequence[str] = ("results/figures/dlpfc_ari.pdf", "results/figures/dlpfc_map.pdf"),
 ) -> SpatialClaim:
@@ -151,16 +131,19 @@ def claim_spatial_domains(
     missing = [column for column in needed if column not in per_seed.columns]
     if missing:
         raise ValueError(f"{source} lacks columns {missing}; regenerate it with the current pipeline")
-    details, verdicts, measured = [], [], []
+    found = [paired_differences(per_seed, weights=weights, baseline=b, confidence=confidence) for b in baselines]
+    family = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+    details = classify_comparisons(family, level) if not family.empty else family
+    verdicts, measured = [], []
     for baseline in baselines:
-        paired = paired_differences(per_seed, weights=weights, baseline=baseline, confidence=confidence)
-        details.append(paired)
+        paired = details[details["baseline"] == baseline] if not details.empty else details
         if paired.empty:
             measured.append(f"No slice has both sEM and {baseline} with weights = {weights}.")
             continue
-        verdicts.append(_superiority(paired))
+        verdicts.append(superiority_verdict(paired))
         measured.append(
-            f"sEM vs {baseline} (weights {weights}): {len(paired)} comparisons, sEM significantly better in "
+            f"sEM vs {baseline} (weights {weights}): {len(paired)} comparisons (Holm over all {len(details)} "
+            f"of the claim, family-wise level {level:g}), sEM significantly better in "
             f"{int(paired['significantly_better'].sum())}, significantly worse in "
             f"{int(paired['significantly_worse'].sum())}, mean ARI difference >= 0 in "
             f"{int(paired['not_below'].sum())}; mean difference {paired['diff_mean'].mean():+.3f}. "
@@ -186,15 +169,12 @@ def claim_spatial_domains(
         evidence=[source],
         figures=list(figures),
         criterion=(
-            f"Per (slice, features, covariance type) with weights = {weights}: paired Student-t "
-            f"{confidence:.0%} interval over seeds of ARI(sEM) - ARI(baseline), same start per seed; "
-            "significantly better when the interval lies above 0, worse when below. Per baseline: reproduced "
-            "if better somewhere, worse nowhere and not below in at least half; partially if better somewhere "
-            "but also worse or mostly below; not reproduced if worse somewhere and better nowhere, or nothing "
-            "significant and mostly below; inconclusive otherwise. Reproduced only if reproduced against every "
-            f"baseline ({', '.join(baselines)}). The published ARI ranges are context, not a pass rule."
+            f"Per (slice, features, covariance type) with weights = {weights} and per baseline: paired t-test "
+            "over seeds of ARI(sEM) - ARI(baseline), same start per seed; the comparisons of all baselines form "
+            f"one family. {superiority_rule(level)} Applied per baseline; reproduced only if reproduced against "
+            f"every baseline ({', '.join(baselines)}). The published ARI ranges are context, not a pass rule."
         ),
         measured=measured,
-        verdict=_combine(verdicts),
-        details=pd.concat(details, ignore_index=True) if details else None,
+        verdict=combine_verdicts(verdicts) if verdicts else INCONCLUSIVE,
+        details=details if not details.empty else None,
     )

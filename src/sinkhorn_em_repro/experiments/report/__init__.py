@@ -6,7 +6,8 @@ returns a :class:`Claim` (statement, evidence, criterion text, measured numbers,
 :func:`render_report` turns the claims, the software versions, the config hash and the
 cost of every rule into ``results/REPORT.md``.
 
-Verdicts are one of :data:`VERDICTS`:
+Each entry names its source (:attr:`Claim.source`: the paper and the part of it that could
+be read here, or "this project's own test"). Claims get one of :data:`VERDICTS`:
 
 ``reproduced``
     every sub-check of the criterion holds;
@@ -18,14 +19,18 @@ Verdicts are one of :data:`VERDICTS`:
     the tables hold no usable evidence, or the differences are within the uncertainty
     while pointing the claimed way.
 
-Comparisons "Sinkhorn-EM is better than a baseline" (claims 5-7) share one rule,
-:func:`superiority_verdict`, on interval comparisons: sEM is *significantly better* in a
-comparison when the lower end of its interval lies above the upper end of the baseline's,
-*significantly worse* in the opposite case (non-overlapping intervals: a conservative
-test).
+Statements that hold by theorem (:math:`L_{EOT} \ge NLL`, the identities of entry 8) are
+*implementation checks* (:data:`IMPLEMENTATION_CHECK`), reported as ``passed`` or
+``failed`` in a section of their own: a failure is a bug, not a finding.
+
+Comparisons "Sinkhorn-EM is better than a baseline" (claims 5-7 and 9) share one rule:
+every pre-declared comparison is counted once with a two-sided p-value,
+:func:`classify_comparisons` applies Holm's correction over the claim's comparisons, and
+:func:`superiority_verdict` asks for significant gains in a majority of them and no
+significant loss.
 
 Modules: :mod:`.verdicts` (the Claim record and the shared verdict rules),
-:mod:`.model_claims` (claims 1-4 and 8), :mod:`.comparison_claims` (claims 5-7),
+:mod:`.model_claims` (claims 1-4, check 8), :mod:`.comparison_claims` (claims 5-7, 9),
 :mod:`.provenance` (config hash, versions, rule costs), :mod:`.markdown` and :mod:`.build`
 (all claims from the tables; the report of a finished run). Which tables each claim
 reads and which figures show it are declared in :mod:`sinkhorn_em_repro.outputs`
@@ -34,6 +39,7 @@ reads and which figures show it are declared in :mod:`sinkhorn_em_repro.outputs`
 
 from sinkhorn_em_repro.experiments.report.build import build_claims, report_text
 from sinkhorn_em_repro.experiments.report.comparison_claims import (
+    AUTHORS_PROTOCOL,
     claim_celegans,
     claim_osmfish,
     claim_restarts,
@@ -56,22 +62,41 @@ from sinkhorn_em_repro.experiments.report.provenance import (
     software_versions,
 )
 from sinkhorn_em_repro.experiments.report.verdicts import (
+    CHECK_FAILED,
+    CHECK_PASSED,
+    CHECK_RESULTS,
+    CLAIM,
+    IMPLEMENTATION_CHECK,
     INCONCLUSIVE,
     NOT_REPRODUCED,
+    OWN_TEST,
     PARTIAL,
     REPRODUCED,
     SUPERIORITY_RULE,
     VERDICTS,
     Claim,
+    classify_comparisons,
     combine_verdicts,
+    fisher_p_value,
+    holm_adjusted,
+    paired_p_value,
     require_columns,
     require_flags,
+    superiority_rule,
     superiority_verdict,
+    welch_p_value,
 )
 
 __all__ = [
+    "AUTHORS_PROTOCOL",
+    "CHECK_FAILED",
+    "CHECK_PASSED",
+    "CHECK_RESULTS",
+    "CLAIM",
+    "IMPLEMENTATION_CHECK",
     "INCONCLUSIVE",
     "NOT_REPRODUCED",
+    "OWN_TEST",
     "PARTIAL",
     "PROVENANCE_ONLY_KEYS",
     "REPRODUCED",
@@ -88,10 +113,14 @@ __all__ = [
     "claim_restarts",
     "claim_shared_optimum",
     "claim_spatial_domains",
+    "classify_comparisons",
     "combine_verdicts",
     "config_hash",
     "figure_rows",
+    "fisher_p_value",
+    "holm_adjusted",
     "markdown_table",
+    "paired_p_value",
     "render_report",
     "report_text",
     "require_columns",
@@ -100,5 +129,7 @@ __all__ = [
     "result_config",
     "rule_costs",
     "software_versions",
+    "superiority_rule",
     "superiority_verdict",
+    "welch_p_value",
 ]

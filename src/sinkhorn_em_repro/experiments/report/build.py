@@ -58,35 +58,38 @@ def build_claims(
             )
         return tables[name]
 
+    level = criteria["significance_level"]
     return [
         claim_shared_optimum(
             needed("landscape_minima"),
             tables.get("landscape_2d_stationary"),
             minimizer_tolerance=criteria["minimizer_tolerance"],
-            gap_tolerance=criteria["gap_tolerance"],
         ),
         claim_fewer_spurious_minima(needed("landscape_minima"), tables.get("landscape_2d_stationary")),
         claim_fig2(needed("fig2_runs"), theta0=fig2_theta0, panel_alphas=fig2_panel_alphas),
         claim_convergence_rates(
             needed("convergence_rates"), tables.get("convergence_general_k_rates"), band=criteria["rate_ratio_band"]
         ),
-        claim_restarts(needed("init_sweep"), baseline=criteria["baseline"], restart_target=criteria["restart_target"]),
+        claim_restarts(
+            needed("init_sweep"), baseline=criteria["baseline"], restart_target=criteria["restart_target"], level=level
+        ),
         claim_celegans(
             needed("celegans"),
-            metrics=criteria["celegans_metrics"],
+            metric=criteria["celegans_metric"],
             baseline=criteria["baseline"],
             min_replicates=criteria["min_replicates"],
+            level=level,
         ),
         claim_osmfish(
             needed("osmfish"),
             baseline=criteria["baseline"],
             weight_settings=criteria["osmfish_weights"],
-            confidence=criteria["confidence"],
             min_replicates=criteria["min_replicates"],
+            level=level,
         ),
-        claim_identities(needed("identities")),
+        claim_identities(needed("identities"), tables.get("landscape_minima"), gap_tolerance=criteria["gap_tolerance"]),
         *(
-            [claim_spatial_domains(tables["dlpfc"], **criteria.get("dlpfc", {}))]
+            [claim_spatial_domains(tables["dlpfc"], level=level, **criteria.get("dlpfc", {}))]
             if tables.get("dlpfc") is not None
             else []
         ),

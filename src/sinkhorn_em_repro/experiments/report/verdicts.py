@@ -1,4 +1,4 @@
-r"""Verdicts of the report: the Claim record, the shared rules that turn sub-checks and interval comparisons into a verdict."""
+r"""Verdicts of the report: the Claim record, the shared rules that turn sub-checks and tested comparisons into a verdict."""
 
 from __future__ import annotations
 
@@ -8,19 +8,32 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 __all__ = [
+    "CHECK_FAILED",
+    "CHECK_PASSED",
+    "CHECK_RESULTS",
+    "CLAIM",
+    "IMPLEMENTATION_CHECK",
     "INCONCLUSIVE",
     "NOT_REPRODUCED",
+    "OWN_TEST",
     "PARTIAL",
     "REPRODUCED",
     "SUPERIORITY_RULE",
     "VERDICTS",
     "Claim",
+    "classify_comparisons",
     "combine_verdicts",
+    "fisher_p_value",
+    "holm_adjusted",
+    "paired_p_value",
     "require_columns",
     "require_flags",
+    "superiority_rule",
     "superiority_verdict",
+    "welch_p_value",
 ]
 
 
@@ -38,10 +51,23 @@ INCONCLUSIVE = "inconclusive"
 
 VERDICTS = (REPRODUCED, PARTIAL, NOT_REPRODUCED, INCONCLUSIVE)
 
+#: Results of an implementation check (a statement that holds by theorem: a failure is a bug).
+CHECK_PASSED = "passed"
+CHECK_FAILED = "failed"
+CHECK_RESULTS = (CHECK_PASSED, CHECK_FAILED, INCONCLUSIVE)
+
+#: Kinds of report entries: a claim of the papers (or this project's own test of one), judged
+#: by a criterion that can fail; or a check of the implementation against a theorem.
+CLAIM = "claim"
+IMPLEMENTATION_CHECK = "implementation check"
+
+#: Source of a test the papers do not make.
+OWN_TEST = "this project's own test"
+
 
 @dataclass
 class Claim:
-    """One claim of the papers with the evidence that tests it and its computed verdict.
+    """One claim with the evidence that tests it and its computed verdict.
 
     Attributes
     ----------
@@ -49,7 +75,7 @@ class Claim:
     title : str
         Short name (one line).
     statement : str
-        The claim as the papers make it.
+        The claim as the papers make it (or as this project tests it).
     evidence : list of str
         Tables (paths) the verdict is computed from.
     figures : list of str
@@ -59,9 +85,15 @@ class Claim:
     measured : list of str
         The numbers the verdict rests on, one sentence each.
     verdict : str
-        One of :data:`VERDICTS`.
+        One of :data:`VERDICTS` for a claim, of :data:`CHECK_RESULTS` for an
+        implementation check.
     details : pandas.DataFrame or None
         A table of the per-setting numbers (rendered under the claim).
+    source : str
+        Where the claim comes from: paper and the part of it that was read (abstract,
+        figure, the authors' code file), or :data:`OWN_TEST`.
+    kind : str
+        :data:`CLAIM` or :data:`IMPLEMENTATION_CHECK`.
     """
 
     claim_id: int
@@ -73,10 +105,15 @@ class Claim:
     measured: list[str]
     verdict: str
     details: pd.DataFrame | None = field(default=None, repr=False)
+    source: str = ""
+    kind: str = CLAIM
 
     def __post_init__(self):
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}.")
+        allowed = {CLAIM: VERDICTS, IMPLEMENTATION_CHECK: CHECK_RESULTS}
+        if self.kind not in allowed:
+            raise ValueError(f"kind must be one of {tuple(allowed)}, got {self.kind!r}.")
+        if self.verdict not in allowed[self.kind]:
+            raise ValueError(f"verdict must be one of {allowed[self.kind]} for a {self.kind}, got {self.verdict!r}.")
 
 
 def require_columns(table: pd.DataFrame, columns: Sequence[str], source: str) -> None:
@@ -147,16 +184,70 @@ def _checks_verdict(passed: Sequence[bool]) -> str:
 
 
 SUPERIORITY_RULE = (
-    "sEM is significantly better in a comparison when its interval lies entirely above the "
-    "baseline's, significantly worse when entirely below. Verdict: reproduced if sEM is "
-    "significantly better in at least one comparison, significantly worse in none, and not "
-    "below the baseline (point estimate) in at least half; partially reproduced if it is "
-    "significantly better somewhere but also significantly worse somewhere or below the "
-    "baseline in most comparisons; not reproduced if it is significantly worse somewhere and "
-    "better nowhere, or if no difference is significant and sEM is below the baseline in most "
-    "comparisons; inconclusive if no difference is significant and sEM is not below the "
-    "baseline in at least half (or there is nothing to compare)."
+    "Every comparison the configuration declares is counted once, with a two-sided p-value for "
+    "sEM against the baseline; Holm's step-down correction at family-wise level {level:g} over "
+    "all comparisons of the claim decides which differences are significant (sEM significantly "
+    "better: significant with sEM ahead; significantly worse: significant with sEM behind). "
+    "Verdict: reproduced if sEM is significantly better in a majority (more than half) of the "
+    "comparisons and significantly worse in none; partially reproduced if it is significantly "
+    "better in some but not in a majority, or also significantly worse somewhere; not reproduced "
+    "if it is significantly better nowhere and either significantly worse somewhere or behind the "
+    "baseline (point estimate) in at least half of the comparisons; inconclusive if nothing is "
+    "significant and sEM is ahead or level in more than half (or there is nothing to compare)."
 )
+
+
+def superiority_rule(level: float = 0.05) -> str:
+    """:data:`SUPERIORITY_RULE` at family-wise level ``level``."""
+    return SUPERIORITY_RULE.format(level=level)
+
+
+def holm_adjusted(p_values) -> np.ndarray:
+    r"""Holm's step-down adjusted p-values (NaN counts as 1, i.e. as a comparison that cannot be significant).
+
+    With :math:`p_{(1)} \le \dots \le p_{(m)}`,
+    :math:`\tilde p_{(i)} = \max_{j \le i} \min\{1, (m - j + 1)\, p_{(j)}\}`; rejecting
+    :math:`\tilde p \le` level controls the family-wise error rate at that level.
+    """
+    p = np.asarray(p_values, dtype=float)
+    p = np.where(np.isnan(p), 1.0, p)
+    m = p.size
+    if m == 0:
+        return p
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    adjusted = np.empty(m)
+    adjusted[order] = np.maximum.accumulate(scaled)
+    return adjusted
+
+
+def classify_comparisons(comparisons: pd.DataFrame, level: float = 0.05) -> pd.DataFrame:
+    """Holm-correct the p-values of a claim's comparisons and classify each one.
+
+    Parameters
+    ----------
+    comparisons : pandas.DataFrame
+        One row per comparison with ``difference`` (sEM minus the baseline, point
+        estimates; positive = sEM ahead) and ``p_value`` (two-sided; NaN when the
+        comparison cannot be tested).
+    level : float
+        Family-wise error rate of the whole table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with ``p_holm``, ``significantly_better``, ``significantly_worse`` and
+        ``not_below`` (``difference >= 0``).
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"the significance level must lie in (0, 1), got {level}; fix report: significance_level.")
+    out = comparisons.copy()
+    out["p_holm"] = holm_adjusted(out["p_value"].to_numpy(dtype=float))
+    significant = out["p_holm"] <= level
+    out["significantly_better"] = significant & (out["difference"] > 0)
+    out["significantly_worse"] = significant & (out["difference"] < 0)
+    out["not_below"] = out["difference"] >= 0
+    return out
 
 
 def superiority_verdict(comparisons: pd.DataFrame) -> str:
@@ -165,42 +256,72 @@ def superiority_verdict(comparisons: pd.DataFrame) -> str:
     Parameters
     ----------
     comparisons : pandas.DataFrame
-        One row per comparison with boolean columns ``significantly_better``,
-        ``significantly_worse`` and ``not_below`` (sEM's point estimate >= the baseline's).
+        Output of :func:`classify_comparisons`: one row per pre-declared comparison with
+        boolean columns ``significantly_better``, ``significantly_worse`` and ``not_below``.
     """
     n = len(comparisons)
     if n == 0:
         return INCONCLUSIVE
     better = int(comparisons["significantly_better"].sum())
     worse = int(comparisons["significantly_worse"].sum())
-    majority_not_below = 2 * int(comparisons["not_below"].sum()) >= n
-    if better and not worse and majority_not_below:
+    if 2 * better > n and not worse:
         return REPRODUCED
     if better:
         return PARTIAL
-    if worse:
+    if worse or 2 * int(comparisons["not_below"].sum()) <= n:
         return NOT_REPRODUCED
-    return INCONCLUSIVE if majority_not_below else NOT_REPRODUCED
+    return INCONCLUSIVE
 
 
-def _compare_intervals(
-    sem: pd.DataFrame, base: pd.DataFrame, keys: list[str], value: str, low: str, high: str
-) -> pd.DataFrame:
-    """Pair sEM and baseline rows on ``keys`` and classify each comparison by interval separation."""
-    paired = sem[[*keys, value, low, high]].merge(
-        base[[*keys, value, low, high]], on=keys, suffixes=("_sEM", "_base"), how="inner"
+def welch_p_value(mean_a, sd_a, n_a, mean_b, sd_b, n_b) -> np.ndarray:
+    r"""Two-sided p-value of Welch's t-test of equal means, from means, standard deviations and sizes.
+
+    :math:`t = (\bar a - \bar b) / \sqrt{s_a^2/n_a + s_b^2/n_b}` with the
+    Welch-Satterthwaite degrees of freedom. NaN when either side has fewer than two
+    replicates; with no spread on either side the difference is exact (p = 0 if the means
+    differ, 1 if they are equal).
+    """
+    mean_a, sd_a, n_a, mean_b, sd_b, n_b = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (mean_a, sd_a, n_a, mean_b, sd_b, n_b))
     )
-    paired["significantly_better"] = paired[f"{low}_sEM"] > paired[f"{high}_base"]
-    paired["significantly_worse"] = paired[f"{high}_sEM"] < paired[f"{low}_base"]
-    paired["not_below"] = paired[f"{value}_sEM"] >= paired[f"{value}_base"]
-    return paired
+    with np.errstate(divide="ignore", invalid="ignore"):
+        va, vb = sd_a**2 / n_a, sd_b**2 / n_b
+        se = np.sqrt(va + vb)
+        t = (mean_a - mean_b) / se
+        dof = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
+        p = 2.0 * stats.t.sf(np.abs(t), dof)
+    p = np.where(se == 0, np.where(mean_a == mean_b, 1.0, 0.0), p)
+    return np.where((n_a < 2) | (n_b < 2), np.nan, p)
 
 
-def _comparison_counts(paired: pd.DataFrame, baseline: str) -> str:
+def paired_p_value(differences) -> float:
+    """Two-sided p-value of the one-sample t-test of mean zero (paired differences; NaN below two pairs).
+
+    With no spread the mean difference is exact: p = 0 if it is non-zero, 1 if it is zero.
+    """
+    d = np.asarray(differences, dtype=float)
+    d = d[~np.isnan(d)]
+    if d.size < 2:
+        return float("nan")
+    if np.all(d == d[0]):
+        return 0.0 if d[0] != 0 else 1.0
+    return float(stats.ttest_1samp(d, 0.0).pvalue)
+
+
+def fisher_p_value(successes_a, n_a, successes_b, n_b) -> np.ndarray:
+    """Two-sided p-value of Fisher's exact test of equal success probabilities, elementwise."""
+    values = np.broadcast_arrays(*(np.asarray(v, dtype=int) for v in (successes_a, n_a, successes_b, n_b)))
+    out = np.empty(values[0].shape, dtype=float)
+    for index, (sa, na, sb, nb) in enumerate(zip(*(v.ravel() for v in values))):
+        out.flat[index] = stats.fisher_exact([[sa, na - sa], [sb, nb - sb]]).pvalue if min(na, nb) > 0 else np.nan
+    return out
+
+
+def _comparison_counts(paired: pd.DataFrame, baseline: str, level: float = 0.05) -> str:
     n = len(paired)
     return (
-        f"{n} comparisons of sEM with {baseline}: sEM significantly better in "
-        f"{int(paired['significantly_better'].sum())}, significantly worse in "
+        f"{n} comparisons of sEM with {baseline} (Holm, family-wise level {level:g}): sEM significantly "
+        f"better in {int(paired['significantly_better'].sum())}, significantly worse in "
         f"{int(paired['significantly_worse'].sum())}, point estimate not below {baseline} in "
         f"{int(paired['not_below'].sum())}."
     )
