@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import REPO_ROOT
 from sinkhorn_em.losses import free_energy
 from sinkhorn_em_repro import outputs
 from sinkhorn_em_repro.experiments import report
@@ -51,6 +52,8 @@ from sinkhorn_em_repro.experiments.report import (
     superiority_verdict,
     welch_p_value,
 )
+from sinkhorn_em_repro.experiments.report.provenance import family_costs
+from sinkhorn_em_repro.experiments.report.scale import claim_scale, family_scales
 from sinkhorn_em_repro.identities import plan_optimality_margin, run_identity_checks
 from sinkhorn_em_repro.pipeline import read_job_timings, read_table, write_table
 
@@ -735,3 +738,51 @@ def test_tiny_run_writes_a_report_with_every_claim(tiny_run_cores2):
     assert re.search(r"^\| \w+ \| benchmark \| \d+ \|", text, re.MULTILINE), "no rule timed from benchmark files"
     identities = pd.read_csv(results / "tables" / "identities.csv")
     assert identities["passed"].all(), identities
+    # Every claim says the scale it was computed at, and the costs are summed per family.
+    assert "## Scale of this run" in text
+    assert len(re.findall(r"^\*Scale\.\* \S", text, re.MULTILINE)) == 9
+    # The tiny config's own numbers appear, not the default's.
+    assert "2 seeds per setting" in text, "the DLPFC scale of the tiny config (2 seeds) is not reported"
+    assert re.search(r"^\| celegans \| \d+ \|", text, re.MULTILINE), "no per-family cost row for celegans"
+
+
+def _validated(config_overrides=None):
+    import yaml
+    from snakemake.utils import validate
+
+    config = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
+    for section, values in (config_overrides or {}).items():
+        config[section] = {**config[section], **values} if isinstance(values, dict) else values
+    validate(config, str(REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+    return config
+
+
+def test_scale_lines_follow_the_config_and_each_claim_reads_its_families():
+    default = family_scales(_validated())
+    bigger = family_scales(_validated({"dlpfc": {"n_seeds": 37}, "sweep_scale": 5}))
+    assert "20 seeds per setting" in default["dlpfc"] and "37 seeds per setting" in bigger["dlpfc"]
+    # sweep_scale multiplies datasets and initialisations (rounded up), as the sweep plan does.
+    assert "1 datasets x 20 initialisations" in default["sweeps"]
+    assert "5 datasets x 100 initialisations" in bigger["sweeps"]
+    assert claim_scale(6, default) == f"celegans: {default['celegans']}"
+    assert claim_scale(3, default).startswith("fig2: 51 alpha* x 26 theta0 x 10 repetitions")
+    assert claim_scale(99, default) == ""
+
+
+def test_family_costs_sum_the_rules_of_each_family():
+    costs = pd.DataFrame(
+        {
+            "rule": ["celegans_fit", "celegans_summary", "fetch_dataset", "sweeps_chunk"],
+            "source": ["benchmark", "log", "log", "benchmark"],
+            "jobs": [4, 1, 3, 2],
+            "total_s": [40.0, 1.0, 3.0, 10.0],
+            "max_s": [12.0, 1.0, 1.0, 6.0],
+            "cpu_s": [38.0, np.nan, np.nan, 9.5],
+            "max_rss_mb": [300.0, 100.0, 50.0, 200.0],
+        }
+    )
+    families = family_costs(costs).set_index("family")
+    assert list(families.index) == ["celegans", "sweeps", "datasets"]
+    assert families.loc["celegans", "jobs"] == 5 and families.loc["celegans", "total_s"] == 41.0
+    assert families.loc["celegans", "cpu_s"] == 38.0 and families.loc["celegans", "timed_by"] == "benchmark + log"
+    assert np.isnan(families.loc["datasets", "cpu_s"])

@@ -12,6 +12,7 @@
 # patterns of workflow.rules. Rules without benchmark: are timed from the wall time that
 # sinkhorn_em_repro.pipeline.snakemake_job writes at the end of their log, or not listed at all.
 from sinkhorn_em_repro.experiments.report import config_hash
+from sinkhorn_em_repro.experiments.report.scale import family_scales
 
 REPORT = section("report")
 # A copy: the report's own outputs are appended below.
@@ -61,6 +62,8 @@ rule report_build:
         # mirrors changes no result and must not rerun the report; any other change does.
         config_sha256=config_hash(config),
         seed=config["seed"],
+        # Samples, trials, datasets, initialisations and seeds of every family, for each verdict.
+        scales=family_scales(config),
         # benchmark:/log: path patterns of every rule, to attribute timing files to rules.
         rule_files=lambda wildcards: {
             each.name: {

@@ -15,6 +15,7 @@ with snakemake_job(snakemake.log[0]):
         config_sha256=params.config_sha256,
         timings=read_job_timings(params.rule_files),
         seed=params.seed,
+        scales=params.scales,
     )
     with atomic_output(snakemake.output[0]) as partial:
         partial.write_text(text)

@@ -104,6 +104,7 @@ def report_text(
     config_sha256: str,
     timings: pd.DataFrame,
     seed: int | None = None,
+    scales: Mapping[str, str] | None = None,
 ) -> str:
     """The text of ``results/REPORT.md`` from the tables and the job timings of a finished run.
 
@@ -122,6 +123,9 @@ def report_text(
         One row per timed job (:func:`sinkhorn_em_repro.pipeline.read_job_timings`).
     seed : int, optional
         Base seed of the config, quoted in the report.
+    scales : mapping, optional
+        Family -> the scale of its run
+        (:func:`~sinkhorn_em_repro.experiments.report.scale.family_scales` of the config).
     """
     claims = build_claims(tables, criteria, fig2_theta0=fig2["theta0"], fig2_panel_alphas=fig2["panel_alphas"])
     return render_report(
@@ -131,4 +135,5 @@ def report_text(
         costs=rule_costs(timings),
         figures=figure_rows(),
         seed=seed,
+        scales=scales,
     )

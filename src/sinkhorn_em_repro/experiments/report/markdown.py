@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sinkhorn_em_repro.experiments.report.provenance import family_costs
+from sinkhorn_em_repro.experiments.report.scale import claim_scale
 from sinkhorn_em_repro.experiments.report.verdicts import (
     CHECK_RESULTS,
     CLAIM,
@@ -74,15 +76,19 @@ def render_report(
     costs: pd.DataFrame,
     figures: pd.DataFrame,
     seed: int | None = None,
+    scales: Mapping[str, str] | None = None,
     max_detail_rows: int = 40,
 ) -> str:
     """The text of ``results/REPORT.md``.
 
     Sections: summary of verdicts (claims with their sources, then the implementation
-    checks), one section per claim and per check (statement, source, evidence, criterion,
-    measured numbers, verdict or result, per-setting table), figures, cost of every rule,
-    software versions and config hash.
+    checks), the scale of the run per family (``scales``, from
+    :func:`~sinkhorn_em_repro.experiments.report.scale.family_scales`), one section per claim
+    and per check (statement, source, scale, evidence, criterion, measured numbers, verdict
+    or result, per-setting table), figures, cost of every family and rule, software versions
+    and config hash.
     """
+    scales = dict(scales or {})
     findings = [c for c in claims if c.kind == CLAIM]
     checks = [c for c in claims if c.kind == IMPLEMENTATION_CHECK]
     counts = {v: sum(c.verdict == v for c in findings) for v in VERDICTS}
@@ -125,8 +131,19 @@ def render_report(
                 + ", ".join(f"`{Path(p).name}`" for p in c.evidence)
                 + " |"
             )
+    if scales:
+        lines += [
+            "",
+            "## Scale of this run",
+            "",
+            "What every verdict below was computed from (samples, trials, datasets, initialisations, seeds), "
+            "from the config of this run; each claim repeats the lines of the families it reads.",
+            "",
+            markdown_table(pd.DataFrame({"family": list(scales), "scale": list(scales.values())})),
+        ]
     for c in [*findings, *checks]:
         heading, outcome = ("Claim", "Verdict") if c.kind == CLAIM else ("Implementation check", "Result")
+        scale = claim_scale(c.claim_id, scales)
         lines += [
             "",
             f"## {heading} {c.claim_id}: {c.title}",
@@ -137,6 +154,7 @@ def render_report(
             "",
             f"*Source.* {c.source or 'not stated'}.",
             "",
+            *([f"*Scale.* {scale}.", ""] if scale else []),
             "*Evidence.* "
             + ", ".join(_link(p) for p in c.evidence)
             + ("; figures " + ", ".join(_link(p) for p in c.figures) if c.figures else "")
@@ -185,7 +203,18 @@ def render_report(
         lines.append("_(no benchmark or log timing found)_")
     else:
         total = float(costs["total_s"].sum())
+        families = family_costs(costs)
+        cpu = float(families["cpu_s"].sum(min_count=1)) if families["cpu_s"].notna().any() else float("nan")
         lines += [
+            "Per family (CPU time from the `benchmark:` files; rules timed only by their logs add wall time "
+            "but no CPU time):",
+            "",
+            markdown_table(families),
+            "",
+            f"CPU time measured by benchmark files: {cpu:.0f} s ({cpu / 3600:.2f} CPU-hours).",
+            "",
+            "Per rule:",
+            "",
             markdown_table(costs),
             "",
             f"Total over {int(costs['jobs'].sum())} measured jobs: {total:.1f} s ({total / 60:.1f} min) of wall time.",

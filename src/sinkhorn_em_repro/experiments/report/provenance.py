@@ -9,7 +9,15 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-__all__ = ["PROVENANCE_ONLY_KEYS", "config_hash", "result_config", "rule_costs", "software_versions"]
+__all__ = [
+    "PROVENANCE_ONLY_KEYS",
+    "config_hash",
+    "family_costs",
+    "result_config",
+    "rule_costs",
+    "rule_family",
+    "software_versions",
+]
 
 
 #: Config keys that say where the (checksummed) input bytes come from, not what is computed.
@@ -58,6 +66,41 @@ def software_versions(packages: Sequence[str] = VERSIONED_PACKAGES) -> dict[str,
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+#: Rules whose name does not start with their family's name.
+_RULE_FAMILY = {"fetch_dataset": "datasets", "fetch_datasets": "datasets"}
+
+
+def rule_family(rule: str) -> str:
+    """The family of a rule: the prefix of its name (``celegans_fit`` -> ``celegans``), datasets for the fetch rules."""
+    return _RULE_FAMILY.get(rule, rule.split("_", 1)[0])
+
+
+def family_costs(costs: pd.DataFrame) -> pd.DataFrame:
+    """Cost of every family from :func:`rule_costs`: jobs, wall time and CPU time summed over its rules.
+
+    ``cpu_s`` sums what the ``benchmark:`` files measured (NaN for a family without any);
+    ``timed_by`` says whether the wall time comes from benchmark files, job logs or both.
+    """
+    columns = ["family", "jobs", "total_s", "cpu_s", "max_rss_mb", "timed_by"]
+    if costs.empty:
+        return pd.DataFrame(columns=columns)
+    table = costs.assign(family=costs["rule"].map(rule_family))
+    summary = (
+        table.groupby("family", sort=False)
+        .agg(
+            jobs=("jobs", "sum"),
+            total_s=("total_s", "sum"),
+            cpu_s=("cpu_s", lambda c: c.sum(min_count=1)),
+            max_rss_mb=("max_rss_mb", "max"),
+            timed_by=("source", lambda s: " + ".join(sorted(set(s)))),
+        )
+        .reset_index()
+    )
+    return summary.sort_values(["total_s", "family"], ascending=[False, True], kind="stable").reset_index(drop=True)[
+        columns
+    ]
 
 
 def rule_costs(timings: pd.DataFrame) -> pd.DataFrame:
