@@ -646,7 +646,7 @@ def test_rule_costs_aggregate_benchmarks_and_logs(tmp_path):
         )
     logs = tmp_path / "results" / "logs" / "fig"
     logs.mkdir(parents=True)
-    (logs / "figure.log").write_text("drawing\n[sinkhorn-em] job wall time 1.25 s\n")
+    (logs / "figure.log").write_text("drawing\n[sinkhorn-em] job wall time 1.25 s, CPU 1.0 s\n")
     (logs / "untimed.log").write_text("nothing\n")
     (logs / "other.log").write_text("[sinkhorn-em] job wall time 0.5 s\n")
     patterns = {
@@ -663,6 +663,8 @@ def test_rule_costs_aggregate_benchmarks_and_logs(tmp_path):
     assert costs.loc["fit", "max_s"] == pytest.approx(3.5) and costs.loc["fit", "cpu_s"] == pytest.approx(2.75)
     assert costs.loc["fit", "source"] == "benchmark"
     assert costs.loc["figure", "source"] == "log" and costs.loc["figure", "total_s"] == pytest.approx(1.25)
+    # Logs written before CPU time was recorded still count, with unknown CPU time.
+    assert costs.loc["figure", "cpu_s"] == pytest.approx(1.0) and np.isnan(costs.loc["any_figure", "cpu_s"])
 
 
 def test_figure_rows_pair_pdf_and_png():

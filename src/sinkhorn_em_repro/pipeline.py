@@ -26,7 +26,7 @@ __all__ = ["atomic_output", "read_job_timings", "read_table", "snakemake_job", "
 
 _SINGLE_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 # The last line snakemake_job writes to a log, read back by read_job_timings.
-_WALL_TIME = re.compile(r"\[sinkhorn-em\] job wall time ([0-9.eE+-]+) s")
+_WALL_TIME = re.compile(r"\[sinkhorn-em\] job wall time ([0-9.eE+-]+) s(?:, CPU ([0-9.eE+-]+) s)?")
 
 
 @contextlib.contextmanager
@@ -49,7 +49,7 @@ def snakemake_job(log_path: str | os.PathLike | None):
     with open(log_path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         logging.basicConfig(stream=log, level=logging.INFO, force=True)
         logging.captureWarnings(True)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         try:
             with threadpool_limits(1):
                 yield
@@ -60,7 +60,8 @@ def snakemake_job(log_path: str | os.PathLike | None):
             log.flush()
             raise
         finally:
-            print(f"[sinkhorn-em] job wall time {time.perf_counter() - start:.2f} s", file=log)
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+            print(f"[sinkhorn-em] job wall time {wall:.2f} s, CPU {cpu:.2f} s", file=log)
 
 
 @contextlib.contextmanager
@@ -121,8 +122,9 @@ def read_job_timings(rule_files: Mapping[str, Mapping], root: str | os.PathLike 
     -------
     pandas.DataFrame
         One row per timed job: ``rule``, ``source`` (``benchmark``: Snakemake's ``s``
-        column, CPU time ``cpu`` and peak RSS ``rss``; ``log``: the wall time that
-        :func:`snakemake_job` writes at the end of the log), ``s``. Files found on disk are
+        column, CPU time ``cpu`` and peak RSS ``rss``; ``log``: the wall and CPU time of the
+        job body that :func:`snakemake_job` writes at the end of the log, without the
+        interpreter's start-up), ``s``. Files found on disk are
         matched to rules by their patterns; files left by earlier runs with another config
         are included (``make clean-results`` removes them).
     """
@@ -171,7 +173,8 @@ def read_job_timings(rule_files: Mapping[str, Mapping], root: str | os.PathLike 
             else:
                 found = _WALL_TIME.findall(path.read_text(errors="replace"))
                 if found:
+                    wall, cpu = found[-1]
                     records.append(
-                        {"rule": rule, "source": source, "s": float(found[-1]), "cpu": np.nan, "rss": np.nan}
+                        {"rule": rule, "source": source, "s": float(wall), "cpu": float(cpu or "nan"), "rss": np.nan}
                     )
     return pd.DataFrame(records, columns=["rule", "source", "s", "cpu", "rss"])

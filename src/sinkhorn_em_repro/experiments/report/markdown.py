@@ -206,12 +206,12 @@ def render_report(
         families = family_costs(costs)
         cpu = float(families["cpu_s"].sum(min_count=1)) if families["cpu_s"].notna().any() else float("nan")
         lines += [
-            "Per family (CPU time from the `benchmark:` files; rules timed only by their logs add wall time "
-            "but no CPU time):",
+            "Per family (CPU time from the `benchmark:` files, whole job processes, and from the job logs, "
+            "the job body without the interpreter's start-up):",
             "",
             markdown_table(families),
             "",
-            f"CPU time measured by benchmark files: {cpu:.0f} s ({cpu / 3600:.2f} CPU-hours).",
+            f"CPU time measured: {cpu:.0f} s ({cpu / 3600:.2f} CPU-hours), Snakemake's own scheduling not included.",
             "",
             "Per rule:",
             "",
