@@ -1,0 +1,612 @@
+"""Balanced entropic OT for a batch of problems sharing their rows, kernel stored or recomputed.
+
+The engine behind :func:`~sinkhorn_em.sinkhorn.sinkhorn_newton` and the Sinkhorn-EM E-step.
+``S`` problems (one per start of a batch of fits) share the row marginal ``a`` (``n``
+samples) and have ``K`` columns each, with column marginals ``b[s]``. Each is solved
+independently by the iterations documented in :func:`~sinkhorn_em.sinkhorn.sinkhorn_newton`
+(Sinkhorn's row update, Newton steps on the column log-scaling with an Armijo line search,
+a reused and BFGS-corrected Laplacian Hessian, Sinkhorn steps far from the solution);
+the batch only shares the passes over the data. Each problem's arithmetic does not depend
+on the other problems of its batch.
+
+Kernels are laid out ``(S, K, n)`` (samples contiguous) and every pass runs block of samples
+by block of samples, so that what a pass computes from a block is reused while the block is
+in cache. The kernel ``exp(f0 + g0 - C/eps)`` is either **stored** (``S K n`` doubles), or,
+when that exceeds the memory budget, **recomputed** block by block from the costs (for a
+fit: one product with the moment features and one exponential per block), so that memory
+stays ``O(n + block)`` whatever ``n K``.
+
+Every entry of a stored kernel is ``exp(g0_k - C_ik/eps - max_k(...))``: at most 1, and 1
+for each sample's largest entry, so the row scaling ``u = a / (kernel v)`` stays within
+``[a / (K max v), a / min v]``; the column scaling ``v = exp(log_v)`` is absorbed into the
+potentials (a rebuild) as soon as it leaves ``[e^-50, e^50]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Scalings outside [exp(-50), exp(50)] are absorbed into the potentials.
+ABSORB_LOG_BOUND = 50.0
+# Kernel entries below exp(-600) times their sample's largest entry are stored as exp(-600):
+# an exponential or a product that would underflow to a subnormal number runs ~20-100x
+# slower, and such an entry changes no row or column sum by more than 1e-250 relative.
+LOG_FLOOR = -600.0
+# A column mass below this (which a column of floored entries has) gives its column step in
+# the log domain.
+UNDERFLOW = 1e-250
+# Bytes of one (S, K, block) array: small enough that the second use of a block hits the cache.
+BLOCK_BYTES = 1 << 19
+# Up to this many components the Hessian's Gram product is done in double precision.
+NARROW = 8
+# Single-precision Gram operands are rounded to multiples of 2**-63 (x + c - c with
+# c = 2**-40): entries below 5e-20 become zero and every product of two non-zero entries
+# stays a normal float (subnormal products run ~100x slower). The absolute change, < 6e-20
+# per entry, is far below single precision for the entries that matter (~ sqrt(1/n)).
+_ROUND_OFF = np.float32(2.0**-40)
+# The quadratic model behind a Newton step is not trusted beyond this change of the column
+# log-scaling: longer steps are scaled back to it before the line search.
+MAX_NEWTON_STEP = 20.0
+MAX_BACKTRACKS = 12
+# Ridge on the Hessian, relative to the column masses: keeps it invertible along groups of
+# components that share no point (where the step is then decided by the line search).
+NEWTON_RIDGE = 1e-10
+# Below this predicted increase the semi-dual's rounding error hides Armijo's test: a step
+# is accepted there when it shrinks the column residual.
+ROUNDING_LEVEL = 1e-13
+# Newton steps are tried once every column mass is within this log-ratio of its target.
+NEWTON_REGION = 1.0
+# Hessian reuse (see _worthwhile_contraction): a step whose residual ratio (new / old) is
+# below the first bound always keeps the Hessian, above the second always refreshes it.
+MIN_CHORD_CONTRACTION = 1e-3
+MAX_CHORD_CONTRACTION = 0.5
+# Cost of a fresh Hessian in line-search passes: 1 + K / GRAM_COLUMNS_PER_TRIAL for the
+# single-precision Gram product, NARROW_HESSIAN_TRIALS for few components.
+GRAM_COLUMNS_PER_TRIAL = 200.0
+NARROW_HESSIAN_TRIALS = 0.5
+
+
+def sample_blocks(n, width, block_bytes=None):
+    """Slices of about ``block_bytes`` for arrays with ``width`` doubles per sample."""
+    block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
+    size = max(64, block_bytes // (8 * max(width, 1)))
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+class DenseCost:
+    """A given ``(n, K)`` matrix of scaled costs ``C / eps``: one problem."""
+
+    def __init__(self, scaled):
+        self.scaled = scaled
+        self.n, self.K = scaled.shape
+        self.S = 1
+
+    def subset(self, idx):
+        return self
+
+    def cost(self, cols, out=None):
+        block = self.scaled[cols].T
+        if out is None:
+            return block[None].copy()
+        out[0] = block
+        return out
+
+
+class DesignCost:
+    """Scaled costs ``C / eps`` of a stack of parameter sets on a design (``_design``)."""
+
+    def __init__(self, design, coefficients, epsilon):
+        self.design = design
+        self.coefficients = coefficients
+        self.epsilon = float(epsilon)
+        self.n = design.n
+        self.S, self.K = coefficients[-1].shape
+
+    def subset(self, idx):
+        if len(idx) == self.S:
+            return self
+        return DesignCost(self.design, tuple(c[idx] for c in self.coefficients), self.epsilon)
+
+    def cost(self, cols, out=None):
+        out = self.design.cost(self.coefficients, cols, out)
+        if self.epsilon != 1.0:
+            out *= 1.0 / self.epsilon
+        return out
+
+
+@dataclass
+class Solution:
+    """Per-problem outcome of :func:`solve` (arrays with a leading axis ``S``)."""
+
+    log_v: np.ndarray  # final column log-scaling (after the last column half-step)
+    n_iter: np.ndarray
+    n_hessians: np.ndarray
+    hessian: np.ndarray
+    has_hessian: np.ndarray
+
+
+class Problem:
+    """``S`` balanced problems sharing the row marginal ``a``; holds the kernel and the iterate.
+
+    ``store=True`` keeps the absorbed kernel (``S K n`` doubles, one contiguous array per
+    block of samples); ``False`` recomputes it from ``source`` in every pass.
+    """
+
+    def __init__(self, source, a, b, *, store):
+        self.source = source
+        self.a = a
+        self.log_a = np.log(a)
+        self.sqrt_a = np.sqrt(a)
+        self.b = b
+        self.log_b = np.log(b)
+        self.S, self.K = b.shape
+        self.n = a.size
+        self.blocks = sample_blocks(self.n, self.S * self.K)
+        self.kernel = [np.empty((self.S, self.K, c.stop - c.start)) for c in self.blocks] if store else None
+        self.f0 = np.zeros((self.S, self.n))
+        self.g0 = np.zeros((self.S, self.K))
+        self.log_v = np.zeros((self.S, self.K))
+        self.u = np.ones((self.S, self.n))
+        self.col = np.zeros((self.S, self.K))
+        self.dual = np.zeros(self.S)
+        self.passes = 0  # passes over the data (for the benchmark)
+        self._scratch = {}
+
+    # ------------------------------------------------------------------ helpers
+    def _all(self, idx):
+        return len(idx) == self.S
+
+    def scratch(self, name, shape, dtype=float):
+        """A reused work array (fresh allocations of block-sized arrays page-fault every time)."""
+        key = (name, shape, dtype)
+        array = self._scratch.get(key)
+        if array is None:
+            array = self._scratch[key] = np.empty(shape, dtype=dtype)
+        return array
+
+    def stored_kernel(self, s):
+        """Problem ``s``'s stored kernel as one ``(K, n)`` array (a copy)."""
+        return np.concatenate([block[s] for block in self.kernel], axis=1)
+
+    def _gram(self, weighted, out):
+        """Add ``weighted @ weighted^T`` per problem to ``out`` (single precision above ``NARROW``)."""
+        if self.K <= NARROW:
+            out += np.matmul(weighted, np.swapaxes(weighted, 1, 2))
+            return
+        single = self.scratch("single", weighted.shape, np.float32)
+        np.copyto(single, weighted, casting="same_kind")
+        single += _ROUND_OFF
+        single -= _ROUND_OFF
+        for s in range(single.shape[0]):
+            out[s] += single[s] @ single[s].T
+
+    @staticmethod
+    def _laplacian(W):
+        """The negative semi-dual Hessian from the shared masses ``W`` (diagonal ignored)."""
+        K = W.shape[1]
+        diag = np.arange(K)
+        W[:, diag, diag] = 0.0
+        hessian = -W
+        hessian[:, diag, diag] = W.sum(axis=2)
+        return hessian
+
+    # ------------------------------------------------------------------ passes
+    def kernel_blocks(self, idx):
+        """Yield ``(kernel block of the problems idx, cols)`` block by block (stored or recomputed)."""
+        self.passes += 1
+        full = self._all(idx)
+        if self.kernel is not None:
+            for block, cols in zip(self.kernel, self.blocks):
+                yield (block if full else block[idx]), cols
+            return
+        source = self.source.subset(idx)
+        f0 = self.f0 if full else self.f0[idx]
+        g0 = (self.g0 if full else self.g0[idx])[:, :, None]
+        for cols in self.blocks:
+            block = source.cost(cols, out=self.scratch("cost", (len(idx), self.K, cols.stop - cols.start)))
+            np.subtract(g0, block, out=block)
+            block += f0[:, None, cols]
+            np.maximum(block, LOG_FLOOR, out=block)
+            yield np.exp(block, out=block), cols
+
+    def build(self, idx, g, hessian=None):
+        """Absorb the column potentials ``g`` (``(len(idx), K)``) into fresh kernels: one row half-step.
+
+        ``hessian`` (a boolean mask over ``idx``) asks for the negative semi-dual Hessian of
+        those problems at the new iterate, computed from the blocks while they are in cache;
+        returned as ``(len(idx), K, K)`` (zeros elsewhere), else ``None``.
+        """
+        self.passes += 1
+        full = self._all(idx)
+        source = self.source.subset(idx)
+        count = len(idx)
+        col = np.zeros((count, self.K))
+        log_rows = np.zeros(count)
+        f0 = np.empty((count, self.n))
+        u = np.empty((count, self.n))
+        gcol = g[:, :, None]
+        chosen = None if hessian is None or not np.any(hessian) else np.flatnonzero(hessian)
+        W = None if chosen is None else np.zeros((chosen.size, self.K, self.K))
+        for b, cols in enumerate(self.blocks):
+            width = cols.stop - cols.start
+            block = source.cost(cols, out=self.scratch("cost", (count, self.K, width)))
+            np.subtract(gcol, block, out=block)
+            top = block.max(axis=1)
+            block -= top[:, None, :]
+            np.maximum(block, LOG_FLOOR, out=block)
+            np.exp(block, out=block)
+            row_sum = block.sum(axis=1)
+            u_block = np.divide(self.a[cols], row_sum, out=u[:, cols])
+            f0[:, cols] = -top
+            col += np.matmul(block, u_block[:, :, None])[:, :, 0]
+            log_rows += np.log(row_sum) @ self.a[cols]
+            if W is not None:
+                weighted = self.scratch("weighted", (chosen.size, self.K, width))
+                np.multiply(block[chosen], (u_block[chosen] / self.sqrt_a[cols])[:, None, :], out=weighted)
+                self._gram(weighted, W)
+            if self.kernel is not None:
+                if full:
+                    self.kernel[b][...] = block
+                else:
+                    self.kernel[b][idx] = block
+        self.f0[idx] = f0
+        self.g0[idx] = g
+        self.u[idx] = u
+        self.col[idx] = col
+        self.log_v[idx] = 0.0
+        self.dual[idx] = -log_rows
+        if W is None:
+            return None
+        hessians = np.zeros((count, self.K, self.K))
+        hessians[chosen] = self._laplacian(W)
+        return hessians
+
+    def absorb(self, idx, f, g):
+        """Kernels ``exp(f + g - C/eps)`` as they are (no normalisation), scalings reset to one."""
+        self.f0[idx] = f
+        self.g0[idx] = g
+        self.u[idx] = 1.0
+        self.log_v[idx] = 0.0
+        if self.kernel is not None:
+            source = self.source.subset(idx)
+            for b, cols in enumerate(self.blocks):
+                block = source.cost(cols)
+                np.subtract(g[:, :, None], block, out=block)
+                block += f[:, None, cols]
+                self.kernel[b][idx] = np.exp(block)
+
+    def row_step(self, idx, log_v):
+        """Row half-step for ``v = exp(log_v)``: ``(u, col, dual, ok)``, all ``kernel v > 0`` in ``ok``.
+
+        The row sums ``kernel v`` and the column masses ``kernel^T u`` come from one pass,
+        block by block.
+        """
+        count = len(idx)
+        v = np.exp(log_v)
+        u = np.empty((count, self.n))
+        col = np.zeros((count, self.K))
+        log_rows = np.zeros(count)
+        ok = np.ones(count, dtype=bool)
+        vrow = v[:, None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for block, cols in self.kernel_blocks(idx):
+                row_sum = np.matmul(vrow, block)[:, 0, :]
+                ok &= row_sum.min(axis=1) > 0.0
+                u_block = np.divide(self.a[cols], row_sum, out=u[:, cols])
+                col += np.matmul(block, u_block[:, :, None])[:, :, 0]
+                log_rows += np.log(row_sum) @ self.a[cols]
+        col *= v
+        return u, col, np.einsum("sk,sk->s", self.b[idx], log_v) - log_rows, ok
+
+    def hessian(self, idx, u, log_v):
+        """Negative Hessian of the semi-dual in ``log_v``, a graph Laplacian per problem.
+
+        With ``P = diag(u) kernel diag(v)`` (rows summing to ``a``) it is
+        ``diag(P^T 1) - P^T diag(1/a) P``; its off-diagonal entries are ``-W`` with
+        ``W = P^T diag(1/a) P`` (the mass two components share) and, because the rows of ``P``
+        sum to ``a``, its diagonal is the row sums of ``W`` off the diagonal: no difference of
+        nearly equal numbers for well-separated components. ``W`` is a sum of non-negative
+        terms, so single precision (above ``NARROW`` components) gives every entry to a
+        relative ~1e-6; each block's Gram product is accumulated in double precision.
+        """
+        count = len(idx)
+        v = np.exp(log_v)[:, :, None]
+        scale = u / self.sqrt_a
+        W = np.zeros((count, self.K, self.K))
+        for block, cols in self.kernel_blocks(idx):
+            weighted = self.scratch("weighted", block.shape)
+            np.multiply(block, scale[:, None, cols], out=weighted)
+            weighted *= v
+            self._gram(weighted, W)
+        return self._laplacian(W)
+
+    def log_column_step(self, idx, f):
+        """``g = log b - LSE_i(f_i - C_ik/eps)`` in the log domain (when a column mass underflows)."""
+        count = len(idx)
+        source = self.source.subset(idx)
+        top = np.full((count, self.K), -np.inf)
+        total = np.zeros((count, self.K))
+        for cols in self.blocks:
+            block = source.cost(cols)
+            np.subtract(f[:, None, cols], block, out=block)
+            new_top = np.maximum(top, block.max(axis=2))
+            with np.errstate(invalid="ignore"):
+                total *= np.exp(np.where(np.isfinite(top), top - new_top, -np.inf))
+            total += np.exp(block - new_top[:, :, None]).sum(axis=2)
+            top = new_top
+        return self.log_b[idx] - (top + np.log(total))
+
+    def finish(self, log_v, *, statistics=None, mixture_weights=None, plan=None):
+        """Last pass at column log-scaling ``log_v`` (all problems).
+
+        Returns ``rows`` (``(S, n)``, the row sums of ``P = diag(u) kernel diag(v)``) and, as
+        asked, ``P``'s statistics summed over blocks (``statistics(kernel_block, u_block, v,
+        cols)`` gives a block's), ``P @ mixture_weights[s]`` per problem, and ``P`` itself
+        written into ``plan`` (``(n, K)``, one problem).
+        """
+        idx = np.arange(self.S)
+        v = np.exp(log_v)
+        rows = np.empty((self.S, self.n))
+        vectors = v[:, None, :] if mixture_weights is None else np.stack([v, v * mixture_weights], axis=1)
+        mixture = None if mixture_weights is None else np.empty((self.S, self.n))
+        stats = None
+        for block, cols in self.kernel_blocks(idx):
+            u = self.u[:, cols]
+            products = np.matmul(vectors, block)
+            np.multiply(products[:, 0], u, out=rows[:, cols])
+            if mixture is not None:
+                np.multiply(products[:, 1], u, out=mixture[:, cols])
+            if statistics is not None:
+                part = statistics(block, u, v, cols)
+                stats = part if stats is None else stats + part
+            if plan is not None:
+                weights = block[0] * v[0][:, None]
+                weights *= u[0]
+                plan[cols] = weights.T
+        return rows, stats, mixture
+
+
+# ---------------------------------------------------------------------- Newton machinery
+def worthwhile_contraction(remaining, K):
+    """Largest residual contraction per step for which reusing the Hessian beats a fresh one.
+
+    Reaching tol from ``remaining = residual / tol`` takes about ``log(remaining) /
+    log(1 / rho)`` steps contracting by ``rho``, or about two Newton steps with fresh
+    Hessians, each costing ``1 + c`` line-search passes where a Hessian costs ``c``.
+    Reuse pays while ``rho < remaining ** (-1 / (2 (1 + c)))``.
+    """
+    hessian_cost = NARROW_HESSIAN_TRIALS if K <= NARROW else 1.0 + K / GRAM_COLUMNS_PER_TRIAL
+    exponent = -1.0 / (2.0 * (1.0 + hessian_cost))
+    remaining = np.asarray(remaining, dtype=float)
+    with np.errstate(divide="ignore", over="ignore"):
+        rho = np.clip(np.maximum(remaining, 1.0) ** exponent, MIN_CHORD_CONTRACTION, MAX_CHORD_CONTRACTION)
+    return np.where(remaining <= 1.0, 1.0, rho)
+
+
+def bfgs_update(hessian, step, gradient_change):
+    """BFGS updates of negative semi-dual Hessians ``(S, K, K)`` after ``step`` changed the column masses.
+
+    Constant shifts of ``g`` change nothing, so each step is projected off them first; the
+    update then keeps the Laplacian's null vector and its positive semi-definiteness
+    (``gradient_change @ step > 0`` by strict concavity along the step). A problem whose
+    curvature along the step is lost in rounding keeps its Hessian.
+    """
+    step = step - step.mean(axis=1, keepdims=True)
+    curvature = np.einsum("sk,sk->s", gradient_change, step)
+    hessian_step = np.einsum("skj,sj->sk", hessian, step)
+    model_curvature = np.einsum("sk,sk->s", step, hessian_step)
+    scale = np.sqrt(np.einsum("sk,sk->s", gradient_change, gradient_change) * np.einsum("sk,sk->s", step, step))
+    ok = (curvature > 1e-10 * scale) & (model_curvature > 0.0)
+    if not ok.any():
+        return hessian
+    out = hessian.copy()
+    hs, gc = hessian_step[ok], gradient_change[ok]
+    out[ok] += gc[:, :, None] * gc[:, None, :] / curvature[ok, None, None]
+    out[ok] -= hs[:, :, None] * hs[:, None, :] / model_curvature[ok, None, None]
+    return out
+
+
+def newton_steps(hessian, col, residual):
+    """Solve the regularised Newton systems; ``(steps, ok)`` with ``ok`` False where singular.
+
+    The Laplacian vanishes along constant shifts of ``g``, which change nothing; that
+    direction is pinned with a rank-one term (the residual sums to zero, so the step is
+    unchanged).
+    """
+    count, K = col.shape
+    system = hessian.copy()
+    diag = np.arange(K)
+    system[:, diag, diag] += NEWTON_RIDGE * col
+    pin = np.diagonal(hessian, axis1=1, axis2=2).mean(axis=1) / K + NEWTON_RIDGE * col.mean(axis=1) / K
+    system += pin[:, None, None]
+    ok = np.ones(count, dtype=bool)
+    try:
+        factor = np.linalg.cholesky(system)
+    except np.linalg.LinAlgError:
+        factor = np.zeros_like(system)
+        for s in range(count):
+            try:
+                factor[s] = np.linalg.cholesky(system[s])
+            except np.linalg.LinAlgError:
+                ok[s] = False
+                factor[s] = np.eye(K)
+    # Two triangular solves with the Cholesky factor (as scipy's cho_solve).
+    lower = np.linalg.solve(factor, residual[:, :, None])
+    steps = np.linalg.solve(np.swapaxes(factor, 1, 2), lower)[:, :, 0]
+    ok &= np.all(np.isfinite(steps), axis=1)
+    return steps, ok
+
+
+# When a (re)build absorbs the potentials, problems that need a fresh Hessian get it from the
+# build's blocks while they are in cache ("stale": those without a usable one; "always": every
+# problem at its first build; "never": by a separate pass when a Newton step needs it).
+HESSIAN_IN_BUILD = "stale"
+
+
+def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True):
+    """Run the iterations of every problem of ``problem`` from column potentials ``g`` (``(S, K)``).
+
+    ``tol`` is an array ``(S,)``: problem ``s`` stops when its column residual
+    ``||b - P^T 1||_1`` is at most ``tol[s]`` (or after ``max_iter`` iterations); a last
+    Sinkhorn column half-step, taken by :meth:`Problem.finish` with the returned
+    ``log_v``, then makes its columns exact. ``hessian_init`` is ``None`` or a pair
+    ``(hessians (S, K, K), available (S,))``. ``newton=False`` takes only Sinkhorn steps.
+    """
+    S, K = problem.S, problem.K
+    b, log_b = problem.b, problem.log_b
+    g = np.array(g, dtype=float)
+    if hessian_init is None:
+        hessian, has_hessian = np.zeros((S, K, K)), np.zeros(S, dtype=bool)
+    else:
+        hessian, has_hessian = np.array(hessian_init[0], dtype=float), np.array(hessian_init[1], dtype=bool)
+    stale = np.zeros(S, dtype=bool)
+    evaluations = np.zeros(S, dtype=int)
+    n_iter = np.zeros(S, dtype=int)
+    active = np.ones(S, dtype=bool)
+    rebuild = np.ones(S, dtype=bool)
+    log_finished = np.zeros(S, dtype=bool)
+    first = np.ones(S, dtype=bool)
+    while True:
+        todo = np.flatnonzero(active & rebuild)
+        if todo.size:
+            wanted = None
+            if newton and HESSIAN_IN_BUILD != "never":
+                wanted = stale[todo] | ~has_hessian[todo]
+                if HESSIAN_IN_BUILD == "always":
+                    wanted |= first[todo]
+            fresh = problem.build(todo, g[todo], hessian=wanted)
+            if fresh is not None:
+                chosen = todo[wanted]
+                hessian[chosen] = fresh[wanted]
+                has_hessian[chosen] = True
+                stale[chosen] = False
+                evaluations[chosen] += 1
+            first[todo] = False
+            rebuild[todo] = False
+        current = np.flatnonzero(active)
+        if current.size == 0:
+            break
+        n_iter[current] += 1
+        underflow = ~(problem.col[current].min(axis=1) >= UNDERFLOW)
+        if underflow.any():
+            # A column's mass underflowed in the kernel: take this column step in the log domain.
+            low = current[underflow]
+            f = problem.f0[low] + np.log(problem.u[low])
+            g[low] = problem.log_column_step(low, f)
+            last = n_iter[low] >= max_iter
+            if last.any():
+                done = low[last]
+                problem.absorb(done, f[last], g[done])
+                active[done] = False
+                log_finished[done] = True
+            rebuild[low[~last]] = True
+            current = current[~underflow]
+        residual = np.abs(b[current] - problem.col[current]).sum(axis=1)
+        finished = (residual <= tol[current]) | (n_iter[current] >= max_iter)
+        active[current[finished]] = False
+        stepping = current[~finished]
+        if stepping.size:
+            _step(problem, stepping, g, rebuild, tol, hessian, has_hessian, stale, evaluations, newton)
+    log_v = problem.log_v.copy()
+    regular = ~log_finished
+    log_v[regular] += log_b[regular] - np.log(problem.col[regular])
+    return Solution(log_v, n_iter, evaluations, hessian, has_hessian)
+
+
+def _step(problem, idx, g, rebuild, tol, hessian, has_hessian, stale, evaluations, newton):
+    """One iteration (Newton step with line search, or Sinkhorn step) of the problems ``idx``."""
+    b = problem.b[idx]
+    col = problem.col[idx]
+    log_v = problem.log_v[idx]
+    dual = problem.dual[idx]
+    residual = b - col
+    accepted = np.zeros(idx.size, dtype=bool)
+    if newton:
+        # Far from the solution (a column mass off by more than a factor e) the quadratic model
+        # is poor, and the Sinkhorn step, which fixes every column's relative error at once,
+        # makes more progress per pass.
+        near = np.abs(np.log(col / b)).max(axis=1) <= NEWTON_REGION
+        fresh = near & (stale[idx] | ~has_hessian[idx])
+        if fresh.any():
+            chosen = idx[fresh]
+            hessian[chosen] = problem.hessian(chosen, problem.u[chosen], problem.log_v[chosen])
+            has_hessian[chosen] = True
+            stale[chosen] = False
+            evaluations[chosen] += 1
+        candidates = np.flatnonzero(near)
+        if candidates.size:
+            steps, ok = newton_steps(hessian[idx[candidates]], col[candidates], residual[candidates])
+            candidates, steps = candidates[ok], steps[ok]
+        if candidates.size:
+            _line_search(problem, idx, candidates, steps, residual, log_v, col, dual, tol, hessian, stale, accepted)
+    sinkhorn = np.flatnonzero(~accepted)
+    if sinkhorn.size:
+        chosen = idx[sinkhorn]
+        stale[chosen] = True
+        target = log_v[sinkhorn] + problem.log_b[chosen] - np.log(col[sinkhorn])
+        u, new_col, new_dual, ok = problem.row_step(chosen, target)
+        if not ok.all():
+            # Even the Sinkhorn step left a row without mass in the scaling domain: take it in
+            # the log domain instead (rebuild from the absorbed column potential).
+            bad = chosen[~ok]
+            g[bad] = problem.g0[bad] + target[~ok]
+            rebuild[bad] = True
+        good = chosen[ok]
+        problem.log_v[good] = target[ok]
+        problem.u[good] = u[ok]
+        problem.col[good] = new_col[ok]
+        problem.dual[good] = new_dual[ok]
+        moved = np.concatenate([idx[accepted], good])
+    else:
+        moved = idx[accepted]
+    if moved.size:
+        far = (np.abs(problem.log_v[moved]).max(axis=1) > ABSORB_LOG_BOUND) | ~np.all(
+            np.isfinite(problem.col[moved]), axis=1
+        )
+        if far.any():
+            out = moved[far]
+            g[out] = problem.g0[out] + problem.log_v[out]
+            rebuild[out] = True
+
+
+def _line_search(problem, idx, candidates, steps, residual, log_v, col, dual, tol, hessian, stale, accepted):
+    """Backtracking Armijo line search on the semi-dual for the problems ``idx[candidates]``."""
+    K = problem.K
+    t = np.minimum(1.0, MAX_NEWTON_STEP / np.maximum(np.abs(steps).max(axis=1), 1e-300))
+    res = residual[candidates]
+    slope = np.einsum("sk,sk->s", res, steps)  # > 0: the step ascends the semi-dual
+    residual_norm = np.einsum("sk,sk->s", res, res)
+    pending = np.arange(candidates.size)
+    for _ in range(MAX_BACKTRACKS):
+        if pending.size == 0:
+            break
+        local = candidates[pending]
+        chosen = idx[local]
+        trial_log_v = log_v[local] + t[pending, None] * steps[pending]
+        u, trial_col, trial_dual, ok = problem.row_step(chosen, trial_log_v)
+        trial_residual = problem.b[chosen] - trial_col
+        trial_norm = np.einsum("sk,sk->s", trial_residual, trial_residual)
+        gain = t[pending] * slope[pending]
+        with np.errstate(invalid="ignore"):
+            armijo = trial_dual >= dual[local] + 1e-4 * gain
+            shrinks = trial_norm < residual_norm[pending]
+        good = ok & np.where(gain > ROUNDING_LEVEL, armijo, shrinks)
+        if good.any():
+            # The Hessian is reused while full steps shrink the residual fast enough; a
+            # shortened or slow step asks for a fresh one.
+            won = chosen[good]
+            contraction = np.sqrt(trial_norm[good] / residual_norm[pending][good])
+            remaining = np.abs(trial_residual[good]).sum(axis=1) / np.maximum(tol[won], 1e-300)
+            stale[won] = (t[pending][good] < 1.0) | (contraction > worthwhile_contraction(remaining, K))
+            hessian[won] = bfgs_update(
+                hessian[won], trial_log_v[good] - log_v[local[good]], trial_col[good] - col[local[good]]
+            )
+            problem.log_v[won] = trial_log_v[good]
+            problem.u[won] = u[good]
+            problem.col[won] = trial_col[good]
+            problem.dual[won] = trial_dual[good]
+            accepted[local[good]] = True
+        pending = pending[~good]
+        t[pending] *= 0.5
