@@ -325,6 +325,7 @@ def test_sinkhorn_solves_are_warm_started_across_iterations(method, max_ratio):
             max_iter=12,
             keep_trajectory=True,
             random_state=0,
+            sinkhorn_tol=1e-9,  # every E-step to the tolerance of the cold solves below
             sinkhorn_max_iter=100_000,
             sinkhorn_solver="sinkhorn",
             track_eot_loss=True,
@@ -492,6 +493,51 @@ def test_a_kernel_above_working_memory_is_recomputed_with_the_same_fit(method, m
     np.testing.assert_array_equal(blocked.history_["sinkhorn_iterations"], default.history_["sinkhorn_iterations"])
 
 
+@pytest.mark.parametrize("single_precision", [False, True])
+def test_auto_sinkhorn_tol_reaches_the_fit_of_exact_e_steps(single_precision, monkeypatch):
+    # sinkhorn_tol="auto" solves early E-steps loosely (and, with enough components, on a
+    # single-precision kernel; forced here on K = 3) but the last ones to 1e-9: a converged
+    # fit must land on the parameters of a fit with every E-step solved to 1e-9.
+    from sinkhorn_em import _balanced, _fit
+
+    if single_precision:
+        monkeypatch.setattr(_fit, "SINGLE_MIN_COMPONENTS", 2)
+    dtypes = []
+    problem = _balanced.Problem
+
+    def spy(*args, **kwargs):
+        dtypes.append(np.dtype(kwargs.get("dtype", np.float64)))
+        return problem(*args, **kwargs)
+
+    monkeypatch.setattr(_balanced, "Problem", spy)
+    for seed in range(3):
+        X, _ = mixture_data(20 + seed, n=600, separation=4.0)
+        settings = dict(weights=[0.2, 0.3, 0.5], tol=1e-12, max_iter=5000, init="random_from_data", random_state=seed)
+        exact = EOTGaussianMixture(3, sinkhorn_tol=1e-9, **settings).fit(X)
+        dtypes.clear()
+        auto = EOTGaussianMixture(3, **settings).fit(X)
+        assert exact.converged_ and auto.converged_
+        np.testing.assert_allclose(auto.means_, exact.means_, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(auto.covariances_, exact.covariances_, rtol=0, atol=1e-6)
+        assert auto.lower_bound_ == pytest.approx(exact.lower_bound_, rel=0, abs=1e-10)
+        tolerances = auto.history_["sinkhorn_tol"].to_numpy()
+        assert np.all(tolerances[:3] > 1e-6)  # the first E-steps were inexact...
+        np.testing.assert_array_equal(tolerances[-2:], 1e-9)  # ...the two deciding convergence exact
+        assert np.all(exact.history_["sinkhorn_tol"] == 1e-9)
+        assert auto.history_["sinkhorn_iterations"].sum() < exact.history_["sinkhorn_iterations"].sum()
+        assert (np.dtype(np.float32) in dtypes) == single_precision
+        assert dtypes[-1] == np.float64
+
+
+@pytest.mark.parametrize("tol", [1e-3, 1e-6])
+def test_auto_sinkhorn_tol_declares_convergence_on_exact_e_steps_only(tol, data):
+    model = fit_quietly(EOTGaussianMixture(3, tol=tol, max_iter=500, random_state=0), data)
+    assert model.converged_
+    tolerances = model.history_["sinkhorn_tol"].to_numpy()
+    np.testing.assert_array_equal(tolerances[-2:], 1e-9)
+    assert abs(np.diff(model.history_["objective"].to_numpy()[-2:])[0]) < tol
+
+
 def test_verbose_reports_progress_every_verbose_interval(data, capsys):
     model = fit_quietly(EOTGaussianMixture(3, max_iter=7, tol=0, random_state=0, verbose=2, verbose_interval=3), data)
     lines = capsys.readouterr().out.strip().splitlines()
@@ -615,14 +661,15 @@ def test_inference_methods_agree_with_scipy(method, covariance_type, data):
     # The EOT loss restricts the couplings of the NLL problem: L >= NLL = -score.
     loss = model.eot_loss(X_new)
     assert loss >= -model.score(X_new) - 1e-9
-    assert loss == pytest.approx(eot_loss(X_new, *fitted, tol=model.sinkhorn_tol), rel=1e-8)
+    # sinkhorn_tol="auto" (the default) solves eot_loss and transport_plan to 1e-9.
+    assert loss == pytest.approx(eot_loss(X_new, *fitted, tol=1e-9), rel=1e-8)
 
 
 def test_transport_plan_has_the_balanced_marginals(data):
     model = fit_quietly(EOTGaussianMixture(3, weights=WEIGHTS, max_iter=5, random_state=0), data)
     plan = model.transport_plan(data)
     np.testing.assert_allclose(plan.sum(axis=0), WEIGHTS, rtol=1e-12)
-    assert np.abs(plan.sum(axis=1) - 1 / len(data)).sum() <= model.sinkhorn_tol
+    assert np.abs(plan.sum(axis=1) - 1 / len(data)).sum() <= 1e-9  # sinkhorn_tol="auto"
 
 
 def test_score_samples_far_from_origin():

@@ -454,6 +454,35 @@ def test_a_batch_of_problems_is_solved_as_each_alone(monkeypatch):
         assert np.abs(rows[0] - a).sum() <= 1e-11
 
 
+def test_a_relative_tolerance_shrinks_each_problems_starting_residual_by_that_factor():
+    # Inexact solves for the fit's early E-steps: problem s stops once its column residual is
+    # relative[s] times the residual it started from (never below tol).
+    from sinkhorn_em import _balanced
+
+    a, b, cost = separated_mixture_problem(n=800)
+    problems = {}
+    for relative in (None, np.array([1e-2]), np.array([1e-12])):
+        problem = _balanced.Problem(_balanced.DenseCost(cost), a, b[None], store=True)
+        solution = _balanced.solve(problem, np.log(b)[None], tol=np.array([1e-9]), max_iter=200, relative=relative)
+        problems[None if relative is None else relative[0]] = (problem, solution)
+    start = np.abs(b - _balanced_start_masses(a, b, cost)).sum()
+    for relative, (problem, solution) in problems.items():
+        expected = 1e-9 if relative is None else max(1e-9, relative * start)
+        assert solution.tol[0] == pytest.approx(expected, rel=1e-12)
+        residual = np.abs(b - problem.col[0]).sum()
+        assert residual <= solution.tol[0]
+    assert problems[1e-2][1].n_iter[0] < problems[None][1].n_iter[0]
+    assert np.abs(b - problems[1e-2][0].col[0]).sum() > 1e-6  # it stopped early
+    assert problems[1e-12][1].n_iter[0] == problems[None][1].n_iter[0]  # 1e-12 * start < 1e-9: exact
+
+
+def _balanced_start_masses(a, b, cost):
+    """Column masses of the first row step from g = log b (log-sum-exps, no kernel)."""
+    g = np.log(b)
+    f = np.log(a) - logsumexp(g[None, :] - cost, axis=1)
+    return np.exp(f[:, None] + g[None, :] - cost).sum(axis=0)
+
+
 def test_newton_can_leave_the_plan_in_factored_form():
     from sinkhorn_em import PlanFactors
 

@@ -38,7 +38,7 @@ LOG_FLOOR = -600.0
 # the log domain.
 UNDERFLOW = 1e-250
 # Bytes of one (S, K, block) array: small enough that the second use of a block hits the cache.
-BLOCK_BYTES = 1 << 19
+BLOCK_BYTES = 1 << 20
 # Up to this many components the Hessian's Gram product is done in double precision.
 NARROW = 8
 # Single-precision Gram operands are rounded to multiples of 2**-63 (x + c - c with
@@ -46,6 +46,14 @@ NARROW = 8
 # stays a normal float (subnormal products run ~100x slower). The absolute change, < 6e-20
 # per entry, is far below single precision for the entries that matter (~ sqrt(1/n)).
 _ROUND_OFF = np.float32(2.0**-40)
+# A single-precision kernel (dtype=np.float32) is stored rounded to multiples of 2**-93
+# (x + c - c with c = 2**-70): entries below 2**-94 (relative to their sample's largest, 1)
+# become zero, so that no stored entry, and no product of one with a scaling, is subnormal;
+# for the same reason its scalings are kept within [e^-20, e^20], and its products accumulate
+# in single precision over blocks of at most SINGLE_MAX_BLOCK samples only.
+_SINGLE_ROUND_OFF = np.float32(2.0**-70)
+SINGLE_ABSORB_LOG_BOUND = 20.0
+SINGLE_MAX_BLOCK = 2048
 # The quadratic model behind a Newton step is not trusted beyond this change of the column
 # log-scaling: longer steps are scaled back to it before the line search.
 MAX_NEWTON_STEP = 20.0
@@ -68,10 +76,12 @@ GRAM_COLUMNS_PER_TRIAL = 200.0
 NARROW_HESSIAN_TRIALS = 0.5
 
 
-def sample_blocks(n, width, block_bytes=None):
-    """Slices of about ``block_bytes`` for arrays with ``width`` doubles per sample."""
+def sample_blocks(n, width, block_bytes=None, max_size=None):
+    """Slices of about ``block_bytes`` (at most ``max_size`` samples) for arrays with ``width`` doubles per sample."""
     block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
     size = max(64, block_bytes // (8 * max(width, 1)))
+    if max_size is not None:
+        size = min(size, max_size)
     return [slice(start, min(start + size, n)) for start in range(0, n, size)]
 
 
@@ -83,15 +93,14 @@ class DenseCost:
         self.n, self.K = scaled.shape
         self.S = 1
 
-    def subset(self, idx):
-        return self
+    def prepare(self, idx, offsets):
+        """A function ``(cols, out) -> offsets[s, k] - C[i, k] / eps`` as ``(1, K, B)``."""
+        offsets = np.asarray(offsets, dtype=float)[:, :, None]
 
-    def cost(self, cols, out=None):
-        block = self.scaled[cols].T
-        if out is None:
-            return block[None].copy()
-        out[0] = block
-        return out
+        def block(cols, out=None):
+            return np.subtract(offsets, self.scaled[cols].T[None], out=out)
+
+        return block
 
 
 class DesignCost:
@@ -104,16 +113,16 @@ class DesignCost:
         self.n = design.n
         self.S, self.K = coefficients[-1].shape
 
-    def subset(self, idx):
-        if len(idx) == self.S:
-            return self
-        return DesignCost(self.design, tuple(c[idx] for c in self.coefficients), self.epsilon)
+    def prepare(self, idx, offsets):
+        """A function ``(cols, out) -> offsets[s, k] - C[s, k, i] / eps`` for the problems ``idx``."""
+        coefficients = self.coefficients if len(idx) == self.S else tuple(c[idx] for c in self.coefficients)
+        prepared = self.design.log_kernel_coefficients(coefficients, offsets, 1.0 / self.epsilon)
+        design = self.design
 
-    def cost(self, cols, out=None):
-        out = self.design.cost(self.coefficients, cols, out)
-        if self.epsilon != 1.0:
-            out *= 1.0 / self.epsilon
-        return out
+        def block(cols, out=None):
+            return design.log_kernel(prepared, cols, out)
+
+        return block
 
 
 @dataclass
@@ -125,16 +134,23 @@ class Solution:
     n_hessians: np.ndarray
     hessian: np.ndarray
     has_hessian: np.ndarray
+    tol: np.ndarray  # the tolerance each problem was solved to
 
 
 class Problem:
     """``S`` balanced problems sharing the row marginal ``a``; holds the kernel and the iterate.
 
     ``store=True`` keeps the absorbed kernel (``S K n`` doubles, one contiguous array per
-    block of samples); ``False`` recomputes it from ``source`` in every pass.
+    block of samples); ``False`` recomputes it from ``source`` in every pass. ``workspace``
+    (a dict) lends the kernel and work arrays from one problem to the next of the same
+    shape: the first write to fresh memory costs as much as the write itself (page faults).
+    ``dtype=np.float32`` stores the kernel in single precision (half the bytes moved by every
+    pass; products with it accumulate in single precision within a block of at most
+    ``SINGLE_MAX_BLOCK`` samples, in double across blocks): column masses then carry
+    relative errors of ~1e-7, which only inexact solves may use. It needs a uniform ``a``.
     """
 
-    def __init__(self, source, a, b, *, store):
+    def __init__(self, source, a, b, *, store, workspace=None, dtype=np.float64):
         self.source = source
         self.a = a
         self.log_a = np.log(a)
@@ -143,8 +159,19 @@ class Problem:
         self.log_b = np.log(b)
         self.S, self.K = b.shape
         self.n = a.size
-        self.blocks = sample_blocks(self.n, self.S * self.K)
-        self.kernel = [np.empty((self.S, self.K, c.stop - c.start)) for c in self.blocks] if store else None
+        self.single = bool(store) and np.dtype(dtype) == np.float32
+        self.absorb_bound = SINGLE_ABSORB_LOG_BOUND if self.single else ABSORB_LOG_BOUND
+        self.blocks = sample_blocks(self.n, self.S * self.K, max_size=SINGLE_MAX_BLOCK if self.single else None)
+        self._scratch = {} if workspace is None else workspace
+        self.kernel = None
+        if store:
+            key = ("kernel", self.S, self.K, self.n, len(self.blocks), np.dtype(dtype).str)
+            self.kernel = self._scratch.get(key)
+            if self.kernel is None:
+                for other in [k for k in self._scratch if k[0] == "kernel"]:
+                    del self._scratch[other]  # one kernel at a time
+                self.kernel = [np.empty((self.S, self.K, c.stop - c.start), dtype=dtype) for c in self.blocks]
+                self._scratch[key] = self.kernel
         self.f0 = np.zeros((self.S, self.n))
         self.g0 = np.zeros((self.S, self.K))
         self.log_v = np.zeros((self.S, self.K))
@@ -152,7 +179,9 @@ class Problem:
         self.col = np.zeros((self.S, self.K))
         self.dual = np.zeros(self.S)
         self.passes = 0  # passes over the data (for the benchmark)
-        self._scratch = {}
+        self.mixture_log_weights = None  # see build
+        self.log_mixture = None
+        self.has_log_mixture = None
 
     # ------------------------------------------------------------------ helpers
     def _all(self, idx):
@@ -160,7 +189,7 @@ class Problem:
 
     def scratch(self, name, shape, dtype=float):
         """A reused work array (fresh allocations of block-sized arrays page-fault every time)."""
-        key = (name, shape, dtype)
+        key = (name, shape, np.dtype(dtype).str)
         array = self._scratch.get(key)
         if array is None:
             array = self._scratch[key] = np.empty(shape, dtype=dtype)
@@ -170,13 +199,22 @@ class Problem:
         """Problem ``s``'s stored kernel as one ``(K, n)`` array (a copy)."""
         return np.concatenate([block[s] for block in self.kernel], axis=1)
 
+    def track_mixture(self, log_weights):
+        """Have every build store the log mixture density of each sample (see :meth:`build`)."""
+        self.mixture_log_weights = log_weights
+        self.log_mixture = np.empty((self.S, self.n))
+        self.has_log_mixture = np.zeros(self.S, dtype=bool)
+
     def _gram(self, weighted, out):
         """Add ``weighted @ weighted^T`` per problem to ``out`` (single precision above ``NARROW``)."""
-        if self.K <= NARROW:
+        if self.K <= NARROW and weighted.dtype == np.float64:
             out += np.matmul(weighted, np.swapaxes(weighted, 1, 2))
             return
-        single = self.scratch("single", weighted.shape, np.float32)
-        np.copyto(single, weighted, casting="same_kind")
+        if weighted.dtype == np.float32:
+            single = weighted
+        else:
+            single = self.scratch("single", weighted.shape, np.float32)
+            np.copyto(single, weighted, casting="same_kind")
         single += _ROUND_OFF
         single -= _ROUND_OFF
         for s in range(single.shape[0]):
@@ -201,12 +239,10 @@ class Problem:
             for block, cols in zip(self.kernel, self.blocks):
                 yield (block if full else block[idx]), cols
             return
-        source = self.source.subset(idx)
+        log_kernel = self.source.prepare(idx, self.g0 if full else self.g0[idx])
         f0 = self.f0 if full else self.f0[idx]
-        g0 = (self.g0 if full else self.g0[idx])[:, :, None]
         for cols in self.blocks:
-            block = source.cost(cols, out=self.scratch("cost", (len(idx), self.K, cols.stop - cols.start)))
-            np.subtract(g0, block, out=block)
+            block = log_kernel(cols, out=self.scratch("cost", (len(idx), self.K, cols.stop - cols.start)))
             block += f0[:, None, cols]
             np.maximum(block, LOG_FLOOR, out=block)
             yield np.exp(block, out=block), cols
@@ -217,22 +253,36 @@ class Problem:
         ``hessian`` (a boolean mask over ``idx``) asks for the negative semi-dual Hessian of
         those problems at the new iterate, computed from the blocks while they are in cache;
         returned as ``(len(idx), K, K)`` (zeros elsewhere), else ``None``.
+
+        With :meth:`track_mixture` (for eps = 1), the build also stores
+        ``log sum_k w_k e^{-C_ik}`` of every sample in ``self.log_mixture`` (double precision,
+        one product with each block before it is stored): the NLL's terms. With
+        ``E_ik = exp(g_k - C_ik - top_i)``, ``sum_k w_k e^{-C_ik} = e^{top_i} sum_k E_ik w_k e^{-g_k}``.
         """
         self.passes += 1
         full = self._all(idx)
-        source = self.source.subset(idx)
+        log_kernel = self.source.prepare(idx, g)
         count = len(idx)
         col = np.zeros((count, self.K))
         log_rows = np.zeros(count)
         f0 = np.empty((count, self.n))
         u = np.empty((count, self.n))
-        gcol = g[:, :, None]
         chosen = None if hessian is None or not np.any(hessian) else np.flatnonzero(hessian)
         W = None if chosen is None else np.zeros((chosen.size, self.K, self.K))
+        mixture_row = None
+        if self.mixture_log_weights is not None:
+            shift = self.mixture_log_weights[idx] - g
+            top_shift = shift.max(axis=1)
+            # Weights spanning more than 600 orders of e would underflow: no NLL from the kernel.
+            if np.ptp(shift, axis=1).max() <= 600.0:
+                mixture_row = np.exp(shift - top_shift[:, None])[:, None, :]
+                log_mixture = np.empty((count, self.n))
+        log_mixture_ok = mixture_row is not None
         for b, cols in enumerate(self.blocks):
             width = cols.stop - cols.start
-            block = source.cost(cols, out=self.scratch("cost", (count, self.K, width)))
-            np.subtract(gcol, block, out=block)
+            # A stored double-precision kernel block is written in place.
+            in_place = self.kernel is not None and full and not self.single
+            block = log_kernel(cols, out=self.kernel[b] if in_place else self.scratch("cost", (count, self.K, width)))
             top = block.max(axis=1)
             block -= top[:, None, :]
             np.maximum(block, LOG_FLOOR, out=block)
@@ -242,15 +292,31 @@ class Problem:
             f0[:, cols] = -top
             col += np.matmul(block, u_block[:, :, None])[:, :, 0]
             log_rows += np.log(row_sum) @ self.a[cols]
+            if mixture_row is not None:
+                mixture = np.matmul(mixture_row, block)[:, 0, :]
+                log_mixture_ok &= bool(mixture.min() > 0.0)
+                with np.errstate(divide="ignore"):
+                    np.log(mixture, out=log_mixture[:, cols])
+                log_mixture[:, cols] += top
             if W is not None:
                 weighted = self.scratch("weighted", (chosen.size, self.K, width))
                 np.multiply(block[chosen], (u_block[chosen] / self.sqrt_a[cols])[:, None, :], out=weighted)
                 self._gram(weighted, W)
-            if self.kernel is not None:
-                if full:
-                    self.kernel[b][...] = block
-                else:
-                    self.kernel[b][idx] = block
+            if self.kernel is not None and not in_place:
+                stored = (
+                    self.kernel[b] if full else self.scratch("stored", (count, self.K, width), self.kernel[b].dtype)
+                )
+                np.copyto(stored, block, casting="same_kind")
+                if self.single:
+                    stored += _SINGLE_ROUND_OFF
+                    stored -= _SINGLE_ROUND_OFF
+                if not full:
+                    self.kernel[b][idx] = stored
+        if log_mixture_ok:
+            self.log_mixture[idx] = log_mixture + top_shift[:, None]
+            self.has_log_mixture[idx] = True
+        elif self.mixture_log_weights is not None:
+            self.has_log_mixture[idx] = False
         self.f0[idx] = f0
         self.g0[idx] = g
         self.u[idx] = u
@@ -270,10 +336,9 @@ class Problem:
         self.u[idx] = 1.0
         self.log_v[idx] = 0.0
         if self.kernel is not None:
-            source = self.source.subset(idx)
+            log_kernel = self.source.prepare(idx, g)
             for b, cols in enumerate(self.blocks):
-                block = source.cost(cols)
-                np.subtract(g[:, :, None], block, out=block)
+                block = log_kernel(cols)
                 block += f[:, None, cols]
                 self.kernel[b][idx] = np.exp(block)
 
@@ -289,13 +354,21 @@ class Problem:
         col = np.zeros((count, self.K))
         log_rows = np.zeros(count)
         ok = np.ones(count, dtype=bool)
-        vrow = v[:, None, :]
+        single = self.single
+        vrow = v[:, None, :].astype(np.float32) if single else v[:, None, :]
         with np.errstate(divide="ignore", invalid="ignore"):
             for block, cols in self.kernel_blocks(idx):
                 row_sum = np.matmul(vrow, block)[:, 0, :]
+                if single:
+                    row_sum = row_sum.astype(float)
                 ok &= row_sum.min(axis=1) > 0.0
                 u_block = np.divide(self.a[cols], row_sum, out=u[:, cols])
-                col += np.matmul(block, u_block[:, :, None])[:, :, 0]
+                if single:
+                    # u / a is of order one: its products with stored entries stay normal.
+                    scaled = (u_block / self.a[cols]).astype(np.float32)
+                    col += np.matmul(block, scaled[:, :, None])[:, :, 0] * self.a[cols.start]
+                else:
+                    col += np.matmul(block, u_block[:, :, None])[:, :, 0]
                 log_rows += np.log(row_sum) @ self.a[cols]
         col *= v
         return u, col, np.einsum("sk,sk->s", self.b[idx], log_v) - log_rows, ok
@@ -315,8 +388,10 @@ class Problem:
         v = np.exp(log_v)[:, :, None]
         scale = u / self.sqrt_a
         W = np.zeros((count, self.K, self.K))
+        if self.single:
+            scale, v = scale.astype(np.float32), v.astype(np.float32)
         for block, cols in self.kernel_blocks(idx):
-            weighted = self.scratch("weighted", block.shape)
+            weighted = self.scratch("weighted", block.shape, block.dtype)
             np.multiply(block, scale[:, None, cols], out=weighted)
             weighted *= v
             self._gram(weighted, W)
@@ -325,12 +400,12 @@ class Problem:
     def log_column_step(self, idx, f):
         """``g = log b - LSE_i(f_i - C_ik/eps)`` in the log domain (when a column mass underflows)."""
         count = len(idx)
-        source = self.source.subset(idx)
+        log_kernel = self.source.prepare(idx, np.zeros((count, self.K)))
         top = np.full((count, self.K), -np.inf)
         total = np.zeros((count, self.K))
         for cols in self.blocks:
-            block = source.cost(cols)
-            np.subtract(f[:, None, cols], block, out=block)
+            block = log_kernel(cols)
+            block += f[:, None, cols]
             new_top = np.maximum(top, block.max(axis=2))
             with np.errstate(invalid="ignore"):
                 total *= np.exp(np.where(np.isfinite(top), top - new_top, -np.inf))
@@ -338,26 +413,22 @@ class Problem:
             top = new_top
         return self.log_b[idx] - (top + np.log(total))
 
-    def finish(self, log_v, *, statistics=None, mixture_weights=None, plan=None):
+    def finish(self, log_v, *, statistics=None, plan=None):
         """Last pass at column log-scaling ``log_v`` (all problems).
 
         Returns ``rows`` (``(S, n)``, the row sums of ``P = diag(u) kernel diag(v)``) and, as
         asked, ``P``'s statistics summed over blocks (``statistics(kernel_block, u_block, v,
-        cols)`` gives a block's), ``P @ mixture_weights[s]`` per problem, and ``P`` itself
-        written into ``plan`` (``(n, K)``, one problem).
+        cols)`` gives a block's) and ``P`` itself written into ``plan`` (``(n, K)``, one problem).
         """
         idx = np.arange(self.S)
         v = np.exp(log_v)
         rows = np.empty((self.S, self.n))
-        vectors = v[:, None, :] if mixture_weights is None else np.stack([v, v * mixture_weights], axis=1)
-        mixture = None if mixture_weights is None else np.empty((self.S, self.n))
+        vectors = v[:, None, :].astype(np.float32) if self.single else v[:, None, :]
         stats = None
         for block, cols in self.kernel_blocks(idx):
             u = self.u[:, cols]
             products = np.matmul(vectors, block)
             np.multiply(products[:, 0], u, out=rows[:, cols])
-            if mixture is not None:
-                np.multiply(products[:, 1], u, out=mixture[:, cols])
             if statistics is not None:
                 part = statistics(block, u, v, cols)
                 stats = part if stats is None else stats + part
@@ -365,7 +436,7 @@ class Problem:
                 weights = block[0] * v[0][:, None]
                 weights *= u[0]
                 plan[cols] = weights.T
-        return rows, stats, mixture
+        return rows, stats
 
 
 # ---------------------------------------------------------------------- Newton machinery
@@ -445,7 +516,7 @@ def newton_steps(hessian, col, residual):
 HESSIAN_IN_BUILD = "stale"
 
 
-def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True):
+def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True, relative=None):
     """Run the iterations of every problem of ``problem`` from column potentials ``g`` (``(S, K)``).
 
     ``tol`` is an array ``(S,)``: problem ``s`` stops when its column residual
@@ -453,6 +524,11 @@ def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True):
     Sinkhorn column half-step, taken by :meth:`Problem.finish` with the returned
     ``log_v``, then makes its columns exact. ``hessian_init`` is ``None`` or a pair
     ``(hessians (S, K, K), available (S,))``. ``newton=False`` takes only Sinkhorn steps.
+    ``relative`` (``(S,)``) loosens ``tol[s]`` to ``relative[s]`` times the residual at the
+    starting point (an inexact solve that shrinks its starting residual by that factor).
+
+    The problem keeps the last iterate (rows exact, ``u`` and ``log_v``) for the semi-dual
+    value; the returned ``log_v`` includes the last column half-step.
     """
     S, K = problem.S, problem.K
     b, log_b = problem.b, problem.log_b
@@ -468,6 +544,7 @@ def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True):
     rebuild = np.ones(S, dtype=bool)
     log_finished = np.zeros(S, dtype=bool)
     first = np.ones(S, dtype=bool)
+    tol = np.array(tol, dtype=float)
     while True:
         todo = np.flatnonzero(active & rebuild)
         if todo.size:
@@ -483,6 +560,10 @@ def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True):
                 has_hessian[chosen] = True
                 stale[chosen] = False
                 evaluations[chosen] += 1
+            if relative is not None:
+                starting = todo[first[todo]]
+                residual0 = np.abs(b[starting] - problem.col[starting]).sum(axis=1)
+                tol[starting] = np.maximum(tol[starting], relative[starting] * residual0)
             first[todo] = False
             rebuild[todo] = False
         current = np.flatnonzero(active)
@@ -512,7 +593,7 @@ def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True):
     log_v = problem.log_v.copy()
     regular = ~log_finished
     log_v[regular] += log_b[regular] - np.log(problem.col[regular])
-    return Solution(log_v, n_iter, evaluations, hessian, has_hessian)
+    return Solution(log_v, n_iter, evaluations, hessian, has_hessian, tol)
 
 
 def _step(problem, idx, g, rebuild, tol, hessian, has_hessian, stale, evaluations, newton):
@@ -562,7 +643,7 @@ def _step(problem, idx, g, rebuild, tol, hessian, has_hessian, stale, evaluation
     else:
         moved = idx[accepted]
     if moved.size:
-        far = (np.abs(problem.log_v[moved]).max(axis=1) > ABSORB_LOG_BOUND) | ~np.all(
+        far = (np.abs(problem.log_v[moved]).max(axis=1) > problem.absorb_bound) | ~np.all(
             np.isfinite(problem.col[moved]), axis=1
         )
         if far.any():

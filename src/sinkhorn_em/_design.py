@@ -56,10 +56,26 @@ class _BaseDesign:
         self.shift = X.mean(axis=0)
 
     def scaled_statistics(self, kernel, row_scale, col_scale, cols):
-        """:meth:`statistics` of the weights ``col_scale[s, k] * kernel[s, k, i] * row_scale[s, i]``."""
-        weights = kernel * col_scale[:, :, None]
-        weights *= row_scale[:, None, :]
+        """:meth:`statistics` of the weights ``col_scale[s, k] * kernel[s, k, i] * row_scale[s, i]``.
+
+        ``col_scale=None`` means ones.
+        """
+        weights = kernel * row_scale[:, None, :]
+        if col_scale is not None:
+            weights *= col_scale[:, :, None]
         return self.statistics(weights, cols)
+
+    def log_kernel_coefficients(self, coefficients, offsets, scale):
+        """Prepare :meth:`log_kernel` for ``offsets[s, k] - scale * C[s, k, i]``."""
+        return coefficients, np.asarray(offsets, dtype=float), float(scale)
+
+    def log_kernel(self, prepared, cols, out=None):
+        """``offsets[s, k] - scale * C[s, k, i]`` for the samples ``cols``, ``(S, K, B)``."""
+        coefficients, offsets, scale = prepared
+        out = self.cost(coefficients, cols, out)
+        out *= -scale
+        out += offsets[:, :, None]
+        return out
 
     def _log_det(self, prec_chol, K):
         """``log det U`` per start and component, ``(S, K)``."""
@@ -137,11 +153,27 @@ class _MomentDesign(_BaseDesign):
         return np.matmul(weights, self.features[:, cols].T)
 
     def scaled_statistics(self, kernel, row_scale, col_scale, cols):
-        # Scaling the (p, B) features instead of the (K, B) weights: a smaller pass.
+        if kernel.shape[1] <= self.n_features:
+            return super().scaled_statistics(kernel, row_scale, col_scale, cols)
+        # More components than features: scaling the (p, B) features instead of the (K, B)
+        # weights is the smaller pass.
         scaled = self.features[:, cols] * row_scale[:, None, :]
+        if kernel.dtype != scaled.dtype:
+            scaled = scaled.astype(kernel.dtype)
         stats = np.matmul(kernel, np.swapaxes(scaled, 1, 2))
-        stats *= col_scale[:, :, None]
+        if col_scale is not None:
+            stats *= col_scale[:, :, None]
         return stats
+
+    def log_kernel_coefficients(self, coefficients, offsets, scale):
+        # offsets - scale * <A, phi> is linear in phi too: one product gives it. (The cost
+        # floor of ``cost`` is left out: it only corrects rounding of a distance of ~0.)
+        A = coefficients[0] * -float(scale)
+        A[..., -1] += offsets
+        return A
+
+    def log_kernel(self, prepared, cols, out=None):
+        return np.matmul(prepared, self.features[:, cols], out=out)
 
     def parameters(self, stats, reg_covar, masses=None):
         """M-step estimates ``(nk, means, covariances)`` from statistics summed over all samples."""

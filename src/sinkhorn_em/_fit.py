@@ -23,7 +23,32 @@ import pandas as pd
 from . import _balanced
 from ._balanced import sample_blocks
 
-HISTORY_COLUMNS = ["iteration", "epsilon", "objective", "nll", "eot_loss", "sinkhorn_iterations", "seconds"]
+HISTORY_COLUMNS = [
+    "iteration",
+    "epsilon",
+    "objective",
+    "nll",
+    "eot_loss",
+    "sinkhorn_iterations",
+    "seconds",
+    "sinkhorn_tol",
+]
+# sinkhorn_tol="auto": each E-step shrinks the column residual it starts from (the change of
+# the plan's masses that the last M-step caused) by the factor AUTO_RELATIVE, and at least to
+# AUTO_FINAL_TOL; once the objective changes by less than AUTO_APPROACH times the convergence
+# threshold, every E-step is solved to AUTO_FINAL_TOL.
+AUTO_FINAL_TOL = 1e-9
+AUTO_RELATIVE = 1e-2
+AUTO_APPROACH = 10.0
+AUTO_MAX_ITER = 10**9
+# Inexact E-steps whose tolerance is at least this (predicted from the start's last E-step)
+# store their kernel in single precision when there are at least SINGLE_MIN_COMPONENTS
+# components: column masses from it carry relative errors of ~1e-7 (products accumulate in
+# single precision within blocks of at most 2048 samples), far below such a tolerance, and
+# every pass over it moves half the bytes. Few components gain nothing (their passes cost
+# little next to the fixed overhead of an iteration).
+SINGLE_MIN_TOL = 1e-5
+SINGLE_MIN_COMPONENTS = 32
 # Responsibilities below exp(-600) times a sample's largest are stored as exp(-600): an
 # exponential or a product that underflows to a subnormal number costs ~100x a normal one,
 # and such a weight changes no sum by more than 1e-250 relative.
@@ -38,7 +63,7 @@ class Options:
     tol: float
     max_iter: int
     reg_covar: float
-    sinkhorn_tol: float
+    sinkhorn_tol: float  # the tolerance of every E-step, or the final one with sinkhorn_auto
     sinkhorn_max_iter: int
     sinkhorn_solver: str
     schedule: np.ndarray
@@ -47,6 +72,7 @@ class Options:
     working_memory: float  # bytes for the (n, K) arrays of a batch
     verbose: int = 0
     verbose_interval: int = 10
+    sinkhorn_auto: bool = False
 
 
 @dataclass
@@ -72,6 +98,18 @@ class _Track:
     trajectory: list | None = None
     previous: float = np.inf
     failures: int = 0
+    change: float = np.inf  # the objective's last change
+    last_tol: float = np.inf  # the previous E-step's tolerance
+    exact: bool = False  # sinkhorn_auto: every E-step from now on at the final tolerance
+
+
+def _e_step_relative_tolerance(track, options):
+    """How much a start's next balanced E-step must shrink its starting residual (0: solve to sinkhorn_tol)."""
+    # Within a factor AUTO_APPROACH of the convergence threshold, the E-steps are exact
+    # already, so that the objectives that decide convergence are.
+    if not options.sinkhorn_auto or track.exact or abs(track.change) < AUTO_APPROACH * options.tol:
+        return 0.0
+    return AUTO_RELATIVE
 
 
 # ---------------------------------------------------------------------- passes
@@ -85,22 +123,20 @@ def em_pass(design, coefficients, log_weights, epsilon, *, statistics=True):
     S, K = log_weights.shape
     n = design.n
     total = np.zeros(S)
-    nll_total = np.zeros(S) if epsilon != 1.0 else None
+    # log alpha_k - C_ik / eps is one product with the features.
+    log_joint = design.log_kernel_coefficients(coefficients, log_weights, 1.0 / epsilon)
+    log_joint_1 = None if epsilon == 1.0 else design.log_kernel_coefficients(coefficients, log_weights, 1.0)
+    nll_total = None if log_joint_1 is None else np.zeros(S)
     stats = None
-    buffer = None
-    weights_col = log_weights[:, :, None]
+    buffers = {}
     for cols in sample_blocks(n, S * K):
         width = cols.stop - cols.start
-        if buffer is None or buffer.shape[2] != width:
-            buffer = np.empty((S, K, width))
-        block = design.cost(coefficients, cols, out=buffer)
-        if nll_total is not None:
-            nll_total += _log_sum_exp_rows(weights_col - block).sum(axis=1)
-        if epsilon == 1.0:
-            np.negative(block, out=block)
-        else:
-            block /= -epsilon
-        block += weights_col
+        buffer = buffers.get(width)
+        if buffer is None:
+            buffer = buffers[width] = np.empty((S, K, width))
+        if log_joint_1 is not None:
+            nll_total += _log_sum_exp_rows(design.log_kernel(log_joint_1, cols, out=buffer)).sum(axis=1)
+        block = design.log_kernel(log_joint, cols, out=buffer)
         top = block.max(axis=1)
         block -= top[:, None, :]
         np.maximum(block, _LOG_FLOOR, out=block)
@@ -108,8 +144,7 @@ def em_pass(design, coefficients, log_weights, epsilon, *, statistics=True):
         row_sum = block.sum(axis=1)
         total += top.sum(axis=1) + np.log(row_sum).sum(axis=1)
         if statistics:
-            block *= (1.0 / row_sum)[:, None, :]
-            part = design.statistics(block, cols)
+            part = design.scaled_statistics(block, 1.0 / row_sum, None, cols)
             stats = part if stats is None else stats + part
     objective = -epsilon * total / n
     nll = objective.copy() if nll_total is None else -nll_total / n
@@ -126,10 +161,9 @@ def nll_pass(design, coefficients, log_weights):
     """``-mean_i log sum_k alpha_k N(x_i; theta_k)`` per start (one pass of exponentials)."""
     S, K = log_weights.shape
     total = np.zeros(S)
+    log_joint = design.log_kernel_coefficients(coefficients, log_weights, 1.0)
     for cols in sample_blocks(design.n, S * K):
-        block = design.cost(coefficients, cols)
-        np.subtract(log_weights[:, :, None], block, out=block)
-        total += _log_sum_exp_rows(block).sum(axis=1)
+        total += _log_sum_exp_rows(design.log_kernel(log_joint, cols)).sum(axis=1)
     return -total / design.n
 
 
@@ -143,53 +177,62 @@ class BalancedOutcome:
     has_hessian: np.ndarray
     n_iter: np.ndarray
     converged: np.ndarray
+    tol: np.ndarray
 
 
-def balanced_pass(design, coefficients, weights, epsilon, warm_g, warm_hessian, options, *, statistics, tol=None):
+def balanced_pass(
+    design,
+    coefficients,
+    weights,
+    epsilon,
+    warm_g,
+    warm_hessian,
+    options,
+    *,
+    statistics,
+    relative=None,
+    workspace=None,
+    dtype=np.float64,
+):
     """The balanced problem (rows ``1/n``, columns ``weights``) for every start, warm-started.
 
     Returns the EOT loss, the plan's M-step statistics (``statistics=True``) and, at
-    ``eps = 1``, the NLL from the plan (one more product in the last pass).
+    ``eps = 1``, the NLL from the plan (one more product in the last pass). ``relative``:
+    see :func:`._balanced.solve`.
+
+    The EOT loss is the semi-dual value at the solver's last iterate (rows exact): a lower
+    bound of the loss whose error is quadratic in the column residual, so that an inexact
+    solve (``relative``) still reports the loss to far below its own tolerance.
     """
     S, K = weights.shape
     n = design.n
     a = np.full(n, 1.0 / n)
     source = _balanced.DesignCost(design, coefficients, epsilon)
-    store = S * K * n * 8 <= options.working_memory
-    problem = _balanced.Problem(source, a, weights, store=store)
-    tol = np.full(S, options.sinkhorn_tol) if tol is None else tol
+    store = S * K * n * np.dtype(dtype).itemsize <= options.working_memory
+    problem = _balanced.Problem(source, a, weights, store=store, workspace=workspace, dtype=dtype)
+    log_weights = np.log(weights)
+    if epsilon == 1.0:
+        problem.track_mixture(log_weights)
     solution = _balanced.solve(
         problem,
         warm_g,
-        tol=tol,
+        tol=np.full(S, max(options.sinkhorn_tol, SINGLE_MIN_TOL) if dtype == np.float32 else options.sinkhorn_tol),
         max_iter=options.sinkhorn_max_iter,
         hessian_init=warm_hessian,
         newton=options.sinkhorn_solver == "newton",
+        relative=relative,
+    )
+    # The semi-dual <a, f - log a> + <b, g - log b> at the last iterate (rows exact).
+    f_last = problem.f0 + np.log(problem.u)
+    value = epsilon * (
+        (f_last - np.log(a)) @ a + np.einsum("sk,sk->s", weights, problem.g0 + problem.log_v - log_weights)
     )
     log_v = solution.log_v
     g = problem.g0 + log_v
-    log_weights = np.log(weights)
-    # NLL from the plan at eps = 1: with P_ik = exp(f_i + g_k - C_ik),
-    # sum_k alpha_k e^{-C_ik} = e^{-f_i} sum_k P_ik alpha_k e^{-g_k}: one more product.
-    shift = log_weights - g
-    top = shift.max(axis=1)
-    from_plan = epsilon == 1.0 and np.ptp(shift, axis=1).max() <= 600.0
-    mixture_weights = np.exp(shift - top[:, None]) if from_plan else None
-    rows, stats, mixture = problem.finish(
-        log_v, statistics=design.scaled_statistics if statistics else None, mixture_weights=mixture_weights
-    )
-    f = problem.f0 + np.log(problem.u)
-    # With log P = f + g - C/eps, <P, C> + eps <P, log P - log a - log b> collapses to the
-    # potentials weighted by the plan's marginals (the columns are the weights after the
-    # last column half-step).
-    value = epsilon * (
-        np.einsum("si,si->s", rows, f - np.log(a))
-        + np.einsum("sk,sk->s", weights, g - log_weights)
-        - (rows.sum(axis=1) - 1.0)
-    )
+    rows, stats = problem.finish(log_v, statistics=design.scaled_statistics if statistics else None)
     nll = None
-    if from_plan and np.all(mixture > 0):
-        nll = np.mean(f - np.log(mixture), axis=1) - top
+    if epsilon == 1.0 and problem.has_log_mixture.all():
+        nll = -problem.log_mixture.mean(axis=1)
     errors = np.abs(rows - a).sum(axis=1)
     return BalancedOutcome(
         value=value,
@@ -199,7 +242,8 @@ def balanced_pass(design, coefficients, weights, epsilon, warm_g, warm_hessian, 
         hessian=solution.hessian,
         has_hessian=solution.has_hessian,
         n_iter=solution.n_iter,
-        converged=errors <= tol,
+        converged=errors <= solution.tol,
+        tol=solution.tol,
     )
 
 
@@ -223,6 +267,7 @@ def run(design, alpha, means, covariances, options, *, out=print):
     means, covariances = means.copy(), covariances.copy()
     start = time.perf_counter()
     balanced_tracked = opts.method == "sinkhorn" or opts.track_eot_loss
+    workspace = {}  # the balanced solves' kernel and work arrays, reused from one iteration to the next
     for iteration in range(opts.max_iter + 1):
         eps = float(schedule[iteration]) if iteration < schedule.size else float(opts.epsilon)
         coefficients = design.coefficients(means[active], covariances[active])
@@ -232,6 +277,13 @@ def run(design, alpha, means, covariances, options, *, out=print):
         n_sinkhorn = np.zeros(count, dtype=int)
         solved_ok = np.ones(count, dtype=bool)
         masses = None
+        relative = np.array([_e_step_relative_tolerance(tracks[s], opts) for s in active])
+        tolerances = np.full(count, opts.sinkhorn_tol)
+        single = (
+            K >= SINGLE_MIN_COMPONENTS
+            and bool(np.all(relative > 0))
+            and all(tracks[s].last_tol >= SINGLE_MIN_TOL for s in active)
+        )
         if opts.method == "sinkhorn":
             outcome = balanced_pass(
                 design,
@@ -242,7 +294,11 @@ def run(design, alpha, means, covariances, options, *, out=print):
                 (hessians[active], has_hessian[active]),
                 opts,
                 statistics=iteration < opts.max_iter,
+                relative=relative,
+                workspace=workspace,
+                dtype=np.float32 if single else np.float64,
             )
+            tolerances = outcome.tol
             stats, objective = outcome.stats, outcome.value
             nll = outcome.nll if outcome.nll is not None else nll_pass(design, coefficients, log_w)
             eot, n_sinkhorn, solved_ok = outcome.value, outcome.n_iter, outcome.converged
@@ -259,6 +315,7 @@ def run(design, alpha, means, covariances, options, *, out=print):
                     (hessians[active], has_hessian[active]),
                     opts,
                     statistics=False,
+                    workspace=workspace,
                 )
                 eot, n_sinkhorn, solved_ok = outcome.value, outcome.n_iter, outcome.converged
         if balanced_tracked:
@@ -271,7 +328,16 @@ def run(design, alpha, means, covariances, options, *, out=print):
             track = tracks[s]
             track.failures += not solved_ok[j]
             track.rows.append(
-                (iteration, eps, float(objective[j]), float(nll[j]), float(eot[j]), int(n_sinkhorn[j]), seconds)
+                (
+                    iteration,
+                    eps,
+                    float(objective[j]),
+                    float(nll[j]),
+                    float(eot[j]),
+                    int(n_sinkhorn[j]),
+                    seconds,
+                    float(tolerances[j]) if balanced_tracked else np.nan,
+                )
             )
             if track.trajectory is not None:
                 track.trajectory.append(
@@ -286,6 +352,11 @@ def run(design, alpha, means, covariances, options, *, out=print):
                 )
             # Objectives at different epsilons are not comparable: test only after the schedule.
             converged = iteration > schedule.size and abs(change) < opts.tol
+            if converged and opts.method == "sinkhorn" and max(tolerances[j], track.last_tol) > opts.sinkhorn_tol:
+                # sinkhorn_tol="auto": the change of two inexact objectives does not decide;
+                # go on with E-steps at the final tolerance.
+                converged, track.exact = False, True
+            track.change, track.last_tol = change, tolerances[j]
             if converged or iteration == opts.max_iter:
                 finished[s] = (bool(converged), iteration, float(objective[j]))
                 keep[j] = False
