@@ -464,7 +464,7 @@ def bfgs_update(hessian, step, gradient_change):
     (``gradient_change @ step > 0`` by strict concavity along the step). A problem whose
     curvature along the step is lost in rounding keeps its Hessian.
     """
-    step = step - step.mean(axis=1, keepdims=True)
+    step = step - step.sum(axis=1, keepdims=True) / step.shape[1]
     curvature = np.einsum("sk,sk->s", gradient_change, step)
     hessian_step = np.einsum("skj,sj->sk", hessian, step)
     model_curvature = np.einsum("sk,sk->s", step, hessian_step)
@@ -490,7 +490,7 @@ def newton_steps(hessian, col, residual):
     system = hessian.copy()
     diag = np.arange(K)
     system[:, diag, diag] += NEWTON_RIDGE * col
-    pin = np.diagonal(hessian, axis1=1, axis2=2).mean(axis=1) / K + NEWTON_RIDGE * col.mean(axis=1) / K
+    pin = (np.trace(hessian, axis1=1, axis2=2) + NEWTON_RIDGE * col.sum(axis=1)) / (K * K)
     system += pin[:, None, None]
     ok = np.ones(count, dtype=bool)
     try:
