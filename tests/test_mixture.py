@@ -250,7 +250,7 @@ def test_trajectory_and_history_bookkeeping(method):
             keep_trajectory=True,
             sinkhorn_tol=1e-12,
             sinkhorn_max_iter=20_000,
-            track_eot_loss=True,  # opt-in for em/oem since issue 12
+            track_eot_loss=True,  # opt-in for em/oem
         ),
         X,
     )
@@ -351,10 +351,10 @@ def test_sinkhorn_solves_are_warm_started_across_iterations(method, max_ratio):
 def test_each_balanced_solve_starts_from_the_previous_one(solver, method, monkeypatch):
     # Newton needs few iterations even cold, so its warm start is checked by what it is
     # handed: the previous solve's column potential and (for Newton) curvature.
-    from sinkhorn_em import _balanced, _fit
+    from sinkhorn_em import _fit, _newton
 
     calls = []
-    solve = _balanced.solve
+    solve = _newton.solve
 
     def spy(problem, g, **kwargs):
         start, hessian_init = np.array(g, copy=True), kwargs.get("hessian_init")
@@ -363,7 +363,7 @@ def test_each_balanced_solve_starts_from_the_previous_one(solver, method, monkey
         calls.append((start, hessian_init, problem.g0 + solution.log_v, solution))
         return solution
 
-    monkeypatch.setattr(_fit._balanced, "solve", spy)
+    monkeypatch.setattr(_fit._newton, "solve", spy)
     X, _ = mixture_data(8, n=150, separation=2.5)
     model = EOTGaussianMixture(
         3, weights=WEIGHTS, method=method, tol=0, max_iter=5, random_state=0, sinkhorn_solver=solver
@@ -420,11 +420,11 @@ def test_track_eot_loss_false_skips_the_balanced_solve(data):
 
 @pytest.mark.parametrize("method", ["em", "oem"])
 def test_default_em_and_oem_fits_solve_no_balanced_problem(method, data, monkeypatch):
-    # Tracking the EOT loss costs a balanced solve per iteration: opt-in since issue 12.
-    from sinkhorn_em import _balanced
+    # Tracking the EOT loss costs a balanced solve per iteration: it is opt-in.
+    from sinkhorn_em import _newton
 
     calls = []
-    monkeypatch.setattr(_balanced, "solve", lambda *args, **kwargs: calls.append(1))
+    monkeypatch.setattr(_newton, "solve", lambda *args, **kwargs: calls.append(1))
     model = fit_quietly(EOTGaussianMixture(3, method=method, max_iter=4, tol=0, random_state=0), data)
     assert not calls
     assert model.history_["eot_loss"].isna().all() and np.isfinite(model.lower_bound_)

@@ -369,7 +369,7 @@ def test_single_precision_hessian_keeps_entries_spanning_many_orders_of_magnitud
 
 
 def test_bfgs_update_satisfies_the_secant_equation_and_keeps_the_laplacian_structure():
-    from sinkhorn_em._balanced import bfgs_update
+    from sinkhorn_em._newton import bfgs_update
 
     rng = np.random.default_rng(0)
     K = 6
@@ -420,7 +420,7 @@ def test_blocked_row_step_equals_two_matrix_vector_products(store, monkeypatch):
 def test_a_batch_of_problems_is_solved_as_each_alone(monkeypatch):
     # Problems sharing their rows are solved together; each must follow its own iterations
     # (same iterates to rounding), whether the kernels are stored or recomputed.
-    from sinkhorn_em import _balanced
+    from sinkhorn_em import _balanced, _newton
     from sinkhorn_em._design import make_design
 
     monkeypatch.setattr(_balanced, "BLOCK_BYTES", 64 * 8 * 12)
@@ -437,7 +437,7 @@ def test_a_batch_of_problems_is_solved_as_each_alone(monkeypatch):
     def solve(idx, store):
         source = _balanced.DesignCost(design, tuple(c[idx] for c in coefficients), 0.8)
         problem = _balanced.Problem(source, a, weights[idx], store=store)
-        solution = _balanced.solve(problem, np.log(weights[idx]), tol=np.full(len(idx), 1e-11), max_iter=200)
+        solution = _newton.solve(problem, np.log(weights[idx]), tol=np.full(len(idx), 1e-11), max_iter=200)
         rows = problem.finish(solution.log_v)[0]
         return solution, rows, problem.g0 + solution.log_v
 
@@ -457,13 +457,13 @@ def test_a_batch_of_problems_is_solved_as_each_alone(monkeypatch):
 def test_a_relative_tolerance_shrinks_each_problems_starting_residual_by_that_factor():
     # Inexact solves for the fit's early E-steps: problem s stops once its column residual is
     # relative[s] times the residual it started from (never below tol).
-    from sinkhorn_em import _balanced
+    from sinkhorn_em import _balanced, _newton
 
     a, b, cost = separated_mixture_problem(n=800)
     problems = {}
     for relative in (None, np.array([1e-2]), np.array([1e-12])):
         problem = _balanced.Problem(_balanced.DenseCost(cost), a, b[None], store=True)
-        solution = _balanced.solve(problem, np.log(b)[None], tol=np.array([1e-9]), max_iter=200, relative=relative)
+        solution = _newton.solve(problem, np.log(b)[None], tol=np.array([1e-9]), max_iter=200, relative=relative)
         problems[None if relative is None else relative[0]] = (problem, solution)
     start = np.abs(b - _balanced_start_masses(a, b, cost)).sum()
     for relative, (problem, solution) in problems.items():

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import _balanced
+from . import _balanced, _newton
 from ._balanced import sample_blocks
 
 HISTORY_COLUMNS = [
@@ -198,7 +198,7 @@ def balanced_pass(
 
     Returns the EOT loss, the plan's M-step statistics (``statistics=True``) and, at
     ``eps = 1``, the NLL from the plan (one more product in the last pass). ``relative``:
-    see :func:`._balanced.solve`.
+    see :func:`._newton.solve`.
 
     The EOT loss is the semi-dual value at the solver's last iterate (rows exact): a lower
     bound of the loss whose error is quadratic in the column residual, so that an inexact
@@ -213,7 +213,7 @@ def balanced_pass(
     log_weights = np.log(weights)
     if epsilon == 1.0:
         problem.track_mixture(log_weights)
-    solution = _balanced.solve(
+    solution = _newton.solve(
         problem,
         warm_g,
         tol=np.full(S, max(options.sinkhorn_tol, SINGLE_MIN_TOL) if dtype == np.float32 else options.sinkhorn_tol),
@@ -393,4 +393,50 @@ def run(design, alpha, means, covariances, options, *, out=print):
                 track.failures,
             )
         )
+    return runs
+
+
+# Starts of one fit (n_init, fit_many) share their passes over the data while the batch's
+# (n, K) arrays hold at most this many entries: batching saves per-iteration overhead,
+# which only matters for small problems.
+_BATCH_ENTRIES = 1 << 20
+
+
+def covariances_around(design, X, means, reg_covar):
+    """Covariances of the points nearest to each initial mean (pooled when too few), block by block."""
+    K = means.shape[0]
+    stats, counts, pooled = None, np.zeros(K), None
+    squared_means = np.einsum("kd,kd->k", means, means)
+    for cols in sample_blocks(X.shape[0], K):
+        block = X[cols]
+        labels = (squared_means[None, :] - 2.0 * block @ means.T).argmin(axis=1)
+        hard = np.zeros((1, K, block.shape[0]))
+        hard[0, labels, np.arange(block.shape[0])] = 1.0
+        counts += np.bincount(labels, minlength=K)
+        part = design.statistics(hard, cols)
+        stats = part if stats is None else stats + part
+        ones = design.statistics(np.ones((1, 1, block.shape[0])), cols)
+        pooled = ones if pooled is None else pooled + ones
+    covariances = design.parameters(stats, reg_covar)[2][0]
+    sparse = counts < 2
+    if np.any(sparse) and design.covariance_type != "tied":
+        covariances[sparse] = design.parameters(pooled, reg_covar)[2][0, 0]
+    return covariances
+
+
+def _batches(count, n, K, options):
+    """Consecutive groups of starts that share their passes (see ``_BATCH_ENTRIES``)."""
+    per_start = n * K
+    size = max(1, min(_BATCH_ENTRIES // per_start, int(options.working_memory // (8 * per_start))))
+    return [range(first, min(first + size, count)) for first in range(0, count, size)]
+
+
+def run_starts(design, alpha, starts, options):
+    """Fit every start ``(means, covariances)`` in batches of :func:`run`; one :class:`Run` per start."""
+    K = starts[0][0].shape[0]
+    runs = []
+    for batch in _batches(len(starts), design.n, K, options):
+        means = np.stack([starts[s][0] for s in batch])
+        covariances = np.stack([starts[s][1] for s in batch])
+        runs += run(design, alpha, means, covariances, options)
     return runs

@@ -58,12 +58,6 @@ SINKHORN_SOLVERS = ("newton", "sinkhorn")
 INITS = ("k-means++", "random_from_data", "random")
 
 
-# Starts of one fit (n_init, fit_many) share their passes over the data while the batch's
-# (n, K) arrays hold at most this many entries: batching saves per-iteration overhead,
-# which only matters for small problems.
-_BATCH_ENTRIES = 1 << 20
-
-
 class EOTGaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture with known mixing weights, fitted by EM, oEM or Sinkhorn-EM.
 
@@ -315,7 +309,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         design = make_design(X, self.covariance_type)
         # The starts draw from the random stream in turn, as n_init sequential fits would.
         starts = [self._initial_parameters(X, design, rng) for _ in range(self.n_init)]
-        runs = _run_starts(design, alpha, starts, self._options(schedule))
+        runs = _fit.run_starts(design, alpha, starts, self._options(schedule))
         best = runs[0]
         for run in runs[1:]:
             if run.objective < best.objective:
@@ -375,7 +369,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             return means[0], covariances[0]
         if self.covariances_init is not None:
             return means, self._checked_covariances_init(d)
-        return means, _covariances_around(design, X, means, self.reg_covar)
+        return means, _fit.covariances_around(design, X, means, self.reg_covar)
 
     def _checked_covariances_init(self, d):
         return check_covariances(self.covariances_init, self.covariance_type, self.n_components, d).copy()
@@ -448,46 +442,6 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         return -2.0 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
 
 
-def _covariances_around(design, X, means, reg_covar):
-    """Covariances of the points nearest to each initial mean (pooled when too few), block by block."""
-    K = means.shape[0]
-    stats, counts, pooled = None, np.zeros(K), None
-    squared_means = np.einsum("kd,kd->k", means, means)
-    for cols in sample_blocks(X.shape[0], K):
-        block = X[cols]
-        labels = (squared_means[None, :] - 2.0 * block @ means.T).argmin(axis=1)
-        hard = np.zeros((1, K, block.shape[0]))
-        hard[0, labels, np.arange(block.shape[0])] = 1.0
-        counts += np.bincount(labels, minlength=K)
-        part = design.statistics(hard, cols)
-        stats = part if stats is None else stats + part
-        ones = design.statistics(np.ones((1, 1, block.shape[0])), cols)
-        pooled = ones if pooled is None else pooled + ones
-    covariances = design.parameters(stats, reg_covar)[2][0]
-    sparse = counts < 2
-    if np.any(sparse) and design.covariance_type != "tied":
-        covariances[sparse] = design.parameters(pooled, reg_covar)[2][0, 0]
-    return covariances
-
-
-def _batches(count, n, K, options):
-    """Consecutive groups of starts that share their passes (see ``_BATCH_ENTRIES``)."""
-    per_start = n * K
-    size = max(1, min(_BATCH_ENTRIES // per_start, int(options.working_memory // (8 * per_start))))
-    return [range(first, min(first + size, count)) for first in range(0, count, size)]
-
-
-def _run_starts(design, alpha, starts, options):
-    """Fit every start ``(means, covariances)`` in batches; one :class:`_fit.Run` per start."""
-    K = starts[0][0].shape[0]
-    runs = []
-    for batch in _batches(len(starts), design.n, K, options):
-        means = np.stack([starts[s][0] for s in batch])
-        covariances = np.stack([starts[s][1] for s in batch])
-        runs += _fit.run(design, alpha, means, covariances, options)
-    return runs
-
-
 def fit_many(estimator, X, means_init, covariances_init=None):
     """Fit ``estimator`` from several starts at once; one fitted copy per start.
 
@@ -536,7 +490,7 @@ def fit_many(estimator, X, means_init, covariances_init=None):
     X = first._validated_data(X)
     design = make_design(X, first.covariance_type)
     starts = [model._initial_parameters(X, design, None) for model in models]
-    runs = _run_starts(design, alpha, starts, first._options(schedule))
+    runs = _fit.run_starts(design, alpha, starts, first._options(schedule))
     for model, run in zip(models, runs):
         for name in ("n_features_in_", "feature_names_in_"):
             if hasattr(first, name):

@@ -37,7 +37,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import logsumexp
 
-from . import _balanced, _reductions
+from . import _balanced, _newton, _reductions
 
 __all__ = [
     "PlanFactors",
@@ -461,7 +461,7 @@ def sinkhorn_newton(
     g = _initial_column_potential(scaled, np.log(b), f_init, g_init)
     hessian = _check_hessian_init(hessian_init, K)
     problem = _balanced.Problem(_balanced.DenseCost(scaled), a, b[None, :], store=True)
-    solution = _balanced.solve(
+    solution = _newton.solve(
         problem,
         g[None, :],
         tol=np.array([tol], dtype=float),
