@@ -19,8 +19,9 @@ Sections (``--sections``, default all):
               n = 1e5 and 1e6, K = 195, d = 6, full, uniform weights, 2 iterations, each in a
               fresh subprocess (VmHWM of the child).
 ``batch``     fits per CPU-second on the sweeps' settings (n = 2,000, K = 3 and 5, d = 2 and
-              10, 20 random-data-point starts, tol = 1e-6, sinkhorn_tol = 1e-6, max_iter = 200):
-              one fit per start vs one ``fit_many`` batch.
+              10, 20 random-data-point starts, tol = 1e-6, sinkhorn_tol = 1e-6, max_iter = 200,
+              track_eot_loss = False as the sweeps pass it): one fit per start vs one
+              ``fit_many`` batch.
 
 Every time is CPU time (``time.process_time``, one BLAS thread): on a shared machine it is
 less disturbed by other processes than wall time. Ratios compare measurements taken back to
@@ -244,34 +245,40 @@ def sweep_dataset(weights, d, n=2000, separation=2.0, seed=0):
     return X, rng
 
 
-def section_batch(repeats, starts=20):
+SWEEP_SETTINGS = [(weights, d) for weights in ([0.5, 0.3, 0.2], [0.434, 0.26, 0.156, 0.094, 0.056]) for d in (2, 10)]
+
+
+def section_batch(repeats, starts=20, settings=None):
     import sinkhorn_em
     from sinkhorn_em import EOTGaussianMixture
 
     batched = hasattr(sinkhorn_em, "fit_many")
     rows = []
-    for weights in ([0.5, 0.3, 0.2], [0.434, 0.26, 0.156, 0.094, 0.056]):
-        for d in (2, 10):
-            X, rng = sweep_dataset(weights, d)
-            K = len(weights)
-            alpha = np.asarray(weights) / np.sum(weights)
-            means0 = np.stack([X[rng.choice(len(X), K, replace=False)] for _ in range(starts)])
-            for method in ("em", "oem", "sinkhorn"):
-                settings = dict(weights=alpha, method=method, tol=1e-6, max_iter=200, sinkhorn_tol=1e-6)
-                t_single, singles = best_cpu(
-                    lambda: [EOTGaussianMixture(K, means_init=m, **settings).fit(X) for m in means0], repeats
+    for index, (weights, d) in enumerate(SWEEP_SETTINGS):
+        if settings is not None and index not in settings:
+            continue
+        X, rng = sweep_dataset(weights, d)
+        K = len(weights)
+        alpha = np.asarray(weights) / np.sum(weights)
+        means0 = np.stack([X[rng.choice(len(X), K, replace=False)] for _ in range(starts)])
+        for method in ("em", "oem", "sinkhorn"):
+            options = dict(
+                weights=alpha, method=method, tol=1e-6, max_iter=200, sinkhorn_tol=1e-6, track_eot_loss=False
+            )
+            t_single, singles = best_cpu(
+                lambda: [EOTGaussianMixture(K, means_init=m, **options).fit(X) for m in means0], repeats
+            )
+            row = {"K": K, "d": d, "method": method, "single_fits_per_s": starts / t_single}
+            if batched:
+                t_batch, batch = best_cpu(
+                    lambda: sinkhorn_em.fit_many(EOTGaussianMixture(K, **options), X, means0), repeats
                 )
-                row = {"K": K, "d": d, "method": method, "single_fits_per_s": starts / t_single}
-                if batched:
-                    t_batch, batch = best_cpu(
-                        lambda: sinkhorn_em.fit_many(EOTGaussianMixture(K, **settings), X, means0), repeats
-                    )
-                    row["batch_fits_per_s"] = starts / t_batch
-                    row["max_param_diff"] = max(
-                        max(np.abs(a.means_ - b.means_).max(), np.abs(a.covariances_ - b.covariances_).max())
-                        for a, b in zip(singles, batch)
-                    )
-                rows.append(row)
+                row["batch_fits_per_s"] = starts / t_batch
+                row["max_param_diff"] = max(
+                    max(np.abs(a.means_ - b.means_).max(), np.abs(a.covariances_ - b.covariances_).max())
+                    for a, b in zip(singles, batch)
+                )
+            rows.append(row)
     return rows
 
 
@@ -279,23 +286,44 @@ SECTIONS = {"defaults": section_defaults, "sem": section_sem, "batch": section_b
 
 
 # ---------------------------------------------------------------------- driver
-def run_sections(names, repeats):
+def run_sections(names, repeats, batch_setting=None, env=None):
+    """The sections ``names`` in this process, but ``batch``: one fresh process per setting.
+
+    Thousands of small fits in one long process get slower as its heap fragments (markedly
+    so before the fit loop stopped allocating ``(n, K)`` arrays), so that later settings would
+    be measured in worse conditions than earlier ones; a process per setting measures each
+    alike, before and after.
+    """
     results = {}
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in names:
-            if name in SECTIONS:
+            if name == "batch" and batch_setting is None:
+                print("  running batch ...", file=sys.stderr, flush=True)
+                results[name] = []
+                for index in range(len(SWEEP_SETTINGS)):
+                    results[name] += child(["batch"], repeats, env, ["--batch-setting", str(index)])["batch"]
+            elif name == "batch":
+                results[name] = section_batch(repeats, settings={batch_setting})
+            elif name in SECTIONS:
                 print(f"  running {name} ...", file=sys.stderr, flush=True)
                 results[name] = SECTIONS[name](repeats)
     return results
 
 
+def child(names, repeats, env, extra=()):
+    """Run sections in a subprocess (``env`` chooses the package) and return its results."""
+    command = [sys.executable, os.path.abspath(__file__), "--json", "--repeats", str(repeats), "--sections", *names]
+    out = subprocess.run([*command, *extra], capture_output=True, text=True, env=env, check=True).stdout
+    return json.loads(out.splitlines()[-1])
+
+
 def baseline(src, names, repeats):
     env = {**os.environ, "PYTHONPATH": src}
     names = [name for name in names if name in SECTIONS]
-    command = [sys.executable, os.path.abspath(__file__), "--json", "--repeats", str(repeats), "--sections", *names]
-    out = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
-    results = json.loads(out.splitlines()[-1])
+    results = child([name for name in names if name != "batch"], repeats, env) if set(names) - {"batch"} else {}
+    if "batch" in names:
+        results.update(run_sections(["batch"], repeats, env=env))
     return results, env
 
 
@@ -332,14 +360,18 @@ def print_tables(after, before, memory_after, memory_before):
         )
         print(
             "| K | weights | start covariances | iterations | EM s/it | sEM s/it | sEM / EM | exact E-steps / EM "
-            "| before: sEM / EM |"
+            "| before: EM s/it | before: sEM s/it | before: sEM / EM |"
         )
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         key = ("K", "weights", "covariances", "iterations")
         old = {tuple(r[k] for k in key): r for r in before.get("sem", [])}
         for r in after["sem"]:
             b = old.get(tuple(r[k] for k in key))
-            before_ratio = f"{b['sem_s_per_iter'] / b['em_s_per_iter']:.2f}" if b else "-"
+            before_ratio = (
+                f"{b['em_s_per_iter']:.4f} | {b['sem_s_per_iter']:.4f} | {b['sem_s_per_iter'] / b['em_s_per_iter']:.2f}"
+                if b
+                else "- | - | -"
+            )
             exact = f"{r['exact_s_per_iter'] / r['em_s_per_iter']:.2f}" if "exact_s_per_iter" in r else "-"
             print(
                 f"| {r['K']} | {r['weights']} | {r['covariances']} | {r['iterations']} | {r['em_s_per_iter']:.4f} | "
@@ -383,11 +415,12 @@ def main(argv=None):
     )
     parser.add_argument("--quick", action="store_true", help="memory at n = 1e5 only")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--batch-setting", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--save", default=None, help="also write every measurement to this JSON file")
     parser.add_argument("--load", default=None, help="print the tables of a file written by --save, measure nothing")
     args = parser.parse_args(argv)
     if args.json:  # a baseline child: results as one JSON line
-        print(json.dumps(run_sections(args.sections, args.repeats)))
+        print(json.dumps(run_sections(args.sections, args.repeats, batch_setting=args.batch_setting)))
         return
     if args.load:
         with open(args.load) as handle:
