@@ -312,46 +312,64 @@ def test_newton_needs_far_fewer_iterations_where_sinkhorn_crawls():
     np.testing.assert_allclose(newton.plan.sum(axis=0), b, rtol=1e-12)
 
 
-def absorbed_state(seed=3, n=60, K=5, epsilon=0.7):
-    """A kernel with rows summing to a, and scalings away from one, as inside the solver."""
-    from sinkhorn_em.sinkhorn import _log_row_step
+def absorbed_problem(seed=3, n=60, K=5, epsilon=0.7, store=True):
+    """The solver's state after its first row step (kernel absorbed at g = 0), and scalings away from one."""
+    from sinkhorn_em import _balanced
 
     a, b, cost = random_problem(seed, n=n, K=K)
-    kernel = np.empty_like(cost)
-    _log_row_step(cost / epsilon, np.zeros(K), np.log(a), a, kernel)
+    problem = _balanced.Problem(_balanced.DenseCost(cost / epsilon), a, b[None], store=store)
+    problem.build(np.array([0]), np.zeros((1, K)))
     log_v = 0.3 * np.random.default_rng(seed).standard_normal(K)
-    return a, b, kernel, log_v
+    return problem, a, b, cost / epsilon, log_v
 
 
-def column_masses(kernel, a, log_v):
-    v = np.exp(log_v)
-    return v * (kernel.T @ (a / (kernel @ v)))
+def column_masses(scaled, a, g):
+    """Column masses after the row step at column potential ``g``, by log-sum-exps (no kernel)."""
+    f = np.log(a) - logsumexp(g[None, :] - scaled, axis=1)
+    return np.exp(f[:, None] + g[None, :] - scaled).sum(axis=0)
 
 
-@pytest.mark.parametrize("K", [5, 12])  # column dot products / single-precision Gram product
+@pytest.mark.parametrize("K", [5, 12])  # double / single-precision Gram product
 def test_semi_dual_hessian_is_the_jacobian_of_the_column_masses(K):
-    from sinkhorn_em.sinkhorn import _semi_dual_hessian
-
-    a, b, kernel, log_v = absorbed_state(K=K)
-    v = np.exp(log_v)
-    u = a / (kernel @ v)
-    hessian = _semi_dual_hessian(kernel, u, v, a, np.empty(kernel.shape, dtype=np.float32))
+    problem, a, b, scaled, log_v = absorbed_problem(K=K)
+    u = problem.row_step(np.array([0]), log_v[None])[0]
+    hessian = problem.hessian(np.array([0]), u, log_v[None])[0]
+    g = problem.g0[0] + log_v
     step = 1e-6
     jacobian = np.stack(
         [
-            (column_masses(kernel, a, log_v + step * e) - column_masses(kernel, a, log_v - step * e)) / (2 * step)
-            for e in np.eye(log_v.size)
+            (column_masses(scaled, a, g + step * e) - column_masses(scaled, a, g - step * e)) / (2 * step)
+            for e in np.eye(K)
         ],
         axis=1,
     )
     np.testing.assert_allclose(hessian, jacobian, rtol=2e-5, atol=1e-9)
     np.testing.assert_allclose(hessian, hessian.T, rtol=0, atol=1e-15)
-    np.testing.assert_allclose(hessian @ np.ones(log_v.size), 0.0, atol=1e-15)  # a Laplacian
+    np.testing.assert_allclose(hessian @ np.ones(K), 0.0, atol=1e-15)  # a Laplacian
     assert np.linalg.eigvalsh(hessian).min() > -1e-12
 
 
+def test_single_precision_hessian_keeps_entries_spanning_many_orders_of_magnitude():
+    # Kernel entries from 1 down to 1e-60 (subnormal in single precision once scaled): the
+    # flushed Gram product must still give every shared mass that matters to ~1e-6.
+    from sinkhorn_em import _balanced
+
+    rng = np.random.default_rng(4)
+    n, K = 400, 12
+    scaled = rng.uniform(0.0, 140.0, size=(n, K))
+    a, b = np.full(n, 1.0 / n), np.full(K, 1.0 / K)
+    problem = _balanced.Problem(_balanced.DenseCost(scaled), a, b[None], store=True)
+    problem.build(np.array([0]), np.zeros((1, K)))
+    hessian = problem.hessian(np.array([0]), problem.u, np.zeros((1, K)))[0]
+    plan = problem.u[0][:, None] * problem.stored_kernel(0).T
+    shared = plan.T @ (plan / a[:, None])
+    np.fill_diagonal(shared, 0.0)
+    expected = np.diag(shared.sum(axis=1)) - shared
+    np.testing.assert_allclose(hessian, expected, rtol=1e-5, atol=1e-12 * np.abs(expected).max())
+
+
 def test_bfgs_update_satisfies_the_secant_equation_and_keeps_the_laplacian_structure():
-    from sinkhorn_em.sinkhorn import _bfgs_update
+    from sinkhorn_em._newton import bfgs_update
 
     rng = np.random.default_rng(0)
     K = 6
@@ -364,33 +382,105 @@ def test_bfgs_update_satisfies_the_secant_equation_and_keeps_the_laplacian_struc
     model, truth = laplacian(), laplacian()
     step = rng.standard_normal(K)
     change = truth @ step
-    updated = _bfgs_update(model, step, change)
-    np.testing.assert_allclose(updated @ (step - step.mean()), change, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(updated @ np.ones(K), 0.0, atol=1e-12)
-    np.testing.assert_allclose(updated, updated.T, atol=1e-12)
-    assert np.linalg.eigvalsh(updated).min() > -1e-10
-    # No curvature along the step (a null direction): the model is left alone.
-    np.testing.assert_array_equal(_bfgs_update(model, np.ones(K), np.zeros(K)), model)
+    # A batch of two: the second problem has no curvature along its step (a null direction)
+    # and keeps its model; the first is updated as if alone.
+    updated = bfgs_update(np.stack([model, model]), np.stack([step, np.ones(K)]), np.stack([change, np.zeros(K)]))
+    np.testing.assert_allclose(updated[0] @ (step - step.mean()), change, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(updated[0] @ np.ones(K), 0.0, atol=1e-12)
+    np.testing.assert_allclose(updated[0], updated[0].T, atol=1e-12)
+    assert np.linalg.eigvalsh(updated[0]).min() > -1e-10
+    np.testing.assert_array_equal(updated[1], model)
 
 
-def test_fused_row_step_equals_two_matrix_vector_products(monkeypatch):
-    import sinkhorn_em.sinkhorn as solver
+@pytest.mark.parametrize("store", [True, False])
+def test_blocked_row_step_equals_two_matrix_vector_products(store, monkeypatch):
+    from sinkhorn_em import _balanced
 
-    a, b, kernel, log_v = absorbed_state(n=1000, K=5)
-    # Blocks of 64 rows: 15 full blocks and a partial one.
-    monkeypatch.setattr(solver, "_BLOCK_BYTES", 64 * 8 * 5)
-    state = solver._fused_row_step_state(kernel, a, b, log_v)
-    u, col, dual = state.u, state.col, state.dual
+    # Blocks of 64 samples: 15 full blocks and a partial one.
+    monkeypatch.setattr(_balanced, "BLOCK_BYTES", 64 * 8 * 5)
+    problem, a, b, scaled, log_v = absorbed_problem(n=1000, K=5, store=store)
+    assert len(problem.blocks) == 16
+    u, col, dual, ok = problem.row_step(np.array([0]), log_v[None])
+    kernel = np.exp(problem.f0[0][:, None] + problem.g0[0][None, :] - scaled)
+    if store:
+        np.testing.assert_allclose(problem.stored_kernel(0).T, kernel, rtol=1e-13)
     v = np.exp(log_v)
     expected_u = a / (kernel @ v)
-    expected_col = v * (kernel.T @ expected_u)
-    expected_dual = b @ log_v - a @ np.log(kernel @ v / a)
-    np.testing.assert_allclose(state.log_v, log_v, rtol=0, atol=0)
-    np.testing.assert_allclose(u, expected_u, rtol=1e-14)
-    np.testing.assert_allclose(col, expected_col, rtol=1e-13)
-    assert dual == pytest.approx(expected_dual, rel=1e-13, abs=1e-15)
-    kernel[700] = 0.0  # a row with no mass: no valid row step
-    assert solver._fused_row_step_state(kernel, a, b, log_v) is None
+    np.testing.assert_allclose(u[0], expected_u, rtol=1e-13)
+    np.testing.assert_allclose(col[0], v * (kernel.T @ expected_u), rtol=1e-13)
+    assert dual[0] == pytest.approx(b @ log_v - a @ np.log(kernel @ v), rel=1e-13, abs=1e-15)
+    assert ok[0]
+    if store:
+        for block, cols in zip(problem.kernel, problem.blocks):
+            if cols.start <= 700 < cols.stop:
+                block[0][:, 700 - cols.start] = 0.0  # a row with no mass: no valid row step
+        assert not problem.row_step(np.array([0]), log_v[None])[3][0]
+
+
+def test_a_batch_of_problems_is_solved_as_each_alone(monkeypatch):
+    # Problems sharing their rows are solved together; each must follow its own iterations
+    # (same iterates to rounding), whether the kernels are stored or recomputed.
+    from sinkhorn_em import _balanced, _newton
+    from sinkhorn_em._design import make_design
+
+    monkeypatch.setattr(_balanced, "BLOCK_BYTES", 64 * 8 * 12)
+    rng = np.random.default_rng(7)
+    X = np.concatenate([rng.normal(0, 1, (300, 2)), rng.normal(4, 1, (100, 2))])
+    design = make_design(X, "full")
+    S, K = 4, 3
+    means = X[rng.choice(len(X), size=(S, K))]
+    covariances = np.broadcast_to(np.eye(2), (S, K, 2, 2)).copy()
+    weights = rng.dirichlet(np.ones(K), size=S)
+    a = np.full(len(X), 1.0 / len(X))
+    coefficients = design.coefficients(means, covariances)
+
+    def solve(idx, store):
+        source = _balanced.DesignCost(design, tuple(c[idx] for c in coefficients), 0.8)
+        problem = _balanced.Problem(source, a, weights[idx], store=store)
+        solution = _newton.solve(problem, np.log(weights[idx]), tol=np.full(len(idx), 1e-11), max_iter=200)
+        rows = problem.finish(solution.log_v)[0]
+        return solution, rows, problem.g0 + solution.log_v
+
+    batch, batch_rows, batch_g = solve(np.arange(S), True)
+    recomputed, recomputed_rows, recomputed_g = solve(np.arange(S), False)
+    for s in range(S):
+        alone, rows, g = solve(np.array([s]), True)
+        assert batch.n_iter[s] == alone.n_iter[0] == recomputed.n_iter[s]
+        assert batch.n_hessians[s] == alone.n_hessians[0]
+        np.testing.assert_allclose(batch_g[s], g[0], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(recomputed_g[s], g[0], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(batch_rows[s], rows[0], rtol=1e-12)
+        np.testing.assert_allclose(recomputed_rows[s], rows[0], rtol=1e-12)
+        assert np.abs(rows[0] - a).sum() <= 1e-11
+
+
+def test_a_relative_tolerance_shrinks_each_problems_starting_residual_by_that_factor():
+    # Inexact solves for the fit's early E-steps: problem s stops once its column residual is
+    # relative[s] times the residual it started from (never below tol).
+    from sinkhorn_em import _balanced, _newton
+
+    a, b, cost = separated_mixture_problem(n=800)
+    problems = {}
+    for relative in (None, np.array([1e-2]), np.array([1e-12])):
+        problem = _balanced.Problem(_balanced.DenseCost(cost), a, b[None], store=True)
+        solution = _newton.solve(problem, np.log(b)[None], tol=np.array([1e-9]), max_iter=200, relative=relative)
+        problems[None if relative is None else relative[0]] = (problem, solution)
+    start = np.abs(b - _balanced_start_masses(a, b, cost)).sum()
+    for relative, (problem, solution) in problems.items():
+        expected = 1e-9 if relative is None else max(1e-9, relative * start)
+        assert solution.tol[0] == pytest.approx(expected, rel=1e-12)
+        residual = np.abs(b - problem.col[0]).sum()
+        assert residual <= solution.tol[0]
+    assert problems[1e-2][1].n_iter[0] < problems[None][1].n_iter[0]
+    assert np.abs(b - problems[1e-2][0].col[0]).sum() > 1e-6  # it stopped early
+    assert problems[1e-12][1].n_iter[0] == problems[None][1].n_iter[0]  # 1e-12 * start < 1e-9: exact
+
+
+def _balanced_start_masses(a, b, cost):
+    """Column masses of the first row step from g = log b (log-sum-exps, no kernel)."""
+    g = np.log(b)
+    f = np.log(a) - logsumexp(g[None, :] - cost, axis=1)
+    return np.exp(f[:, None] + g[None, :] - cost).sum(axis=0)
 
 
 def test_newton_can_leave_the_plan_in_factored_form():

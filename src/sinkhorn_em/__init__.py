@@ -9,7 +9,7 @@ spurious local optima.
 from .gaussian import estimate_gaussian_parameters, gaussian_cost, log_gaussian_density
 from .losses import eot_loss, free_energy, nll, semi_relaxed_plan
 from .metrics import ari, matched_parameter_error, nmi, w2_squared
-from .mixture import EOTGaussianMixture
+from .mixture import EOTGaussianMixture, fit_many
 from .sinkhorn import PlanFactors, SinkhornConvergenceWarning, SinkhornResult, sinkhorn_log, sinkhorn_newton
 
 __version__ = "0.1.0"
@@ -22,6 +22,7 @@ __all__ = [
     "ari",
     "eot_loss",
     "estimate_gaussian_parameters",
+    "fit_many",
     "free_energy",
     "gaussian_cost",
     "log_gaussian_density",

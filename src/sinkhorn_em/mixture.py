@@ -24,19 +24,19 @@ non-increasing along the iterations.
 
 from __future__ import annotations
 
-import time
 import warnings
-from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
-import pandas as pd
 from scipy.special import logsumexp
-from sklearn.base import BaseEstimator, DensityMixin
+from sklearn import get_config
+from sklearn.base import BaseEstimator, DensityMixin, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from . import _fit
+from ._balanced import sample_blocks
+from ._design import make_design
 from ._validation import (
     check_covariance_type,
     check_covariances,
@@ -44,13 +44,11 @@ from ._validation import (
     check_weights,
 )
 from .gaussian import (
-    MomentFeatures,
-    estimate_gaussian_parameters,
     gaussian_cost,
     n_covariance_parameters,
     precision_cholesky,
 )
-from .losses import _posterior, balanced_value, free_energy
+from .losses import balanced_value, free_energy
 from .sinkhorn import SinkhornConvergenceWarning
 
 __all__ = ["INITS", "METHODS", "EOTGaussianMixture"]
@@ -58,34 +56,6 @@ __all__ = ["INITS", "METHODS", "EOTGaussianMixture"]
 METHODS = ("em", "oem", "sinkhorn")
 SINKHORN_SOLVERS = ("newton", "sinkhorn")
 INITS = ("k-means++", "random_from_data", "random")
-
-
-@dataclass
-class _EStep:
-    """What one E-step returns: M-step weights (responsibilities or the plan) and objective values."""
-
-    resp: np.ndarray
-    masses: np.ndarray | None  # column sums of resp when known (the weights, for a balanced plan)
-    objective: float
-    nll: float
-    eot_loss: float
-    sinkhorn_iterations: int
-    sinkhorn_converged: bool
-
-
-@dataclass
-class _Run:
-    """Outcome of one initialisation."""
-
-    weights: np.ndarray
-    means: np.ndarray
-    covariances: np.ndarray
-    objective: float
-    converged: bool
-    n_iter: int
-    history: pd.DataFrame
-    trajectory: list | None
-    sinkhorn_failures: int
 
 
 class EOTGaussianMixture(DensityMixin, BaseEstimator):
@@ -101,10 +71,15 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
     method : {"sinkhorn", "em", "oem"}, default="sinkhorn"
         ``"sinkhorn"``: Sinkhorn-EM (balanced E-step, weights fixed); ``"em"``: EM with
         weights fixed (vEM); ``"oem"``: EM re-estimating weights (overparametrised EM).
+        An em/oem iteration is one pass over the data (costs, responsibilities and M-step
+        sums block by block); a Sinkhorn-EM iteration adds the balanced solve, a few
+        matrix-vector passes over the stored kernel (see ``working_memory``).
     covariance_type : {"full", "diag", "spherical", "tied"}, default="full"
     epsilon : float, default=1.0
         Entropic weight. ``1`` gives the likelihood/EOT loss of the paper; other values
         temper the E-step (responsibilities proportional to ``alpha_k exp(-C_ik/eps)``).
+        Cost: any ``epsilon != 1`` adds one pass of exponentials per iteration for the
+        ``nll`` column of ``history_``.
     tol : float, default=1e-6
         Stop when the objective decreases by less than ``tol``. ``0`` runs exactly
         ``max_iter`` iterations.
@@ -120,31 +95,63 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         with fewer than two points).
     n_init : int, default=1
         Number of initialisations; the fit with the lowest final objective is kept.
+        Costs ``n_init`` fits; starts of small problems are fitted together, sharing
+        their passes over the data (see :func:`fit_many`).
     means_init : array-like of shape (K, d), default=None
         Initial means (overrides ``init``).
     covariances_init : array-like, default=None
         Initial covariances in the layout of ``covariance_type``.
-    sinkhorn_tol : float, default=1e-9
-        Tolerance on the row-marginal L1 error of each Sinkhorn solve.
+    sinkhorn_tol : float or "auto", default="auto"
+        Tolerance on the marginal L1 error of each balanced solve. A number: every solve
+        (every Sinkhorn-EM E-step, every tracked EOT loss) reaches it. ``"auto"``:
+        Sinkhorn-EM solves its E-step ``t`` to ``1e-3`` times the objective's last change
+        (at most ``1e-4``, at least ``1e-9``), so that early E-steps, whose plans the next
+        M-step moves far anyway, cost a few passes, and E-steps near convergence are
+        solved to ``1e-9``; convergence is only declared on two E-steps solved to ``1e-9``,
+        so the fit stops where exact E-steps would (the final parameters agree to ~1e-6 or
+        better; a fixed number of iterations with ``tol=0`` follows a slightly different
+        path early on). Every other balanced solve (tracked EOT loss, ``eot_loss``,
+        ``transport_plan``) uses ``1e-9``. Cost: each tenfold tightening costs about one
+        more pass over the kernel per solve (Newton's steps converge fast).
     sinkhorn_max_iter : int, default=1000
-        Maximum Sinkhorn iterations per E-step.
+        Maximum iterations per balanced solve.
     sinkhorn_solver : {"newton", "sinkhorn"}, default="newton"
-        Algorithm for every balanced solve (the Sinkhorn-EM E-step, the tracked and final
-        EOT losses, ``transport_plan``). Both solve the same problem to the same tolerance:
-        ``"sinkhorn"`` iterates log-domain Sinkhorn (:func:`~sinkhorn_em.sinkhorn.sinkhorn_log`);
-        ``"newton"`` keeps Sinkhorn's row update but takes Newton steps on the
-        ``K``-dimensional column potential (:func:`~sinkhorn_em.sinkhorn.sinkhorn_newton`),
-        which needs a few iterations where Sinkhorn needs hundreds (well-separated
-        components whose known weights differ from their current masses).
+        Algorithm for the balanced solves of the fit (the Sinkhorn-EM E-step and the
+        tracked EOT loss): ``"newton"`` keeps Sinkhorn's row update but takes Newton steps
+        on the ``K``-dimensional column potential (as
+        :func:`~sinkhorn_em.sinkhorn.sinkhorn_newton`), a few passes over the kernel where
+        ``"sinkhorn"`` (plain Sinkhorn iterations, one pass each) can need hundreds
+        (well-separated components whose known weights differ from their current
+        masses). Both stop at the same tolerance and reach the same plan. ``transport_plan``
+        and ``eot_loss`` use the corresponding public solver.
     random_state : int, RandomState or None, default=None
     epsilon_schedule : array-like of float, default=None
         Entropic weights for the first ``len(epsilon_schedule)`` iterations (annealing);
         ``epsilon`` afterwards. The convergence test starts once the schedule is over.
-    track_eot_loss : bool, default=True
+    track_eot_loss : bool, default=False
         For ``em``/``oem``, also solve the balanced problem at every iteration so that
-        ``history_`` holds the EOT loss (costs one warm-started balanced solve per iteration).
+        ``history_`` holds the EOT loss. Cost: one warm-started balanced solve per
+        iteration, i.e. the work of a Sinkhorn-EM E-step (about one to two EM iterations);
+        to get the EOT loss of the fitted parameters only, call :meth:`eot_loss` once
+        after the fit instead.
     keep_trajectory : bool, default=False
-        Store the parameters of every iterate in ``trajectory_``.
+        Store the parameters of every iterate in ``trajectory_``. Cost: memory for
+        ``K (d^2 + d + 1)`` numbers per iteration.
+    verbose : int, default=0
+        ``1`` prints one line per initialisation when it stops (converged or not, final
+        objective, seconds); ``2`` also prints every ``verbose_interval`` iterations the
+        iteration, objective, its change, seconds since the start and the balanced
+        solver's iterations (as scikit-learn's ``GaussianMixture``). Negligible cost.
+    verbose_interval : int, default=10
+        Iterations between two progress lines with ``verbose=2``.
+    working_memory : float or None, default=None
+        Memory, in MiB, for the ``(n, K)`` kernel that Sinkhorn-EM keeps between the passes
+        of a balanced solve (``8 n K`` bytes per start). Above it the kernel is not stored
+        but recomputed from the data block by block in every pass (a product with the
+        moment features and an exponential per block), so that memory stays ``O(n d^2)``
+        plus a few MiB of blocks whatever ``n K``, at the price of about one EM iteration
+        of work per pass. ``None`` uses scikit-learn's ``working_memory`` setting
+        (``sklearn.set_config``, default 1024 MiB). em/oem never store an ``(n, K)`` array.
 
     Attributes
     ----------
@@ -162,7 +169,9 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         ``iteration``, ``epsilon``, ``objective``, ``nll`` (at eps = 1), ``eot_loss`` (at the
         iteration's eps; NaN for em/oem unless ``track_eot_loss``), ``sinkhorn_iterations``
         (iterations of the balanced solve: Newton steps with the default
-        ``sinkhorn_solver``), ``seconds`` (wall time since the start of the fit).
+        ``sinkhorn_solver``), ``seconds`` (wall time since the start of the fit),
+        ``sinkhorn_tol`` (the marginal tolerance that iteration's balanced solve was held
+        to, see ``sinkhorn_tol="auto"``; NaN without a balanced solve).
     trajectory_ : list of dict or None
         ``{"weights", "means", "covariances"}`` per iterate when ``keep_trajectory``.
     n_features_in_ : int
@@ -183,13 +192,16 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         n_init=1,
         means_init=None,
         covariances_init=None,
-        sinkhorn_tol=1e-9,
+        sinkhorn_tol="auto",
         sinkhorn_max_iter=1000,
         sinkhorn_solver="newton",
         random_state=None,
         epsilon_schedule=None,
-        track_eot_loss=True,
+        track_eot_loss=False,
         keep_trajectory=False,
+        verbose=0,
+        verbose_interval=10,
+        working_memory=None,
     ):
         self.n_components = n_components
         self.weights = weights
@@ -210,6 +222,9 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         self.epsilon_schedule = epsilon_schedule
         self.track_eot_loss = track_eot_loss
         self.keep_trajectory = keep_trajectory
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.working_memory = working_memory
 
     # ------------------------------------------------------------------ checks
     def _check_hyperparameters(self):
@@ -223,25 +238,59 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}.")
         if self.sinkhorn_solver not in SINKHORN_SOLVERS:
             raise ValueError(f"sinkhorn_solver must be one of {SINKHORN_SOLVERS}, got {self.sinkhorn_solver!r}.")
-        for name in ("epsilon", "reg_covar", "tol", "sinkhorn_tol"):
+        if not (isinstance(self.sinkhorn_tol, str) and self.sinkhorn_tol == "auto"):
+            value = self.sinkhorn_tol
+            if isinstance(value, str) or not (np.isscalar(value) and np.isfinite(value) and value >= 0):
+                raise ValueError(f"sinkhorn_tol must be 'auto' or a finite number >= 0, got {value!r}.")
+        for name in ("epsilon", "reg_covar", "tol"):
             value = getattr(self, name)
             lower_ok = value > 0 if name == "epsilon" else value >= 0
             if not (np.isscalar(value) and np.isfinite(value) and lower_ok):
                 bound = "> 0" if name == "epsilon" else ">= 0"
                 raise ValueError(f"{name} must be a finite number {bound}, got {value!r}.")
-        for name in ("max_iter", "n_init", "sinkhorn_max_iter"):
+        for name in ("max_iter", "n_init", "sinkhorn_max_iter", "verbose_interval"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+        if not isinstance(self.verbose, (int, np.integer, bool)) or self.verbose < 0:
+            raise ValueError(f"verbose must be an integer >= 0, got {self.verbose!r}.")
+        memory = self.working_memory
+        if memory is not None and not (np.isscalar(memory) and np.isfinite(memory) and memory > 0):
+            raise ValueError(f"working_memory must be a number of MiB > 0 or None, got {memory!r}.")
         schedule = np.asarray([] if self.epsilon_schedule is None else self.epsilon_schedule, dtype=float)
         if schedule.ndim != 1 or not np.all(np.isfinite(schedule)) or np.any(schedule <= 0):
             raise ValueError("epsilon_schedule must be a 1-D sequence of finite numbers > 0.")
         return check_weights(self.weights, K), schedule
 
-    # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None):
-        """Fit the mixture to ``X`` (array of shape (n_samples, n_features))."""
-        alpha, schedule = self._check_hyperparameters()
+    def _options(self, schedule):
+        memory = get_config()["working_memory"] if self.working_memory is None else self.working_memory
+        return _fit.Options(
+            method=self.method,
+            covariance_type=self.covariance_type,
+            epsilon=float(self.epsilon),
+            tol=float(self.tol),
+            max_iter=int(self.max_iter),
+            reg_covar=float(self.reg_covar),
+            sinkhorn_tol=self._final_sinkhorn_tol(),
+            sinkhorn_auto=self._auto_sinkhorn_tol(),
+            sinkhorn_max_iter=int(self.sinkhorn_max_iter),
+            sinkhorn_solver=self.sinkhorn_solver,
+            schedule=schedule,
+            track_eot_loss=bool(self.track_eot_loss),
+            keep_trajectory=bool(self.keep_trajectory),
+            working_memory=float(memory) * 2**20,
+            verbose=int(self.verbose),
+            verbose_interval=int(self.verbose_interval),
+        )
+
+    def _auto_sinkhorn_tol(self):
+        return isinstance(self.sinkhorn_tol, str) and self.sinkhorn_tol == "auto"
+
+    def _final_sinkhorn_tol(self):
+        """The tolerance of every balanced solve (``sinkhorn_tol``), or of the final E-steps for ``"auto"``."""
+        return _fit.AUTO_FINAL_TOL if self._auto_sinkhorn_tol() else float(self.sinkhorn_tol)
+
+    def _validated_data(self, X):
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         X = np.asarray(X, dtype=np.float64)
         if X.shape[0] < self.n_components:
@@ -249,19 +298,31 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
                 f"Expected n_samples >= n_components but got n_components={self.n_components}, "
                 f"n_samples={X.shape[0]}; reduce n_components or provide more data."
             )
+        return X
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None):
+        """Fit the mixture to ``X`` (array of shape (n_samples, n_features))."""
+        alpha, schedule = self._check_hyperparameters()
+        X = self._validated_data(X)
         rng = check_random_state(self.random_state)
-        features = MomentFeatures.from_data(X)
-        best = None
-        for _ in range(self.n_init):
-            means, covariances = self._initial_parameters(X, features, rng)
-            run = self._run(features, alpha, schedule, means, covariances)
-            if best is None or run.objective < best.objective:
+        design = make_design(X, self.covariance_type)
+        # The starts draw from the random stream in turn, as n_init sequential fits would.
+        starts = [self._initial_parameters(X, design, rng) for _ in range(self.n_init)]
+        runs = _fit.run_starts(design, alpha, starts, self._options(schedule))
+        best = runs[0]
+        for run in runs[1:]:
+            if run.objective < best.objective:
                 best = run
-        self.weights_, self.means_, self.covariances_ = best.weights, best.means, best.covariances
+        self._set_fitted(best)
+        return self
+
+    def _set_fitted(self, run):
+        self.weights_, self.means_, self.covariances_ = run.weights, run.means, run.covariances
         self.precisions_cholesky_ = precision_cholesky(self.covariances_, self.covariance_type)
-        self.converged_, self.n_iter_, self.lower_bound_ = best.converged, best.n_iter, best.objective
-        self.history_, self.trajectory_ = best.history, best.trajectory
-        if best.sinkhorn_failures:
+        self.converged_, self.n_iter_, self.lower_bound_ = run.converged, run.n_iter, run.objective
+        self.history_, self.trajectory_ = run.history, run.trajectory
+        if run.sinkhorn_failures:
             what = (
                 "Sinkhorn E-step(s)"
                 if self.method == "sinkhorn"
@@ -269,23 +330,22 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
                 "the fit itself is unaffected)"
             )
             warnings.warn(
-                f"{best.sinkhorn_failures} {what} stopped at sinkhorn_max_iter="
-                f"{self.sinkhorn_max_iter} before reaching sinkhorn_tol={self.sinkhorn_tol:g}; "
+                f"{run.sinkhorn_failures} {what} stopped at sinkhorn_max_iter="
+                f"{self.sinkhorn_max_iter} before reaching sinkhorn_tol={self._final_sinkhorn_tol():g}; "
                 "increase sinkhorn_max_iter or epsilon"
                 + ("." if self.method == "sinkhorn" else ", or set track_eot_loss=False."),
                 SinkhornConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         if not self.converged_ and self.tol > 0:
             warnings.warn(
                 f"{type(self).__name__} ({self.method}) did not converge within max_iter="
                 f"{self.max_iter} iterations (tol={self.tol:g}); increase max_iter or tol.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        return self
 
-    def _initial_parameters(self, X, features, rng):
+    def _initial_parameters(self, X, design, rng):
         K, (n, d) = self.n_components, X.shape
         if self.means_init is not None:
             means = check_means(self.means_init, K, d).copy()
@@ -296,122 +356,35 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         elif self.init == "random_from_data":
             means = X[rng.choice(n, size=K, replace=False)].copy()
         else:  # "random": an M-step on random responsibilities, as scikit-learn does
-            resp = rng.uniform(size=(n, K))
-            resp /= resp.sum(axis=1, keepdims=True)
-            _, means, covariances = estimate_gaussian_parameters(features, resp, self.reg_covar, self.covariance_type)
+            # Drawn block by block: the same numbers as one (n, K) draw, without the array.
+            stats = None
+            for cols in sample_blocks(n, K):
+                resp = rng.uniform(size=(cols.stop - cols.start, K))
+                resp /= resp.sum(axis=1, keepdims=True)
+                part = design.statistics(resp.T[None], cols)
+                stats = part if stats is None else stats + part
+            _, means, covariances = design.parameters(stats, self.reg_covar)
             if self.covariances_init is not None:
-                covariances = self._checked_covariances_init(d)
-            return means, covariances
+                return means[0], self._checked_covariances_init(d)
+            return means[0], covariances[0]
         if self.covariances_init is not None:
             return means, self._checked_covariances_init(d)
-        return means, self._covariances_around(features, X, means)
+        return means, _fit.covariances_around(design, X, means, self.reg_covar)
 
     def _checked_covariances_init(self, d):
         return check_covariances(self.covariances_init, self.covariance_type, self.n_components, d).copy()
 
-    def _covariances_around(self, features, X, means):
-        """Covariances of the points nearest to each initial mean (pooled when too few)."""
-        sq_dist = (X**2).sum(1)[:, None] - 2.0 * X @ means.T + (means**2).sum(1)[None, :]
-        labels = sq_dist.argmin(axis=1)
-        resp = np.zeros((X.shape[0], self.n_components))
-        resp[np.arange(X.shape[0]), labels] = 1.0
-        counts = resp.sum(axis=0)
-        _, _, covariances = estimate_gaussian_parameters(features, resp, self.reg_covar, self.covariance_type)
-        sparse = counts < 2
-        if np.any(sparse) and self.covariance_type != "tied":
-            pooled = estimate_gaussian_parameters(
-                features, np.ones((X.shape[0], 1)), self.reg_covar, self.covariance_type
-            )[2][0]
-            covariances[sparse] = pooled
-        return covariances
-
-    def _run(self, features, alpha, schedule, means, covariances) -> _Run:
-        """The one fit loop: E-step, bookkeeping, convergence test, M-step, weight update."""
-        weights = alpha.copy()
-        warm = _WarmStart()  # balanced-solver state carried across iterations
-        rows, trajectory = [], [] if self.keep_trajectory else None
-        previous, converged, failures, n_iter = np.inf, False, 0, 0
-        step = None
-        start = time.perf_counter()
-        for iteration in range(self.max_iter + 1):
-            eps = schedule[iteration] if iteration < schedule.size else float(self.epsilon)
-            cost = gaussian_cost(features, means, covariances, self.covariance_type)
-            step, warm = self._e_step(cost, weights, eps, warm)
-            failures += not step.sinkhorn_converged
-            rows.append(
-                (
-                    iteration,
-                    eps,
-                    step.objective,
-                    step.nll,
-                    step.eot_loss,
-                    step.sinkhorn_iterations,
-                    time.perf_counter() - start,
-                )
-            )
-            if trajectory is not None:
-                trajectory.append({"weights": weights.copy(), "means": means.copy(), "covariances": covariances.copy()})
-            n_iter = iteration
-            # Objectives at different epsilons are not comparable: test only after the schedule.
-            if iteration > schedule.size and abs(previous - step.objective) < self.tol:
-                converged = True
-                break
-            if iteration == self.max_iter:
-                break
-            previous = step.objective
-            nk, means, covariances = estimate_gaussian_parameters(
-                features, step.resp, self.reg_covar, self.covariance_type, masses=step.masses
-            )
-            if self.method == "oem":
-                weights = nk / nk.sum()
-        history = pd.DataFrame(
-            rows, columns=["iteration", "epsilon", "objective", "nll", "eot_loss", "sinkhorn_iterations", "seconds"]
-        )
-        return _Run(
-            weights, means, covariances, float(step.objective), converged, n_iter, history, trajectory, failures
-        )
-
-    def _e_step(self, cost, weights, eps, warm):
-        """Minimise F over the coupling for the current parameters (method-specific)."""
-        if self.method == "sinkhorn":
-            # Forming the plan is one pass over (n, K); the M-step on its factors instead
-            # rescales each of its (n, d (d + 3) / 2 + 1) moment columns: form it when K is smaller.
-            d = self.n_features_in_
-            form_plan = cost.shape[1] <= d * (d + 3) // 2 + 1
-            value, result = self._balanced(cost, weights, eps, warm, form_plan=form_plan)
-            nll_value = _nll_from_plan(result, weights, cost)
-            # The plan is the responsibilities over n (the M-step is invariant to that factor),
-            # handed over unformed when the solver allows: the M-step needs only products.
-            plan = result.plan if result.plan is not None else result.factors
-            return (
-                _EStep(plan, weights, value, nll_value, value, result.n_iter, result.converged),
-                _WarmStart.of(result),
-            )
-        resp, value = _posterior(cost, weights, eps)
-        nll_value = value if eps == 1.0 else _nll_from_cost(cost, weights)
-        eot, n_sinkhorn, ok = np.nan, 0, True
-        if self.track_eot_loss:
-            eot, result = self._balanced(cost, weights, eps, warm)
-            n_sinkhorn, ok, warm = result.n_iter, result.converged, _WarmStart.of(result)
-        return _EStep(resp, None, value, nll_value, eot, n_sinkhorn, ok), warm
-
-    def _balanced(self, cost, weights, eps, warm=None, form_plan=True, warn=False):
-        """The balanced problem at the estimator's solver settings, warm-started if ``warm``.
-
-        Inside the fit loop failures are counted and reported once (``warn=False``).
-        """
-        warm = warm or _WarmStart()
+    # ------------------------------------------------------------------ balanced problems
+    def _balanced(self, cost, weights, eps, warn=False):
+        """The balanced problem at the estimator's solver settings."""
         return balanced_value(
             cost,
             weights,
             eps,
-            tol=self.sinkhorn_tol,
+            tol=self._final_sinkhorn_tol(),
             max_iter=self.sinkhorn_max_iter,
-            g_init=warm.g,
-            hessian_init=warm.hessian,
             warn=warn,
             solver=self.sinkhorn_solver,
-            form_plan=form_plan,
         )
 
     # ------------------------------------------------------------------ inference
@@ -469,39 +442,62 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         return -2.0 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
 
 
-class _WarmStart(NamedTuple):
-    """What one balanced solve hands to the next: column potential and Newton curvature."""
+def fit_many(estimator, X, means_init, covariances_init=None):
+    """Fit ``estimator`` from several starts at once; one fitted copy per start.
 
-    g: np.ndarray | None = None
-    hessian: np.ndarray | None = None
+    Equivalent to fitting ``clone(estimator).set_params(means_init=means_init[s],
+    covariances_init=covariances_init[s])`` for every ``s`` (the same iterations and
+    results, to rounding: each start's arithmetic does not depend on the others), but small
+    problems share their passes over the data, which divides the per-iteration overhead of
+    many small fits by the number of starts batched together.
 
-    @classmethod
-    def of(cls, result):
-        return cls(result.g, result.hessian)
+    Parameters
+    ----------
+    estimator : EOTGaussianMixture
+        Settings of every fit (``means_init``, ``covariances_init`` and ``n_init`` are
+        ignored).
+    X : array-like of shape (n_samples, n_features)
+    means_init : array-like of shape (n_starts, K, d)
+    covariances_init : array-like of shape (n_starts, ...) or None
+        Initial covariances per start, in the layout of ``covariance_type``; ``None``
+        gives each start the estimator's default (covariances around its initial means).
 
-
-def _nll_from_plan(result, weights, cost):
-    """NLL at eps = 1 from a Sinkhorn plan without another pass of exponentials.
-
-    With ``P_ik = exp(f_i + g_k - C_ik/eps)`` and eps = 1,
-    ``sum_k alpha_k e^{-C_ik} = e^{-f_i} sum_k P_ik alpha_k e^{-g_k}``: one matrix-vector
-    product. Falls back to log-sum-exp when eps != 1 or when the column factors span so
-    many orders of magnitude that underflowed plan entries could matter.
+    Returns
+    -------
+    list of EOTGaussianMixture
+        Fitted clones of ``estimator`` in the order of the starts.
     """
-    shift = np.log(weights) - result.g
-    if result.epsilon != 1.0 or np.ptp(shift) > 600.0:
-        return _nll_from_cost(cost, weights)
-    top = shift.max()
-    column_weights = np.exp(shift - top)
-    mixture = result.plan @ column_weights if result.plan is not None else result.factors.matmul(column_weights)
-    if not np.all(mixture > 0):
-        return _nll_from_cost(cost, weights)
-    return float(np.mean(result.f - top - np.log(mixture)))
-
-
-def _nll_from_cost(cost, weights):
-    return _posterior(cost, weights, 1.0)[1]
+    means_init = np.asarray(means_init, dtype=float)
+    if means_init.ndim != 3:
+        raise ValueError(f"means_init must have shape (n_starts, n_components, n_features), got {means_init.shape}.")
+    count = means_init.shape[0]
+    if covariances_init is not None and len(covariances_init) != count:
+        raise ValueError(
+            f"covariances_init must hold one covariance set per start ({count}), got {len(covariances_init)}."
+        )
+    models = [
+        clone(estimator).set_params(
+            means_init=means_init[s],
+            covariances_init=None if covariances_init is None else np.asarray(covariances_init[s], dtype=float),
+            n_init=1,
+        )
+        for s in range(count)
+    ]
+    if not models:
+        return []
+    first = models[0]
+    alpha, schedule = first._check_hyperparameters()
+    X = first._validated_data(X)
+    design = make_design(X, first.covariance_type)
+    starts = [model._initial_parameters(X, design, None) for model in models]
+    runs = _fit.run_starts(design, alpha, starts, first._options(schedule))
+    for model, run in zip(models, runs):
+        for name in ("n_features_in_", "feature_names_in_"):
+            if hasattr(first, name):
+                setattr(model, name, getattr(first, name))
+        model._set_fitted(run)
+    return models
 
 
 # Keep free_energy importable from here for users reading the maths next to the loop.
-__all__ += ["free_energy"]
+__all__ += ["fit_many", "free_energy"]

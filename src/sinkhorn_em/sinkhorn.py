@@ -35,10 +35,9 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
-import scipy.linalg
 from scipy.special import logsumexp
 
-from . import _reductions
+from . import _balanced, _newton, _reductions
 
 __all__ = [
     "PlanFactors",
@@ -366,84 +365,6 @@ def sinkhorn_log(
     )
 
 
-# The quadratic model behind a Newton step is not trusted beyond this change of the column
-# log-scaling: longer steps are scaled back to it before the line search.
-_MAX_NEWTON_STEP = 20.0
-_MAX_BACKTRACKS = 12
-# Ridge on the Hessian, relative to the column masses: keeps it invertible along groups of
-# components that share no point (where the step is then decided by the line search).
-_NEWTON_RIDGE = 1e-10
-# Below this predicted increase the semi-dual's rounding error hides Armijo's test: a step
-# is accepted there when it shrinks the column residual.
-_ROUNDING_LEVEL = 1e-13
-# Newton steps are tried once every column mass is within this log-ratio of its target.
-_NEWTON_REGION = 1.0
-# Hessian reuse (see _worthwhile_contraction): a step whose residual ratio (new / old) is
-# below the first bound always keeps the Hessian, above the second always refreshes it.
-_MIN_CHORD_CONTRACTION = 1e-3
-_MAX_CHORD_CONTRACTION = 0.5
-# Cost of a fresh Hessian in line-search trials: about 1 + K / _GRAM_COLUMNS_PER_TRIAL for
-# the Gram product, _NARROW_HESSIAN_TRIALS for column dot products. Calibrated with
-# benchmarks/bench_core.py (n = 50,000; K = 3, 45, 195): timing the Gram product alone
-# suggests ~60, but a fresh Hessian also buys quadratic convergence, which the two-step
-# model undercounts.
-_GRAM_COLUMNS_PER_TRIAL = 200.0
-_NARROW_HESSIAN_TRIALS = 0.5
-
-
-def _semi_dual_hessian(kernel, u, v, a, buffer):
-    """Negative Hessian of the semi-dual in the column log-scaling, as a graph Laplacian.
-
-    With ``P = diag(u) kernel diag(v)`` (rows summing to ``a``), the semi-dual
-    :math:`\\varphi(g) = \\langle b, g\\rangle - \\sum_i a_i \\log \\sum_k e^{f^0_i + g_k - C_{ik}/\\varepsilon}`
-    has :math:`-\\nabla^2\\varphi = \\mathrm{diag}(P^T 1) - P^T \\mathrm{diag}(1/a) P`. Its
-    off-diagonal entries are ``-W_kj`` with ``W = P^T diag(1/a) P`` (the mass components
-    ``k`` and ``j`` share) and, because the rows of ``P`` sum to ``a``, its diagonal is
-    ``sum_{j != k} W_kj``: computing it that way avoids subtracting two nearly equal numbers
-    when the components are well separated.
-
-    ``W`` is a sum of non-negative terms, so single precision gives every entry, and
-    hence the Laplacian in the positive semi-definite order, to a relative ~1e-6: ample
-    for choosing a Newton direction (the gradient and line search stay in double), at
-    half the cost of the ``n K^2`` Gram product. ``buffer`` is a float32 ``(n, K)`` array.
-    With at most ``_reductions.NARROW`` columns the entries are column dot products in
-    double precision instead (a skinny Gram product is dominated by overhead).
-    """
-    K = kernel.shape[1]
-    if K <= _reductions.NARROW:
-        # Few columns: K (K - 1) / 2 dot products in double precision beat a skinny Gram product.
-        shared = np.zeros((K, K))
-        weights = u * u / a
-        for k in range(K - 1):
-            weighted_column = kernel[:, k] * weights
-            for j in range(k + 1, K):
-                shared[k, j] = shared[j, k] = v[k] * v[j] * (weighted_column @ kernel[:, j])
-        return np.diag(shared.sum(axis=1)) - shared
-    np.copyto(buffer, kernel, casting="same_kind")
-    _reductions.multiply_rows(buffer, (u / np.sqrt(a)).astype(np.float32))
-    # Scaling by v here, not on the Gram product, keeps every entry of buffer = P / sqrt(a)
-    # below sqrt(a_i): u alone can reach e^50, whose square overflows single precision.
-    buffer *= v.astype(np.float32)[None, :]
-    shared = (buffer.T @ buffer).astype(float)
-    np.fill_diagonal(shared, 0.0)
-    hessian = -shared
-    hessian[np.diag_indices_from(hessian)] = shared.sum(axis=1)
-    return hessian
-
-
-def _newton_factor(hessian, col):
-    """Cholesky factor of the regularised Newton system; ``None`` if it is numerically singular."""
-    K = col.size
-    system = hessian + _NEWTON_RIDGE * np.diag(col)
-    # The Laplacian vanishes along constant shifts of g, which change nothing; pin that
-    # direction with a rank-one term (the residual sums to zero, so the step is unchanged).
-    system += hessian.diagonal().mean() / K + _NEWTON_RIDGE * col.mean() / K
-    try:
-        return scipy.linalg.cho_factor(system, lower=True, check_finite=False)
-    except np.linalg.LinAlgError:
-        return None
-
-
 def _check_hessian_init(hessian_init, K):
     if hessian_init is None:
         return None
@@ -454,151 +375,6 @@ def _check_hessian_init(hessian_init, K):
             "SinkhornResult.hessian for the same components."
         )
     return hessian
-
-
-def _finish_plan(kernel, u, v):
-    """``kernel <- diag(u) kernel diag(v)`` in one blocked pass; returns the new row sums."""
-    row_sums = np.empty(kernel.shape[0])
-    for block, rows in _row_blocks(kernel):
-        _reductions.scale_rows_and_columns(block, u[rows], v)
-        row_sums[rows] = _reductions.row_sums(block)
-    return row_sums
-
-
-class _Scalings(NamedTuple):
-    """An iterate of :func:`sinkhorn_newton` on an absorbed kernel (rows summing to ``a``).
-
-    ``log_v`` is the column log-scaling, ``u = a / (kernel @ v)`` the row scaling that makes
-    the rows of ``diag(u) kernel diag(v)`` sum to ``a``, ``col`` that plan's column masses
-    and ``dual`` the semi-dual ``<b, log v> - <a, log(kernel @ v / a)>`` (0 at ``v = 1``).
-    """
-
-    log_v: np.ndarray
-    u: np.ndarray
-    col: np.ndarray
-    dual: float
-
-
-def _fused_row_step_state(kernel, a, b, log_v):
-    """Row half-step on the absorbed kernel for ``v = exp(log_v)``: the :class:`_Scalings`.
-
-    ``None`` if a row sum is not positive. The row sums ``kernel @ v`` and the column
-    masses ``kernel.T @ u`` are computed block of rows by block of rows, so each block is
-    still in cache for the second product (40% faster than two full passes at ``K = 195``).
-    """
-    n, K = kernel.shape
-    v = np.exp(log_v)
-    row_sum, u = np.empty(n), np.empty(n)
-    col = np.zeros(K)
-    for block, rows in _row_blocks(kernel):
-        block_sum = np.matmul(block, v, out=row_sum[rows])
-        if not block_sum.min() > 0.0:
-            return None
-        block_u = np.divide(a[rows], block_sum, out=u[rows])
-        col += block.T @ block_u
-    col *= v
-    return _Scalings(log_v, u, col, float(b @ log_v - a @ np.log(row_sum / a)))
-
-
-def _worthwhile_contraction(remaining, K):
-    """Largest residual contraction per step for which reusing the Hessian beats a fresh one.
-
-    Reaching tol from ``remaining = residual / tol`` takes about ``log(remaining) /
-    log(1 / rho)`` steps contracting by ``rho``, or about two Newton steps with fresh
-    Hessians, each costing ``1 + c`` line-search trials where a Hessian costs ``c`` trials.
-    Reuse pays while ``rho < remaining ** (-1 / (2 (1 + c)))``.
-    """
-    if remaining <= 1.0:
-        return 1.0
-    hessian_cost = _NARROW_HESSIAN_TRIALS if K <= _reductions.NARROW else 1.0 + K / _GRAM_COLUMNS_PER_TRIAL
-    exponent = -1.0 / (2.0 * (1.0 + hessian_cost))
-    return float(np.clip(remaining**exponent, _MIN_CHORD_CONTRACTION, _MAX_CHORD_CONTRACTION))
-
-
-def _bfgs_update(hessian, step, gradient_change):
-    """BFGS update of the negative semi-dual Hessian after ``step`` changed the column masses.
-
-    Constant shifts of ``g`` change nothing, so the step is projected off them first; the
-    update then keeps the Laplacian's null vector and its positive semi-definiteness
-    (``gradient_change @ step > 0`` by strict concavity along the step). Skipped when the
-    curvature along the step is lost in rounding.
-    """
-    step = step - step.mean()
-    curvature = float(gradient_change @ step)
-    hessian_step = hessian @ step
-    model_curvature = float(step @ hessian_step)
-    scale = np.sqrt(float(gradient_change @ gradient_change) * float(step @ step))
-    if not (curvature > 1e-10 * scale and model_curvature > 0.0):
-        return hessian
-    return (
-        hessian
-        - np.outer(hessian_step, hessian_step) / model_curvature
-        + np.outer(gradient_change, gradient_change) / curvature
-    )
-
-
-class _Curvature:
-    """The Hessian Newton steps use, reused (with BFGS corrections) until it is stale."""
-
-    def __init__(self, hessian=None):
-        self.hessian = hessian
-        self.stale = False
-        self.evaluations = 0
-
-    def at(self, kernel, state, a, buffer):
-        if self.stale or self.hessian is None:
-            self.hessian = _semi_dual_hessian(kernel, state.u, np.exp(state.log_v), a, buffer)
-            self.stale = False
-            self.evaluations += 1
-        return self.hessian
-
-
-def _newton_or_sinkhorn_step(kernel, buffer, a, b, tol, state, curvature):
-    """One iteration of :func:`sinkhorn_newton` on the absorbed kernel; returns the new state.
-
-    Tries a Newton step on the semi-dual with a backtracking line search; takes the
-    Sinkhorn column half-step when the column masses are still far from ``b`` or when no
-    Newton step is accepted (``None`` if that step leaves a row sum non-positive). Updates
-    ``curvature`` (BFGS correction, staleness).
-    """
-    residual = b - state.col
-    step = None
-    # Far from the solution (a column mass off by more than a factor e) the quadratic model
-    # is poor, and the Sinkhorn step, which fixes every column's relative error at once,
-    # makes more progress per unit of work.
-    if np.abs(np.log(state.col / b)).max() <= _NEWTON_REGION:
-        factor = _newton_factor(curvature.at(kernel, state, a, buffer), state.col)
-        if factor is not None:
-            step = scipy.linalg.cho_solve(factor, residual, check_finite=False)
-            if not np.all(np.isfinite(step)):
-                step = None
-    if step is not None:
-        t = min(1.0, _MAX_NEWTON_STEP / max(np.abs(step).max(), 1e-300))
-        slope = float(residual @ step)  # > 0: the step ascends the semi-dual
-        residual_norm = float(residual @ residual)
-        for _ in range(_MAX_BACKTRACKS):
-            trial = _fused_row_step_state(kernel, a, b, state.log_v + t * step)
-            if trial is not None:
-                trial_residual = b - trial.col
-                trial_residual_norm = float(trial_residual @ trial_residual)
-                gain = t * slope
-                if gain > _ROUNDING_LEVEL:
-                    accepted = trial.dual >= state.dual + 1e-4 * gain
-                else:
-                    accepted = trial_residual_norm < residual_norm
-                if accepted:
-                    # The Hessian is reused while full steps shrink the residual fast
-                    # enough; a shortened or slow step asks for a fresh one.
-                    contraction = np.sqrt(trial_residual_norm / residual_norm)
-                    remaining = float(np.abs(trial_residual).sum()) / max(tol, 1e-300)
-                    curvature.stale = t < 1.0 or contraction > _worthwhile_contraction(remaining, b.size)
-                    curvature.hessian = _bfgs_update(
-                        curvature.hessian, trial.log_v - state.log_v, trial.col - state.col
-                    )
-                    return trial
-            t *= 0.5
-    curvature.stale = True
-    return _fused_row_step_state(kernel, a, b, state.log_v + np.log(b / state.col))
 
 
 def sinkhorn_newton(
@@ -682,70 +458,36 @@ def sinkhorn_newton(
     """
     a, b, scaled = _check_problem(a, b, cost, epsilon, max_iter)
     n, K = scaled.shape
-    log_a, log_b = np.log(a), np.log(b)
-    g = _initial_column_potential(scaled, log_b, f_init, g_init)
-
-    kernel = np.empty_like(scaled)
-    buffer = np.empty(scaled.shape, dtype=np.float32)  # for the Hessian's Gram product
-    factors = None
-    # The Hessian in g does not depend on where the potentials were absorbed: it is kept
-    # across rebuilds.
-    curvature = _Curvature(_check_hessian_init(hessian_init, K))
-    n_iter, rebuild = 0, True
-    while True:
-        if rebuild:
-            (f0, col), g0 = _log_row_step(scaled, g, log_a, a, kernel), g
-            state = _Scalings(np.zeros(K), np.ones(n), col, 0.0)
-            rebuild = False
-        n_iter += 1
-        if not state.col.min() >= _UNDERFLOW:
-            # A column's mass underflowed in the kernel: take this column step in the log domain.
-            f = f0 + np.log(state.u)
-            g = log_b - logsumexp(f[:, None] - scaled, axis=0)
-            if n_iter >= max_iter:
-                np.exp(f[:, None] + g[None, :] - scaled, out=kernel)
-                rows = _reductions.row_sums(kernel)
-                break
-            rebuild = True
-            continue
-        if np.abs(b - state.col).sum() <= tol or n_iter >= max_iter:
-            # A last Sinkhorn column half-step makes the columns exact and leaves a row
-            # error no larger than the column residual.
-            log_v = state.log_v + np.log(b / state.col)
-            v = np.exp(log_v)
-            if form_plan:
-                rows = _finish_plan(kernel, state.u, v)
-            else:
-                factors = PlanFactors(kernel, state.u, v)
-                rows = factors.row_sums()
-            f, g = f0 + np.log(state.u), g0 + log_v
-            break
-        new_state = _newton_or_sinkhorn_step(kernel, buffer, a, b, tol, state, curvature)
-        if new_state is None:
-            # Even the Sinkhorn step left a row without mass in the scaling domain: take it
-            # in the log domain instead.
-            g = g0 + state.log_v + np.log(b / state.col)
-            rebuild = True
-            continue
-        state = new_state
-        if np.abs(state.log_v).max() > _ABSORB_LOG_BOUND or not np.all(np.isfinite(state.col)):
-            g = g0 + state.log_v
-            rebuild = True
-
+    g = _initial_column_potential(scaled, np.log(b), f_init, g_init)
+    hessian = _check_hessian_init(hessian_init, K)
+    problem = _balanced.Problem(_balanced.DenseCost(scaled), a, b[None, :], store=True)
+    solution = _newton.solve(
+        problem,
+        g[None, :],
+        tol=np.array([tol], dtype=float),
+        max_iter=max_iter,
+        hessian_init=None if hessian is None else (hessian[None], np.ones(1, dtype=bool)),
+    )
+    plan = np.empty((n, K)) if form_plan else None
+    rows = problem.finish(solution.log_v, plan=plan)[0][0]
+    log_v = solution.log_v[0]
+    u = problem.u[0]
+    factors = None if form_plan else PlanFactors(problem.stored_kernel(0).T, u, np.exp(log_v))
     err = float(np.abs(rows - a).sum())
     converged = err <= tol
+    n_iter = int(solution.n_iter[0])
     if warn and not converged:
         _warn_not_converged(err, tol, n_iter, epsilon)
     return SinkhornResult(
-        f=f,
-        g=g,
+        f=problem.f0[0] + np.log(u),
+        g=problem.g0[0] + log_v,
         n_iter=n_iter,
         converged=converged,
         marginal_error=err,
-        plan=kernel if factors is None else None,
+        plan=plan,
         epsilon=float(epsilon),
         row_marginal=rows,
-        hessian=curvature.hessian,
-        n_hessians=curvature.evaluations,
+        hessian=solution.hessian[0] if solution.has_hessian[0] else None,
+        n_hessians=int(solution.n_hessians[0]),
         factors=factors,
     )

@@ -1,0 +1,406 @@
+"""Balanced entropic OT for a batch of problems sharing their rows, kernel stored or recomputed.
+
+The engine behind :func:`~sinkhorn_em.sinkhorn.sinkhorn_newton` and the Sinkhorn-EM E-step.
+``S`` problems (one per start of a batch of fits) share the row marginal ``a`` (``n``
+samples) and have ``K`` columns each, with column marginals ``b[s]``. Each is solved
+independently by the iterations documented in :func:`~sinkhorn_em.sinkhorn.sinkhorn_newton`
+(Sinkhorn's row update, Newton steps on the column log-scaling with an Armijo line search,
+a reused and BFGS-corrected Laplacian Hessian, Sinkhorn steps far from the solution; see
+:mod:`._newton`); this module holds the problems and their passes over the data, which is
+all the batch shares. Each problem's arithmetic does not depend
+on the other problems of its batch.
+
+Kernels are laid out ``(S, K, n)`` (samples contiguous) and every pass runs block of samples
+by block of samples, so that what a pass computes from a block is reused while the block is
+in cache. The kernel ``exp(f0 + g0 - C/eps)`` is either **stored** (``S K n`` doubles), or,
+when that exceeds the memory budget, **recomputed** block by block from the costs (for a
+fit: one product with the moment features and one exponential per block), so that memory
+stays ``O(n + block)`` whatever ``n K``.
+
+Every entry of a stored kernel is ``exp(g0_k - C_ik/eps - max_k(...))``: at most 1, and 1
+for each sample's largest entry, so the row scaling ``u = a / (kernel v)`` stays within
+``[a / (K max v), a / min v]``; the column scaling ``v = exp(log_v)`` is absorbed into the
+potentials (a rebuild) as soon as it leaves ``[e^-50, e^50]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Scalings outside [exp(-50), exp(50)] are absorbed into the potentials.
+ABSORB_LOG_BOUND = 50.0
+# Kernel entries below exp(-600) times their sample's largest entry are stored as exp(-600):
+# an exponential or a product that would underflow to a subnormal number runs ~20-100x
+# slower, and such an entry changes no row or column sum by more than 1e-250 relative.
+LOG_FLOOR = -600.0
+# A column mass below this (which a column of floored entries has) gives its column step in
+# the log domain.
+UNDERFLOW = 1e-250
+# Bytes of one (S, K, block) array: small enough that the second use of a block hits the cache.
+BLOCK_BYTES = 1 << 20
+# Up to this many components the Hessian's Gram product is done in double precision.
+NARROW = 8
+# Single-precision Gram operands are rounded to multiples of 2**-63 (x + c - c with
+# c = 2**-40): entries below 5e-20 become zero and every product of two non-zero entries
+# stays a normal float (subnormal products run ~100x slower). The absolute change, < 6e-20
+# per entry, is far below single precision for the entries that matter (~ sqrt(1/n)).
+_ROUND_OFF = np.float32(2.0**-40)
+# A single-precision kernel (dtype=np.float32) is stored rounded to multiples of 2**-93
+# (x + c - c with c = 2**-70): entries below 2**-94 (relative to their sample's largest, 1)
+# become zero, so that no stored entry, and no product of one with a scaling, is subnormal;
+# for the same reason its scalings are kept within [e^-20, e^20], and its products accumulate
+# in single precision over blocks of at most SINGLE_MAX_BLOCK samples only.
+_SINGLE_ROUND_OFF = np.float32(2.0**-70)
+SINGLE_ABSORB_LOG_BOUND = 20.0
+SINGLE_MAX_BLOCK = 2048
+
+
+def sample_blocks(n, width, block_bytes=None, max_size=None):
+    """Slices of about ``block_bytes`` (at most ``max_size`` samples) for arrays with ``width`` doubles per sample."""
+    block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
+    size = max(64, block_bytes // (8 * max(width, 1)))
+    if max_size is not None:
+        size = min(size, max_size)
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+class DenseCost:
+    """A given ``(n, K)`` matrix of scaled costs ``C / eps``: one problem."""
+
+    def __init__(self, scaled):
+        self.scaled = scaled
+        self.n, self.K = scaled.shape
+        self.S = 1
+
+    def prepare(self, idx, offsets):
+        """A function ``(cols, out) -> offsets[s, k] - C[i, k] / eps`` as ``(1, K, B)``."""
+        offsets = np.asarray(offsets, dtype=float)[:, :, None]
+
+        def block(cols, out=None):
+            return np.subtract(offsets, self.scaled[cols].T[None], out=out)
+
+        return block
+
+
+class DesignCost:
+    """Scaled costs ``C / eps`` of a stack of parameter sets on a design (``_design``)."""
+
+    def __init__(self, design, coefficients, epsilon):
+        self.design = design
+        self.coefficients = coefficients
+        self.epsilon = float(epsilon)
+        self.n = design.n
+        self.S, self.K = coefficients[-1].shape
+
+    def prepare(self, idx, offsets):
+        """A function ``(cols, out) -> offsets[s, k] - C[s, k, i] / eps`` for the problems ``idx``."""
+        coefficients = self.coefficients if len(idx) == self.S else tuple(c[idx] for c in self.coefficients)
+        prepared = self.design.log_kernel_coefficients(coefficients, offsets, 1.0 / self.epsilon)
+        design = self.design
+
+        def block(cols, out=None):
+            return design.log_kernel(prepared, cols, out)
+
+        return block
+
+
+class Problem:
+    """``S`` balanced problems sharing the row marginal ``a``; holds the kernel and the iterate.
+
+    ``store=True`` keeps the absorbed kernel (``S K n`` doubles, one contiguous array per
+    block of samples); ``False`` recomputes it from ``source`` in every pass. ``workspace``
+    (a dict) lends the kernel and work arrays from one problem to the next of the same
+    shape: the first write to fresh memory costs as much as the write itself (page faults).
+    ``dtype=np.float32`` stores the kernel in single precision (half the bytes moved by every
+    pass; products with it accumulate in single precision within a block of at most
+    ``SINGLE_MAX_BLOCK`` samples, in double across blocks): column masses then carry
+    relative errors of ~1e-7, which only inexact solves may use. It needs a uniform ``a``.
+    """
+
+    def __init__(self, source, a, b, *, store, workspace=None, dtype=np.float64):
+        self.source = source
+        self.a = a
+        self.log_a = np.log(a)
+        self.sqrt_a = np.sqrt(a)
+        self.b = b
+        self.log_b = np.log(b)
+        self.S, self.K = b.shape
+        self.n = a.size
+        self.single = bool(store) and np.dtype(dtype) == np.float32
+        self.absorb_bound = SINGLE_ABSORB_LOG_BOUND if self.single else ABSORB_LOG_BOUND
+        self.blocks = sample_blocks(self.n, self.S * self.K, max_size=SINGLE_MAX_BLOCK if self.single else None)
+        self._scratch = {} if workspace is None else workspace
+        self.kernel = None
+        if store:
+            key = ("kernel", self.S, self.K, self.n, len(self.blocks), np.dtype(dtype).str)
+            self.kernel = self._scratch.get(key)
+            if self.kernel is None:
+                for other in [k for k in self._scratch if k[0] == "kernel"]:
+                    del self._scratch[other]  # one kernel at a time
+                self.kernel = [np.empty((self.S, self.K, c.stop - c.start), dtype=dtype) for c in self.blocks]
+                self._scratch[key] = self.kernel
+        self.f0 = np.zeros((self.S, self.n))
+        self.g0 = np.zeros((self.S, self.K))
+        self.log_v = np.zeros((self.S, self.K))
+        self.u = np.ones((self.S, self.n))
+        self.col = np.zeros((self.S, self.K))
+        self.dual = np.zeros(self.S)
+        self.passes = 0  # passes over the data (for the benchmark)
+        self.mixture_log_weights = None  # see build
+        self.log_mixture = None
+        self.has_log_mixture = None
+
+    # ------------------------------------------------------------------ helpers
+    def _all(self, idx):
+        return len(idx) == self.S
+
+    def scratch(self, name, shape, dtype=float):
+        """A reused work array (fresh allocations of block-sized arrays page-fault every time)."""
+        key = (name, shape, np.dtype(dtype).str)
+        array = self._scratch.get(key)
+        if array is None:
+            array = self._scratch[key] = np.empty(shape, dtype=dtype)
+        return array
+
+    def stored_kernel(self, s):
+        """Problem ``s``'s stored kernel as one ``(K, n)`` array (a copy)."""
+        return np.concatenate([block[s] for block in self.kernel], axis=1)
+
+    def track_mixture(self, log_weights):
+        """Have every build store the log mixture density of each sample (see :meth:`build`)."""
+        self.mixture_log_weights = log_weights
+        self.log_mixture = np.empty((self.S, self.n))
+        self.has_log_mixture = np.zeros(self.S, dtype=bool)
+
+    def _gram(self, weighted, out):
+        """Add ``weighted @ weighted^T`` per problem to ``out`` (single precision above ``NARROW``)."""
+        if self.K <= NARROW and weighted.dtype == np.float64:
+            out += np.matmul(weighted, np.swapaxes(weighted, 1, 2))
+            return
+        if weighted.dtype == np.float32:
+            single = weighted
+        else:
+            single = self.scratch("single", weighted.shape, np.float32)
+            np.copyto(single, weighted, casting="same_kind")
+        single += _ROUND_OFF
+        single -= _ROUND_OFF
+        for s in range(single.shape[0]):
+            out[s] += single[s] @ single[s].T
+
+    @staticmethod
+    def _laplacian(W):
+        """The negative semi-dual Hessian from the shared masses ``W`` (diagonal ignored)."""
+        K = W.shape[1]
+        diag = np.arange(K)
+        W[:, diag, diag] = 0.0
+        hessian = -W
+        hessian[:, diag, diag] = W.sum(axis=2)
+        return hessian
+
+    # ------------------------------------------------------------------ passes
+    def kernel_blocks(self, idx):
+        """Yield ``(kernel block of the problems idx, cols)`` block by block (stored or recomputed)."""
+        self.passes += 1
+        full = self._all(idx)
+        if self.kernel is not None:
+            for block, cols in zip(self.kernel, self.blocks):
+                yield (block if full else block[idx]), cols
+            return
+        log_kernel = self.source.prepare(idx, self.g0 if full else self.g0[idx])
+        f0 = self.f0 if full else self.f0[idx]
+        for cols in self.blocks:
+            block = log_kernel(cols, out=self.scratch("cost", (len(idx), self.K, cols.stop - cols.start)))
+            block += f0[:, None, cols]
+            np.maximum(block, LOG_FLOOR, out=block)
+            yield np.exp(block, out=block), cols
+
+    def build(self, idx, g, hessian=None):
+        """Absorb the column potentials ``g`` (``(len(idx), K)``) into fresh kernels: one row half-step.
+
+        ``hessian`` (a boolean mask over ``idx``) asks for the negative semi-dual Hessian of
+        those problems at the new iterate, computed from the blocks while they are in cache;
+        returned as ``(len(idx), K, K)`` (zeros elsewhere), else ``None``.
+
+        With :meth:`track_mixture` (for eps = 1), the build also stores
+        ``log sum_k w_k e^{-C_ik}`` of every sample in ``self.log_mixture`` (double precision,
+        one product with each block before it is stored): the NLL's terms. With
+        ``E_ik = exp(g_k - C_ik - top_i)``, ``sum_k w_k e^{-C_ik} = e^{top_i} sum_k E_ik w_k e^{-g_k}``.
+        """
+        self.passes += 1
+        full = self._all(idx)
+        log_kernel = self.source.prepare(idx, g)
+        count = len(idx)
+        col = np.zeros((count, self.K))
+        log_rows = np.zeros(count)
+        f0 = np.empty((count, self.n))
+        u = np.empty((count, self.n))
+        chosen = None if hessian is None or not np.any(hessian) else np.flatnonzero(hessian)
+        W = None if chosen is None else np.zeros((chosen.size, self.K, self.K))
+        mixture_row = None
+        if self.mixture_log_weights is not None:
+            shift = self.mixture_log_weights[idx] - g
+            top_shift = shift.max(axis=1)
+            # Weights spanning more than 600 orders of e would underflow: no NLL from the kernel.
+            if np.ptp(shift, axis=1).max() <= 600.0:
+                mixture_row = np.exp(shift - top_shift[:, None])[:, None, :]
+                log_mixture = np.empty((count, self.n))
+        log_mixture_ok = mixture_row is not None
+        for b, cols in enumerate(self.blocks):
+            width = cols.stop - cols.start
+            # A stored double-precision kernel block is written in place.
+            in_place = self.kernel is not None and full and not self.single
+            block = log_kernel(cols, out=self.kernel[b] if in_place else self.scratch("cost", (count, self.K, width)))
+            top = block.max(axis=1)
+            block -= top[:, None, :]
+            np.maximum(block, LOG_FLOOR, out=block)
+            np.exp(block, out=block)
+            row_sum = block.sum(axis=1)
+            u_block = np.divide(self.a[cols], row_sum, out=u[:, cols])
+            f0[:, cols] = -top
+            col += np.matmul(block, u_block[:, :, None])[:, :, 0]
+            log_rows += np.log(row_sum) @ self.a[cols]
+            if mixture_row is not None:
+                mixture = np.matmul(mixture_row, block)[:, 0, :]
+                log_mixture_ok &= bool(mixture.min() > 0.0)
+                with np.errstate(divide="ignore"):
+                    np.log(mixture, out=log_mixture[:, cols])
+                log_mixture[:, cols] += top
+            if W is not None:
+                weighted = self.scratch("weighted", (chosen.size, self.K, width))
+                np.multiply(block[chosen], (u_block[chosen] / self.sqrt_a[cols])[:, None, :], out=weighted)
+                self._gram(weighted, W)
+            if self.kernel is not None and not in_place:
+                stored = (
+                    self.kernel[b] if full else self.scratch("stored", (count, self.K, width), self.kernel[b].dtype)
+                )
+                np.copyto(stored, block, casting="same_kind")
+                if self.single:
+                    stored += _SINGLE_ROUND_OFF
+                    stored -= _SINGLE_ROUND_OFF
+                if not full:
+                    self.kernel[b][idx] = stored
+        if log_mixture_ok:
+            self.log_mixture[idx] = log_mixture + top_shift[:, None]
+            self.has_log_mixture[idx] = True
+        elif self.mixture_log_weights is not None:
+            self.has_log_mixture[idx] = False
+        self.f0[idx] = f0
+        self.g0[idx] = g
+        self.u[idx] = u
+        self.col[idx] = col
+        self.log_v[idx] = 0.0
+        self.dual[idx] = -log_rows
+        if W is None:
+            return None
+        hessians = np.zeros((count, self.K, self.K))
+        hessians[chosen] = self._laplacian(W)
+        return hessians
+
+    def absorb(self, idx, f, g):
+        """Kernels ``exp(f + g - C/eps)`` as they are (no normalisation), scalings reset to one."""
+        self.f0[idx] = f
+        self.g0[idx] = g
+        self.u[idx] = 1.0
+        self.log_v[idx] = 0.0
+        if self.kernel is not None:
+            log_kernel = self.source.prepare(idx, g)
+            for b, cols in enumerate(self.blocks):
+                block = log_kernel(cols)
+                block += f[:, None, cols]
+                self.kernel[b][idx] = np.exp(block)
+
+    def row_step(self, idx, log_v):
+        """Row half-step for ``v = exp(log_v)``: ``(u, col, dual, ok)``, all ``kernel v > 0`` in ``ok``.
+
+        The row sums ``kernel v`` and the column masses ``kernel^T u`` come from one pass,
+        block by block.
+        """
+        count = len(idx)
+        v = np.exp(log_v)
+        u = np.empty((count, self.n))
+        col = np.zeros((count, self.K))
+        log_rows = np.zeros(count)
+        ok = np.ones(count, dtype=bool)
+        single = self.single
+        vrow = v[:, None, :].astype(np.float32) if single else v[:, None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for block, cols in self.kernel_blocks(idx):
+                row_sum = np.matmul(vrow, block)[:, 0, :]
+                if single:
+                    row_sum = row_sum.astype(float)
+                ok &= row_sum.min(axis=1) > 0.0
+                u_block = np.divide(self.a[cols], row_sum, out=u[:, cols])
+                if single:
+                    # u / a is of order one: its products with stored entries stay normal.
+                    scaled = (u_block / self.a[cols]).astype(np.float32)
+                    col += np.matmul(block, scaled[:, :, None])[:, :, 0] * self.a[cols.start]
+                else:
+                    col += np.matmul(block, u_block[:, :, None])[:, :, 0]
+                log_rows += np.log(row_sum) @ self.a[cols]
+        col *= v
+        return u, col, np.einsum("sk,sk->s", self.b[idx], log_v) - log_rows, ok
+
+    def hessian(self, idx, u, log_v):
+        """Negative Hessian of the semi-dual in ``log_v``, a graph Laplacian per problem.
+
+        With ``P = diag(u) kernel diag(v)`` (rows summing to ``a``) it is
+        ``diag(P^T 1) - P^T diag(1/a) P``; its off-diagonal entries are ``-W`` with
+        ``W = P^T diag(1/a) P`` (the mass two components share) and, because the rows of ``P``
+        sum to ``a``, its diagonal is the row sums of ``W`` off the diagonal: no difference of
+        nearly equal numbers for well-separated components. ``W`` is a sum of non-negative
+        terms, so single precision (above ``NARROW`` components) gives every entry to a
+        relative ~1e-6; each block's Gram product is accumulated in double precision.
+        """
+        count = len(idx)
+        v = np.exp(log_v)[:, :, None]
+        scale = u / self.sqrt_a
+        W = np.zeros((count, self.K, self.K))
+        if self.single:
+            scale, v = scale.astype(np.float32), v.astype(np.float32)
+        for block, cols in self.kernel_blocks(idx):
+            weighted = self.scratch("weighted", block.shape, block.dtype)
+            np.multiply(block, scale[:, None, cols], out=weighted)
+            weighted *= v
+            self._gram(weighted, W)
+        return self._laplacian(W)
+
+    def log_column_step(self, idx, f):
+        """``g = log b - LSE_i(f_i - C_ik/eps)`` in the log domain (when a column mass underflows)."""
+        count = len(idx)
+        log_kernel = self.source.prepare(idx, np.zeros((count, self.K)))
+        top = np.full((count, self.K), -np.inf)
+        total = np.zeros((count, self.K))
+        for cols in self.blocks:
+            block = log_kernel(cols)
+            block += f[:, None, cols]
+            new_top = np.maximum(top, block.max(axis=2))
+            with np.errstate(invalid="ignore"):
+                total *= np.exp(np.where(np.isfinite(top), top - new_top, -np.inf))
+            total += np.exp(block - new_top[:, :, None]).sum(axis=2)
+            top = new_top
+        return self.log_b[idx] - (top + np.log(total))
+
+    def finish(self, log_v, *, statistics=None, plan=None):
+        """Last pass at column log-scaling ``log_v`` (all problems).
+
+        Returns ``rows`` (``(S, n)``, the row sums of ``P = diag(u) kernel diag(v)``) and, as
+        asked, ``P``'s statistics summed over blocks (``statistics(kernel_block, u_block, v,
+        cols)`` gives a block's) and ``P`` itself written into ``plan`` (``(n, K)``, one problem).
+        """
+        idx = np.arange(self.S)
+        v = np.exp(log_v)
+        rows = np.empty((self.S, self.n))
+        vectors = v[:, None, :].astype(np.float32) if self.single else v[:, None, :]
+        stats = None
+        for block, cols in self.kernel_blocks(idx):
+            u = self.u[:, cols]
+            products = np.matmul(vectors, block)
+            np.multiply(products[:, 0], u, out=rows[:, cols])
+            if statistics is not None:
+                part = statistics(block, u, v, cols)
+                stats = part if stats is None else stats + part
+            if plan is not None:
+                weights = block[0] * v[0][:, None]
+                weights *= u[0]
+                plan[cols] = weights.T
+        return rows, stats
