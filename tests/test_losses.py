@@ -67,12 +67,20 @@ def problem(seed, covariance_type, n=60, K=3, d=2):
 
 # --------------------------------------------------------------------------- NLL
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-@pytest.mark.parametrize("d", [1, 3])
+@pytest.mark.parametrize("d", [1, 3, 20])  # 20: full/tied costs loop over components
 def test_nll_equals_direct_log_sum_exp(covariance_type, d):
     for seed in range(3):
         X, weights, means, covariances = problem(seed, covariance_type, d=d)
         expected = direct_nll(X, weights, means, covariances, covariance_type)
         assert nll(X, weights, means, covariances, covariance_type) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "spherical"])
+def test_nll_sums_over_many_sample_blocks(covariance_type):
+    # Enough samples and components that the blocked computation visits several blocks.
+    X, weights, means, covariances = problem(7, covariance_type, n=30_000, K=40, d=3)
+    expected = direct_nll(X, weights, means, covariances, covariance_type)
+    assert nll(X, weights, means, covariances, covariance_type) == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)

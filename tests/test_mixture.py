@@ -811,3 +811,47 @@ def test_predict_with_wrong_number_of_features_is_rejected(data):
 def test_unfitted_model_raises_not_fitted_error(method_name):
     with pytest.raises(NotFittedError):
         getattr(EOTGaussianMixture(2), method_name)(X_OK)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_oem_matches_sklearn_above_the_moment_feature_dimension(covariance_type):
+    # d = 20 > 16: full and tied costs loop over components instead of using moment features.
+    rng = np.random.default_rng(5)
+    d = 20
+    X = np.concatenate([rng.normal(loc=shift, size=(150, d)) for shift in (-2.0, 0.0, 2.5)])
+    means_init = X[rng.choice(len(X), 3, replace=False)]
+    covariances_init = {
+        "full": np.stack([np.eye(d)] * 3),
+        "tied": np.eye(d),
+        "diag": np.ones((3, d)),
+        "spherical": np.ones(3),
+    }[covariance_type]
+    ours = fit_quietly(
+        EOTGaussianMixture(
+            3,
+            weights=WEIGHTS,
+            method="oem",
+            covariance_type=covariance_type,
+            tol=0,
+            max_iter=10,
+            means_init=means_init,
+            covariances_init=covariances_init,
+        ),
+        X,
+    )
+    precisions = np.linalg.inv(covariances_init) if covariance_type in ("full", "tied") else 1.0 / covariances_init
+    reference = fit_quietly(
+        GaussianMixture(
+            3,
+            covariance_type=covariance_type,
+            tol=0,
+            max_iter=10,
+            weights_init=WEIGHTS,
+            means_init=means_init,
+            precisions_init=precisions,
+        ),
+        X,
+    )
+    np.testing.assert_allclose(ours.means_, reference.means_, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(ours.covariances_, reference.covariances_, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(ours.weights_, reference.weights_, rtol=0, atol=1e-10)

@@ -213,11 +213,12 @@ class _LoopDesign(_BaseDesign):
     def coefficients(self, means, covariances):
         S, K = means.shape[:2]
         prec_chol = stack_precision_cholesky(covariances, self.covariance_type)
+        # Before broadcasting: _log_det takes a tied stack as (S, d, d).
+        constant = 0.5 * self.d * _LOG_2PI - self._log_det(prec_chol, K)
         if self.covariance_type == "tied":
             prec_chol = np.broadcast_to(prec_chol[:, None], (S, K, self.d, self.d))
         means_c = means - self.shift
         shifted = np.einsum("ska,skab->skb", means_c, prec_chol)
-        constant = 0.5 * self.d * _LOG_2PI - self._log_det(prec_chol, K)
         return prec_chol, shifted, constant
 
     def cost(self, coefficients, cols, out=None):

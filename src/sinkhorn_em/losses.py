@@ -162,8 +162,16 @@ def nll(X, weights, means, covariances, covariance_type: str = "full", epsilon: 
     """
     X = check_data(X)
     weights, means, covariances = check_parameters(weights, means, covariances, covariance_type, X.shape[1])
+    if _check_epsilon(epsilon) == 1.0:
+        # Block by block, one product and one pass of exponentials per block: no (n, K) array.
+        from ._design import make_design
+        from ._fit import nll_pass
+
+        design = make_design(X, covariance_type)
+        coefficients = design.coefficients(means[None], np.asarray(covariances, dtype=float)[None])
+        return float(nll_pass(design, coefficients, np.log(weights)[None])[0])
     cost = gaussian_cost(X, means, covariances, covariance_type)
-    return semi_relaxed_value(cost, weights, _check_epsilon(epsilon))
+    return semi_relaxed_value(cost, weights, epsilon)
 
 
 def eot_loss(
