@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from sinkhorn_em import EOTGaussianMixture, SinkhornConvergenceWarning
+from sinkhorn_em import EOTGaussianMixture, SinkhornConvergenceWarning, fit_many
 
-__all__ = ["ESTIMATOR_METHOD", "TABLE_METHODS", "FitOutcome", "fit_table_method"]
+__all__ = ["ESTIMATOR_METHOD", "TABLE_METHODS", "FitOutcome", "fit_table_method", "fit_table_method_starts"]
 
 #: Table names of the methods of :class:`sinkhorn_em.EOTGaussianMixture` -> its ``method``.
 ESTIMATOR_METHOD = {"vEM": "em", "oEM": "oem", "sEM": "sinkhorn"}
@@ -80,11 +80,10 @@ def fit_table_method(
     weights = np.asarray(weights, dtype=float)
     if method == "sklearn":
         model = _sklearn_mixture(weights, means_init, covariances_init, covariance_type, tol, max_iter, reg_covar)
-    elif method in ESTIMATOR_METHOD:
-        model = EOTGaussianMixture(
-            n_components=weights.size,
-            weights=weights,
-            method=ESTIMATOR_METHOD[method],
+    else:
+        model = _estimator(
+            method,
+            weights,
             covariance_type=covariance_type,
             epsilon=epsilon,
             epsilon_schedule=epsilon_schedule,
@@ -95,22 +94,82 @@ def fit_table_method(
             covariances_init=covariances_init,
             sinkhorn_tol=sinkhorn_tol,
             sinkhorn_max_iter=sinkhorn_max_iter,
-            track_eot_loss=False,
             keep_trajectory=keep_trajectory,
-            random_state=0,
         )
-    else:
+    (seconds, caught), _ = _recorded(lambda: model.fit(X))
+    return FitOutcome(model, seconds, caught)
+
+
+def fit_table_method_starts(
+    method: str,
+    X: np.ndarray,
+    *,
+    weights,
+    means_inits,
+    covariances_inits=None,
+    **options,
+) -> list[FitOutcome]:
+    """:func:`fit_table_method` from several starts of the same data, one outcome per start.
+
+    vEM, oEM and sEM fit all starts as one batched computation
+    (:func:`sinkhorn_em.fit_many`): each start's iterations and result are those of its own
+    fit (to rounding), and small problems share their passes over the data. ``means_inits``
+    has shape ``(n_starts, K, d)``; ``covariances_inits`` one covariance set per start, or
+    ``None`` for the estimator's covariances around each start's means. Each outcome's
+    ``seconds`` is the batch's wall time divided by the number of starts, and its ``caught``
+    holds the convergence warnings of the whole batch. ``sklearn`` fits the starts one by one.
+    """
+    means_inits = np.asarray(means_inits, dtype=float)
+    if method == "sklearn":
+        return [
+            fit_table_method(
+                method,
+                X,
+                weights=weights,
+                means_init=means,
+                covariances_init=None if covariances_inits is None else covariances_inits[s],
+                **options,
+            )
+            for s, means in enumerate(means_inits)
+        ]
+    template = _estimator(method, np.asarray(weights, dtype=float), **options)
+    (seconds, caught), models = _recorded(lambda: fit_many(template, X, means_inits, covariances_inits))
+    return [FitOutcome(model, seconds / len(models), caught) for model in models]
+
+
+#: What the reproduction's fits use unless a family says otherwise (the defaults of fit_table_method).
+_DEFAULTS = dict(
+    covariance_type="full", tol=1e-6, max_iter=500, reg_covar=1e-6, sinkhorn_tol=1e-9, sinkhorn_max_iter=1000
+)
+
+
+def _estimator(method: str, weights: np.ndarray, **options) -> EOTGaussianMixture:
+    if method not in ESTIMATOR_METHOD:
         raise ValueError(f"method must be one of {TABLE_METHODS}, got {method!r}.")
+    options = {**_DEFAULTS, **options}
+    options["max_iter"] = int(options["max_iter"])
+    return EOTGaussianMixture(
+        n_components=weights.size,
+        weights=weights,
+        method=ESTIMATOR_METHOD[method],
+        track_eot_loss=False,
+        random_state=0,
+        **options,
+    )
+
+
+def _recorded(fit):
+    """Run ``fit()``; return ``((wall seconds, convergence warnings), its result)``, other warnings re-emitted."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         start = time.perf_counter()
-        model.fit(X)
+        result = fit()
         seconds = time.perf_counter() - start
     expected = (SinkhornConvergenceWarning, ConvergenceWarning)
     for w in caught:
         if not issubclass(w.category, expected):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return FitOutcome(model, seconds, tuple(w for w in caught if issubclass(w.category, expected)))
+    return (seconds, tuple(w for w in caught if issubclass(w.category, expected))), result
 
 
 def _sklearn_mixture(weights, means_init, covariances_init, covariance_type, tol, max_iter, reg_covar):

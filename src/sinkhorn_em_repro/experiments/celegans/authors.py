@@ -331,7 +331,6 @@ def run_authors_chunk(
     prior) plus ``identity_accuracy_r{r}``, ``identity_position_error`` and ``protocol``
     (``"authors"``).
     """
-    from sinkhorn_em.gaussian import MomentFeatures
 
     _check_choice("method", method, METHODS)
     for init in inits:
@@ -348,7 +347,6 @@ def run_authors_chunk(
             train_probability=train_probability,
         )
         X_train, X_test = trial.X[trial.train], trial.X[~trial.train]
-        train_features, test_features = MomentFeatures.from_data(X_train), MomentFeatures.from_data(X_test)
         true_positions = trial.centers[:, :POSITION_DIMS]
         for init in inits:
             start = authors_start(
@@ -379,8 +377,8 @@ def run_authors_chunk(
                         "trial": int(trial_index),
                         "iteration": iteration,
                         **matched,
-                        "train_loglik": _mean_loglik(train_features, *parameters),
-                        "test_loglik": _mean_loglik(test_features, *parameters),
+                        "train_loglik": _mean_loglik(X_train, *parameters),
+                        "test_loglik": _mean_loglik(X_test, *parameters),
                         "sinkhorn_iterations": state["sinkhorn_iterations"],
                         "wall_seconds": state["seconds"],
                         **identity_metrics(true_positions, positions, radii),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sinkhorn_em import nll
 from sinkhorn_em_repro.experiments.celegans.scene import FEATURE_DIMS, POSITION_DIMS, NeuronScene
 from sinkhorn_em_repro.experiments.celegans.simulate import VoxelTrial, trial_data
 from sinkhorn_em_repro.fitting import fit_table_method
@@ -116,19 +117,16 @@ def identification_metrics(true_positions, estimated_positions, radii=(1.0, 3.0)
     return out
 
 
-def _mean_loglik(features, weights, means, covariances, covariance_type) -> float:
-    """:math:`\\frac1n \\sum_i \\log \\sum_k w_k \\mathcal N(x_i; \\mu_k, \\Sigma_k)`."""
-    from sinkhorn_em.gaussian import gaussian_cost
+def _mean_loglik(X, weights, means, covariances, covariance_type) -> float:
+    """:math:`\\frac1n \\sum_i \\log \\sum_k w_k \\mathcal N(x_i; \\mu_k, \\Sigma_k)` (the library's blocked :func:`~sinkhorn_em.nll`).
 
-    with np.errstate(divide="ignore"):  # a component oEM has emptied (weight 0) contributes nothing
-        log_weights = np.log(weights)
-    log_joint = log_weights[None, :] - gaussian_cost(features, means, covariances, covariance_type)
-    # Plain max-shifted log-sum-exp: scipy.special.logsumexp costs ~3x more on (n, K)
-    # arrays, and this runs at every iterate of every fit.
-    row_max = log_joint.max(axis=1)
-    log_joint -= row_max[:, None]
-    np.exp(log_joint, out=log_joint)
-    return float(np.mean(row_max + np.log(log_joint.sum(axis=1))))
+    A component oEM has emptied (weight 0) contributes nothing and is left out.
+    """
+    weights = np.asarray(weights, dtype=float)
+    kept = weights > 0
+    if covariance_type != "tied":
+        covariances = np.asarray(covariances)[kept]
+    return -nll(X, weights[kept] / weights[kept].sum(), np.asarray(means)[kept], covariances, covariance_type)
 
 
 def _init_variance(scale_log_mean: float, scale_log_sd: float, init_variance: float | None) -> float:
@@ -205,7 +203,6 @@ def run_celegans_chunk(
     sinkhorn_iterations, wall_seconds (see the module docstring) and protocol
     (``"project"``).
     """
-    from sinkhorn_em.gaussian import MomentFeatures
 
     _check_choice("method", method, METHODS)
     for init in inits:
@@ -224,7 +221,6 @@ def run_celegans_chunk(
             scale_log_sd=scale_log_sd,
             test_fraction=test_fraction,
         )
-        test_features = MomentFeatures.from_data(trial.X_test)
         true_positions = trial.centers[:, :POSITION_DIMS]
         for init in inits:
             start = _start(
@@ -248,7 +244,7 @@ def run_celegans_chunk(
                         # history_.nll is the training NLL of this iterate at eps = 1.
                         "train_loglik": -float(record["nll"]),
                         "test_loglik": _mean_loglik(
-                            test_features, state["weights"], state["means"], state["covariances"], covariance_type
+                            trial.X_test, state["weights"], state["means"], state["covariances"], covariance_type
                         ),
                         "sinkhorn_iterations": int(record["sinkhorn_iterations"]),
                         "wall_seconds": float(record["seconds"]),
