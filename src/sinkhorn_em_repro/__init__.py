@@ -8,7 +8,18 @@ The library alone (``pip install sinkhorn-em``) fits mixtures without any of thi
 
 from importlib.util import find_spec
 
-_REPRODUCE_EXTRA = ("matplotlib", "seaborn", "ot", "h5py", "openpyxl", "yaml", "snakemake", "threadpoolctl")
+_REPRODUCE_EXTRA = (
+    "matplotlib",
+    "seaborn",
+    "ot",
+    "h5py",
+    "openpyxl",
+    "yaml",
+    "snakemake",
+    "threadpoolctl",
+    "psutil",
+    "rdata",
+)
 _missing = [name for name in _REPRODUCE_EXTRA if find_spec(name) is None]
 if _missing:
     raise ImportError(
