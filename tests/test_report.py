@@ -761,11 +761,13 @@ def _validated(config_overrides=None):
 
 def test_scale_lines_follow_the_config_and_each_claim_reads_its_families():
     default = family_scales(_validated())
+    smaller = family_scales(_validated({"sweep_scale": 1}))
     bigger = family_scales(_validated({"dlpfc": {"n_seeds": 37}, "sweep_scale": 5}))
     assert "20 seeds per setting" in default["dlpfc"] and "37 seeds per setting" in bigger["dlpfc"]
     # sweep_scale multiplies datasets and initialisations (rounded up), as the sweep plan does.
-    assert "1 datasets x 20 initialisations" in default["sweeps"]
+    assert "1 datasets x 20 initialisations" in smaller["sweeps"]
     assert "5 datasets x 100 initialisations" in bigger["sweeps"]
+    assert "1 datasets x 7 initialisations" in family_scales(_validated({"sweep_scale": 0.33}))["sweeps"]
     assert claim_scale(6, default) == f"celegans: {default['celegans']}"
     assert claim_scale(3, default).startswith("fig2: 51 alpha* x 26 theta0 x 10 repetitions")
     assert claim_scale(99, default) == ""
