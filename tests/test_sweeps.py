@@ -409,3 +409,19 @@ def test_sweeps_tables_of_the_tiny_run(tiny_run_cores2):
     assert set(EPSILON_COLUMNS) <= set(epsilon.columns)
     for table in (init, epsilon):
         assert ((table["ci_low"] <= table["success"]) & (table["success"] <= table["ci_high"])).all()
+
+
+def test_error_bars_accept_rounding_level_bounds_and_refuse_wrong_intervals():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sinkhorn_em_repro.plotting.sweeps import _error_bars
+
+    fig, ax = plt.subplots()
+    # Wilson bounds at success 0 and 1 off by rounding, as the full-scale sweep produced.
+    _error_bars(ax, [1, 2], [0.0, 1.0], [1e-17, 0.9], [0.05, 1.0 - 1e-16], "sEM", "sEM")
+    with pytest.raises(ValueError, match="does not contain its point"):
+        _error_bars(ax, [1], [0.5], [0.6], [0.7], "sEM", "sEM")
+    plt.close(fig)

@@ -45,10 +45,15 @@ def _dodge(methods: list[str], width: float) -> dict[str, float]:
 
 def _error_bars(ax, x, y, low, high, method, label, **kwargs):
     y, low, high = (np.asarray(v, dtype=float) for v in (y, low, high))
+    lengths = np.vstack([y - low, high - y])
+    # A Wilson bound at a fraction of 0 or 1 can miss the point by rounding (1e-17);
+    # anything larger would be a wrong interval, not rounding.
+    if np.any(lengths < -1e-9):
+        raise ValueError(f"interval does not contain its point: {lengths.min():.3g} below it")
     ax.errorbar(
         x,
         y,
-        yerr=np.vstack([y - low, high - y]),
+        yerr=np.maximum(lengths, 0.0),
         color=method_color(method),
         marker=_MARKERS.get(method, "o"),
         markersize=3.5,
