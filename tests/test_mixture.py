@@ -513,7 +513,9 @@ def test_auto_sinkhorn_tol_reaches_the_fit_of_exact_e_steps(single_precision, mo
     monkeypatch.setattr(_balanced, "Problem", spy)
     for seed in range(3):
         X, _ = mixture_data(20 + seed, n=600, separation=4.0)
-        settings = dict(weights=[0.2, 0.3, 0.5], tol=1e-12, max_iter=5000, init="random_from_data", random_state=seed)
+        # tol=1e-14: at 1e-12 the exact fit itself stops up to 1.3e-5 short of the fixed point
+        # (EM's linear rate), so two fits agree only as well as they happen to stop.
+        settings = dict(weights=[0.2, 0.3, 0.5], tol=1e-14, max_iter=5000, init="random_from_data", random_state=seed)
         exact = EOTGaussianMixture(3, sinkhorn_tol=1e-9, **settings).fit(X)
         dtypes.clear()
         auto = EOTGaussianMixture(3, **settings).fit(X)

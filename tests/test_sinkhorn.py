@@ -368,6 +368,55 @@ def test_single_precision_hessian_keeps_entries_spanning_many_orders_of_magnitud
     np.testing.assert_allclose(hessian, expected, rtol=1e-5, atol=1e-12 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sampled_hessian_is_the_laplacian_of_every_rth_sample_scaled_by_r(dtype, monkeypatch):
+    # Blocks of 65 samples (not a multiple of the stride) check that the sample picked is
+    # every r-th of the whole data, whatever block it falls in, and the factor r.
+    from sinkhorn_em import _balanced
+
+    monkeypatch.setattr(_balanced, "BLOCK_BYTES", 65 * 8 * 40)
+    rng = np.random.default_rng(7)
+    n, K = 3000, 40
+    scaled = rng.uniform(0.0, 8.0, size=(n, K))
+    a, b = np.full(n, 1.0 / n), np.full(K, 1.0 / K)
+    problem = _balanced.Problem(_balanced.DenseCost(scaled), a, b[None], store=True, dtype=dtype, sampled_hessian=True)
+    r = problem.hessian_stride
+    assert r == min(n // (_balanced.HESSIAN_SAMPLES_PER_COMPONENT * K), _balanced.MAX_HESSIAN_STRIDE) == 2
+    assert any(block.start % r for block in problem.blocks)
+    problem.build(np.array([0]), np.zeros((1, K)))
+    log_v = 0.2 * rng.standard_normal((1, K))
+    u = problem.row_step(np.array([0]), log_v)[0]
+    hessian = problem.hessian(np.array([0]), u, log_v)[0]
+    plan = u[0][:, None] * problem.stored_kernel(0).T.astype(float) * np.exp(log_v[0])[None, :]
+    picked = plan[::r]
+    shared = r * picked.T @ (picked / a[::r, None])
+    np.fill_diagonal(shared, 0.0)
+    expected = np.diag(shared.sum(axis=1)) - shared
+    np.testing.assert_allclose(hessian, expected, rtol=2e-5, atol=1e-12 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_solve_with_sampled_hessians_reaches_pots_plan(dtype):
+    # The sampled Hessian only preconditions: the line search and the stopping test use the
+    # exact semi-dual, so the solve reaches the same plan (to single precision's ~1e-7 with a
+    # single-precision kernel).
+    from sinkhorn_em import _balanced, _newton
+
+    a, b, cost = separated_mixture_problem(n=4000)
+    b = np.array([0.4, 0.1, 0.3, 0.2])
+    problem = _balanced.Problem(_balanced.DenseCost(cost), a, b[None], store=True, dtype=dtype, sampled_hessian=True)
+    assert problem.hessian_stride > 1
+    tol = 1e-10 if dtype == np.float64 else 1e-6
+    solution = _newton.solve(problem, np.zeros((1, 4)), tol=np.array([tol]), max_iter=200)
+    assert solution.n_iter[0] < 200 and solution.n_hessians[0] >= 1
+    plan = np.zeros((a.size, 4))
+    problem.finish(solution.log_v, plan=plan)
+    pot = ot.bregman.sinkhorn_log(a, b, cost, 1.0, stopThr=1e-13, numItermax=200_000)
+    atol = (1e-9 if dtype == np.float64 else 1e-5) * pot.max()
+    np.testing.assert_allclose(plan, pot, rtol=0, atol=atol)
+    np.testing.assert_allclose(plan.sum(axis=0), b, rtol=10 * tol)
+
+
 def test_bfgs_update_satisfies_the_secant_equation_and_keeps_the_laplacian_structure():
     from sinkhorn_em._newton import bfgs_update
 

@@ -20,7 +20,8 @@ stays ``O(n + block)`` whatever ``n K``.
 Every entry of a stored kernel is ``exp(g0_k - C_ik/eps - max_k(...))``: at most 1, and 1
 for each sample's largest entry, so the row scaling ``u = a / (kernel v)`` stays within
 ``[a / (K max v), a / min v]``; the column scaling ``v = exp(log_v)`` is absorbed into the
-potentials (a rebuild) as soon as it leaves ``[e^-50, e^50]``.
+potentials (a rebuild) as soon as it leaves ``[e^-50, e^50]`` (``[e^-20, e^40]`` for a
+single-precision kernel).
 """
 
 from __future__ import annotations
@@ -45,14 +46,25 @@ NARROW = 8
 # stays a normal float (subnormal products run ~100x slower). The absolute change, < 6e-20
 # per entry, is far below single precision for the entries that matter (~ sqrt(1/n)).
 _ROUND_OFF = np.float32(2.0**-40)
-# A single-precision kernel (dtype=np.float32) is stored rounded to multiples of 2**-93
-# (x + c - c with c = 2**-70): entries below 2**-94 (relative to their sample's largest, 1)
-# become zero, so that no stored entry, and no product of one with a scaling, is subnormal;
-# for the same reason its scalings are kept within [e^-20, e^20], and its products accumulate
-# in single precision over blocks of at most SINGLE_MAX_BLOCK samples only.
-_SINGLE_ROUND_OFF = np.float32(2.0**-70)
-SINGLE_ABSORB_LOG_BOUND = 20.0
+# A single-precision kernel (dtype=np.float32) is stored rounded to multiples of 2**-96
+# (x + c - c with c = 2**-73): entries below 2**-97 (~6e-30 relative to their sample's
+# largest, 1) become zero, so that no stored entry, and no product of one with a column
+# scaling v in [e^-20, e^40], is subnormal (2**-96 e^-20 > 2**-126); an entry so dropped,
+# even scaled by e^40, is < 2e-12 of its sample's largest. The bounds are asymmetric because a
+# component short of mass may need its scaling raised by e^30 and more (from random
+# starts), one with too much lowered by at most 1 / b_k. Products with the kernel
+# accumulate in single precision over blocks of at most SINGLE_MAX_BLOCK samples only.
+_SINGLE_ROUND_OFF = np.float32(2.0**-73)
+SINGLE_LOG_V_BOUNDS = (-20.0, 40.0)
 SINGLE_MAX_BLOCK = 2048
+# A Hessian of a problem built with sampled_hessian=True (by default the single-precision
+# ones; the fit asks for it in its inexact E-steps with many components) is estimated from every r-th
+# sample, r = n / (HESSIAN_SAMPLES_PER_COMPONENT K) clipped to [1, MAX_HESSIAN_STRIDE]: its
+# Gram product (K^2 per sample used) then costs about one pass over the kernel instead of
+# several. It only preconditions the Newton step: the line search runs on the exact
+# semi-dual, BFGS corrections refine it, and the solve stops on the exact column residual.
+HESSIAN_SAMPLES_PER_COMPONENT = 32
+MAX_HESSIAN_STRIDE = 8
 
 
 def sample_blocks(n, width, block_bytes=None, max_size=None):
@@ -117,7 +129,7 @@ class Problem:
     relative errors of ~1e-7, which only inexact solves may use. It needs a uniform ``a``.
     """
 
-    def __init__(self, source, a, b, *, store, workspace=None, dtype=np.float64):
+    def __init__(self, source, a, b, *, store, workspace=None, dtype=np.float64, sampled_hessian=None):
         self.source = source
         self.a = a
         self.log_a = np.log(a)
@@ -127,8 +139,14 @@ class Problem:
         self.S, self.K = b.shape
         self.n = a.size
         self.single = bool(store) and np.dtype(dtype) == np.float32
-        self.absorb_bound = SINGLE_ABSORB_LOG_BOUND if self.single else ABSORB_LOG_BOUND
+        # Column log-scalings outside these bounds are absorbed into the potentials (a rebuild).
+        self.log_v_bounds = SINGLE_LOG_V_BOUNDS if self.single else (-ABSORB_LOG_BOUND, ABSORB_LOG_BOUND)
         self.blocks = sample_blocks(self.n, self.S * self.K, max_size=SINGLE_MAX_BLOCK if self.single else None)
+        self.hessian_stride = 1
+        self.sampled_hessian = self.single if sampled_hessian is None else bool(sampled_hessian)
+        if self.sampled_hessian:
+            stride = self.n // (HESSIAN_SAMPLES_PER_COMPONENT * self.K)
+            self.hessian_stride = int(np.clip(stride, 1, MAX_HESSIAN_STRIDE))
         self._scratch = {} if workspace is None else workspace
         self.kernel = None
         if store:
@@ -350,6 +368,8 @@ class Problem:
         nearly equal numbers for well-separated components. ``W`` is a sum of non-negative
         terms, so single precision (above ``NARROW`` components) gives every entry to a
         relative ~1e-6; each block's Gram product is accumulated in double precision.
+        A single-precision problem estimates ``W`` from every ``hessian_stride``-th sample
+        (see ``HESSIAN_SAMPLES_PER_COMPONENT``).
         """
         count = len(idx)
         v = np.exp(log_v)[:, :, None]
@@ -357,11 +377,17 @@ class Problem:
         W = np.zeros((count, self.K, self.K))
         if self.single:
             scale, v = scale.astype(np.float32), v.astype(np.float32)
+        r = self.hessian_stride
         for block, cols in self.kernel_blocks(idx):
+            if r > 1:
+                block = block[:, :, (-cols.start) % r :: r]  # samples i with i % r == 0
+                cols = slice(cols.start + (-cols.start) % r, cols.stop, r)
             weighted = self.scratch("weighted", block.shape, block.dtype)
             np.multiply(block, scale[:, None, cols], out=weighted)
             weighted *= v
             self._gram(weighted, W)
+        if r > 1:
+            W *= r
         return self._laplacian(W)
 
     def log_column_step(self, idx, f):

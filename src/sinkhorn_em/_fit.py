@@ -38,7 +38,7 @@ HISTORY_COLUMNS = [
 # AUTO_FINAL_TOL; once the objective changes by less than AUTO_APPROACH times the convergence
 # threshold, every E-step is solved to AUTO_FINAL_TOL.
 AUTO_FINAL_TOL = 1e-9
-AUTO_RELATIVE = 1e-2
+AUTO_RELATIVE = 0.1
 AUTO_APPROACH = 10.0
 AUTO_MAX_ITER = 10**9
 # Inexact E-steps whose tolerance is at least this (predicted from the start's last E-step)
@@ -209,7 +209,18 @@ def balanced_pass(
     a = np.full(n, 1.0 / n)
     source = _balanced.DesignCost(design, coefficients, epsilon)
     store = S * K * n * np.dtype(dtype).itemsize <= options.working_memory
-    problem = _balanced.Problem(source, a, weights, store=store, workspace=workspace, dtype=dtype)
+    # Inexact E-steps with many components estimate their Hessians from a sample of the rows
+    # (a Gram product costs K^2 per row, a pass K): see _balanced.HESSIAN_SAMPLES_PER_COMPONENT.
+    inexact = relative is not None and bool(np.all(relative > 0))
+    problem = _balanced.Problem(
+        source,
+        a,
+        weights,
+        store=store,
+        workspace=workspace,
+        dtype=dtype,
+        sampled_hessian=inexact and K >= SINGLE_MIN_COMPONENTS,
+    )
     log_weights = np.log(weights)
     if epsilon == 1.0:
         problem.track_mixture(log_weights)

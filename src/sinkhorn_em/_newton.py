@@ -26,8 +26,10 @@ NEWTON_RIDGE = 1e-10
 # Below this predicted increase the semi-dual's rounding error hides Armijo's test: a step
 # is accepted there when it shrinks the column residual.
 ROUNDING_LEVEL = 1e-13
-# Newton steps are tried once every column mass is within this log-ratio of its target.
+# Newton steps are tried once every column mass is within this log-ratio of its target
+# (the second bound for problems with sampled Hessians, which cost about one pass).
 NEWTON_REGION = 1.0
+SAMPLED_NEWTON_REGION = 5.0
 # Hessian reuse (see _worthwhile_contraction): a step whose residual ratio (new / old) is
 # below the first bound always keeps the Hessian, above the second always refreshes it.
 MIN_CHORD_CONTRACTION = 1e-3
@@ -159,7 +161,9 @@ def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True, relative
         todo = np.flatnonzero(active & rebuild)
         if todo.size:
             wanted = None
-            if newton and HESSIAN_IN_BUILD != "never":
+            # A sampled Hessian costs about one pass on its own: not worth computing in a
+            # build whose iterate may still be far from the Newton region.
+            if newton and HESSIAN_IN_BUILD != "never" and not problem.sampled_hessian:
                 wanted = stale[todo] | ~has_hessian[todo]
                 if HESSIAN_IN_BUILD == "always":
                     wanted |= first[todo]
@@ -218,7 +222,8 @@ def _step(problem, idx, g, rebuild, tol, hessian, has_hessian, stale, evaluation
         # Far from the solution (a column mass off by more than a factor e) the quadratic model
         # is poor, and the Sinkhorn step, which fixes every column's relative error at once,
         # makes more progress per pass.
-        near = np.abs(np.log(col / b)).max(axis=1) <= NEWTON_REGION
+        region = SAMPLED_NEWTON_REGION if problem.sampled_hessian else NEWTON_REGION
+        near = np.abs(np.log(col / b)).max(axis=1) <= region
         fresh = near & (stale[idx] | ~has_hessian[idx])
         if fresh.any():
             chosen = idx[fresh]
@@ -253,8 +258,11 @@ def _step(problem, idx, g, rebuild, tol, hessian, has_hessian, stale, evaluation
     else:
         moved = idx[accepted]
     if moved.size:
-        far = (np.abs(problem.log_v[moved]).max(axis=1) > problem.absorb_bound) | ~np.all(
-            np.isfinite(problem.col[moved]), axis=1
+        lower, upper = problem.log_v_bounds
+        far = (
+            (problem.log_v[moved].max(axis=1) > upper)
+            | (problem.log_v[moved].min(axis=1) < lower)
+            | ~np.all(np.isfinite(problem.col[moved]), axis=1)
         )
         if far.any():
             out = moved[far]
@@ -264,8 +272,11 @@ def _step(problem, idx, g, rebuild, tol, hessian, has_hessian, stale, evaluation
 
 def _line_search(problem, idx, candidates, steps, residual, log_v, col, dual, tol, hessian, stale, accepted):
     """Backtracking Armijo line search on the semi-dual for the problems ``idx[candidates]``."""
-    K = problem.K
-    t = np.minimum(1.0, MAX_NEWTON_STEP / np.maximum(np.abs(steps).max(axis=1), 1e-300))
+    # A sampled Hessian's Gram product costs what one over K / stride components would.
+    effective_K = problem.K / problem.hessian_stride
+    # Half the absorption bound at most, so that one step does not force a rebuild.
+    longest = min(MAX_NEWTON_STEP, 0.5 * problem.log_v_bounds[1])
+    t = np.minimum(1.0, longest / np.maximum(np.abs(steps).max(axis=1), 1e-300))
     res = residual[candidates]
     slope = np.einsum("sk,sk->s", res, steps)  # > 0: the step ascends the semi-dual
     residual_norm = np.einsum("sk,sk->s", res, res)
@@ -290,7 +301,7 @@ def _line_search(problem, idx, candidates, steps, residual, log_v, col, dual, to
             won = chosen[good]
             contraction = np.sqrt(trial_norm[good] / residual_norm[pending][good])
             remaining = np.abs(trial_residual[good]).sum(axis=1) / np.maximum(tol[won], 1e-300)
-            stale[won] = (t[pending][good] < 1.0) | (contraction > worthwhile_contraction(remaining, K))
+            stale[won] = (t[pending][good] < 1.0) | (contraction > worthwhile_contraction(remaining, effective_K))
             hessian[won] = bfgs_update(
                 hessian[won], trial_log_v[good] - log_v[local[good]], trial_col[good] - col[local[good]]
             )

@@ -104,15 +104,18 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
     sinkhorn_tol : float or "auto", default="auto"
         Tolerance on the marginal L1 error of each balanced solve. A number: every solve
         (every Sinkhorn-EM E-step, every tracked EOT loss) reaches it. ``"auto"``:
-        Sinkhorn-EM solves its E-step ``t`` to ``1e-3`` times the objective's last change
-        (at most ``1e-4``, at least ``1e-9``), so that early E-steps, whose plans the next
-        M-step moves far anyway, cost a few passes, and E-steps near convergence are
-        solved to ``1e-9``; convergence is only declared on two E-steps solved to ``1e-9``,
-        so the fit stops where exact E-steps would (the final parameters agree to ~1e-6 or
-        better; a fixed number of iterations with ``tol=0`` follows a slightly different
-        path early on). Every other balanced solve (tracked EOT loss, ``eot_loss``,
-        ``transport_plan``) uses ``1e-9``. Cost: each tenfold tightening costs about one
-        more pass over the kernel per solve (Newton's steps converge fast).
+        each Sinkhorn-EM E-step shrinks the column residual it starts from (the imbalance
+        the last M-step created) tenfold, and at least to ``1e-9``, so that early E-steps,
+        whose plans the next M-step moves far anyway, cost a few passes; once the
+        objective changes by less than ``10 * tol``, every E-step is solved to ``1e-9``,
+        and convergence is only declared on two such E-steps, so the fit stops where exact
+        E-steps would (the final parameters agree to ~1e-7 when both fits run to
+        ``tol=1e-14``; a fixed number of iterations with ``tol=0`` follows a slightly
+        different path). Inexact E-steps with at least 32 components run on a
+        single-precision kernel and estimate the Newton Hessian from a sample of the rows.
+        Every other balanced solve (tracked EOT loss, ``eot_loss``, ``transport_plan``)
+        uses ``1e-9``. Cost: each tenfold tightening costs about one more pass over the
+        kernel per solve (Newton's steps converge fast).
     sinkhorn_max_iter : int, default=1000
         Maximum iterations per balanced solve.
     sinkhorn_solver : {"newton", "sinkhorn"}, default="newton"
