@@ -417,6 +417,57 @@ def test_a_solve_with_sampled_hessians_reaches_pots_plan(dtype):
     np.testing.assert_allclose(plan.sum(axis=0), b, rtol=10 * tol)
 
 
+@pytest.mark.parametrize("store", [True, False])
+def test_shifting_the_column_scaling_into_the_potentials_changes_no_plan(store):
+    from sinkhorn_em import _balanced
+
+    problem, a, b, scaled, log_v = absorbed_problem(K=6, store=store)
+    idx = np.array([0])
+    u, col, dual, _ = problem.row_step(idx, log_v[None])
+    problem.log_v[0], problem.u[0], problem.col[0], problem.dual[0] = log_v, u[0], col[0], dual[0]
+    before = np.zeros((a.size, 6))
+    problem.finish(problem.log_v.copy(), plan=before)
+    potentials = (problem.f0[0] + np.log(problem.u[0]), problem.g0[0] + problem.log_v[0])
+    problem.shift(idx, np.array([7.5]))
+    assert problem.log_v[0] == pytest.approx(log_v - 7.5)
+    after = np.zeros((a.size, 6))
+    problem.finish(problem.log_v.copy(), plan=after)
+    np.testing.assert_allclose(after, before, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(problem.f0[0] + np.log(problem.u[0]), potentials[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(problem.g0[0] + problem.log_v[0], potentials[1], rtol=0, atol=1e-12)
+    # The next row step from the shifted state gives the same column masses and semi-dual.
+    _, col_after, dual_after, _ = problem.row_step(idx, problem.log_v)
+    np.testing.assert_allclose(col_after[0], col[0], rtol=1e-12)
+    assert dual_after[0] == pytest.approx(dual[0], rel=0, abs=1e-12)
+    assert isinstance(problem, _balanced.Problem)
+
+
+def test_a_solve_whose_scalings_leave_their_bounds_shifts_them_and_reaches_pots_plan(monkeypatch):
+    # Warm-started at the solution but for one column potential 17 too low: that column's
+    # scaling must rise by ~13 (the others fall by ~4), out of bounds of +-12, so the
+    # solver shifts the scalings (no rebuild) and must still reach the plan.
+    from sinkhorn_em import _balanced, _newton
+
+    a, b, cost = separated_mixture_problem(n=3000)
+    b = np.array([0.4, 0.1, 0.3, 0.2])
+    reference = _balanced.Problem(_balanced.DenseCost(cost), a, b[None], store=True)
+    solved = _newton.solve(reference, np.zeros((1, 4)), tol=np.array([1e-12]), max_iter=300)
+    start = reference.g0 + solved.log_v
+    start[0, 2] -= 17.0
+    problem = _balanced.Problem(_balanced.DenseCost(cost), a, b[None], store=True)
+    problem.log_v_bounds = (-12.0, 12.0)
+    shifts, builds = [], []
+    shift, build = problem.shift, problem.build
+    monkeypatch.setattr(problem, "shift", lambda idx, c: (shifts.append(c), shift(idx, c)))
+    monkeypatch.setattr(problem, "build", lambda *args, **kwargs: (builds.append(1), build(*args, **kwargs))[1])
+    solution = _newton.solve(problem, start, tol=np.array([1e-10]), max_iter=300)
+    assert shifts and len(builds) == 1 and solution.n_iter[0] < 300
+    plan = np.zeros((a.size, 4))
+    problem.finish(solution.log_v, plan=plan)
+    pot = ot.bregman.sinkhorn_log(a, b, cost, 1.0, stopThr=1e-13, numItermax=200_000)
+    np.testing.assert_allclose(plan, pot, rtol=0, atol=1e-9 * pot.max())
+
+
 def test_bfgs_update_satisfies_the_secant_equation_and_keeps_the_laplacian_structure():
     from sinkhorn_em._newton import bfgs_update
 

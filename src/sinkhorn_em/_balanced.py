@@ -20,7 +20,7 @@ stays ``O(n + block)`` whatever ``n K``.
 Every entry of a stored kernel is ``exp(g0_k - C_ik/eps - max_k(...))``: at most 1, and 1
 for each sample's largest entry, so the row scaling ``u = a / (kernel v)`` stays within
 ``[a / (K max v), a / min v]``; the column scaling ``v = exp(log_v)`` is absorbed into the
-potentials (a rebuild) as soon as it leaves ``[e^-50, e^50]`` (``[e^-20, e^40]`` for a
+potentials (a rebuild) as soon as it leaves ``[e^-50, e^50]`` (``[e^-30, e^40]`` for a
 single-precision kernel).
 """
 
@@ -46,16 +46,18 @@ NARROW = 8
 # stays a normal float (subnormal products run ~100x slower). The absolute change, < 6e-20
 # per entry, is far below single precision for the entries that matter (~ sqrt(1/n)).
 _ROUND_OFF = np.float32(2.0**-40)
-# A single-precision kernel (dtype=np.float32) is stored rounded to multiples of 2**-96
-# (x + c - c with c = 2**-73): entries below 2**-97 (~6e-30 relative to their sample's
+# A single-precision kernel (dtype=np.float32) is stored rounded to multiples of 2**-82
+# (x + c - c with c = 2**-59): entries below 2**-83 (~1e-25 relative to their sample's
 # largest, 1) become zero, so that no stored entry, and no product of one with a column
-# scaling v in [e^-20, e^40], is subnormal (2**-96 e^-20 > 2**-126); an entry so dropped,
-# even scaled by e^40, is < 2e-12 of its sample's largest. The bounds are asymmetric because a
-# component short of mass may need its scaling raised by e^30 and more (from random
-# starts), one with too much lowered by at most 1 / b_k. Products with the kernel
-# accumulate in single precision over blocks of at most SINGLE_MAX_BLOCK samples only.
-_SINGLE_ROUND_OFF = np.float32(2.0**-73)
-SINGLE_LOG_V_BOUNDS = (-20.0, 40.0)
+# scaling v in [e^-30, e^40], is subnormal (2**-82 e^-30 > 2**-126). An entry so dropped,
+# even scaled by e^40, is < 3e-8 of its sample's largest entry: all dropped entries
+# together change the column masses by < 3e-8 in L1, below the 1e-5 that single-precision
+# solves are held to (SINGLE_MIN_TOL in _fit). The bounds are asymmetric because from
+# random starts a component short of mass may need its scaling raised by e^30 and more.
+# Products with the kernel accumulate in single precision over blocks of at most
+# SINGLE_MAX_BLOCK samples only.
+_SINGLE_ROUND_OFF = np.float32(2.0**-59)
+SINGLE_LOG_V_BOUNDS = (-30.0, 40.0)
 SINGLE_MAX_BLOCK = 2048
 # A Hessian of a problem built with sampled_hessian=True (by default the single-precision
 # ones; the fit asks for it in its inexact E-steps with many components) is estimated from every r-th
@@ -313,6 +315,19 @@ class Problem:
         hessians = np.zeros((count, self.K, self.K))
         hessians[chosen] = self._laplacian(W)
         return hessians
+
+    def shift(self, idx, c):
+        """Move a constant ``c[s]`` from the column log-scaling into the potentials: nothing else changes.
+
+        ``P = diag(u) kernel diag(v)`` with ``kernel = exp(f0 + g0 - C/eps)`` is the same
+        plan with ``g0 + c``, ``f0 - c`` (the same kernel), ``v e^-c`` and ``u e^c``; its
+        column masses and semi-dual value are unchanged (the marginals both sum to one).
+        """
+        c = np.asarray(c, dtype=float)
+        self.log_v[idx] -= c[:, None]
+        self.g0[idx] += c[:, None]
+        self.f0[idx] -= c[:, None]
+        self.u[idx] *= np.exp(c)[:, None]
 
     def absorb(self, idx, f, g):
         """Kernels ``exp(f + g - C/eps)`` as they are (no normalisation), scalings reset to one."""

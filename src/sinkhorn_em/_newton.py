@@ -19,6 +19,9 @@ from ._balanced import NARROW, UNDERFLOW
 # The quadratic model behind a Newton step is not trusted beyond this change of the column
 # log-scaling: longer steps are scaled back to it before the line search.
 MAX_NEWTON_STEP = 20.0
+# Column log-scalings spanning at most this fraction of the problem's bounds are shifted
+# back inside them instead of being absorbed by a rebuild (see Problem.shift).
+SHIFTABLE_SPAN = 0.8
 MAX_BACKTRACKS = 12
 # Ridge on the Hessian, relative to the column masses: keeps it invertible along groups of
 # components that share no point (where the step is then decided by the line search).
@@ -259,11 +262,15 @@ def _step(problem, idx, g, rebuild, tol, hessian, has_hessian, stale, evaluation
         moved = idx[accepted]
     if moved.size:
         lower, upper = problem.log_v_bounds
-        far = (
-            (problem.log_v[moved].max(axis=1) > upper)
-            | (problem.log_v[moved].min(axis=1) < lower)
-            | ~np.all(np.isfinite(problem.col[moved]), axis=1)
-        )
+        highest, lowest = problem.log_v[moved].max(axis=1), problem.log_v[moved].min(axis=1)
+        outside = (highest > upper) | (lowest < lower)
+        finite = np.all(np.isfinite(problem.col[moved]), axis=1)
+        # Scalings that span less than the bounds are moved back inside by a constant shift
+        # (the plan does not change: see Problem.shift); only a wider span needs a rebuild.
+        shiftable = outside & finite & (highest - lowest <= SHIFTABLE_SPAN * (upper - lower))
+        if shiftable.any():
+            problem.shift(moved[shiftable], 0.5 * (highest + lowest - upper - lower)[shiftable])
+        far = (outside & ~shiftable) | ~finite
         if far.any():
             out = moved[far]
             g[out] = problem.g0[out] + problem.log_v[out]
