@@ -18,6 +18,10 @@ Sections (``--sections``, default all):
               exact EOT loss (``eot_loss``, not timed) at the parameters the default fit
               and the exact one reached: inexact early E-steps must not buy their speed
               with less progress (<= 0: the default got at least as far).
+``converge``  whole fits to convergence (default ``tol``) from one random start at K = 45
+              and 195 (uniform weights): EM, Sinkhorn-EM with its defaults and with every
+              E-step exact; seconds, iterations, seconds per iteration against EM's, and
+              the exact EOT loss where each stopped (one run each: minutes).
 ``memory``    peak resident memory and seconds per iteration of Sinkhorn-EM (and EM) at
               n = 1e5 and 1e6, K = 195, d = 6, full, uniform weights, 2 iterations, each in a
               fresh subprocess (VmHWM of the child).
@@ -34,7 +38,7 @@ back in the same process; each number is the best of ``--repeats``.
 found in ``DIR`` (e.g. ``git archive <commit> src | tar -x -C DIR`` of the tree before a
 change, then ``DIR/src``) in a subprocess, and prints its numbers next to these ("before").
 
-Usage: python benchmarks/bench_speed.py [--sections defaults sem memory batch] [--repeats 2]
+Usage: python benchmarks/bench_speed.py [--sections defaults sem converge memory batch] [--repeats 2]
                                         [--baseline-src DIR] [--quick]
 """
 
@@ -288,7 +292,38 @@ def section_batch(repeats, starts=20, settings=None):
     return rows
 
 
-SECTIONS = {"defaults": section_defaults, "sem": section_sem, "batch": section_batch}
+def section_converge(repeats):
+    """Whole fits to convergence (default tol) from one random start, K = 45 and 195, uniform weights."""
+    from sinkhorn_em import EOTGaussianMixture
+
+    rows = []
+    for K in COMPONENTS[1:]:
+        X, _, start = mixture(N, K)
+        identity = np.broadcast_to(np.eye(D), (K, D, D)).copy()
+        for name, options in (
+            ("em", {"method": "em"}),
+            ("sinkhorn", {"method": "sinkhorn"}),
+            ("sinkhorn (sinkhorn_tol=1e-9)", {"method": "sinkhorn", "sinkhorn_tol": 1e-9}),
+        ):
+            model = EOTGaussianMixture(
+                K, weights=np.full(K, 1 / K), means_init=start, covariances_init=identity, max_iter=5000, **options
+            )
+            seconds, model = best_cpu(lambda model=model: model.fit(X), 1)
+            rows.append(
+                {
+                    "K": K,
+                    "fit": name,
+                    "seconds": seconds,
+                    "n_iter": int(model.n_iter_),
+                    "converged": bool(model.converged_),
+                    "eot_loss": float(model.eot_loss(X)),
+                }
+            )
+            print(f"    converge: {rows[-1]}", file=sys.stderr, flush=True)
+    return rows
+
+
+SECTIONS = {"defaults": section_defaults, "sem": section_sem, "converge": section_converge, "batch": section_batch}
 
 
 # ---------------------------------------------------------------------- driver
@@ -385,6 +420,20 @@ def print_tables(after, before, memory_after, memory_before):
                 f"{r['sem_s_per_iter']:.4f} | {r['sem_s_per_iter'] / r['em_s_per_iter']:.2f} | {exact} | {gap} "
                 f"| {before_ratio} |"
             )
+    if "converge" in after:
+        print(
+            "\n## Whole fits to convergence (n=50,000, d=6, full, random data-point start, identity covariances, "
+            "uniform weights, default tol)"
+        )
+        print("| K | fit | seconds | iterations | s/it | s/it / EM's | converged | EOT loss at the result |")
+        print("|---|---|---|---|---|---|---|---|")
+        per_iteration = {r["K"]: r["seconds"] / (r["n_iter"] + 1) for r in after["converge"] if r["fit"] == "em"}
+        for r in after["converge"]:
+            rate = r["seconds"] / (r["n_iter"] + 1)
+            print(
+                f"| {r['K']} | {r['fit']} | {r['seconds']:.1f} | {r['n_iter']} | {rate:.4f} | "
+                f"{rate / per_iteration[r['K']]:.2f} | {r['converged']} | {r['eot_loss']:.6f} |"
+            )
     if memory_after:
         print(
             "\n## Memory and time per iteration, K=195, d=6, full, uniform weights, 2 iterations (fresh process each)"
@@ -416,7 +465,7 @@ def print_tables(after, before, memory_after, memory_before):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", nargs="+", default=["defaults", "sem", "memory", "batch"])
+    parser.add_argument("--sections", nargs="+", default=["defaults", "sem", "converge", "memory", "batch"])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument(
         "--baseline-src", default=None, help="directory holding the sinkhorn_em package to compare with"

@@ -107,9 +107,9 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         each Sinkhorn-EM E-step shrinks the column residual it starts from (the imbalance
         the last M-step created) tenfold, and at least to ``1e-9``, so that early E-steps,
         whose plans the next M-step moves far anyway, cost a few passes; once the
-        objective changes by less than ``10 * tol``, every E-step is solved to ``1e-9``,
-        and convergence is only declared on two such E-steps, so the fit stops where exact
-        E-steps would (the final parameters agree to ~1e-7 when both fits run to
+        objective changes by less than ``tol``, every E-step is solved to ``1e-9``, and
+        convergence is only declared on two such E-steps, so the fit stops where exact
+        E-steps would (the final parameters agree to ~2e-8 when both fits run to
         ``tol=1e-14``; a fixed number of iterations with ``tol=0`` follows a slightly
         different path). Inexact E-steps with at least 32 components run on a
         single-precision kernel and estimate the Newton Hessian from a sample of the rows.
