@@ -368,6 +368,15 @@ def test_single_precision_hessian_keeps_entries_spanning_many_orders_of_magnitud
     np.testing.assert_allclose(hessian, expected, rtol=1e-5, atol=1e-12 * np.abs(expected).max())
 
 
+def assert_solved_plan_is_pots(problem, log_v, a, b, cost, atol):
+    """The plan of a solved one-problem ``problem`` at ``log_v`` equals POT's (to ``atol`` times its largest entry)."""
+    plan = np.zeros((a.size, b.size))
+    problem.finish(log_v, plan=plan)
+    pot = ot.bregman.sinkhorn_log(a, b, cost, 1.0, stopThr=1e-13, numItermax=200_000)
+    np.testing.assert_allclose(plan, pot, rtol=0, atol=atol * pot.max())
+    return plan
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_sampled_hessian_is_the_laplacian_of_every_rth_sample_scaled_by_r(dtype, monkeypatch):
     # Blocks of 65 samples (not a multiple of the stride) check that the sample picked is
@@ -409,11 +418,7 @@ def test_a_solve_with_sampled_hessians_reaches_pots_plan(dtype):
     tol = 1e-10 if dtype == np.float64 else 1e-6
     solution = _newton.solve(problem, np.zeros((1, 4)), tol=np.array([tol]), max_iter=200)
     assert solution.n_iter[0] < 200 and solution.n_hessians[0] >= 1
-    plan = np.zeros((a.size, 4))
-    problem.finish(solution.log_v, plan=plan)
-    pot = ot.bregman.sinkhorn_log(a, b, cost, 1.0, stopThr=1e-13, numItermax=200_000)
-    atol = (1e-9 if dtype == np.float64 else 1e-5) * pot.max()
-    np.testing.assert_allclose(plan, pot, rtol=0, atol=atol)
+    plan = assert_solved_plan_is_pots(problem, solution.log_v, a, b, cost, 1e-9 if dtype == np.float64 else 1e-5)
     np.testing.assert_allclose(plan.sum(axis=0), b, rtol=10 * tol)
 
 
@@ -462,10 +467,7 @@ def test_a_solve_whose_scalings_leave_their_bounds_shifts_them_and_reaches_pots_
     monkeypatch.setattr(problem, "build", lambda *args, **kwargs: (builds.append(1), build(*args, **kwargs))[1])
     solution = _newton.solve(problem, start, tol=np.array([1e-10]), max_iter=300)
     assert shifts and len(builds) == 1 and solution.n_iter[0] < 300
-    plan = np.zeros((a.size, 4))
-    problem.finish(solution.log_v, plan=plan)
-    pot = ot.bregman.sinkhorn_log(a, b, cost, 1.0, stopThr=1e-13, numItermax=200_000)
-    np.testing.assert_allclose(plan, pot, rtol=0, atol=1e-9 * pot.max())
+    assert_solved_plan_is_pots(problem, solution.log_v, a, b, cost, 1e-9)
 
 
 def test_bfgs_update_satisfies_the_secant_equation_and_keeps_the_laplacian_structure():

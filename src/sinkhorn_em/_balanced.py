@@ -60,10 +60,10 @@ _SINGLE_ROUND_OFF = np.float32(2.0**-59)
 SINGLE_LOG_V_BOUNDS = (-30.0, 40.0)
 SINGLE_MAX_BLOCK = 2048
 # A Hessian of a problem built with sampled_hessian=True (by default the single-precision
-# ones; the fit asks for it in its inexact E-steps with many components) is estimated from every r-th
-# sample, r = n / (HESSIAN_SAMPLES_PER_COMPONENT K) clipped to [1, MAX_HESSIAN_STRIDE]: its
-# Gram product (K^2 per sample used) then costs about one pass over the kernel instead of
-# several. It only preconditions the Newton step: the line search runs on the exact
+# ones; the fit asks for it in its inexact E-steps with many components) is estimated from
+# every r-th sample, r = n / (HESSIAN_SAMPLES_PER_COMPONENT K) clipped to [1,
+# MAX_HESSIAN_STRIDE]: its Gram product (K^2 per sample used) then costs about two passes
+# over the kernel instead of six or seven (K = 195). It only preconditions the Newton step: the line search runs on the exact
 # semi-dual, BFGS corrections refine it, and the solve stops on the exact column residual.
 HESSIAN_SAMPLES_PER_COMPONENT = 32
 MAX_HESSIAN_STRIDE = 8
@@ -383,8 +383,8 @@ class Problem:
         nearly equal numbers for well-separated components. ``W`` is a sum of non-negative
         terms, so single precision (above ``NARROW`` components) gives every entry to a
         relative ~1e-6; each block's Gram product is accumulated in double precision.
-        A single-precision problem estimates ``W`` from every ``hessian_stride``-th sample
-        (see ``HESSIAN_SAMPLES_PER_COMPONENT``).
+        A problem with ``sampled_hessian`` estimates ``W`` from every ``hessian_stride``-th
+        sample (see ``HESSIAN_SAMPLES_PER_COMPONENT``).
         """
         count = len(idx)
         v = np.exp(log_v)[:, :, None]

@@ -269,14 +269,14 @@ def run(design, alpha, means, covariances, options, *, out=print):
     schedule = opts.schedule
     weights = np.broadcast_to(alpha, (S, K)).copy()
     log_g = np.broadcast_to(np.log(alpha), (S, K)).copy()  # balanced warm start
-    hessians = np.zeros((S, K, K)) if opts.method == "sinkhorn" or opts.track_eot_loss else None
+    balanced_tracked = opts.method == "sinkhorn" or opts.track_eot_loss
+    hessians = np.zeros((S, K, K)) if balanced_tracked else None
     has_hessian = np.zeros(S, dtype=bool)
     tracks = [_Track(trajectory=[] if opts.keep_trajectory else None) for _ in range(S)]
     finished: dict[int, tuple] = {}
     active = np.arange(S)
     means, covariances = means.copy(), covariances.copy()
     start = time.perf_counter()
-    balanced_tracked = opts.method == "sinkhorn" or opts.track_eot_loss
     workspace = {}  # the balanced solves' kernel and work arrays, reused from one iteration to the next
     for iteration in range(opts.max_iter + 1):
         eps = float(schedule[iteration]) if iteration < schedule.size else float(opts.epsilon)
@@ -298,8 +298,8 @@ def run(design, alpha, means, covariances, options, *, out=print):
         if not e_step:
             stats, objective, nll = em_pass(design, coefficients, log_w, eps, statistics=iteration < opts.max_iter)
         if balanced_tracked:
-            # The Sinkhorn-EM E-step, or (em/oem with track_eot_loss) the EOT loss alone:
-            # exact solves, no M-step statistics.
+            # The Sinkhorn-EM E-step, or for em/oem with track_eot_loss the EOT loss alone
+            # (an exact solve, no M-step statistics).
             outcome = balanced_pass(
                 design,
                 coefficients,
@@ -314,15 +314,14 @@ def run(design, alpha, means, covariances, options, *, out=print):
                 dtype=np.float32 if e_step and single else np.float64,
             )
             eot, n_sinkhorn, solved_ok = outcome.value, outcome.n_iter, outcome.converged
+            log_g[active] = outcome.g
+            hessians[active] = outcome.hessian
+            has_hessian[active] = outcome.has_hessian
         if e_step:
             tolerances = outcome.tol
             stats, objective = outcome.stats, outcome.value
             nll = outcome.nll if outcome.nll is not None else nll_pass(design, coefficients, log_w)
             masses = weights[active]
-        if balanced_tracked:
-            log_g[active] = outcome.g
-            hessians[active] = outcome.hessian
-            has_hessian[active] = outcome.has_hessian
         seconds = time.perf_counter() - start
         keep = np.ones(count, dtype=bool)
         for j, s in enumerate(active):

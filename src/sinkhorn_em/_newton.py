@@ -30,7 +30,7 @@ NEWTON_RIDGE = 1e-10
 # is accepted there when it shrinks the column residual.
 ROUNDING_LEVEL = 1e-13
 # Newton steps are tried once every column mass is within this log-ratio of its target
-# (the second bound for problems with sampled Hessians, which cost about one pass).
+# (the second bound for problems with sampled Hessians, which cost about two passes).
 NEWTON_REGION = 1.0
 SAMPLED_NEWTON_REGION = 5.0
 # Hessian reuse (see _worthwhile_contraction): a step whose residual ratio (new / old) is
@@ -164,7 +164,7 @@ def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True, relative
         todo = np.flatnonzero(active & rebuild)
         if todo.size:
             wanted = None
-            # A sampled Hessian costs about one pass on its own: not worth computing in a
+            # A sampled Hessian costs about two passes on its own: not worth computing in a
             # build whose iterate may still be far from the Newton region.
             if newton and HESSIAN_IN_BUILD != "never" and not problem.sampled_hessian:
                 wanted = stale[todo] | ~has_hessian[todo]
