@@ -32,7 +32,8 @@ Sections (``--sections``, default all):
 
 Every time is CPU time (``time.process_time``, one BLAS thread): on a shared machine it is
 less disturbed by other processes than wall time. Ratios compare measurements taken back to
-back in the same process; each number is the best of ``--repeats``.
+back in the same process, the two fits of a ratio in turn (so that a drift of the machine's
+speed shifts both); each number is the best of ``--repeats``.
 
 ``--baseline-src DIR`` also runs every section but ``memory`` at n = 1e6 with the package
 found in ``DIR`` (e.g. ``git archive <commit> src | tar -x -C DIR`` of the tree before a
@@ -89,6 +90,22 @@ def best_cpu(fn, repeats):
     return min(times), result
 
 
+def best_cpu_interleaved(functions, repeats):
+    """``[(best time, last result)]`` of each function, run in turn ``repeats`` times.
+
+    Interleaving puts the numbers of a ratio in the same stretch of time: a machine whose
+    speed drifts during the run shifts both alike.
+    """
+    times = [[] for _ in functions]
+    results = [None] * len(functions)
+    for _ in range(repeats):
+        for j, fn in enumerate(functions):
+            start = time.process_time()
+            results[j] = fn()
+            times[j].append(time.process_time() - start)
+    return [(min(t), result) for t, result in zip(times, results)]
+
+
 def has_auto():
     import inspect
 
@@ -128,8 +145,7 @@ def section_defaults(repeats, iterations=10):
             )
             return model.fit(X)
 
-        t_ours, _ = best_cpu(ours, repeats)
-        t_sklearn, _ = best_cpu(sklearn, repeats)
+        (t_ours, _), (t_sklearn, _) = best_cpu_interleaved([ours, sklearn], repeats)
         t_tracked, _ = best_cpu(lambda: ours(track_eot_loss=True), 1)
         rows.append(
             {
@@ -169,8 +185,9 @@ def section_sem(repeats, iteration_counts=(5, 20)):
 
                     reps = repeats if iterations <= 5 else 1
                     # track_eot_loss=False: the default now, and what "EM" costs before too.
-                    t_em, _ = best_cpu(lambda: fit("em", track_eot_loss=False), reps)
-                    t_sem, model = best_cpu(lambda: fit("sinkhorn"), reps)
+                    (t_em, _), (t_sem, model) = best_cpu_interleaved(
+                        [lambda: fit("em", track_eot_loss=False), lambda: fit("sinkhorn")], reps
+                    )
                     row = {
                         "K": K,
                         "weights": weights_name,

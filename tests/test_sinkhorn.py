@@ -377,31 +377,63 @@ def assert_solved_plan_is_pots(problem, log_v, a, b, cost, atol):
     return plan
 
 
+class StackedCost:
+    """Given scaled costs ``(S, n, K)`` of ``S`` problems (``_balanced.DenseCost`` for a batch)."""
+
+    def __init__(self, scaled):
+        self.scaled = scaled
+        self.S, self.n, self.K = scaled.shape
+
+    def prepare(self, idx, offsets):
+        offsets = np.asarray(offsets, dtype=float)[:, :, None]
+        chosen = self.scaled[idx]
+
+        def block(cols, out=None):
+            return np.subtract(offsets, np.swapaxes(chosen[:, cols], 1, 2), out=out)
+
+        return block
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_sampled_hessian_is_the_laplacian_of_every_rth_sample_scaled_by_r(dtype, monkeypatch):
+@pytest.mark.parametrize("gathered_samples", [None, 50])
+def test_sampled_hessian_is_the_laplacian_of_every_rth_sample_scaled_by_r(dtype, gathered_samples, monkeypatch):
     # Blocks of 65 samples (not a multiple of the stride) check that the sample picked is
-    # every r-th of the whole data, whatever block it falls in, and the factor r.
+    # every r-th of the whole data, whatever block it falls in, and the factor r; a Gram
+    # buffer of 50 samples (32 or 33 per block) is flushed at nearly every block. Two
+    # problems, Hessians of one or both, and a rebuild of one between Hessians check that
+    # the compact copy of the sampled columns follows the kernel of each problem.
     from sinkhorn_em import _balanced
 
-    monkeypatch.setattr(_balanced, "BLOCK_BYTES", 65 * 8 * 40)
+    monkeypatch.setattr(_balanced, "BLOCK_BYTES", 65 * 8 * 2 * 40)
+    if gathered_samples is not None:
+        monkeypatch.setattr(_balanced, "GRAM_BUFFER_BYTES", gathered_samples * 2 * 40 * np.dtype(dtype).itemsize)
     rng = np.random.default_rng(7)
-    n, K = 3000, 40
-    scaled = rng.uniform(0.0, 8.0, size=(n, K))
-    a, b = np.full(n, 1.0 / n), np.full(K, 1.0 / K)
-    problem = _balanced.Problem(_balanced.DenseCost(scaled), a, b[None], store=True, dtype=dtype, sampled_hessian=True)
+    S, n, K = 2, 3000, 40
+    scaled = rng.uniform(0.0, 8.0, size=(S, n, K))
+    a, b = np.full(n, 1.0 / n), np.full((S, K), 1.0 / K)
+    problem = _balanced.Problem(StackedCost(scaled), a, b, store=True, dtype=dtype, sampled_hessian=True)
     r = problem.hessian_stride
     assert r == min(n // (_balanced.HESSIAN_SAMPLES_PER_COMPONENT * K), _balanced.MAX_HESSIAN_STRIDE) == 2
     assert any(block.start % r for block in problem.blocks)
-    problem.build(np.array([0]), np.zeros((1, K)))
-    log_v = 0.2 * rng.standard_normal((1, K))
-    u = problem.row_step(np.array([0]), log_v)[0]
-    hessian = problem.hessian(np.array([0]), u, log_v)[0]
-    plan = u[0][:, None] * problem.stored_kernel(0).T.astype(float) * np.exp(log_v[0])[None, :]
-    picked = plan[::r]
-    shared = r * picked.T @ (picked / a[::r, None])
-    np.fill_diagonal(shared, 0.0)
-    expected = np.diag(shared.sum(axis=1)) - shared
-    np.testing.assert_allclose(hessian, expected, rtol=2e-5, atol=1e-12 * np.abs(expected).max())
+    log_v = 0.2 * rng.standard_normal((S, K))
+
+    def check(idx):
+        u = problem.row_step(idx, log_v[idx])[0]
+        hessians = problem.hessian(idx, u, log_v[idx])
+        for j, s in enumerate(idx):
+            plan = u[j][:, None] * problem.stored_kernel(s).T.astype(float) * np.exp(log_v[s])[None, :]
+            picked = plan[::r]
+            shared = r * picked.T @ (picked / a[::r, None])
+            np.fill_diagonal(shared, 0.0)
+            expected = np.diag(shared.sum(axis=1)) - shared
+            np.testing.assert_allclose(hessians[j], expected, rtol=2e-5, atol=1e-12 * np.abs(expected).max())
+
+    problem.build(np.arange(S), np.zeros((S, K)))
+    check(np.array([1]))
+    check(np.arange(S))
+    problem.build(np.array([0]), rng.standard_normal((1, K)))
+    check(np.arange(S))
+    check(np.array([0]))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

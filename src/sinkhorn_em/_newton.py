@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import lapack
 
 from ._balanced import NARROW, UNDERFLOW
 
@@ -118,9 +119,11 @@ def newton_steps(hessian, col, residual):
             except np.linalg.LinAlgError:
                 ok[s] = False
                 factor[s] = np.eye(K)
-    # Two triangular solves with the Cholesky factor (as scipy's cho_solve).
-    lower = np.linalg.solve(factor, residual[:, :, None])
-    steps = np.linalg.solve(np.swapaxes(factor, 1, 2), lower)[:, :, 0]
+    # Two triangular solves with the Cholesky factor (LAPACK's potrs, as scipy's cho_solve;
+    # numpy's solve would factor the triangular matrices again: 10x slower at K = 195).
+    steps = np.empty((count, K))
+    for s in range(count):
+        steps[s] = lapack.dpotrs(factor[s], residual[s], lower=1)[0]
     ok &= np.all(np.isfinite(steps), axis=1)
     return steps, ok
 

@@ -149,12 +149,15 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         Iterations between two progress lines with ``verbose=2``.
     working_memory : float or None, default=None
         Memory, in MiB, for the ``(n, K)`` kernel that Sinkhorn-EM keeps between the passes
-        of a balanced solve (``8 n K`` bytes per start). Above it the kernel is not stored
-        but recomputed from the data block by block in every pass (a product with the
-        moment features and an exponential per block), so that memory stays ``O(n d^2)``
-        plus a few MiB of blocks whatever ``n K``, at the price of about one EM iteration
-        of work per pass. ``None`` uses scikit-learn's ``working_memory`` setting
-        (``sklearn.set_config``, default 1024 MiB). em/oem never store an ``(n, K)`` array.
+        of a balanced solve (``8 n K`` bytes per start; ``4 n K`` in single-precision
+        E-steps, whose sampled Hessians also keep a copy of the kernel's columns of every
+        ``r``-th sample they use, ``4 n K / r`` bytes with ``2 <= r <= 8``). Above it the
+        kernel is not stored but recomputed from the data block by block in every pass (a
+        product with the moment features and an exponential per block), so that memory
+        stays ``O(n d^2)`` plus a few MiB of blocks whatever ``n K``, at the price of about
+        one EM iteration of work per pass. ``None`` uses scikit-learn's ``working_memory``
+        setting (``sklearn.set_config``, default 1024 MiB). em/oem never store an
+        ``(n, K)`` array.
 
     Attributes
     ----------
