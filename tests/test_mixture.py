@@ -508,8 +508,9 @@ def test_a_kernel_above_working_memory_is_recomputed_with_the_same_fit(method, m
 @pytest.mark.parametrize("single_precision", [False, True])
 def test_auto_sinkhorn_tol_reaches_the_fit_of_exact_e_steps(single_precision, monkeypatch):
     # sinkhorn_tol="auto" solves early E-steps loosely (and, with enough components, on a
-    # single-precision kernel; forced here on K = 3) but the last ones to 1e-9: a converged
-    # fit must land on the parameters of a fit with every E-step solved to 1e-9.
+    # single-precision kernel, with sampled Hessians and, far from balance, on a sample of
+    # the rows first; forced here on K = 3) but the last ones to 1e-9: a converged fit must
+    # land on the parameters of a fit with every E-step solved to 1e-9.
     from sinkhorn_em import _balanced, _fit
 
     if single_precision:
@@ -522,6 +523,15 @@ def test_auto_sinkhorn_tol_reaches_the_fit_of_exact_e_steps(single_precision, mo
         return problem(*args, **kwargs)
 
     monkeypatch.setattr(_balanced, "Problem", spy)
+    coarse_starts = []
+    coarse_start = _fit._coarse_start
+
+    def spy_coarse(*args, **kwargs):
+        started = coarse_start(*args, **kwargs)
+        coarse_starts.append(started is not None)
+        return started
+
+    monkeypatch.setattr(_fit, "_coarse_start", spy_coarse)
     for seed in range(3):
         X, _ = mixture_data(20 + seed, n=600, separation=4.0)
         # tol=1e-14: at 1e-12 the exact fit itself stops up to 1.3e-5 short of the fixed point
@@ -541,6 +551,70 @@ def test_auto_sinkhorn_tol_reaches_the_fit_of_exact_e_steps(single_precision, mo
         assert auto.history_["sinkhorn_iterations"].sum() < exact.history_["sinkhorn_iterations"].sum()
         assert (np.dtype(np.float32) in dtypes) == single_precision
         assert dtypes[-1] == np.float64
+    # With single precision (sampled Hessians, stride 6) some early E-steps start on the sample.
+    assert any(coarse_starts) == single_precision
+
+
+def test_a_coarse_start_balances_the_sample_of_the_rows_the_full_solve_starts_from():
+    # An inexact E-step far from balance is first solved on every r-th sample: the full
+    # solve starts from potentials that balance that sample (its plan, from scipy's
+    # densities, has columns within the tolerance its starting residual gave), and is held
+    # to that tolerance. A sample already near balance is left to the full solve.
+    from sinkhorn_em import _fit
+    from sinkhorn_em._design import make_design
+
+    X, _ = mixture_data(11, n=2400, separation=4.0)
+    means = X[np.random.default_rng(0).choice(len(X), 3, replace=False)]
+    covariances = np.stack([np.eye(2)] * 3)
+    weights = np.array([0.05, 0.05, 0.9])
+    design = make_design(X, "full")
+    options = EOTGaussianMixture(3)._options(np.array([]))
+    coefficients = design.coefficients(means[None], covariances[None])
+    step = 4
+    sample_cost = -scipy_log_joint_of(means, covariances, X[::step])
+
+    def sample_masses(g):
+        log_joint = g[None, :] - sample_cost
+        return np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True)).mean(axis=0)
+
+    def coarse_start(*gs):
+        S = len(gs)
+        warm = (np.stack(gs), np.zeros((S, 3, 3)), np.zeros(S, dtype=bool))
+        stacked = tuple(np.concatenate([c] * S) for c in coefficients)
+        return _fit._coarse_start(
+            design,
+            stacked,
+            np.stack([weights] * S),
+            1.0,
+            warm,
+            options,
+            np.ones(S, dtype=bool),
+            step,
+            np.full(S, 1e-9),
+            np.full(S, 0.1),
+            None,
+            np.float64,
+        )
+
+    start = np.abs(sample_masses(np.log(weights)) - weights).sum()
+    assert start >= _fit.COARSE_MIN_RESIDUAL
+    g, hessians, has_hessian, tol, relative, start_residual, iterations = coarse_start(np.log(weights))
+    assert start_residual[0] == pytest.approx(start, rel=1e-9)
+    assert tol[0] == pytest.approx(0.1 * start, rel=1e-12) and relative[0] == 0.0
+    assert np.abs(sample_masses(g[0]) - weights).sum() <= tol[0]
+    assert has_hessian[0] and np.all(np.isfinite(hessians[0])) and iterations[0] > 0
+    assert coarse_start(g[0]) is None  # balanced: nothing to gain on the sample
+    # In a batch, only the problem far from balance starts on the sample, as it would alone.
+    batch = coarse_start(g[0], np.log(weights))
+    np.testing.assert_array_equal(batch[0][0], g[0])
+    np.testing.assert_allclose(batch[0][1], g[0], rtol=0, atol=1e-12)
+    assert batch[3][0] == 1e-9 and batch[4][0] == 0.1 and np.isnan(batch[5][0]) and batch[6][0] == 0
+    assert batch[3][1] == tol[0] and batch[6][1] == iterations[0]
+
+
+def scipy_log_joint_of(means, covariances, X):
+    """``log N(x_i; mu_k, Sigma_k)`` from scipy, ``(n, K)``."""
+    return np.stack([multivariate_normal(m, c).logpdf(X) for m, c in zip(means, covariances)], axis=1)
 
 
 @pytest.mark.parametrize("tol", [1e-3, 1e-6])

@@ -71,6 +71,11 @@ MAX_HESSIAN_STRIDE = 8
 GRAM_BUFFER_BYTES = 1 << 20
 
 
+def hessian_stride(n, K):
+    """The stride ``r`` of the samples a sampled Hessian uses (see ``HESSIAN_SAMPLES_PER_COMPONENT``)."""
+    return int(np.clip(n // (HESSIAN_SAMPLES_PER_COMPONENT * K), 1, MAX_HESSIAN_STRIDE))
+
+
 def sample_blocks(n, width, block_bytes=None, max_size=None):
     """Slices of about ``block_bytes`` (at most ``max_size`` samples) for arrays with ``width`` doubles per sample."""
     block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
@@ -149,8 +154,7 @@ class Problem:
         self.hessian_stride = 1
         self.sampled_hessian = self.single if sampled_hessian is None else bool(sampled_hessian)
         if self.sampled_hessian:
-            stride = self.n // (HESSIAN_SAMPLES_PER_COMPONENT * self.K)
-            self.hessian_stride = int(np.clip(stride, 1, MAX_HESSIAN_STRIDE))
+            self.hessian_stride = hessian_stride(self.n, self.K)
         self._scratch = {} if workspace is None else workspace
         self.kernel = None
         self.sampled = None  # see _sampled_kernel

@@ -54,6 +54,7 @@ class Solution:
     hessian: np.ndarray
     has_hessian: np.ndarray
     tol: np.ndarray  # the tolerance each problem was solved to
+    start_residual: np.ndarray  # the column residual after the first build
 
 
 def worthwhile_contraction(remaining, K):
@@ -134,7 +135,7 @@ def newton_steps(hessian, col, residual):
 HESSIAN_IN_BUILD = "stale"
 
 
-def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True, relative=None):
+def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True, relative=None, built=False):
     """Run the iterations of every problem of ``problem`` from column potentials ``g`` (``(S, K)``).
 
     ``tol`` is an array ``(S,)``: problem ``s`` stops when its column residual
@@ -159,10 +160,13 @@ def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True, relative
     evaluations = np.zeros(S, dtype=int)
     n_iter = np.zeros(S, dtype=int)
     active = np.ones(S, dtype=bool)
-    rebuild = np.ones(S, dtype=bool)
+    rebuild = np.full(S, not built)
     log_finished = np.zeros(S, dtype=bool)
-    first = np.ones(S, dtype=bool)
+    first = np.full(S, not built)
     tol = np.array(tol, dtype=float)
+    start_residual = np.full(S, np.nan)
+    if built:
+        _note_start(problem, np.arange(S), start_residual, tol, relative)
     while True:
         todo = np.flatnonzero(active & rebuild)
         if todo.size:
@@ -180,10 +184,7 @@ def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True, relative
                 has_hessian[chosen] = True
                 stale[chosen] = False
                 evaluations[chosen] += 1
-            if relative is not None:
-                starting = todo[first[todo]]
-                residual0 = np.abs(b[starting] - problem.col[starting]).sum(axis=1)
-                tol[starting] = np.maximum(tol[starting], relative[starting] * residual0)
+            _note_start(problem, todo[first[todo]], start_residual, tol, relative)
             first[todo] = False
             rebuild[todo] = False
         current = np.flatnonzero(active)
@@ -213,7 +214,14 @@ def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True, relative
     log_v = problem.log_v.copy()
     regular = ~log_finished
     log_v[regular] += log_b[regular] - np.log(problem.col[regular])
-    return Solution(log_v, n_iter, evaluations, hessian, has_hessian, tol)
+    return Solution(log_v, n_iter, evaluations, hessian, has_hessian, tol, start_residual)
+
+
+def _note_start(problem, idx, start_residual, tol, relative):
+    """Record the column residual of the problems ``idx`` at their first build; loosen ``tol`` by ``relative``."""
+    start_residual[idx] = np.abs(problem.b[idx] - problem.col[idx]).sum(axis=1)
+    if relative is not None:
+        tol[idx] = np.maximum(tol[idx], relative[idx] * start_residual[idx])
 
 
 def _step(problem, idx, g, rebuild, tol, hessian, has_hessian, stale, evaluations, newton):
