@@ -112,7 +112,11 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         E-steps would (the final parameters agree to ~2e-8 when both fits run to
         ``tol=1e-14``; a fixed number of iterations with ``tol=0`` follows a slightly
         different path). Inexact E-steps with at least 32 components run on a
-        single-precision kernel and estimate the Newton Hessian from a sample of the rows.
+        single-precision kernel and estimate the Newton Hessian from a sample of the rows
+        (every r-th, ``r = n / (32 K)`` clipped to [1, 8]); when the previous E-step (or,
+        for the first, the start) was far from balance, they are solved on that sample
+        first, and the full solve starts from its solution and shrinks the sample's
+        starting residual tenfold.
         Every other balanced solve (tracked EOT loss, ``eot_loss``, ``transport_plan``)
         uses ``1e-9``. Cost: each tenfold tightening costs about one more pass over the
         kernel per solve (Newton's steps converge fast).
@@ -175,7 +179,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         ``iteration``, ``epsilon``, ``objective``, ``nll`` (at eps = 1), ``eot_loss`` (at the
         iteration's eps; NaN for em/oem unless ``track_eot_loss``), ``sinkhorn_iterations``
         (iterations of the balanced solve: Newton steps with the default
-        ``sinkhorn_solver``), ``seconds`` (wall time since the start of the fit),
+        ``sinkhorn_solver``, those on a sample of the rows included), ``seconds`` (wall time since the start of the fit),
         ``sinkhorn_tol`` (the marginal tolerance that iteration's balanced solve was held
         to, see ``sinkhorn_tol="auto"``; NaN without a balanced solve).
     trajectory_ : list of dict or None
