@@ -588,12 +588,12 @@ def test_a_coarse_start_balances_the_sample_of_the_rows_the_full_solve_starts_fr
             1.0,
             warm,
             options,
-            np.ones(S, dtype=bool),
-            step,
-            np.full(S, 1e-9),
-            np.full(S, 0.1),
-            None,
-            np.float64,
+            coarse=np.ones(S, dtype=bool),
+            step=step,
+            tol=np.full(S, 1e-9),
+            relative=np.full(S, 0.1),
+            workspace=None,
+            dtype=np.float64,
         )
 
     start = np.abs(sample_masses(np.log(weights)) - weights).sum()

@@ -56,17 +56,17 @@ class _BaseDesign:
         self.covariance_type = covariance_type
         self.n, self.d = X.shape
         self.shift = X.mean(axis=0)
+        self._every = {}  # designs of every r-th sample, by r
 
     def every(self, step):
         """The design of every ``step``-th sample (same centring: the same coefficients apply)."""
-        cache = self.__dict__.setdefault("_every", {})
-        if step not in cache:
+        if step not in self._every:
             sub = copy.copy(self)
             sub._every = {}
             sub._take_every(step)
             sub.n = -(-self.n // step)
-            cache[step] = sub
-        return cache[step]
+            self._every[step] = sub
+        return self._every[step]
 
     def scaled_statistics(self, kernel, row_scale, col_scale, cols):
         """:meth:`statistics` of the weights ``col_scale[s, k] * kernel[s, k, i] * row_scale[s, i]``.

@@ -189,7 +189,9 @@ class BalancedOutcome:
     start_residual: np.ndarray
 
 
-def _coarse_start(design, coefficients, weights, epsilon, warm, options, coarse, step, tol, relative, workspace, dtype):
+def _coarse_start(
+    design, coefficients, weights, epsilon, warm, options, *, coarse, step, tol, relative, workspace, dtype
+):
     """Solve the problems ``coarse`` on every ``step``-th sample first, where that sample is far from balance.
 
     ``warm`` is ``(g, hessians, has_hessian)``. Returns the full solve's starting point
@@ -303,12 +305,12 @@ def balanced_pass(
             epsilon,
             (warm_g, *warm_hessian),
             options,
-            coarse,
-            problem.hessian_stride,
-            tol,
-            relative,
-            workspace,
-            dtype,
+            coarse=coarse,
+            step=problem.hessian_stride,
+            tol=tol,
+            relative=relative,
+            workspace=workspace,
+            dtype=dtype,
         )
         if started is not None:
             warm_g, hessians, has_hessian, tol, relative, start_residual, coarse_iterations = started
