@@ -81,13 +81,8 @@ def mixture(n, K, d=D, seed=1, separation=3.0):
 
 
 def best_cpu(fn, repeats):
-    times = []
-    result = None
-    for _ in range(repeats):
-        start = time.process_time()
-        result = fn()
-        times.append(time.process_time() - start)
-    return min(times), result
+    """``(best time, last result)`` of ``fn`` run ``repeats`` times."""
+    return best_cpu_interleaved([fn], repeats)[0]
 
 
 def best_cpu_interleaved(functions, repeats):

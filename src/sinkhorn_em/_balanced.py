@@ -63,8 +63,9 @@ SINGLE_MAX_BLOCK = 2048
 # ones; the fit asks for it in its inexact E-steps with many components) is estimated from
 # every r-th sample, r = n / (HESSIAN_SAMPLES_PER_COMPONENT K) clipped to [1,
 # MAX_HESSIAN_STRIDE]: its Gram product (K^2 per sample used) then costs about two passes
-# over the kernel instead of six or seven (K = 195). It only preconditions the Newton step: the line search runs on the exact
-# semi-dual, BFGS corrections refine it, and the solve stops on the exact column residual.
+# over the kernel instead of six or seven (K = 195). It only preconditions the Newton step:
+# the line search runs on the exact semi-dual, BFGS corrections refine it, and the solve
+# stops on the exact column residual.
 HESSIAN_SAMPLES_PER_COMPONENT = 32
 MAX_HESSIAN_STRIDE = 8
 # Bytes of the buffer that gathers weighted samples for one Gram product of a Hessian.
@@ -466,15 +467,11 @@ class Problem:
             self.sampled = self.scratch("sampled kernel", shape, self.kernel[0].dtype)
         missing = idx[~self.has_sampled[idx]]
         if missing.size:
-            full = self._all(missing)
             for block, cols in self.kernel_blocks(missing):
                 offset = (-cols.start) % r
                 picked = block[:, :, offset::r]
                 first = (cols.start + offset) // r
-                if full:
-                    self.sampled[:, :, first : first + picked.shape[2]] = picked
-                else:
-                    self.sampled[missing, :, first : first + picked.shape[2]] = picked
+                self.sampled[missing, :, first : first + picked.shape[2]] = picked
             self.has_sampled[missing] = True
         return self.sampled if self._all(idx) else self.sampled[idx]
 

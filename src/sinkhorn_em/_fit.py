@@ -110,7 +110,7 @@ class _Track:
     change: float = np.inf  # the objective's last change
     last_tol: float = np.inf  # the previous E-step's tolerance
     exact: bool = False  # sinkhorn_auto: every E-step from now on at the final tolerance
-    coarse: bool = True  # the next inexact E-step starts with a solve on a sample of the rows
+    coarse: bool = True  # the next inexact E-step looks at a sample of the rows first (_coarse_start)
 
 
 def _e_step_relative_tolerance(track, options):
