@@ -33,31 +33,6 @@ HISTORY_COLUMNS = [
     "seconds",
     "sinkhorn_tol",
 ]
-# sinkhorn_tol="auto": each E-step shrinks the column residual it starts from (the change of
-# the plan's masses that the last M-step caused) by the factor AUTO_RELATIVE, and at least to
-# AUTO_FINAL_TOL; once two inexact E-steps' objectives differ by less than the convergence
-# threshold, every E-step is solved to AUTO_FINAL_TOL, and only two such E-steps decide
-# convergence. (Exact E-steps as soon as the change came within 10x the threshold cost
-# 30% more CPU over a whole K = 195 fit for no difference in the result.)
-AUTO_FINAL_TOL = 1e-9
-AUTO_RELATIVE = 0.1
-AUTO_MAX_ITER = 10**9
-# Inexact E-steps with sampled Hessians whose previous E-step started far from balance (and
-# the first one of a fit) are solved on the sample of the rows their Hessians use first
-# (1 / r of the work per pass), and the full solve starts from that solution: it is then
-# off only by the sample's error. Only where that sample starts with a column residual of
-# at least COARSE_MIN_RESIDUAL, about twice the L1 sampling error of the column masses
-# with 32 samples per component (~0.8 / sqrt(32)): nearer balance the sampling error
-# would be most of what the full solve has to correct.
-COARSE_MIN_RESIDUAL = 0.3
-# Inexact E-steps whose tolerance is at least this (predicted from the start's last E-step)
-# store their kernel in single precision when there are at least SINGLE_MIN_COMPONENTS
-# components: column masses from it carry relative errors of ~1e-7 (products accumulate in
-# single precision within blocks of at most 2048 samples), far below such a tolerance, and
-# every pass over it moves half the bytes. Few components gain nothing (their passes cost
-# little next to the fixed overhead of an iteration).
-SINGLE_MIN_TOL = 1e-5
-SINGLE_MIN_COMPONENTS = 32
 # Responsibilities below exp(-600) times a sample's largest are stored as exp(-600): an
 # exponential or a product that underflows to a subnormal number costs ~100x a normal one,
 # and such a weight changes no sum by more than 1e-250 relative.
@@ -72,7 +47,7 @@ class Options:
     tol: float
     max_iter: int
     reg_covar: float
-    sinkhorn_tol: float  # the tolerance of every E-step, or the final one with sinkhorn_auto
+    sinkhorn_tol: float  # the column-marginal tolerance of every balanced solve
     sinkhorn_max_iter: int
     sinkhorn_solver: str
     schedule: np.ndarray
@@ -81,7 +56,6 @@ class Options:
     working_memory: float  # bytes for the (n, K) arrays of a batch
     verbose: int = 0
     verbose_interval: int = 10
-    sinkhorn_auto: bool = False
 
 
 @dataclass
@@ -96,7 +70,8 @@ class Run:
     n_iter: int
     history: pd.DataFrame
     trajectory: list | None
-    sinkhorn_failures: int
+    sinkhorn_failures: int  # balanced solves that stopped at sinkhorn_max_iter
+    largest_rise: float = 0.0  # largest relative increase of the objective between iterations
 
 
 @dataclass
@@ -106,18 +81,9 @@ class _Track:
     rows: list = field(default_factory=list)
     trajectory: list | None = None
     previous: float = np.inf
+    previous_solved: bool = True  # the last E-step reached its tolerance
     failures: int = 0
-    change: float = np.inf  # the objective's last change
-    last_tol: float = np.inf  # the previous E-step's tolerance
-    exact: bool = False  # sinkhorn_auto: every E-step from now on at the final tolerance
-    coarse: bool = True  # the next inexact E-step looks at a sample of the rows first (_coarse_start)
-
-
-def _e_step_relative_tolerance(track, options):
-    """How much a start's next balanced E-step must shrink its starting residual (0: solve to sinkhorn_tol)."""
-    if not options.sinkhorn_auto or track.exact:
-        return 0.0
-    return AUTO_RELATIVE
+    largest_rise: float = 0.0
 
 
 # ---------------------------------------------------------------------- passes
@@ -175,183 +141,105 @@ def nll_pass(design, coefficients, log_weights):
     return -total / design.n
 
 
+# ---------------------------------------------------------------------- E-steps
 @dataclass
-class BalancedOutcome:
-    value: np.ndarray
-    nll: np.ndarray | None
-    stats: np.ndarray | None
-    g: np.ndarray
-    hessian: np.ndarray
-    has_hessian: np.ndarray
-    n_iter: np.ndarray
-    converged: np.ndarray
-    tol: np.ndarray
-    start_residual: np.ndarray
+class EStepResult:
+    """One E-step of the active starts (arrays with a leading axis over them)."""
+
+    stats: np.ndarray | None  # the plan's M-step moment sums, (S, K, p)
+    objective: np.ndarray  # the objective at the parameters of the E-step
+    nll: np.ndarray  # -mean_i log sum_k alpha_k N(x_i; theta_k)
+    n_iter: np.ndarray  # iterations of the balanced solver (0 for row-normalised E-steps)
+    solved: np.ndarray  # reached its tolerance (always for row-normalised E-steps)
+    tol: np.ndarray  # the marginal tolerance of the balanced solve (NaN without one)
 
 
-def _coarse_start(
-    design, coefficients, weights, epsilon, warm, options, *, coarse, step, tol, relative, workspace, dtype
-):
-    """Solve the problems ``coarse`` on every ``step``-th sample first, where that sample is far from balance.
+class RowNormalisedEStep:
+    r"""The E-step of EM and oEM: :math:`P_{ik} \propto \alpha_k e^{-C_{ik}/\varepsilon}`, rows summing to 1/n.
 
-    ``warm`` is ``(g, hessians, has_hessian)``. Returns the full solve's starting point
-    ``(g, hessians, has_hessian)``, its ``tol`` and ``relative``, and per problem the
-    residual it started from and its iterations on the sample (NaN and 0 where it was not
-    solved there), or ``None`` when no problem was far enough from balance.
+    Closed form, one pass; its objective is the semi-relaxed value
+    :math:`-\varepsilon\,\frac1n\sum_i \log\sum_k \alpha_k e^{-C_{ik}/\varepsilon}`.
     """
-    sub_design = design.every(step)
-    a = np.full(sub_design.n, 1.0 / sub_design.n)
 
-    def sampled_problem(idx):
+    balanced = False
+
+    def solve(self, design, coefficients, weights, epsilon, active, *, statistics):
+        stats, objective, nll = em_pass(design, coefficients, np.log(weights), epsilon, statistics=statistics)
+        count = active.size
+        return EStepResult(
+            stats, objective, nll, np.zeros(count, dtype=int), np.ones(count, dtype=bool), np.full(count, np.nan)
+        )
+
+
+class BalancedEStep:
+    r"""The E-step of Sinkhorn-EM: the entropic plan with rows 1/n and columns :math:`\alpha`.
+
+    .. math:: P^\star = \arg\min_{P \in \Pi(1/n, \alpha)} \langle P, C_\theta \rangle
+              + \varepsilon\,\mathrm{KL}(P \,\|\, (1/n) \otimes \alpha)
+
+    solved by :func:`._newton.solve` (Newton steps on the ``K``-dimensional column potential,
+    Sinkhorn's row update) until the column marginal's L1 error is at most ``tol``; a last
+    Sinkhorn column step then makes the columns exact. Every E-step is held to the same
+    ``tol``: this object is the whole accuracy policy of the fit. The column potential and
+    the Newton Hessian of each start warm-start its next E-step; they change the cost of a
+    solve, never its result beyond ``tol``.
+
+    The objective is the semi-dual value at the solver's last iterate (rows exact), a lower
+    bound of the EOT loss whose error is quadratic in the column residual.
+    """
+
+    balanced = True
+
+    def __init__(self, alpha, n_starts, *, tol, max_iter, newton, working_memory):
+        K = alpha.size
+        self.tol, self.max_iter, self.newton, self.working_memory = (
+            float(tol),
+            int(max_iter),
+            bool(newton),
+            working_memory,
+        )
+        self.log_g = np.broadcast_to(np.log(alpha), (n_starts, K)).copy()
+        self.hessians = np.zeros((n_starts, K, K))
+        self.has_hessian = np.zeros(n_starts, dtype=bool)
+        self.workspace = {}  # the kernel and work arrays, reused from one E-step to the next
+
+    def solve(self, design, coefficients, weights, epsilon, active, *, statistics):
+        count, K = weights.shape
+        n = design.n
+        a = np.full(n, 1.0 / n)
         problem = _balanced.Problem(
-            _balanced.DesignCost(sub_design, tuple(c[idx] for c in coefficients), epsilon),
+            _balanced.DesignCost(design, coefficients, epsilon),
             a,
-            weights[idx],
-            store=idx.size * weights.shape[1] * sub_design.n * np.dtype(dtype).itemsize <= options.working_memory,
-            workspace=None if workspace is None else workspace.setdefault(("coarse",), {}),
-            dtype=dtype,
-            sampled_hessian=False,
-        )
-        problem.build(np.arange(idx.size), warm[0][idx])
-        return problem
-
-    chosen = np.flatnonzero(coarse)
-    sub = sampled_problem(chosen)
-    # Near balance the sample's own imbalance (the sampling error of its column masses)
-    # would dominate what the full solve starts from: those problems start as usual.
-    far = np.abs(sub.b - sub.col).sum(axis=1) >= COARSE_MIN_RESIDUAL
-    if not far.any():
-        return None
-    if not far.all():
-        chosen = chosen[far]
-        sub = sampled_problem(chosen)
-    solution = _newton.solve(
-        sub,
-        warm[0][chosen],
-        tol=tol[chosen],
-        max_iter=options.sinkhorn_max_iter,
-        hessian_init=(warm[1][chosen], warm[2][chosen]),
-        newton=options.sinkhorn_solver == "newton",
-        relative=relative[chosen],
-        built=True,
-    )
-    g, hessians, has_hessian = (np.array(x) for x in warm)
-    g[chosen] = sub.g0 + solution.log_v
-    hessians[chosen] = solution.hessian
-    has_hessian[chosen] = solution.has_hessian
-    tol, relative = tol.copy(), relative.copy()
-    # The full solve is held to the tolerance the sample's starting residual gave.
-    tol[chosen] = solution.tol
-    relative[chosen] = 0.0
-    start_residual = np.full(len(coarse), np.nan)
-    start_residual[chosen] = solution.start_residual
-    iterations = np.zeros(len(coarse), dtype=int)
-    iterations[chosen] = solution.n_iter
-    return g, hessians, has_hessian, tol, relative, start_residual, iterations
-
-
-def balanced_pass(
-    design,
-    coefficients,
-    weights,
-    epsilon,
-    warm_g,
-    warm_hessian,
-    options,
-    *,
-    statistics,
-    relative=None,
-    workspace=None,
-    dtype=np.float64,
-    coarse=None,
-):
-    """The balanced problem (rows ``1/n``, columns ``weights``) for every start, warm-started.
-
-    Returns the EOT loss, the plan's M-step statistics (``statistics=True``) and, at
-    ``eps = 1``, the NLL from the plan (one more product in the last pass). ``relative``:
-    see :func:`._newton.solve`.
-
-    The EOT loss is the semi-dual value at the solver's last iterate (rows exact): a lower
-    bound of the loss whose error is quadratic in the column residual, so that an inexact
-    solve (``relative``) still reports the loss to far below its own tolerance.
-    """
-    S, K = weights.shape
-    n = design.n
-    a = np.full(n, 1.0 / n)
-    source = _balanced.DesignCost(design, coefficients, epsilon)
-    store = S * K * n * np.dtype(dtype).itemsize <= options.working_memory
-    # Inexact E-steps with many components estimate their Hessians from a sample of the rows
-    # (a Gram product costs K^2 per row, a pass K): see _balanced.HESSIAN_SAMPLES_PER_COMPONENT.
-    inexact = relative is not None and bool(np.all(relative > 0))
-    problem = _balanced.Problem(
-        source,
-        a,
-        weights,
-        store=store,
-        workspace=workspace,
-        dtype=dtype,
-        sampled_hessian=inexact and K >= SINGLE_MIN_COMPONENTS,
-    )
-    log_weights = np.log(weights)
-    if epsilon == 1.0:
-        problem.track_mixture(log_weights)
-    tol = np.full(S, max(options.sinkhorn_tol, SINGLE_MIN_TOL) if dtype == np.float32 else options.sinkhorn_tol)
-    started = None
-    if coarse is not None and problem.hessian_stride > 1 and np.any(coarse):
-        started = _coarse_start(
-            design,
-            coefficients,
             weights,
-            epsilon,
-            (warm_g, *warm_hessian),
-            options,
-            coarse=coarse,
-            step=problem.hessian_stride,
-            tol=tol,
-            relative=relative,
-            workspace=workspace,
-            dtype=dtype,
+            store=count * K * n * 8 <= self.working_memory,
+            workspace=self.workspace,
         )
-        if started is not None:
-            warm_g, hessians, has_hessian, tol, relative, start_residual, coarse_iterations = started
-            warm_hessian = (hessians, has_hessian)
-    solution = _newton.solve(
-        problem,
-        warm_g,
-        tol=tol,
-        max_iter=options.sinkhorn_max_iter,
-        hessian_init=warm_hessian,
-        newton=options.sinkhorn_solver == "newton",
-        relative=relative,
-    )
-    if started is not None:
-        # A coarse start's residual and iterations (on the sample) are part of the E-step's.
-        solution.start_residual = np.where(np.isnan(start_residual), solution.start_residual, start_residual)
-        solution.n_iter = solution.n_iter + coarse_iterations
-    # The semi-dual <a, f - log a> + <b, g - log b> at the last iterate (rows exact).
-    f_last = problem.f0 + np.log(problem.u)
-    value = epsilon * (
-        (f_last - np.log(a)) @ a + np.einsum("sk,sk->s", weights, problem.g0 + problem.log_v - log_weights)
-    )
-    log_v = solution.log_v
-    g = problem.g0 + log_v
-    rows, stats = problem.finish(log_v, statistics=design.scaled_statistics if statistics else None)
-    nll = None
-    if epsilon == 1.0 and problem.has_log_mixture.all():
-        nll = -problem.log_mixture.mean(axis=1)
-    errors = np.abs(rows - a).sum(axis=1)
-    return BalancedOutcome(
-        start_residual=solution.start_residual,
-        value=value,
-        nll=nll,
-        stats=stats,
-        g=g,
-        hessian=solution.hessian,
-        has_hessian=solution.has_hessian,
-        n_iter=solution.n_iter,
-        converged=errors <= solution.tol,
-        tol=solution.tol,
-    )
+        log_weights = np.log(weights)
+        if epsilon == 1.0:
+            problem.track_mixture(log_weights)
+        solution = _newton.solve(
+            problem,
+            self.log_g[active],
+            tol=np.full(count, self.tol),
+            max_iter=self.max_iter,
+            hessian_init=(self.hessians[active], self.has_hessian[active]),
+            newton=self.newton,
+        )
+        # The semi-dual <a, f - log a> + <b, g - log b> at the last iterate (rows exact).
+        f_last = problem.f0 + np.log(problem.u)
+        value = epsilon * (
+            (f_last - np.log(a)) @ a + np.einsum("sk,sk->s", weights, problem.g0 + problem.log_v - log_weights)
+        )
+        self.log_g[active] = problem.g0 + solution.log_v
+        self.hessians[active] = solution.hessian
+        self.has_hessian[active] = solution.has_hessian
+        rows, stats = problem.finish(solution.log_v, statistics=design.scaled_statistics if statistics else None)
+        if epsilon == 1.0 and problem.has_log_mixture.all():
+            nll = -problem.log_mixture.mean(axis=1)
+        else:
+            nll = nll_pass(design, coefficients, log_weights)
+        solved = np.abs(rows - a).sum(axis=1) <= self.tol
+        return EStepResult(stats, value, nll, solution.n_iter, solved, np.full(count, self.tol))
 
 
 # ---------------------------------------------------------------------- the loop
@@ -359,118 +247,95 @@ def run(design, alpha, means, covariances, options, *, out=print):
     """Fit every start ``(means[s], covariances[s])``; a list of :class:`Run`.
 
     ``means`` has shape ``(S, K, d)`` and ``covariances`` the layout of the covariance type
-    with a leading axis ``S``.
+    with a leading axis ``S``. Each iteration is an E-step at the current parameters (whose
+    objective is recorded for them), the convergence test on the change of that objective,
+    and an M-step, as scikit-learn's ``BaseMixture.fit_predict``.
     """
     S, K = means.shape[:2]
     opts = options
     schedule = opts.schedule
     weights = np.broadcast_to(alpha, (S, K)).copy()
-    log_g = np.broadcast_to(np.log(alpha), (S, K)).copy()  # balanced warm start
-    balanced_tracked = opts.method == "sinkhorn" or opts.track_eot_loss
-    hessians = np.zeros((S, K, K)) if balanced_tracked else None
-    has_hessian = np.zeros(S, dtype=bool)
+
+    def balanced_step():
+        return BalancedEStep(
+            alpha,
+            S,
+            tol=opts.sinkhorn_tol,
+            max_iter=opts.sinkhorn_max_iter,
+            newton=opts.sinkhorn_solver == "newton",
+            working_memory=opts.working_memory,
+        )
+
+    e_step = balanced_step() if opts.method == "sinkhorn" else RowNormalisedEStep()
+    # em/oem with track_eot_loss: the EOT loss of every iterate, by a balanced solve that
+    # does not feed the fit.
+    eot_tracker = balanced_step() if opts.method != "sinkhorn" and opts.track_eot_loss else None
     tracks = [_Track(trajectory=[] if opts.keep_trajectory else None) for _ in range(S)]
     finished: dict[int, tuple] = {}
     active = np.arange(S)
     means, covariances = means.copy(), covariances.copy()
     start = time.perf_counter()
-    workspace = {}  # the balanced solves' kernel and work arrays, reused from one iteration to the next
     for iteration in range(opts.max_iter + 1):
         eps = float(schedule[iteration]) if iteration < schedule.size else float(opts.epsilon)
         coefficients = design.coefficients(means[active], covariances[active])
-        log_w = np.log(weights[active])
-        count = active.size
-        eot = np.full(count, np.nan)
-        n_sinkhorn = np.zeros(count, dtype=int)
-        solved_ok = np.ones(count, dtype=bool)
-        masses = None
-        relative = np.array([_e_step_relative_tolerance(tracks[s], opts) for s in active])
-        tolerances = np.full(count, opts.sinkhorn_tol)
-        single = (
-            K >= SINGLE_MIN_COMPONENTS
-            and bool(np.all(relative > 0))
-            and all(tracks[s].last_tol >= SINGLE_MIN_TOL for s in active)
-        )
-        e_step = opts.method == "sinkhorn"
-        if not e_step:
-            stats, objective, nll = em_pass(design, coefficients, log_w, eps, statistics=iteration < opts.max_iter)
-        if balanced_tracked:
-            # The Sinkhorn-EM E-step, or for em/oem with track_eot_loss the EOT loss alone
-            # (an exact solve, no M-step statistics).
-            outcome = balanced_pass(
-                design,
-                coefficients,
-                weights[active],
-                eps,
-                log_g[active],
-                (hessians[active], has_hessian[active]),
-                opts,
-                statistics=e_step and iteration < opts.max_iter,
-                relative=relative if e_step else None,
-                workspace=workspace,
-                dtype=np.float32 if e_step and single else np.float64,
-                coarse=np.array([tracks[s].coarse for s in active]) & (relative > 0) if e_step else None,
-            )
-            eot, n_sinkhorn, solved_ok = outcome.value, outcome.n_iter, outcome.converged
-            log_g[active] = outcome.g
-            if e_step:
-                for j, s in enumerate(active):
-                    tracks[s].coarse = bool(outcome.start_residual[j] >= COARSE_MIN_RESIDUAL)
-            hessians[active] = outcome.hessian
-            has_hessian[active] = outcome.has_hessian
-        if e_step:
-            tolerances = outcome.tol
-            stats, objective = outcome.stats, outcome.value
-            nll = outcome.nll if outcome.nll is not None else nll_pass(design, coefficients, log_w)
-            masses = weights[active]
+        step = e_step.solve(design, coefficients, weights[active], eps, active, statistics=iteration < opts.max_iter)
+        if e_step.balanced:
+            eot, n_balanced, tolerances, eot_solved = step.objective, step.n_iter, step.tol, step.solved
+        elif eot_tracker is not None:
+            tracked = eot_tracker.solve(design, coefficients, weights[active], eps, active, statistics=False)
+            eot, n_balanced, tolerances, eot_solved = tracked.objective, tracked.n_iter, tracked.tol, tracked.solved
+        else:
+            eot, tolerances = np.full(active.size, np.nan), np.full(active.size, np.nan)
+            n_balanced, eot_solved = step.n_iter, step.solved
         seconds = time.perf_counter() - start
-        keep = np.ones(count, dtype=bool)
+        keep = np.ones(active.size, dtype=bool)
         for j, s in enumerate(active):
             track = tracks[s]
-            track.failures += not solved_ok[j]
+            objective = float(step.objective[j])
+            track.failures += not eot_solved[j]
             track.rows.append(
                 (
                     iteration,
                     eps,
-                    float(objective[j]),
-                    float(nll[j]),
+                    objective,
+                    float(step.nll[j]),
                     float(eot[j]),
-                    int(n_sinkhorn[j]),
+                    int(n_balanced[j]),
                     seconds,
-                    float(tolerances[j]) if balanced_tracked else np.nan,
+                    float(tolerances[j]),
                 )
             )
             if track.trajectory is not None:
                 track.trajectory.append(
                     {"weights": weights[s].copy(), "means": means[s].copy(), "covariances": covariances[s].copy()}
                 )
-            change = track.previous - objective[j]
+            change = track.previous - objective
             if opts.verbose >= 2 and iteration % opts.verbose_interval == 0:
                 label = f"start {s} " if S > 1 else ""
                 out(
-                    f"  {label}iteration {iteration:4d}  objective {objective[j]:.10g}  change {change:.3e}  "
-                    f"{seconds:8.3f} s  balanced-solver iterations {int(n_sinkhorn[j])}"
+                    f"  {label}iteration {iteration:4d}  objective {objective:.10g}  change {change:.3e}  "
+                    f"{seconds:8.3f} s  balanced-solver iterations {int(n_balanced[j])}"
                 )
             # Objectives at different epsilons are not comparable: test only after the schedule.
-            converged = iteration > schedule.size and abs(change) < opts.tol
-            if converged and opts.method == "sinkhorn" and max(tolerances[j], track.last_tol) > opts.sinkhorn_tol:
-                # sinkhorn_tol="auto": the change of two inexact objectives does not decide;
-                # go on with E-steps at the final tolerance.
-                converged, track.exact = False, True
-            track.change, track.last_tol = change, tolerances[j]
-            if converged or iteration == opts.max_iter:
-                finished[s] = (bool(converged), iteration, float(objective[j]))
+            comparable = iteration > schedule.size
+            if comparable and change < 0:
+                track.largest_rise = max(track.largest_rise, -change / max(abs(objective), 1e-300))
+            stopped = comparable and abs(change) < opts.tol
+            # Converged only if both E-steps whose objectives were compared reached their tolerance.
+            converged = stopped and bool(step.solved[j]) and track.previous_solved
+            if stopped or iteration == opts.max_iter:
+                finished[s] = (converged, iteration, objective)
                 keep[j] = False
                 if opts.verbose >= 1:
                     label = f"Start {s}" if S > 1 else "Fit"
                     state = "converged" if converged else "did not converge"
-                    out(f"{label} {state} after {iteration} iterations: objective {objective[j]:.10g}, {seconds:.3f} s")
-            track.previous = float(objective[j])
+                    out(f"{label} {state} after {iteration} iterations: objective {objective:.10g}, {seconds:.3f} s")
+            track.previous, track.previous_solved = objective, bool(step.solved[j])
         if not keep.any():
             break
         going = active[keep]
         nk, new_means, new_covariances = design.parameters(
-            stats[keep], opts.reg_covar, masses=None if masses is None else masses[keep]
+            step.stats[keep], opts.reg_covar, masses=weights[going] if e_step.balanced else None
         )
         means[going] = new_means
         covariances[going] = new_covariances
@@ -492,6 +357,7 @@ def run(design, alpha, means, covariances, options, *, out=print):
                 pd.DataFrame(track.rows, columns=HISTORY_COLUMNS),
                 track.trajectory,
                 track.failures,
+                track.largest_rise,
             )
         )
     return runs

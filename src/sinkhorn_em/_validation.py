@@ -6,7 +6,8 @@ import numpy as np
 
 from .gaussian import COVARIANCE_TYPES
 
-_WEIGHT_SUM_ATOL = 1e-8
+# Sums this close to 1 are rounding (float32 normalisation gives ~1e-7): renormalised silently.
+_WEIGHT_SUM_ATOL = 1e-6
 
 
 def check_data(X, *, min_samples: int = 1) -> np.ndarray:
@@ -29,16 +30,32 @@ def check_data(X, *, min_samples: int = 1) -> np.ndarray:
 
 
 def check_weights(weights, n_components: int) -> np.ndarray:
-    """Validate mixing weights: length ``n_components``, positive, finite, sum to 1."""
+    """Validate mixing weights: length ``n_components``, finite, strictly positive, summing to 1.
+
+    Weights whose sum is within ``1e-6`` of 1 (e.g. normalised in single precision) are
+    renormalised; each other problem gets its own message and fix.
+    """
     if weights is None:
         return np.full(n_components, 1.0 / n_components)
     w = np.asarray(weights, dtype=float)
     if w.ndim != 1 or w.size != n_components:
-        raise ValueError(f"weights must have length n_components={n_components}, got shape {w.shape}.")
-    if not np.all(np.isfinite(w)) or np.any(w <= 0):
         raise ValueError(
-            f"weights must be finite and strictly positive, got {w.tolist()}; a component "
-            "with zero weight should be removed from the model."
+            f"weights must be a 1-D array of length n_components={n_components}, got shape {w.shape}; "
+            "pass one weight per component, or set n_components to the number of weights."
+        )
+    if not np.all(np.isfinite(w)):
+        bad = np.flatnonzero(~np.isfinite(w)).tolist()
+        raise ValueError(
+            f"weights contain NaN or inf at positions {bad}; pass finite weights (e.g. cluster proportions)."
+        )
+    if np.any(w < 0):
+        bad = np.flatnonzero(w < 0).tolist()
+        raise ValueError(f"weights must be positive, got negative values at positions {bad}: {w.tolist()}.")
+    if np.any(w == 0):
+        bad = np.flatnonzero(w == 0).tolist()
+        raise ValueError(
+            f"weights must be strictly positive, got zero at positions {bad}; a component with zero weight "
+            "holds no data: remove it (and reduce n_components)."
         )
     total = w.sum()
     if abs(total - 1.0) > _WEIGHT_SUM_ATOL:

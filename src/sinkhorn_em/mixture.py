@@ -51,11 +51,22 @@ from .gaussian import (
 from .losses import balanced_value, free_energy
 from .sinkhorn import SinkhornConvergenceWarning
 
-__all__ = ["INITS", "METHODS", "EOTGaussianMixture"]
+__all__ = ["INITS", "METHODS", "WEIGHTS_PAIRINGS", "EOTGaussianMixture", "pairing_by_size"]
 
 METHODS = ("em", "oem", "sinkhorn")
 SINKHORN_SOLVERS = ("newton", "sinkhorn")
-INITS = ("k-means++", "random_from_data", "random")
+INITS = ("kmeans", "k-means++", "random_from_data", "random")
+WEIGHTS_PAIRINGS = ("size", "given")
+#: Column-marginal L1 tolerance of every balanced solve of a fit by default: the E-steps are
+#: then exact Sinkhorn-EM E-steps to rounding (the fit's iterates agree with E-steps solved to
+#: 1e-13 by POT's ``sinkhorn_log`` to ~1e-10), and the EOT loss decreases at every iteration.
+DEFAULT_SINKHORN_TOL = 1e-10
+#: Tolerance and iteration budget of the balanced solves of :meth:`EOTGaussianMixture.eot_loss`
+#: and :meth:`~EOTGaussianMixture.transport_plan`, whatever the fit's own settings.
+INFERENCE_SINKHORN_TOL = 1e-12
+INFERENCE_SINKHORN_MAX_ITER = 10_000
+# A rise of the objective beyond this (relative) is more than rounding: the fit warns.
+_RISE_RTOL = 1e-10
 
 
 class EOTGaussianMixture(DensityMixin, BaseEstimator):
@@ -87,12 +98,26 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         Maximum number of EM iterations (M-steps).
     reg_covar : float, default=1e-6
         Added to the diagonal of every covariance estimate.
-    init : {"k-means++", "random_from_data", "random"}, default="k-means++"
-        Initial means: k-means++ seeding, random data points, or (as scikit-learn's
-        ``"random"``) an M-step on random responsibilities. Unless ``covariances_init``
-        is given, initial covariances come from an M-step on the hard assignment of each
-        point to its nearest initial mean (the pooled data covariance for a component
-        with fewer than two points).
+    init : {"kmeans", "k-means++", "random_from_data", "random"}, default="kmeans"
+        Initial means: the centres of k-means (Lloyd's algorithm to convergence from a
+        k-means++ seeding, :class:`sklearn.cluster.KMeans` with ``n_init=1``, as
+        scikit-learn's ``GaussianMixture`` default), the k-means++ seeding alone, random
+        data points, or (as scikit-learn's ``"random"``) an M-step on random
+        responsibilities. Unless ``covariances_init`` is given, initial covariances come
+        from an M-step on the hard assignment of each point to its nearest initial mean
+        (the pooled data covariance for a component with fewer than two points).
+    weights_pairing : {"size", "given"}, default="size"
+        Which initial component gets which known weight. ``"size"``: the initial means
+        (with their covariances) are reordered so that the component with the ``j``-th
+        largest weight starts at the mean with the ``j``-th largest cell (the points
+        nearest to it; ties keep the lower index first). Among all pairings this one
+        minimises :math:`\\sum_k |n_k / n - \alpha_{\\pi(k)}|^p` for every
+        :math:`p \\ge 1` (monotone rearrangement), and a start whose large cluster gets a
+        small weight is a common way to a wrong optimum. Applies to every start: drawn
+        (``init``, ``n_init``), given (``means_init``) or batched (:func:`fit_many`); not to
+        a ``warm_start`` continuation. Nothing changes for uniform weights. ``"given"``:
+        ``means_init[k]`` starts the component of ``weights[k]`` as passed (e.g. a start
+        from known or previously fitted parameters).
     n_init : int, default=1
         Number of initialisations; the fit with the lowest final objective is kept.
         Costs ``n_init`` fits; starts of small problems are fitted together, sharing
@@ -101,27 +126,21 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         Initial means (overrides ``init``).
     covariances_init : array-like, default=None
         Initial covariances in the layout of ``covariance_type``.
-    sinkhorn_tol : float or "auto", default="auto"
-        Tolerance on the marginal L1 error of each balanced solve. A number: every solve
-        (every Sinkhorn-EM E-step, every tracked EOT loss) reaches it. ``"auto"``:
-        each Sinkhorn-EM E-step shrinks the column residual it starts from (the imbalance
-        the last M-step created) tenfold, and at least to ``1e-9``, so that early E-steps,
-        whose plans the next M-step moves far anyway, cost a few passes; once the
-        objective changes by less than ``tol``, every E-step is solved to ``1e-9``, and
-        convergence is only declared on two such E-steps, so the fit stops where exact
-        E-steps would (the final parameters agree to ~2e-8 when both fits run to
-        ``tol=1e-14``; a fixed number of iterations with ``tol=0`` follows a slightly
-        different path). Inexact E-steps with at least 32 components run on a
-        single-precision kernel and estimate the Newton Hessian from a sample of the rows
-        (every r-th, ``r = n / (32 K)`` clipped to [1, 8]); when the previous E-step (or,
-        for the first, the start) was far from balance, they are solved on that sample
-        first, and the full solve starts from its solution and shrinks the sample's
-        starting residual tenfold.
-        Every other balanced solve (tracked EOT loss, ``eot_loss``, ``transport_plan``)
-        uses ``1e-9``. Cost: each tenfold tightening costs about one more pass over the
-        kernel per solve (Newton's steps converge fast).
+    sinkhorn_tol : float, default=1e-10
+        Tolerance on the column marginal's L1 error of every balanced solve of the fit
+        (every Sinkhorn-EM E-step, every tracked EOT loss); the rows are exact. The default
+        makes every E-step an exact Sinkhorn-EM E-step to rounding, so that the EOT loss
+        of the iterates never rises and ``lower_bound_`` is the loss of the returned
+        parameters. A larger value is an approximation the user opts into: the M-step
+        then uses a plan whose column masses are off by up to ``sinkhorn_tol`` and the
+        loss may rise by about that much per iteration (the fit warns when it rises).
+        Cost: each tenfold tightening costs about one more pass over the kernel per solve
+        once Newton's steps converge quadratically.
     sinkhorn_max_iter : int, default=1000
-        Maximum iterations per balanced solve.
+        Maximum iterations per balanced solve of the fit. An E-step that stops here has
+        not reached ``sinkhorn_tol``: the fit warns, and ``converged_`` is False if such an
+        E-step decided convergence. :meth:`eot_loss` and :meth:`transport_plan` use their
+        own budget (``INFERENCE_SINKHORN_TOL``, ``INFERENCE_SINKHORN_MAX_ITER``).
     sinkhorn_solver : {"newton", "sinkhorn"}, default="newton"
         Algorithm for the balanced solves of the fit (the Sinkhorn-EM E-step and the
         tracked EOT loss): ``"newton"`` keeps Sinkhorn's row update but takes Newton steps
@@ -132,6 +151,10 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         masses). Both stop at the same tolerance and reach the same plan. ``transport_plan``
         and ``eot_loss`` use the corresponding public solver.
     random_state : int, RandomState or None, default=None
+    warm_start : bool, default=False
+        As scikit-learn's ``GaussianMixture``: if True and the estimator is fitted, the
+        next :meth:`fit` starts from the fitted parameters (one start; ``init``,
+        ``n_init``, ``means_init`` and ``weights_pairing`` are ignored).
     epsilon_schedule : array-like of float, default=None
         Entropic weights for the first ``len(epsilon_schedule)`` iterations (annealing);
         ``epsilon`` afterwards. The convergence test starts once the schedule is over.
@@ -169,11 +192,18 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
     means_ : ndarray of shape (K, d)
     covariances_ : ndarray
     precisions_cholesky_ : ndarray
+    precisions_ : ndarray
+        Inverses of ``covariances_`` (scikit-learn layout).
     converged_ : bool
+        True when the objective's last change was below ``tol`` and both E-steps whose
+        objectives were compared reached ``sinkhorn_tol`` (Sinkhorn-EM).
     n_iter_ : int
         Number of M-steps of the best initialisation.
     lower_bound_ : float
-        Final objective (NLL for em/oem, EOT loss for sinkhorn, at ``epsilon``).
+        Objective at the returned parameters (NLL for em/oem, EOT loss for sinkhorn, at
+        ``epsilon``), computed by the E-step at those parameters. Note the sign: this is a
+        loss to minimise, where scikit-learn's ``lower_bound_`` is a log-likelihood
+        (per sample) to maximise.
     history_ : pandas.DataFrame
         One row per iterate ``t = 0..n_iter_`` (``t = 0`` is the initialisation):
         ``iteration``, ``epsilon``, ``objective``, ``nll`` (at eps = 1), ``eot_loss`` (at the
@@ -198,14 +228,16 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         tol=1e-6,
         max_iter=500,
         reg_covar=1e-6,
-        init="k-means++",
+        init="kmeans",
+        weights_pairing="size",
         n_init=1,
         means_init=None,
         covariances_init=None,
-        sinkhorn_tol="auto",
+        sinkhorn_tol=DEFAULT_SINKHORN_TOL,
         sinkhorn_max_iter=1000,
         sinkhorn_solver="newton",
         random_state=None,
+        warm_start=False,
         epsilon_schedule=None,
         track_eot_loss=False,
         keep_trajectory=False,
@@ -222,6 +254,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         self.max_iter = max_iter
         self.reg_covar = reg_covar
         self.init = init
+        self.weights_pairing = weights_pairing
         self.n_init = n_init
         self.means_init = means_init
         self.covariances_init = covariances_init
@@ -229,6 +262,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         self.sinkhorn_max_iter = sinkhorn_max_iter
         self.sinkhorn_solver = sinkhorn_solver
         self.random_state = random_state
+        self.warm_start = warm_start
         self.epsilon_schedule = epsilon_schedule
         self.track_eot_loss = track_eot_loss
         self.keep_trajectory = keep_trajectory
@@ -246,12 +280,16 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         check_covariance_type(self.covariance_type)
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}.")
+        if self.weights_pairing not in WEIGHTS_PAIRINGS:
+            raise ValueError(f"weights_pairing must be one of {WEIGHTS_PAIRINGS}, got {self.weights_pairing!r}.")
         if self.sinkhorn_solver not in SINKHORN_SOLVERS:
             raise ValueError(f"sinkhorn_solver must be one of {SINKHORN_SOLVERS}, got {self.sinkhorn_solver!r}.")
-        if not (isinstance(self.sinkhorn_tol, str) and self.sinkhorn_tol == "auto"):
-            value = self.sinkhorn_tol
-            if isinstance(value, str) or not (np.isscalar(value) and np.isfinite(value) and value >= 0):
-                raise ValueError(f"sinkhorn_tol must be 'auto' or a finite number >= 0, got {value!r}.")
+        value = self.sinkhorn_tol
+        if isinstance(value, (str, bool)) or not (np.isscalar(value) and np.isfinite(value) and value > 0):
+            raise ValueError(
+                f"sinkhorn_tol must be a finite number > 0, got {value!r}; the default "
+                f"({DEFAULT_SINKHORN_TOL:g}) gives exact Sinkhorn-EM E-steps."
+            )
         for name in ("epsilon", "reg_covar", "tol"):
             value = getattr(self, name)
             lower_ok = value > 0 if name == "epsilon" else value >= 0
@@ -281,8 +319,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             tol=float(self.tol),
             max_iter=int(self.max_iter),
             reg_covar=float(self.reg_covar),
-            sinkhorn_tol=self._final_sinkhorn_tol(),
-            sinkhorn_auto=self._auto_sinkhorn_tol(),
+            sinkhorn_tol=float(self.sinkhorn_tol),
             sinkhorn_max_iter=int(self.sinkhorn_max_iter),
             sinkhorn_solver=self.sinkhorn_solver,
             schedule=schedule,
@@ -293,15 +330,8 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             verbose_interval=int(self.verbose_interval),
         )
 
-    def _auto_sinkhorn_tol(self):
-        return isinstance(self.sinkhorn_tol, str) and self.sinkhorn_tol == "auto"
-
-    def _final_sinkhorn_tol(self):
-        """The tolerance of every balanced solve (``sinkhorn_tol``), or of the final E-steps for ``"auto"``."""
-        return _fit.AUTO_FINAL_TOL if self._auto_sinkhorn_tol() else float(self.sinkhorn_tol)
-
-    def _validated_data(self, X):
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+    def _validated_data(self, X, reset=True):
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2, reset=reset)
         X = np.asarray(X, dtype=np.float64)
         if X.shape[0] < self.n_components:
             raise ValueError(
@@ -313,23 +343,39 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
         """Fit the mixture to ``X`` (array of shape (n_samples, n_features))."""
+        self.fit_predict(X, y)
+        return self
+
+    def fit_predict(self, X, y=None):
+        """Fit the mixture to ``X`` and return the most probable component of each sample.
+
+        As scikit-learn's ``GaussianMixture.fit_predict``: the labels are those of
+        :meth:`predict` at the fitted parameters.
+        """
         alpha, schedule = self._check_hyperparameters()
-        X = self._validated_data(X)
-        rng = check_random_state(self.random_state)
+        continuing = self.warm_start and hasattr(self, "means_")
+        X = self._validated_data(X, reset=not continuing)
         design = make_design(X, self.covariance_type)
-        # The starts draw from the random stream in turn, as n_init sequential fits would.
-        starts = [self._initial_parameters(X, design, rng) for _ in range(self.n_init)]
+        if continuing:
+            if self.method == "oem":
+                alpha = self.weights_
+            starts = [(self.means_.copy(), self.covariances_.copy())]
+        else:
+            rng = check_random_state(self.random_state)
+            # The starts draw from the random stream in turn, as n_init sequential fits would.
+            starts = [self._initial_parameters(X, design, rng, alpha) for _ in range(self.n_init)]
         runs = _fit.run_starts(design, alpha, starts, self._options(schedule))
         best = runs[0]
         for run in runs[1:]:
             if run.objective < best.objective:
                 best = run
         self._set_fitted(best)
-        return self
+        return self.predict(X)
 
     def _set_fitted(self, run):
         self.weights_, self.means_, self.covariances_ = run.weights, run.means, run.covariances
         self.precisions_cholesky_ = precision_cholesky(self.covariances_, self.covariance_type)
+        self.precisions_ = _precisions(self.precisions_cholesky_, self.covariance_type)
         self.converged_, self.n_iter_, self.lower_bound_ = run.converged, run.n_iter, run.objective
         self.history_, self.trajectory_ = run.history, run.trajectory
         if run.sinkhorn_failures:
@@ -339,15 +385,33 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
                 else "Sinkhorn solve(s) tracking the EOT loss (history_['eot_loss'] is approximate there; "
                 "the fit itself is unaffected)"
             )
+            consequence = " converged_ is False." if self.method == "sinkhorn" and not self.converged_ else ""
             warnings.warn(
                 f"{run.sinkhorn_failures} {what} stopped at sinkhorn_max_iter="
-                f"{self.sinkhorn_max_iter} before reaching sinkhorn_tol={self._final_sinkhorn_tol():g}; "
+                f"{self.sinkhorn_max_iter} before reaching sinkhorn_tol={float(self.sinkhorn_tol):g}; "
                 "increase sinkhorn_max_iter or epsilon"
-                + ("." if self.method == "sinkhorn" else ", or set track_eot_loss=False."),
+                + ("." if self.method == "sinkhorn" else ", or set track_eot_loss=False.")
+                + consequence,
                 SinkhornConvergenceWarning,
                 stacklevel=3,
             )
-        if not self.converged_ and self.tol > 0:
+        if run.largest_rise > _RISE_RTOL:
+            warnings.warn(
+                f"The objective of {type(self).__name__} ({self.method}) rose by up to {run.largest_rise:.2e} "
+                "(relative) between iterations: the E-steps were not exact enough for a descent method; "
+                f"decrease sinkhorn_tol (now {float(self.sinkhorn_tol):g}) or increase sinkhorn_max_iter.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        distinct = _count_distinct(self.means_)
+        if distinct < self.n_components:
+            warnings.warn(
+                f"Number of distinct components ({distinct}) found smaller than n_components "
+                f"({self.n_components}). Possibly due to duplicate points in X; reduce n_components.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        if not self.converged_ and self.tol > 0 and self.n_iter_ >= self.max_iter:
             warnings.warn(
                 f"{type(self).__name__} ({self.method}) did not converge within max_iter="
                 f"{self.max_iter} iterations (tol={self.tol:g}); increase max_iter or tol.",
@@ -355,10 +419,16 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
                 stacklevel=3,
             )
 
-    def _initial_parameters(self, X, design, rng):
+    def _initial_parameters(self, X, design, rng, alpha):
+        """One start ``(means, covariances)``, paired with ``alpha`` as ``weights_pairing`` says."""
         K, (n, d) = self.n_components, X.shape
+        covariances = None
         if self.means_init is not None:
             means = check_means(self.means_init, K, d).copy()
+        elif self.init == "kmeans":
+            from sklearn.cluster import KMeans
+
+            means = KMeans(n_clusters=K, n_init=1, random_state=rng).fit(X).cluster_centers_
         elif self.init == "k-means++":
             from sklearn.cluster import kmeans_plusplus
 
@@ -374,26 +444,31 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
                 part = design.statistics(resp.T[None], cols)
                 stats = part if stats is None else stats + part
             _, means, covariances = design.parameters(stats, self.reg_covar)
-            if self.covariances_init is not None:
-                return means[0], self._checked_covariances_init(d)
-            return means[0], covariances[0]
+            means, covariances = means[0], covariances[0]
         if self.covariances_init is not None:
-            return means, self._checked_covariances_init(d)
-        return means, _fit.covariances_around(design, X, means, self.reg_covar)
+            covariances = self._checked_covariances_init(d)
+        elif covariances is None:
+            covariances = _fit.covariances_around(design, X, means, self.reg_covar)
+        if self.weights_pairing == "size":
+            order = pairing_by_size(X, means, alpha)
+            means = means[order]
+            if self.covariance_type != "tied":
+                covariances = covariances[order]
+        return means, covariances
 
     def _checked_covariances_init(self, d):
         return check_covariances(self.covariances_init, self.covariance_type, self.n_components, d).copy()
 
     # ------------------------------------------------------------------ balanced problems
-    def _balanced(self, cost, weights, eps, warn=False):
-        """The balanced problem at the estimator's solver settings."""
+    def _balanced(self, cost, weights, eps):
+        """The balanced problem of :meth:`eot_loss` and :meth:`transport_plan`, to its own tolerance."""
         return balanced_value(
             cost,
             weights,
             eps,
-            tol=self._final_sinkhorn_tol(),
-            max_iter=self.sinkhorn_max_iter,
-            warn=warn,
+            tol=INFERENCE_SINKHORN_TOL,
+            max_iter=INFERENCE_SINKHORN_MAX_ITER,
+            warn=True,
             solver=self.sinkhorn_solver,
         )
 
@@ -430,12 +505,12 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
 
     def transport_plan(self, X):
         """Balanced plan (rows 1/n, columns ``weights_``) between ``X`` and the components."""
-        _, result = self._balanced(self._cost(X), self.weights_, float(self.epsilon), warn=True)
+        _, result = self._balanced(self._cost(X), self.weights_, float(self.epsilon))
         return result.plan
 
     def eot_loss(self, X):
         """EOT loss of ``X`` at the fitted parameters (entropic weight ``epsilon``)."""
-        value, _ = self._balanced(self._cost(X), self.weights_, float(self.epsilon), warn=True)
+        value, _ = self._balanced(self._cost(X), self.weights_, float(self.epsilon))
         return value
 
     def _n_parameters(self):
@@ -450,6 +525,78 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         """
         X = np.asarray(X)
         return -2.0 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
+
+    def aic(self, X):
+        """Akaike information criterion ``-2 log L + 2 p`` (parameters counted as in :meth:`bic`)."""
+        X = np.asarray(X)
+        return -2.0 * self.score(X) * X.shape[0] + 2.0 * self._n_parameters()
+
+    def sample(self, n_samples=1):
+        """Draw ``n_samples`` points from the fitted mixture, as scikit-learn's ``GaussianMixture.sample``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            The component of each sample.
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}.")
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_)
+        d = self.means_.shape[1]
+        parts = []
+        for k, (mean, count) in enumerate(zip(self.means_, counts)):
+            if self.covariance_type == "full":
+                parts.append(rng.multivariate_normal(mean, self.covariances_[k], int(count)))
+            elif self.covariance_type == "tied":
+                parts.append(rng.multivariate_normal(mean, self.covariances_, int(count)))
+            else:
+                scale = np.sqrt(self.covariances_[k]) * np.ones(d)
+                parts.append(mean + rng.standard_normal(size=(int(count), d)) * scale)
+        labels = np.repeat(np.arange(self.n_components), counts)
+        return np.vstack(parts), labels
+
+
+def pairing_by_size(X, means, weights):
+    """Order of ``means`` that pairs the ``j``-th largest weight with the ``j``-th largest cell.
+
+    The cell of a mean is the set of points nearest to it (Euclidean). Returns ``order``
+    such that ``means[order][k]`` starts the component of ``weights[k]``; the identity for
+    uniform weights. Equal sizes or weights keep the lower index first (a stable sort).
+    """
+    weights = np.asarray(weights, dtype=float)
+    K = weights.size
+    if np.all(weights == weights[0]):
+        return np.arange(K)
+    sizes = np.zeros(K, dtype=np.int64)
+    squared_means = np.einsum("kd,kd->k", means, means)
+    for cols in sample_blocks(X.shape[0], K):
+        labels = (squared_means[None, :] - 2.0 * X[cols] @ means.T).argmin(axis=1)
+        sizes += np.bincount(labels, minlength=K)
+    order = np.empty(K, dtype=int)
+    order[np.argsort(-weights, kind="stable")] = np.argsort(-sizes, kind="stable")
+    return order
+
+
+def _precisions(precisions_cholesky, covariance_type):
+    """``Sigma^{-1} = U U^T`` from the Cholesky factors of the precisions (scikit-learn layout)."""
+    if covariance_type == "full":
+        return np.einsum("kij,klj->kil", precisions_cholesky, precisions_cholesky)
+    if covariance_type == "tied":
+        return precisions_cholesky @ precisions_cholesky.T
+    return precisions_cholesky**2
+
+
+def _count_distinct(means, rtol=1e-8):
+    """Number of distinct rows of ``means`` (equal within ``rtol`` of the largest coordinate)."""
+    scale = rtol * max(1.0, float(np.abs(means).max()))
+    distinct = []
+    for mean in means:
+        if not any(np.abs(mean - other).max() <= scale for other in distinct):
+            distinct.append(mean)
+    return len(distinct)
 
 
 def fit_many(estimator, X, means_init, covariances_init=None):
@@ -499,7 +646,7 @@ def fit_many(estimator, X, means_init, covariances_init=None):
     alpha, schedule = first._check_hyperparameters()
     X = first._validated_data(X)
     design = make_design(X, first.covariance_type)
-    starts = [model._initial_parameters(X, design, None) for model in models]
+    starts = [model._initial_parameters(X, design, None, alpha) for model in models]
     runs = _fit.run_starts(design, alpha, starts, first._options(schedule))
     for model, run in zip(models, runs):
         for name in ("n_features_in_", "feature_names_in_"):

@@ -154,6 +154,9 @@ def _estimator(method: str, weights: np.ndarray, **options) -> EOTGaussianMixtur
         method=ESTIMATOR_METHOD[method],
         track_eot_loss=False,
         random_state=0,
+        # The families pair weights with their starts themselves (as drawn or by size, see
+        # starts.py): the library must not re-pair them.
+        weights_pairing="given",
         **options,
     )
 
