@@ -78,16 +78,16 @@ PAIRINGS = {
 def _paired_success(pairs: pd.DataFrame, keys: list[str], baseline: str, confidence: float = 0.95) -> pd.DataFrame:
     """Per comparison (``keys``): the paired success table of sEM and ``baseline`` over the shared starts.
 
-    ``a`` both succeed, ``b`` only sEM, ``c`` only the baseline, ``d`` neither; p-value of the
+    ``both`` succeed, ``b`` only sEM, ``c`` only the baseline, ``neither``; p-value of the
     stratified McNemar exact test (discordant pairs pooled over datasets,
     :func:`~sinkhorn_em_repro.paired.stratified_mcnemar`), difference of success rates with
     Newcombe's paired interval (:func:`~sinkhorn_em_repro.paired.paired_proportion_difference`).
     """
     sem, base = pairs["success_sEM"].astype(bool), pairs[f"success_{baseline}"].astype(bool)
-    cells = pairs[keys].assign(a=sem & base, b=sem & ~base, c=~sem & base, d=~sem & ~base, n_pairs=1)
-    table = cells.groupby(keys, sort=False)[["a", "b", "c", "d", "n_pairs"]].sum().reset_index()
+    cells = pairs[keys].assign(both=sem & base, b=sem & ~base, c=~sem & base, neither=~sem & ~base, n_pairs=1)
+    table = cells.groupby(keys, sort=False)[["both", "b", "c", "neither", "n_pairs"]].sum().reset_index()
     table["p_value"] = mcnemar_exact(table["b"], table["c"])
-    diff, low, high = paired_proportion_difference(table["a"], table["b"], table["c"], table["d"], confidence)
+    _, low, high = paired_proportion_difference(table["both"], table["b"], table["c"], table["neither"], confidence)
     table["diff_low"], table["diff_high"] = low, high
     return table
 
@@ -203,12 +203,12 @@ def claim_restarts(
     else:
         measured.append(_comparison_counts(paired, baseline, level))
         if pairs is not None:
-            total = paired[["a", "b", "c", "d"]].sum()
-            diff, low, high = paired_proportion_difference(*(int(total[x]) for x in "abcd"))
+            total = paired[["both", "b", "c", "neither"]].sum()
+            diff, low, high = paired_proportion_difference(*(int(total[x]) for x in ("both", "b", "c", "neither")))
             effect = f"success sEM - {baseline}, all starts pooled: {_interval(diff, low, high)}"
             measured.append(
                 f"Over all {int(total.sum())} shared starts: sEM succeeds where {baseline} fails on {int(total['b'])}, "
-                f"the reverse on {int(total['c'])} (both succeed {int(total['a'])}, neither {int(total['d'])}); "
+                f"the reverse on {int(total['c'])} (both succeed {int(total['both'])}, neither {int(total['neither'])}); "
                 f"paired difference of success rates {_interval(diff, low, high)} (Newcombe's 95% interval)."
             )
         measured.append(

@@ -68,7 +68,8 @@ GRADE_DEFINITIONS = {
     CONTRADICTED: "W >= n/4 and W > B: sEM significantly worse in at least a quarter of the comparisons, "
     "and in more than it is significantly better (the data point the other way).",
     NOT_REPRODUCED: "any other outcome with n >= 1: gains in fewer than a quarter, or gains and losses level.",
-    INCONCLUSIVE: "n = 0: no comparison could be tested (for claims 1-4, when the tables hold no usable evidence).",
+    INCONCLUSIVE: "no comparison could be tested (n = 0, or no p-value: e.g. one trial per method); for claims "
+    "1-4, the tables hold no usable evidence.",
 }
 
 #: Results of an implementation check (a statement that holds by theorem: a failure is a bug).
@@ -228,7 +229,7 @@ SUPERIORITY_RULE = (
     "With n comparisons, B significantly better and W significantly worse (count them in the "
     "table below): reproduced if B > n/2 and W = 0; otherwise partially reproduced if B >= n/4 "
     "and B > W; contradicted if W >= n/4 and W > B; not reproduced in every other case "
-    "(inconclusive only when n = 0)."
+    "(inconclusive only when no comparison can be tested)."
 )
 
 
@@ -296,6 +297,8 @@ def superiority_verdict(comparisons: pd.DataFrame) -> str:
     """
     n = len(comparisons)
     if n == 0:
+        return INCONCLUSIVE
+    if "p_value" in comparisons.columns and comparisons["p_value"].isna().all():
         return INCONCLUSIVE
     better = int(comparisons["significantly_better"].sum())
     worse = int(comparisons["significantly_worse"].sum())
