@@ -830,8 +830,16 @@ def summary_of(pairs):
     keys = ["K", "d", "weights", "separation", "init", "pairing"]
     for key, group in pairs.groupby(keys):
         for method in ("vEM", "oEM", "sEM"):
-            rows.append({**dict(zip(keys, key)), "method": method, "n_runs": len(group),
-                         "success": group[f"success_{method}"].mean(), "ci_low": 0.0, "ci_high": 1.0})
+            rows.append(
+                {
+                    **dict(zip(keys, key)),
+                    "method": method,
+                    "n_runs": len(group),
+                    "success": group[f"success_{method}"].mean(),
+                    "ci_low": 0.0,
+                    "ci_high": 1.0,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -888,16 +896,29 @@ def celegans_trials(diffs, n_trials=10, worms=None, protocol="project", metric="
         for trial in range(n_trials):
             base = 0.5 + 0.2 * rng.standard_normal()
             for method, value in (("vEM", base), ("sEM", base + diff + 0.01 * rng.standard_normal())):
-                rows.append({"protocol": protocol, "dataset": worm, "pool": "worms" if worms else "",
-                             "init": "atlas", "method": method, "trial": trial, "metric": metric,
-                             "iteration": 30, "value": value})
+                rows.append(
+                    {
+                        "protocol": protocol,
+                        "dataset": worm,
+                        "pool": "worms" if worms else "",
+                        "init": "atlas",
+                        "method": method,
+                        "trial": trial,
+                        "metric": metric,
+                        "iteration": 30,
+                        "value": value,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def celegans_summary_of(trials):
     rows = trials.assign(dataset=np.where(trials["pool"] != "", trials["pool"], trials["dataset"]))
-    out = (rows.groupby(["protocol", "dataset", "init", "method", "metric"])["value"]
-           .agg(mean="mean", sd="std", n_trials="size").reset_index())
+    out = (
+        rows.groupby(["protocol", "dataset", "init", "method", "metric"])["value"]
+        .agg(mean="mean", sd="std", n_trials="size")
+        .reset_index()
+    )
     return out.assign(iteration=30, pool="")
 
 
@@ -931,11 +952,22 @@ def test_osmfish_paired_over_seeds():
         for seed in range(20):
             base = 0.4 + 0.1 * rng.standard_normal()
             for method, value in (("vEM", base), ("sEM", base + 0.02 + 0.005 * rng.standard_normal())):
-                rows.append({"target": "region", "features": "expr", "weights": weights, "method": method,
-                             "seed_index": seed, "ari": value})
+                rows.append(
+                    {
+                        "target": "region",
+                        "features": "expr",
+                        "weights": weights,
+                        "method": method,
+                        "seed_index": seed,
+                        "ari": value,
+                    }
+                )
     per_seed = pd.DataFrame(rows)
-    summary = (per_seed.groupby(["target", "features", "weights", "method"])["ari"]
-               .agg(ari_mean="mean", ari_sd="std", n_seeds="size").reset_index())
+    summary = (
+        per_seed.groupby(["target", "features", "weights", "method"])["ari"]
+        .agg(ari_mean="mean", ari_sd="std", n_seeds="size")
+        .reset_index()
+    )
     assert claim_osmfish(summary).verdict == NOT_REPRODUCED
     claim = claim_osmfish(summary, per_seed)
     assert claim.verdict == REPRODUCED and "ARI sEM - vEM" in claim.effect
@@ -951,4 +983,7 @@ def test_verdict_table_sets_both_scales_side_by_side():
     table = side_by_side(records, "default", other)
     assert table["verdict at full scale"].iloc[0] == NOT_REPRODUCED
     assert side_by_side(records, "default")["verdict at full scale"].iloc[0] == "not run"
-    assert list(side_by_side(other, "full", records).columns[-2:]) == ["verdict at default scale", "verdict at full scale"]
+    assert list(side_by_side(other, "full", records).columns[-2:]) == [
+        "verdict at default scale",
+        "verdict at full scale",
+    ]

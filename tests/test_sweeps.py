@@ -429,12 +429,18 @@ def test_error_bars_accept_rounding_level_bounds_and_refuse_wrong_intervals():
 
 def test_both_pairings_in_one_chunk_equal_the_two_single_pairing_chunks():
     both = run_init_sweep_chunk(
-        first_init=0, n_inits=2, schemes=["uniform_box"], methods=["vEM", "sEM"],
+        first_init=0,
+        n_inits=2,
+        schemes=["uniform_box"],
+        methods=["vEM", "sEM"],
         **{**TINY, "pair_weights_by_size": [False, True]},
     )
     for flag, name in ((False, "as_drawn"), (True, "by_size")):
         single = run_init_sweep_chunk(
-            first_init=0, n_inits=2, schemes=["uniform_box"], methods=["vEM", "sEM"],
+            first_init=0,
+            n_inits=2,
+            schemes=["uniform_box"],
+            methods=["vEM", "sEM"],
             **{**TINY, "pair_weights_by_size": flag},
         )
         pd.testing.assert_frame_equal(

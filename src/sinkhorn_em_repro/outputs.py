@@ -233,7 +233,9 @@ CELEGANS_SEGMENTATION = Table(
 )
 CELEGANS = final_table("celegans", "celegans", _CELEGANS_SUMMARY_COLUMNS)
 #: Every metric of every trial at the last iterate (the pairs of claim 6's paired tests).
-CELEGANS_TRIALS = final_table("celegans", "celegans_trials", labels("protocol", "dataset", "pool", "init", "method", "metric"))
+CELEGANS_TRIALS = final_table(
+    "celegans", "celegans_trials", labels("protocol", "dataset", "pool", "init", "method", "metric")
+)
 
 # ------------------------------------------------------------------------------- osmFISH
 _OSMFISH_SETTING = labels("target", "features", "weights", "method")

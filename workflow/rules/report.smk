@@ -39,13 +39,13 @@ rule report_identities:
 rule report_build:
     input:
         **REPORT_TABLES,
-        upstream=REPORT_UPSTREAM,
-        # verdicts.csv of a run at the other scale, for the side-by-side table (optional).
         **(
             {"other_verdicts": REPORT["other_verdicts"]}
             if REPORT["other_verdicts"]
             else {}
         ),
+        upstream=REPORT_UPSTREAM,
+        # verdicts.csv of a run at the other scale, for the side-by-side table (optional).
     output:
         report=report(
             out.REPORT_MD,

@@ -32,11 +32,11 @@ from sinkhorn_em_repro.paired import (
 __all__ = [
     "AUTHORS_PROTOCOL",
     "PAIRINGS",
-    "claims_restarts",
     "claim_celegans",
     "claim_osmfish",
     "claim_restarts",
     "claim_spatial_domains",
+    "claims_restarts",
     "restarts_needed",
 ]
 
@@ -539,9 +539,7 @@ def claim_spatial_domains(
         figures=claim_figures(9),
     )
     details = found.details if found.details is not None else pd.DataFrame()
-    effect = (
-        _mean_effect(details["diff_mean"], "ARI sEM - baseline") if "diff_mean" in details.columns else "n/a"
-    )
+    effect = _mean_effect(details["diff_mean"], "ARI sEM - baseline") if "diff_mean" in details.columns else "n/a"
     return Claim(
         9,
         **{name: getattr(found, name) for name in found.__dataclass_fields__},

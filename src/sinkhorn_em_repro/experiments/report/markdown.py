@@ -115,7 +115,7 @@ def render_report(
         "## Verdicts at a glance",
         "",
         f"This run is at the **{scale_name}** scale; the other scale's column comes from the `verdicts.csv` of a "
-        "run at that scale (`report: other_verdicts`), or reads \"not run\". *comparisons*: B significantly "
+        'run at that scale (`report: other_verdicts`), or reads "not run". *comparisons*: B significantly '
         "better / W significantly worse (Holm) / n comparisons, the counts the grade is computed from.",
         "",
         markdown_table(side_by_side(verdict_records(claims, scale_name), scale_name, other_verdicts)),

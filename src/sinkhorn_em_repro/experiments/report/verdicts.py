@@ -129,7 +129,6 @@ class Claim:
         """The claim's number with its part, e.g. ``"5a"``."""
         return f"{self.claim_id}{self.part}"
 
-
     claim_id: int
     title: str
     statement: str

@@ -193,7 +193,10 @@ def _run_chunk(
     setting = SweepSetting.create(weights, dim, separation)
     options = _FitOptions(int(max_iter), float(tol), float(sinkhorn_tol), int(sinkhorn_max_iter), float(reg_covar))
     exact_proportions = bool(exact_proportions)
-    pairings = [bool(p) for p in (pair_weights_by_size if isinstance(pair_weights_by_size, (list, tuple)) else [pair_weights_by_size])]
+    pairings = [
+        bool(p)
+        for p in (pair_weights_by_size if isinstance(pair_weights_by_size, (list, tuple)) else [pair_weights_by_size])
+    ]
     if not pairings or len(set(pairings)) != len(pairings):
         raise ValueError(f"pair_weights_by_size must be a boolean or a list of distinct booleans, got {pairings}.")
     if n_inits < 1 or first_init < 0:
