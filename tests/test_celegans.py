@@ -454,3 +454,15 @@ def test_job_plan_partitions_trials_and_checks_the_segmentation_dataset():
     cfg["segmentation"]["dataset"] = "NeuroPAL_1_YAw_tail"
     with pytest.raises(ValueError, match="segmentation"):
         plan_celegans(cfg, 11, files)
+
+
+def test_final_trials_keep_every_trial_at_the_last_iterate(tiny_runs):
+    from sinkhorn_em_repro.experiments.celegans import final_trials
+
+    _, runs = tiny_runs
+    trials = final_trials(runs, pools={"pooled": ["toy"]})
+    assert set(trials["iteration"]) == {4} and set(trials["pool"]) == {"pooled"}
+    row = trials[(trials["method"] == "sEM") & (trials["init"] == "random") & (trials["metric"] == "test_loglik")]
+    expected = runs[(runs["method"] == "sEM") & (runs["init"] == "random") & (runs["iteration"] == 4)]
+    assert sorted(row["value"]) == pytest.approx(sorted(expected["test_loglik"]))
+    assert not trials.duplicated(["protocol", "dataset", "init", "method", "trial", "metric"]).any()

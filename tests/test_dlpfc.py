@@ -520,8 +520,12 @@ def _claim_table(sem_shift: float, noise: float = 0.01, seeds: int = 6) -> pd.Da
 
 def test_claim_verdict_follows_the_paired_differences():
     assert claim_spatial_domains(_claim_table(0.05)).verdict == "reproduced"
-    assert claim_spatial_domains(_claim_table(-0.05)).verdict == "not reproduced"
-    assert claim_spatial_domains(_claim_table(0.0, noise=0.0001, seeds=2)).verdict in ("inconclusive", "not reproduced")
+    assert claim_spatial_domains(_claim_table(-0.05)).verdict == "contradicted"
+    assert claim_spatial_domains(_claim_table(0.0, noise=0.0001, seeds=2)).verdict in (
+        "inconclusive",
+        "not reproduced",
+        "contradicted",
+    )
     mixed = claim_spatial_domains(_claim_table(0.0025, noise=0.0001))  # above vEM, below oEM
     assert mixed.verdict == "partially reproduced"
     claim = claim_spatial_domains(_claim_table(0.05))

@@ -23,6 +23,7 @@ from sinkhorn_em_repro.experiments.report import (
     CHECK_FAILED,
     CHECK_PASSED,
     CLAIM,
+    CONTRADICTED,
     IMPLEMENTATION_CHECK,
     INCONCLUSIVE,
     NOT_REPRODUCED,
@@ -327,19 +328,20 @@ def test_restarts_reproduced_when_sem_succeeds_significantly_more():
     assert "this project's own test" in claim.source
 
 
-def test_restarts_not_reproduced_when_sem_succeeds_significantly_less():
-    assert claim_restarts(sweep_table(sem=(0.3, 0.2, 0.4), vem=(0.9, 0.8, 0.95))).verdict == NOT_REPRODUCED
+def test_restarts_contradicted_when_sem_succeeds_significantly_less():
+    assert claim_restarts(sweep_table(sem=(0.3, 0.2, 0.4), vem=(0.9, 0.8, 0.95))).verdict == CONTRADICTED
 
 
-def test_restarts_inconclusive_when_the_difference_is_not_significant_with_sem_ahead():
-    assert claim_restarts(sweep_table(sem=(0.6, 0.4, 0.8), vem=(0.5, 0.3, 0.7))).verdict == INCONCLUSIVE
+def test_restarts_not_reproduced_when_the_difference_is_not_significant_with_sem_ahead():
+    assert claim_restarts(sweep_table(sem=(0.6, 0.4, 0.8), vem=(0.5, 0.3, 0.7))).verdict == NOT_REPRODUCED
 
 
 def test_restarts_one_significant_setting_out_of_five_is_not_reproduced():
     table = sweep_table(sem=(0.5, 0.4, 0.6), vem=(0.5, 0.4, 0.6), n_settings=5)
     table.loc[(table["method"] == "sEM") & (table["separation"] == 1), "success"] = 0.95
     claim = claim_restarts(table)
-    assert claim.verdict == PARTIAL
+    # B = 1 of n = 5: fewer than a quarter of the comparisons.
+    assert claim.verdict == NOT_REPRODUCED
     assert int(claim.details["significantly_better"].sum()) == 1
 
 
@@ -405,8 +407,8 @@ def test_celegans_reproduced_when_sem_identifies_more():
     assert "2006.16548" in claim.source and "demo.py" in claim.source
 
 
-def test_celegans_not_reproduced_when_sem_identifies_fewer():
-    assert claim_celegans(celegans_table(sem=(0.4, 0.1), vem=(0.8, 0.1))).verdict == NOT_REPRODUCED
+def test_celegans_contradicted_when_sem_identifies_fewer():
+    assert claim_celegans(celegans_table(sem=(0.4, 0.1), vem=(0.8, 0.1))).verdict == CONTRADICTED
 
 
 def test_celegans_partial_when_the_authors_protocol_disagrees():
@@ -457,17 +459,18 @@ def test_osmfish_reproduced_when_sem_wins_with_true_and_perturbed_weights():
     assert "osmFISH, stand-in" in claim.title
 
 
-def test_osmfish_partial_when_perturbed_weights_reverse_the_order():
-    assert claim_osmfish(osmfish_table(perturbed_diff=-0.2)).verdict == PARTIAL
+def test_osmfish_not_reproduced_when_perturbed_weights_reverse_the_order():
+    # As many significant losses as gains: neither partially reproduced nor contradicted.
+    assert claim_osmfish(osmfish_table(perturbed_diff=-0.2)).verdict == NOT_REPRODUCED
 
 
-def test_osmfish_not_reproduced_when_sem_loses():
-    assert claim_osmfish(osmfish_table(true_diff=-0.2, perturbed_diff=-0.2)).verdict == NOT_REPRODUCED
+def test_osmfish_contradicted_when_sem_loses():
+    assert claim_osmfish(osmfish_table(true_diff=-0.2, perturbed_diff=-0.2)).verdict == CONTRADICTED
 
 
 def test_osmfish_tests_use_the_seed_spread():
     # sd 0.5 over 20 seeds: the 0.2 gain is inside the uncertainty.
-    assert claim_osmfish(osmfish_table(sd=0.5)).verdict == INCONCLUSIVE
+    assert claim_osmfish(osmfish_table(sd=0.5)).verdict == NOT_REPRODUCED
 
 
 def test_osmfish_table_with_only_true_weights_survives_csv(tmp_path):
@@ -492,7 +495,7 @@ def test_holm_keeps_one_lucky_comparison_from_counting():
     table = pd.DataFrame({"difference": np.full(10, 0.1), "p_value": np.full(10, 0.03)})
     classified = classify_comparisons(table, 0.05)
     assert not classified["significantly_better"].any()
-    assert superiority_verdict(classified) == INCONCLUSIVE
+    assert superiority_verdict(classified) == NOT_REPRODUCED
 
 
 @pytest.mark.parametrize(
@@ -501,8 +504,12 @@ def test_holm_keeps_one_lucky_comparison_from_counting():
         ([1, 1, 0], [0, 0, 0], [1, 1, 1], REPRODUCED),
         ([1, 0, 0], [0, 0, 0], [1, 1, 1], PARTIAL),
         ([1, 1, 0], [0, 0, 1], [1, 1, 0], PARTIAL),
-        ([0, 0, 0], [1, 0, 0], [0, 1, 1], NOT_REPRODUCED),
-        ([0, 0, 0], [0, 0, 0], [1, 1, 0], INCONCLUSIVE),
+        ([0, 0, 0], [1, 0, 0], [0, 1, 1], CONTRADICTED),
+        ([0, 0, 0], [0, 0, 0], [1, 1, 0], NOT_REPRODUCED),
+        ([1, 0, 0, 0, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1], NOT_REPRODUCED),
+        ([1, 1, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1], PARTIAL),
+        ([1, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1], NOT_REPRODUCED),
+        ([1, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1], CONTRADICTED),
         ([0, 0, 0], [0, 0, 0], [0, 0, 1], NOT_REPRODUCED),
     ],
 )
@@ -790,3 +797,193 @@ def test_family_costs_sum_the_rules_of_each_family():
     assert families.loc["celegans", "jobs"] == 5 and families.loc["celegans", "total_s"] == 41.0
     assert families.loc["celegans", "cpu_s"] == 38.0 and families.loc["celegans", "timed_by"] == "benchmark + log"
     assert np.isnan(families.loc["datasets", "cpu_s"])
+
+
+# ----------------------------------------------------------------------------- paired tests (issue 26)
+def sweep_pairs(b=12, c=2, a=20, d=6, n_datasets=2, pairing="as_drawn", n_settings=3):
+    """Per-start table: per setting and dataset, a starts where both succeed, b only sEM, c only vEM, d neither."""
+    rows = []
+    for separation in range(1, n_settings + 1):
+        for dataset in range(n_datasets):
+            outcomes = [(True, True)] * a + [(True, False)] * b + [(False, True)] * c + [(False, False)] * d
+            for index, (sem, vem) in enumerate(outcomes):
+                rows.append(
+                    {
+                        "K": 3,
+                        "d": 2,
+                        "weights": "0.5/0.3/0.2",
+                        "separation": separation,
+                        "init": "k-means++",
+                        "pairing": pairing,
+                        "dataset": dataset,
+                        "init_index": index,
+                        "success_vEM": vem,
+                        "success_oEM": True,
+                        "success_sEM": sem,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def summary_of(pairs):
+    rows = []
+    keys = ["K", "d", "weights", "separation", "init", "pairing"]
+    for key, group in pairs.groupby(keys):
+        for method in ("vEM", "oEM", "sEM"):
+            rows.append(
+                {
+                    **dict(zip(keys, key)),
+                    "method": method,
+                    "n_runs": len(group),
+                    "success": group[f"success_{method}"].mean(),
+                    "ci_low": 0.0,
+                    "ci_high": 1.0,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_restarts_paired_test_is_stratified_mcnemar():
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    pairs = sweep_pairs()
+    claim = claim_restarts(summary_of(pairs), pairs)
+    row = claim.details.iloc[0]
+    # Discordant pairs pooled over the 2 datasets: b = 24, c = 4.
+    assert (row["b"], row["c"]) == (24, 4)
+    assert row["p_value"] == pytest.approx(mcnemar([[40, 24], [4, 12]], exact=True).pvalue, rel=1e-12)
+    assert row["diff_low"] < row["difference"] < row["diff_high"]
+    assert claim.verdict == REPRODUCED and "McNemar" in claim.test and "[" in claim.effect
+
+
+def test_restarts_pairing_gains_power_over_fisher():
+    # Strongly correlated outcomes: 8 vs 0 discordant pairs out of 40 is significant paired
+    # (p = 0.0078), while the success rates 0.6 vs 0.4 are not (Fisher p = 0.18).
+    pairs = sweep_pairs(b=8, c=0, a=16, d=16, n_datasets=1, n_settings=1)
+    summary = summary_of(pairs)
+    assert claim_restarts(summary, pairs).verdict == REPRODUCED
+    assert claim_restarts(summary).verdict == NOT_REPRODUCED
+
+
+def test_restarts_mutation_swapping_the_methods_within_pairs_flips_the_verdict():
+    pairs = sweep_pairs()
+    swapped = pairs.assign(success_sEM=pairs["success_vEM"], success_vEM=pairs["success_sEM"])
+    assert claim_restarts(summary_of(pairs), pairs).verdict == REPRODUCED
+    assert claim_restarts(summary_of(swapped), swapped).verdict == CONTRADICTED
+    # Swapping within half the pairs (datasets 1) cancels the evidence.
+    half = pairs.copy()
+    second = half["dataset"] == 1
+    half.loc[second, ["success_sEM", "success_vEM"]] = half.loc[second, ["success_vEM", "success_sEM"]].to_numpy()
+    assert claim_restarts(summary_of(half), half).verdict == NOT_REPRODUCED
+
+
+def test_restarts_one_verdict_per_pairing():
+    from sinkhorn_em_repro.experiments.report import claims_restarts
+
+    pairs = pd.concat([sweep_pairs(), sweep_pairs(b=2, c=12, pairing="by_size")], ignore_index=True)
+    claims = claims_restarts(summary_of(pairs), pairs)
+    assert [c.label for c in claims] == ["5a", "5b"]
+    assert [c.verdict for c in claims] == [REPRODUCED, CONTRADICTED]
+    assert "as drawn" in claims[0].title and "by size" in claims[1].title
+
+
+def celegans_trials(diffs, n_trials=10, worms=None, protocol="project", metric="accuracy_r1"):
+    """Per-trial accuracies with sEM - vEM = diffs[i] + noise in worm i (one worm: a single dataset)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    names = worms or ["tail"]
+    for worm, diff in zip(names, diffs):
+        for trial in range(n_trials):
+            base = 0.5 + 0.2 * rng.standard_normal()
+            for method, value in (("vEM", base), ("sEM", base + diff + 0.01 * rng.standard_normal())):
+                rows.append(
+                    {
+                        "protocol": protocol,
+                        "dataset": worm,
+                        "pool": "worms" if worms else "",
+                        "init": "atlas",
+                        "method": method,
+                        "trial": trial,
+                        "metric": metric,
+                        "iteration": 30,
+                        "value": value,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def celegans_summary_of(trials):
+    rows = trials.assign(dataset=np.where(trials["pool"] != "", trials["pool"], trials["dataset"]))
+    out = (
+        rows.groupby(["protocol", "dataset", "init", "method", "metric"])["value"]
+        .agg(mean="mean", sd="std", n_trials="size")
+        .reset_index()
+    )
+    return out.assign(iteration=30, pool="")
+
+
+def test_celegans_paired_test_sees_a_small_consistent_gain():
+    # Between-trial spread 0.2 hides a 0.03 gain from Welch's test, not from the paired test.
+    trials = celegans_trials([0.03])
+    summary = celegans_summary_of(trials)
+    assert claim_celegans(summary).verdict == NOT_REPRODUCED
+    claim = claim_celegans(summary, trials)
+    assert claim.verdict == REPRODUCED and "paired" in claim.test
+    swapped = trials.assign(method=trials["method"].map({"sEM": "vEM", "vEM": "sEM"}))
+    assert claim_celegans(celegans_summary_of(swapped), swapped).verdict == CONTRADICTED
+
+
+def test_celegans_pooled_worms_are_clusters():
+    from scipy import stats
+
+    trials = celegans_trials([0.03, 0.05, -0.01, 0.02], worms=["w1", "w2", "w3", "w4"])
+    claim = claim_celegans(celegans_summary_of(trials), trials)
+    row = claim.details.iloc[0]
+    assert row["n_clusters"] == 4 and row["n_pairs"] == 40
+    wide = trials.pivot_table(index=["dataset", "trial"], columns="method", values="value")
+    per_worm = (wide["sEM"] - wide["vEM"]).groupby(level=0).mean()
+    assert row["p_value"] == pytest.approx(stats.ttest_1samp(per_worm, 0.0).pvalue, rel=1e-10)
+
+
+def test_osmfish_paired_over_seeds():
+    rng = np.random.default_rng(4)
+    rows = []
+    for weights in ("true", "perturbed"):
+        for seed in range(20):
+            base = 0.4 + 0.1 * rng.standard_normal()
+            for method, value in (("vEM", base), ("sEM", base + 0.02 + 0.005 * rng.standard_normal())):
+                rows.append(
+                    {
+                        "target": "region",
+                        "features": "expr",
+                        "weights": weights,
+                        "method": method,
+                        "seed_index": seed,
+                        "ari": value,
+                    }
+                )
+    per_seed = pd.DataFrame(rows)
+    summary = (
+        per_seed.groupby(["target", "features", "weights", "method"])["ari"]
+        .agg(ari_mean="mean", ari_sd="std", n_seeds="size")
+        .reset_index()
+    )
+    assert claim_osmfish(summary).verdict == NOT_REPRODUCED
+    claim = claim_osmfish(summary, per_seed)
+    assert claim.verdict == REPRODUCED and "ARI sEM - vEM" in claim.effect
+
+
+def test_verdict_table_sets_both_scales_side_by_side():
+    from sinkhorn_em_repro.experiments.report import side_by_side, verdict_records
+
+    pairs = sweep_pairs()
+    records = verdict_records([claim_restarts(summary_of(pairs), pairs, pairing="as_drawn", part="a")], "default")
+    assert list(records["claim"]) == ["5a"] and records["comparisons"].iloc[0] == "3 better / 0 worse / 3"
+    other = records.assign(verdict=NOT_REPRODUCED, scale="full")
+    table = side_by_side(records, "default", other)
+    assert table["verdict at full scale"].iloc[0] == NOT_REPRODUCED
+    assert side_by_side(records, "default")["verdict at full scale"].iloc[0] == "not run"
+    assert list(side_by_side(other, "full", records).columns[-2:]) == [
+        "verdict at default scale",
+        "verdict at full scale",
+    ]

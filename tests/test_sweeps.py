@@ -425,3 +425,48 @@ def test_error_bars_accept_rounding_level_bounds_and_refuse_wrong_intervals():
     with pytest.raises(ValueError, match="does not contain its point"):
         _error_bars(ax, [1], [0.5], [0.6], [0.7], "sEM", "sEM")
     plt.close(fig)
+
+
+def test_both_pairings_in_one_chunk_equal_the_two_single_pairing_chunks():
+    both = run_init_sweep_chunk(
+        first_init=0,
+        n_inits=2,
+        schemes=["uniform_box"],
+        methods=["vEM", "sEM"],
+        **{**TINY, "pair_weights_by_size": [False, True]},
+    )
+    for flag, name in ((False, "as_drawn"), (True, "by_size")):
+        single = run_init_sweep_chunk(
+            first_init=0,
+            n_inits=2,
+            schemes=["uniform_box"],
+            methods=["vEM", "sEM"],
+            **{**TINY, "pair_weights_by_size": flag},
+        )
+        pd.testing.assert_frame_equal(
+            _without_seconds(both[both["pairing"] == name]).reset_index(drop=True), _without_seconds(single)
+        )
+
+
+def test_a_batch_of_chunks_equals_the_chunks_run_one_by_one():
+    from sinkhorn_em_repro.experiments.sweeps import batch_jobs, run_sweep_batch
+
+    chunks = plan_init_sweep(_sweep_cfg(weights=[[0.5, 0.3, 0.2]], dims=[2], separations=[3.0], n_datasets=1), seed=3)
+    assert len(chunks) == 3
+    jobs = batch_jobs(chunks, 2)
+    assert list(jobs) == ["batch0", "batch1"] and [len(j["chunks"]) for j in jobs.values()] == [2, 1]
+    batched = pd.concat([run_sweep_batch("init", job["chunks"]) for job in jobs.values()], ignore_index=True)
+    one_by_one = pd.concat([run_init_sweep_chunk(**chunks[key]) for key in sorted(chunks)], ignore_index=True)
+    pd.testing.assert_frame_equal(_without_seconds(batched), _without_seconds(one_by_one))
+
+
+def test_paired_starts_put_every_method_of_a_start_in_one_row(init_runs):
+    from sinkhorn_em_repro.experiments.sweeps import paired_starts
+
+    pairs = paired_starts(init_runs)
+    assert len(pairs) == len(init_runs) / 3
+    row = pairs.iloc[0]
+    runs = init_runs[(init_runs["init"] == row["init"]) & (init_runs["init_index"] == row["init_index"])]
+    for method in ("vEM", "oEM", "sEM"):
+        run = runs[runs["method"] == method].iloc[0]
+        assert row[f"success_{method}"] == run["success"] and row[f"error_{method}"] == run["error"]

@@ -207,6 +207,12 @@ SWEEP_RUNS = Table("sweeps", f"{RESULTS}/sweeps/{{sweep}}/runs.csv", _SWEEP_RUN_
 SWEEP_TABLE = Table("sweeps", f"{TABLES_DIR}/{{sweep}}_sweep.csv", _SWEEP_COLUMNS)
 INIT_SWEEP = final_table("sweeps", "init_sweep", _SWEEP_COLUMNS)
 EPSILON_SWEEP = final_table("sweeps", "epsilon_sweep", _SWEEP_COLUMNS)
+#: Per start of the init sweep, every method's success and error (the pairs of claim 5's paired test).
+INIT_SWEEP_PAIRS = final_table(
+    "sweeps",
+    "init_sweep_pairs",
+    {**labels("weights", "init", "pairing"), **flags("success_vEM", "success_oEM", "success_sEM")},
+)
 
 # ------------------------------------------------------------------------------- C. elegans
 CELEGANS_FIT = Table(
@@ -226,6 +232,10 @@ CELEGANS_SEGMENTATION = Table(
     "celegans", f"{RESULTS}/celegans/segmentation.csv", labels("dataset", "init", "method", "split", "truth_name")
 )
 CELEGANS = final_table("celegans", "celegans", _CELEGANS_SUMMARY_COLUMNS)
+#: Every metric of every trial at the last iterate (the pairs of claim 6's paired tests).
+CELEGANS_TRIALS = final_table(
+    "celegans", "celegans_trials", labels("protocol", "dataset", "pool", "init", "method", "metric")
+)
 
 # ------------------------------------------------------------------------------- osmFISH
 _OSMFISH_SETTING = labels("target", "features", "weights", "method")
@@ -269,6 +279,12 @@ MOB_SUMMARY = final_table("dlpfc", "mob_summary", _SPATIAL_SETTING)
 # ------------------------------------------------------------------------------- report
 IDENTITIES = final_table(
     "report", "identities", {**labels("check", "identity", "description", "criterion"), **flags("passed")}
+)
+#: One row per claim (or claim part) of the report: source, criterion, test, effect, verdict, scale.
+VERDICTS = final_table(
+    "report",
+    "verdicts",
+    labels("claim", "title", "source", "criterion", "test", "effect", "comparisons", "verdict", "scale"),
 )
 
 #: Every declared table, in the order of the families above.
@@ -349,9 +365,9 @@ CLAIM_TABLES: dict[int, tuple[str, ...]] = {
     2: ("landscape_minima", "landscape_2d_stationary"),
     3: ("fig2_runs",),
     4: ("convergence_rates", "convergence_general_k_rates"),
-    5: ("init_sweep",),
-    6: ("celegans",),
-    7: ("osmfish",),
+    5: ("init_sweep", "init_sweep_pairs"),
+    6: ("celegans", "celegans_trials"),
+    7: ("osmfish", "osmfish_seeds"),
     8: ("identities", "landscape_minima"),
     9: ("dlpfc",),
 }

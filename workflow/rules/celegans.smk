@@ -5,7 +5,8 @@
 #   celegans_authors_fit   the authors' demo protocol on the protocol's neurons, one job per (method, trial
 #                          chunk) -> results/celegans/authors/... (rows with protocol = authors)
 #   celegans_summary       mean and 95% interval per iterate -> results/celegans/celegans_per_iteration.csv,
-#                          the last iterate -> results/tables/celegans.csv
+#                          the last iterate -> results/tables/celegans.csv, per trial ->
+#                          results/tables/celegans_trials.csv (the pairs of the report's paired tests)
 #   celegans_segmentation  voxel assignments of one trial of one worm -> results/celegans/segmentation.csv
 #   celegans_*_figure      figures/celegans_metrics.pdf, figures/celegans_segmentation.pdf
 #
@@ -94,6 +95,7 @@ rule celegans_summary:
     output:
         per_iteration=out.CELEGANS_PER_ITERATION.path,
         table=out.CELEGANS.path,
+        trials=out.CELEGANS_TRIALS.path,
     log:
         out.log("celegans", "summary"),
     params:

@@ -2,7 +2,8 @@
 # its measured numbers and a verdict computed from the tables (sinkhorn_em_repro.experiments.report).
 #
 #   report_identities  implementation check 8 (theorems: identities) -> results/tables/identities.csv
-#   report_build       every final output of every family -> results/REPORT.md
+#   report_build       every final output of every family -> results/REPORT.md and
+#                      results/tables/verdicts.csv (one row per claim: test, effect, verdict)
 #
 # This file is included last, so FINAL_OUTPUTS already lists every family's figures and
 # tables: the report depends on all of them and is therefore the last job of `all`.
@@ -38,13 +39,20 @@ rule report_identities:
 rule report_build:
     input:
         **REPORT_TABLES,
+        **(
+            {"other_verdicts": REPORT["other_verdicts"]}
+            if REPORT["other_verdicts"]
+            else {}
+        ),
         upstream=REPORT_UPSTREAM,
+        # verdicts.csv of a run at the other scale, for the side-by-side table (optional).
     output:
-        report(
+        report=report(
             out.REPORT_MD,
             caption="../report/reproduction_report.rst",
             category="Reproduction report",
         ),
+        verdicts=out.VERDICTS.path,
     log:
         out.log("report", "build"),
     localrule: True

@@ -1,17 +1,26 @@
 # Rules of the sweeps family: initialisation sweep, epsilon sweep and annealing.
-# Each sweep is split into many independent jobs, one per (setting, dataset, block of
-# `inits_per_job` initialisations), that Snakemake spreads over cores or cluster nodes;
-# seeds come from what a job computes (sinkhorn_em_repro.experiments.sweeps), so the tables do
-# not depend on --cores, job order or chunking. `sweep_scale` multiplies the numbers of
-# datasets and initialisations.
-from sinkhorn_em_repro.experiments.sweeps import plan_epsilon_sweep, plan_init_sweep
+# Each sweep is split into chunks, one per (setting, dataset, block of `inits_per_job`
+# initialisations), and `chunks_per_job` chunks make one job (one Python start-up for many
+# fits) that Snakemake spreads over cores or cluster nodes; seeds come from what a chunk
+# computes (sinkhorn_em_repro.experiments.sweeps), so the tables do not depend on --cores,
+# job order, chunking or batching. `sweep_scale` multiplies the numbers of datasets and
+# initialisations.
+from sinkhorn_em_repro.experiments.sweeps import (
+    batch_jobs,
+    plan_epsilon_sweep,
+    plan_init_sweep,
+)
 
 SWEEP_JOBS = {
-    "init": plan_init_sweep(
-        section("init_sweep"), config["seed"], config["sweep_scale"]
+    "init": batch_jobs(
+        plan_init_sweep(section("init_sweep"), config["seed"], config["sweep_scale"]),
+        section("init_sweep")["chunks_per_job"],
     ),
-    "epsilon": plan_epsilon_sweep(
-        section("epsilon_sweep"), config["seed"], config["sweep_scale"]
+    "epsilon": batch_jobs(
+        plan_epsilon_sweep(
+            section("epsilon_sweep"), config["seed"], config["sweep_scale"]
+        ),
+        section("epsilon_sweep")["chunks_per_job"],
     ),
 }
 SWEEP_CHUNKS = {
@@ -30,9 +39,10 @@ rule sweeps_chunk:
     wildcard_constraints:
         sweep="init|epsilon",
     resources:
-        runtime=15,
+        runtime=lambda wildcards: 15
+        * len(SWEEP_JOBS[wildcards.sweep][wildcards.job]["chunks"]),
     params:
-        cfg=lambda wildcards: SWEEP_JOBS[wildcards.sweep][wildcards.job],
+        chunks=lambda wildcards: SWEEP_JOBS[wildcards.sweep][wildcards.job]["chunks"],
     script:
         "../scripts/sweeps_chunk.py"
 
@@ -51,6 +61,18 @@ rule sweeps_aggregate:
         mem_mb=2000,
     script:
         "../scripts/sweeps_aggregate.py"
+
+
+# Per start, every method's success and error side by side: the pairs of claim 5's paired test.
+rule sweeps_init_pairs:
+    input:
+        runs=out.SWEEP_RUNS.format(sweep="init"),
+    output:
+        out.INIT_SWEEP_PAIRS.path,
+    log:
+        out.log("sweeps", "init_pairs"),
+    script:
+        "../scripts/sweeps_init_pairs.py"
 
 
 rule sweeps_init_figure:

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from sinkhorn_em_repro.experiments.celegans import final_summary, summarise_celegans
+from sinkhorn_em_repro.experiments.celegans import final_summary, final_trials, summarise_celegans
 from sinkhorn_em_repro.pipeline import read_table, snakemake_job, write_table
 
 with snakemake_job(snakemake.log[0]):
@@ -10,3 +10,4 @@ with snakemake_job(snakemake.log[0]):
     summary = summarise_celegans(runs, pools=snakemake.params.pools, confidence=snakemake.params.confidence)
     write_table(summary, snakemake.output.per_iteration)
     write_table(final_summary(summary), snakemake.output.table)
+    write_table(final_trials(runs, pools=snakemake.params.pools), snakemake.output.trials)

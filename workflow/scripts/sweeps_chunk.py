@@ -1,9 +1,7 @@
-"""One job of the init or epsilon sweep: all runs of one dataset and block of inits."""
+"""One job of the init or epsilon sweep: a batch of chunks (setting, dataset, block of inits) in one process."""
 
-from sinkhorn_em_repro.experiments.sweeps import run_epsilon_sweep_chunk, run_init_sweep_chunk
+from sinkhorn_em_repro.experiments.sweeps import run_sweep_batch
 from sinkhorn_em_repro.pipeline import snakemake_job, write_table
 
-RUN_CHUNK = {"init": run_init_sweep_chunk, "epsilon": run_epsilon_sweep_chunk}
-
 with snakemake_job(snakemake.log[0]):
-    write_table(RUN_CHUNK[snakemake.wildcards.sweep](**snakemake.params.cfg), snakemake.output[0])
+    write_table(run_sweep_batch(snakemake.wildcards.sweep, snakemake.params.chunks), snakemake.output[0])

@@ -101,7 +101,7 @@ from sinkhorn_em_repro.experiments.celegans.scene import (
     worm_scene,
 )
 from sinkhorn_em_repro.experiments.celegans.simulate import VoxelTrial, simulate_trial, trial_data
-from sinkhorn_em_repro.experiments.celegans.summary import final_summary, summarise_celegans
+from sinkhorn_em_repro.experiments.celegans.summary import final_summary, final_trials, summarise_celegans
 
 __all__ = [
     "AUTHORS",
@@ -119,6 +119,7 @@ __all__ = [
     "celegans_datasets",
     "celegans_pools",
     "final_summary",
+    "final_trials",
     "fit_authors_protocol",
     "identification_metrics",
     "identity_metrics",

@@ -8,7 +8,7 @@ from sinkhorn_em_repro.experiments.celegans.authors import AUTHORS, PROJECT
 from sinkhorn_em_repro.experiments.celegans.fit import INITS, METHODS, METRICS
 from sinkhorn_em_repro.intervals import t_interval
 
-__all__ = ["final_summary", "summarise_celegans"]
+__all__ = ["final_summary", "final_trials", "summarise_celegans"]
 
 
 _KEYS = ["dataset", "n_neurons", "n_voxels", "n_datasets", "pool", "protocol", "init", "method"]
@@ -148,3 +148,51 @@ def final_summary(summary: pd.DataFrame) -> pd.DataFrame:
         "max"
     )
     return summary[summary["iteration"] == last].reset_index(drop=True)
+
+
+def final_trials(per_iteration: pd.DataFrame, pools: dict | None = None) -> pd.DataFrame:
+    """Every metric of every trial at the last iterate: the pairs of the report's paired tests.
+
+    All methods of a (dataset, trial, init) fit the same voxels from the same start, so the
+    rows of one (protocol, dataset, init, trial, metric) are a pair (or triple) of methods.
+
+    Parameters
+    ----------
+    per_iteration : DataFrame
+        Rows of :func:`run_celegans_chunk` (and of the authors' protocol).
+    pools : dict of str -> list of str, optional
+        Pooled datasets (:func:`summarise_celegans`): ``pool`` names the pool of each member.
+
+    Returns
+    -------
+    DataFrame
+        Columns protocol, dataset, pool (empty if none), init, method, trial, metric,
+        iteration, value; sorted, one row per (protocol, dataset, init, method, trial, metric).
+    """
+    if per_iteration.empty:
+        raise ValueError("no per-iteration rows to summarise")
+    if "protocol" not in per_iteration.columns:
+        per_iteration = per_iteration.assign(protocol=PROJECT)
+    metrics = _metric_columns(per_iteration)
+    pool_of = {member: name for name, members in (pools or {}).items() for member in members}
+    keys = ["protocol", "dataset", "init", "method", "trial"]
+    last = per_iteration.groupby(keys, sort=False)["iteration"].transform("max")
+    rows = per_iteration[per_iteration["iteration"] == last].assign(
+        pool=lambda t: t["dataset"].map(lambda name: pool_of.get(name, ""))
+    )
+    long = rows.melt(
+        id_vars=[*keys, "pool", "iteration"], value_vars=metrics, var_name="metric", value_name="value"
+    ).dropna(subset=["value"])
+    rank = {
+        "method": {name: k for k, name in enumerate(METHODS)},
+        "init": {name: k for k, name in enumerate(INITS)},
+        "protocol": {name: k for k, name in enumerate(_PROTOCOLS)},
+        "metric": {name: k for k, name in enumerate(metrics)},
+    }
+    long = long.sort_values(
+        ["protocol", "dataset", "init", "metric", "method", "trial"],
+        key=lambda col: col.map(rank[col.name]) if col.name in rank else col,
+        kind="stable",
+    )
+    columns = ["protocol", "dataset", "pool", "init", "method", "trial", "metric", "iteration", "value"]
+    return long[columns].reset_index(drop=True)

@@ -15,23 +15,29 @@ be read here, or "this project's own test"). Claims get one of :data:`VERDICTS`:
     some sub-checks hold and others fail, or the evidence is mixed;
 ``not reproduced``
     the criterion fails: the data do not support the claim (the numbers are shown);
+``contradicted``
+    the data point the other way (significant losses in at least a quarter of the
+    comparisons, outnumbering the gains);
 ``inconclusive``
-    the tables hold no usable evidence, or the differences are within the uncertainty
-    while pointing the claimed way.
+    the tables hold no usable evidence (no testable comparison).
+
+The rules over a comparison claim's counts are :data:`GRADE_DEFINITIONS`.
 
 Statements that hold by theorem (:math:`L_{EOT} \ge NLL`, the identities of entry 8) are
 *implementation checks* (:data:`IMPLEMENTATION_CHECK`), reported as ``passed`` or
 ``failed`` in a section of their own: a failure is a bug, not a finding.
 
 Comparisons "Sinkhorn-EM is better than a baseline" (claims 5-7 and 9) share one rule:
-every pre-declared comparison is counted once with a two-sided p-value,
+every pre-declared comparison is counted once with a two-sided p-value (paired tests where
+the methods share starts, trials or seeds: :mod:`sinkhorn_em_repro.paired`),
 :func:`classify_comparisons` applies Holm's correction over the claim's comparisons, and
 :func:`superiority_verdict` asks for significant gains in a majority of them and no
 significant loss.
 
 Modules: :mod:`.verdicts` (the Claim record and the shared verdict rules),
 :mod:`.model_claims` (claims 1-4, check 8), :mod:`.comparison_claims` (claims 5-7, 9),
-:mod:`.provenance` (config hash, versions, rule costs), :mod:`.markdown` and :mod:`.build`
+:mod:`.provenance` (config hash, versions, rule costs), :mod:`.summary` (the one-glance
+table of verdicts at both scales), :mod:`.markdown` and :mod:`.build`
 (all claims from the tables; the report of a finished run). Which tables each claim
 reads and which figures show it are declared in :mod:`sinkhorn_em_repro.outputs`
 (``CLAIM_TABLES``, ``Figure.claims``).
@@ -40,10 +46,12 @@ reads and which figures show it are declared in :mod:`sinkhorn_em_repro.outputs`
 from sinkhorn_em_repro.experiments.report.build import build_claims, report_text
 from sinkhorn_em_repro.experiments.report.comparison_claims import (
     AUTHORS_PROTOCOL,
+    PAIRINGS,
     claim_celegans,
     claim_osmfish,
     claim_restarts,
     claim_spatial_domains,
+    claims_restarts,
     restarts_needed,
 )
 from sinkhorn_em_repro.experiments.report.markdown import figure_rows, markdown_table, render_report
@@ -61,11 +69,14 @@ from sinkhorn_em_repro.experiments.report.provenance import (
     rule_costs,
     software_versions,
 )
+from sinkhorn_em_repro.experiments.report.summary import SCALES, VERDICT_COLUMNS, side_by_side, verdict_records
 from sinkhorn_em_repro.experiments.report.verdicts import (
     CHECK_FAILED,
     CHECK_PASSED,
     CHECK_RESULTS,
     CLAIM,
+    CONTRADICTED,
+    GRADE_DEFINITIONS,
     IMPLEMENTATION_CHECK,
     INCONCLUSIVE,
     NOT_REPRODUCED,
@@ -78,6 +89,7 @@ from sinkhorn_em_repro.experiments.report.verdicts import (
     classify_comparisons,
     combine_verdicts,
     fisher_p_value,
+    grade,
     holm_adjusted,
     paired_p_value,
     require_columns,
@@ -93,15 +105,20 @@ __all__ = [
     "CHECK_PASSED",
     "CHECK_RESULTS",
     "CLAIM",
+    "CONTRADICTED",
+    "GRADE_DEFINITIONS",
     "IMPLEMENTATION_CHECK",
     "INCONCLUSIVE",
     "NOT_REPRODUCED",
     "OWN_TEST",
+    "PAIRINGS",
     "PARTIAL",
     "PROVENANCE_ONLY_KEYS",
     "REPRODUCED",
+    "SCALES",
     "SUPERIORITY_RULE",
     "VERDICTS",
+    "VERDICT_COLUMNS",
     "Claim",
     "build_claims",
     "claim_celegans",
@@ -113,11 +130,13 @@ __all__ = [
     "claim_restarts",
     "claim_shared_optimum",
     "claim_spatial_domains",
+    "claims_restarts",
     "classify_comparisons",
     "combine_verdicts",
     "config_hash",
     "figure_rows",
     "fisher_p_value",
+    "grade",
     "holm_adjusted",
     "markdown_table",
     "paired_p_value",
@@ -128,8 +147,10 @@ __all__ = [
     "restarts_needed",
     "result_config",
     "rule_costs",
+    "side_by_side",
     "software_versions",
     "superiority_rule",
     "superiority_verdict",
+    "verdict_records",
     "welch_p_value",
 ]

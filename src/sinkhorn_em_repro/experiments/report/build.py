@@ -10,8 +10,8 @@ from sinkhorn_em_repro import outputs
 from sinkhorn_em_repro.experiments.report.comparison_claims import (
     claim_celegans,
     claim_osmfish,
-    claim_restarts,
     claim_spatial_domains,
+    claims_restarts,
 )
 from sinkhorn_em_repro.experiments.report.markdown import figure_rows, render_report
 from sinkhorn_em_repro.experiments.report.model_claims import (
@@ -70,11 +70,16 @@ def build_claims(
         claim_convergence_rates(
             needed("convergence_rates"), tables.get("convergence_general_k_rates"), band=criteria["rate_ratio_band"]
         ),
-        claim_restarts(
-            needed("init_sweep"), baseline=criteria["baseline"], restart_target=criteria["restart_target"], level=level
+        *claims_restarts(
+            needed("init_sweep"),
+            tables.get("init_sweep_pairs"),
+            baseline=criteria["baseline"],
+            restart_target=criteria["restart_target"],
+            level=level,
         ),
         claim_celegans(
             needed("celegans"),
+            tables.get("celegans_trials"),
             metric=criteria["celegans_metric"],
             baseline=criteria["baseline"],
             min_replicates=criteria["min_replicates"],
@@ -82,6 +87,7 @@ def build_claims(
         ),
         claim_osmfish(
             needed("osmfish"),
+            tables.get("osmfish_seeds"),
             baseline=criteria["baseline"],
             weight_settings=criteria["osmfish_weights"],
             min_replicates=criteria["min_replicates"],
@@ -105,6 +111,8 @@ def report_text(
     timings: pd.DataFrame,
     seed: int | None = None,
     scales: Mapping[str, str] | None = None,
+    claims: Sequence[Claim] | None = None,
+    other_verdicts: pd.DataFrame | None = None,
 ) -> str:
     """The text of ``results/REPORT.md`` from the tables and the job timings of a finished run.
 
@@ -126,8 +134,13 @@ def report_text(
     scales : mapping, optional
         Family -> the scale of its run
         (:func:`~sinkhorn_em_repro.experiments.report.scale.family_scales` of the config).
+    claims : list of Claim, optional
+        The claims of :func:`build_claims` when already computed.
+    other_verdicts : pandas.DataFrame, optional
+        ``verdicts.csv`` of a run at the other scale (``criteria["scale_name"]`` names this one).
     """
-    claims = build_claims(tables, criteria, fig2_theta0=fig2["theta0"], fig2_panel_alphas=fig2["panel_alphas"])
+    if claims is None:
+        claims = build_claims(tables, criteria, fig2_theta0=fig2["theta0"], fig2_panel_alphas=fig2["panel_alphas"])
     return render_report(
         claims,
         versions=software_versions(),
@@ -136,4 +149,6 @@ def report_text(
         figures=figure_rows(),
         seed=seed,
         scales=scales,
+        scale_name=criteria.get("scale_name", "default"),
+        other_verdicts=other_verdicts,
     )

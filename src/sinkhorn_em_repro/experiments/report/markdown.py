@@ -10,9 +10,11 @@ import pandas as pd
 
 from sinkhorn_em_repro.experiments.report.provenance import family_costs
 from sinkhorn_em_repro.experiments.report.scale import claim_scale
+from sinkhorn_em_repro.experiments.report.summary import side_by_side, verdict_records
 from sinkhorn_em_repro.experiments.report.verdicts import (
     CHECK_RESULTS,
     CLAIM,
+    GRADE_DEFINITIONS,
     IMPLEMENTATION_CHECK,
     VERDICTS,
     Claim,
@@ -78,6 +80,8 @@ def render_report(
     seed: int | None = None,
     scales: Mapping[str, str] | None = None,
     max_detail_rows: int = 40,
+    scale_name: str = "default",
+    other_verdicts: pd.DataFrame | None = None,
 ) -> str:
     """The text of ``results/REPORT.md``.
 
@@ -86,7 +90,9 @@ def render_report(
     :func:`~sinkhorn_em_repro.experiments.report.scale.family_scales`), one section per claim
     and per check (statement, source, scale, evidence, criterion, measured numbers, verdict
     or result, per-setting table), figures, cost of every family and rule, software versions
-    and config hash.
+    and config hash. The first table sets every claim's verdict at this run's scale
+    (``scale_name``) beside the verdicts of a run at the other scale (``other_verdicts``, that
+    run's ``verdicts.csv``), with the grade definitions under it.
     """
     scales = dict(scales or {})
     findings = [c for c in claims if c.kind == CLAIM]
@@ -106,12 +112,27 @@ def render_report(
         "",
         "Verdicts: " + ", ".join(f"{v} {counts[v]}" for v in VERDICTS) + ".",
         "",
+        "## Verdicts at a glance",
+        "",
+        f"This run is at the **{scale_name}** scale; the other scale's column comes from the `verdicts.csv` of a "
+        'run at that scale (`report: other_verdicts`), or reads "not run". *comparisons*: B significantly '
+        "better / W significantly worse (Holm) / n comparisons, the counts the grade is computed from.",
+        "",
+        markdown_table(side_by_side(verdict_records(claims, scale_name), scale_name, other_verdicts)),
+        "",
+        "### Verdict grades",
+        "",
+        "Claims 5-7 and 9 (sEM better than a baseline) are graded from their comparisons' counts; claims 1-4 "
+        "from their sub-checks (reproduced: all hold; partially reproduced: some hold; not reproduced: none).",
+        "",
+        *[f"- **{grade}**: {rule}" for grade, rule in GRADE_DEFINITIONS.items()],
+        "",
         "| # | claim | source | verdict | evidence |",
         "|---|---|---|---|---|",
     ]
     for c in findings:
         lines.append(
-            f"| {c.claim_id} | {c.title} | {_cell(c.source)} | **{c.verdict}** | "
+            f"| {c.label} | {c.title} | {_cell(c.source)} | **{c.verdict}** | "
             + ", ".join(f"`{Path(p).name}`" for p in c.evidence)
             + " |"
         )
@@ -146,7 +167,7 @@ def render_report(
         scale = claim_scale(c.claim_id, scales)
         lines += [
             "",
-            f"## {heading} {c.claim_id}: {c.title}",
+            f"## {heading} {c.label}: {c.title}",
             "",
             f"**{outcome}: {c.verdict}**",
             "",
@@ -162,6 +183,7 @@ def render_report(
             "",
             f"*Criterion.* {c.criterion}",
             "",
+            *([f"*Test.* {c.test}. *Effect.* {c.effect}.", ""] if c.test else []),
             "*Measured.*",
             "",
         ]

@@ -103,7 +103,9 @@ def claim_shared_optimum(
     return Claim(
         1,
         "Shared global optimum",
-        "The EOT loss and the negative log-likelihood have the same global minimiser.",
+        "The EOT loss and the negative log-likelihood have the same global minimiser. Pairing of weights to "
+        "means: none is assumed; the landscapes fix the known weights to the components and evaluate every "
+        "mean configuration, so they cover both pairings of claim 5 (as drawn and by size).",
         evidence,
         claim_figures(1),
         f"For every alpha*: |argmin L_EOT - argmin NLL| <= {_fmt(minimizer_tolerance)} (component standard "
@@ -182,7 +184,9 @@ def claim_fewer_spurious_minima(minima: pd.DataFrame, stationary_2d: pd.DataFram
     return Claim(
         2,
         "Fewer spurious local minima",
-        "The EOT loss has fewer spurious local minima than the NLL.",
+        "The EOT loss has fewer spurious local minima than the NLL. Pairing of weights to means: none is "
+        "assumed; the landscapes fix the known weights to the components and evaluate every mean "
+        "configuration, so a spurious minimum is one that a start of either pairing of claim 5 can reach.",
         evidence,
         claim_figures(2),
         "Per landscape (1-D symmetric model; 2-D free means): at every alpha* the EOT loss has no more "

@@ -15,6 +15,8 @@ __all__ = [
     "CHECK_PASSED",
     "CHECK_RESULTS",
     "CLAIM",
+    "CONTRADICTED",
+    "GRADE_DEFINITIONS",
     "IMPLEMENTATION_CHECK",
     "INCONCLUSIVE",
     "NOT_REPRODUCED",
@@ -27,6 +29,7 @@ __all__ = [
     "classify_comparisons",
     "combine_verdicts",
     "fisher_p_value",
+    "grade",
     "holm_adjusted",
     "paired_p_value",
     "require_columns",
@@ -46,10 +49,28 @@ PARTIAL = "partially reproduced"
 NOT_REPRODUCED = "not reproduced"
 
 
+CONTRADICTED = "contradicted"
+
+
 INCONCLUSIVE = "inconclusive"
 
 
-VERDICTS = (REPRODUCED, PARTIAL, NOT_REPRODUCED, INCONCLUSIVE)
+VERDICTS = (REPRODUCED, PARTIAL, NOT_REPRODUCED, CONTRADICTED, INCONCLUSIVE)
+
+#: The grades of a comparison claim ("sEM is better than the baseline"), each a rule over the
+#: counts of the claim's details table: n comparisons, B significantly better (column
+#: ``significantly_better``), W significantly worse (``significantly_worse``), after Holm.
+#: Written into the report and the README ("Verdict grades").
+GRADE_DEFINITIONS = {
+    REPRODUCED: "B > n/2 and W = 0: sEM significantly better in more than half of the comparisons, worse in none.",
+    PARTIAL: "not reproduced by the rule above, but B >= n/4 and B > W: significant gains in at least a quarter "
+    "of the comparisons, outnumbering the significant losses.",
+    CONTRADICTED: "W >= n/4 and W > B: sEM significantly worse in at least a quarter of the comparisons, "
+    "and in more than it is significantly better (the data point the other way).",
+    NOT_REPRODUCED: "any other outcome with n >= 1: gains in fewer than a quarter, or gains and losses level.",
+    INCONCLUSIVE: "no comparison could be tested (n = 0, or no p-value: e.g. one trial per method); for claims "
+    "1-4, the tables hold no usable evidence.",
+}
 
 #: Results of an implementation check (a statement that holds by theorem: a failure is a bug).
 CHECK_PASSED = "passed"
@@ -94,7 +115,19 @@ class Claim:
         figure, the authors' code file), or :data:`OWN_TEST`.
     kind : str
         :data:`CLAIM` or :data:`IMPLEMENTATION_CHECK`.
+    part : str
+        Label of one of several verdicts of the same claim (e.g. claim 5 per pairing of
+        weights to starts: ``"a"``, ``"b"``); empty for a claim with one verdict.
+    test : str
+        The statistical test, in a few words (summary table of the report).
+    effect : str
+        The claim's effect with its interval, in a few words (summary table of the report).
     """
+
+    @property
+    def label(self) -> str:
+        """The claim's number with its part, e.g. ``"5a"``."""
+        return f"{self.claim_id}{self.part}"
 
     claim_id: int
     title: str
@@ -107,6 +140,9 @@ class Claim:
     details: pd.DataFrame | None = field(default=None, repr=False)
     source: str = ""
     kind: str = CLAIM
+    part: str = ""
+    test: str = ""
+    effect: str = ""
 
     def __post_init__(self):
         allowed = {CLAIM: VERDICTS, IMPLEMENTATION_CHECK: CHECK_RESULTS}
@@ -161,7 +197,8 @@ def combine_verdicts(verdicts: Sequence[str]) -> str:
 
     All equal -> that verdict; no sub-check -> ``inconclusive``; otherwise ``partially
     reproduced`` if at least one sub-check is reproduced or partially reproduced, else
-    ``not reproduced`` when one fails outright and the rest are inconclusive.
+    ``contradicted`` if one is contradicted, else ``not reproduced`` (one fails outright and
+    the rest are inconclusive).
     """
     verdicts = list(verdicts)
     if not verdicts:
@@ -170,7 +207,7 @@ def combine_verdicts(verdicts: Sequence[str]) -> str:
         return verdicts[0]
     if REPRODUCED in verdicts or PARTIAL in verdicts:
         return PARTIAL
-    return NOT_REPRODUCED
+    return CONTRADICTED if CONTRADICTED in verdicts else NOT_REPRODUCED
 
 
 def _checks_verdict(passed: Sequence[bool]) -> str:
@@ -188,12 +225,10 @@ SUPERIORITY_RULE = (
     "sEM against the baseline; Holm's step-down correction at family-wise level {level:g} over "
     "all comparisons of the claim decides which differences are significant (sEM significantly "
     "better: significant with sEM ahead; significantly worse: significant with sEM behind). "
-    "Verdict: reproduced if sEM is significantly better in a majority (more than half) of the "
-    "comparisons and significantly worse in none; partially reproduced if it is significantly "
-    "better in some but not in a majority, or also significantly worse somewhere; not reproduced "
-    "if it is significantly better nowhere and either significantly worse somewhere or behind the "
-    "baseline (point estimate) in at least half of the comparisons; inconclusive if nothing is "
-    "significant and sEM is ahead or level in more than half (or there is nothing to compare)."
+    "With n comparisons, B significantly better and W significantly worse (count them in the "
+    "table below): reproduced if B > n/2 and W = 0; otherwise partially reproduced if B >= n/4 "
+    "and B > W; contradicted if W >= n/4 and W > B; not reproduced in every other case "
+    "(inconclusive only when no comparison can be tested)."
 )
 
 
@@ -262,15 +297,24 @@ def superiority_verdict(comparisons: pd.DataFrame) -> str:
     n = len(comparisons)
     if n == 0:
         return INCONCLUSIVE
+    if "p_value" in comparisons.columns and comparisons["p_value"].isna().all():
+        return INCONCLUSIVE
     better = int(comparisons["significantly_better"].sum())
     worse = int(comparisons["significantly_worse"].sum())
+    return grade(n, better, worse)
+
+
+def grade(n: int, better: int, worse: int) -> str:
+    """The grade of :data:`GRADE_DEFINITIONS` for ``n`` comparisons, ``better`` (B) and ``worse`` (W) significant."""
+    if n == 0:
+        return INCONCLUSIVE
     if 2 * better > n and not worse:
         return REPRODUCED
-    if better:
+    if 4 * better >= n and better > worse:
         return PARTIAL
-    if worse or 2 * int(comparisons["not_below"].sum()) <= n:
-        return NOT_REPRODUCED
-    return INCONCLUSIVE
+    if 4 * worse >= n and worse > better:
+        return CONTRADICTED
+    return NOT_REPRODUCED
 
 
 def welch_p_value(mean_a, sd_a, n_a, mean_b, sd_b, n_b) -> np.ndarray:

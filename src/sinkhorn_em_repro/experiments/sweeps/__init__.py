@@ -75,8 +75,8 @@ Modules: :mod:`.setting` (settings, datasets, schedules, success rule), :mod:`.s
 (the jobs of the config).
 """
 
-from sinkhorn_em_repro.experiments.sweeps.fit import run_epsilon_sweep_chunk, run_init_sweep_chunk
-from sinkhorn_em_repro.experiments.sweeps.plan import plan_epsilon_sweep, plan_init_sweep, scaled_count
+from sinkhorn_em_repro.experiments.sweeps.fit import run_epsilon_sweep_chunk, run_init_sweep_chunk, run_sweep_batch
+from sinkhorn_em_repro.experiments.sweeps.plan import batch_jobs, plan_epsilon_sweep, plan_init_sweep, scaled_count
 from sinkhorn_em_repro.experiments.sweeps.setting import (
     SweepSetting,
     collapsed_error,
@@ -89,6 +89,8 @@ from sinkhorn_em_repro.experiments.sweeps.start import INIT_SCHEMES, initial_mea
 from sinkhorn_em_repro.experiments.sweeps.summary import (
     EPSILON_TABLE_COLUMNS,
     INIT_TABLE_COLUMNS,
+    PAIRS_KEY,
+    paired_starts,
     summarise_epsilon_sweep,
     summarise_init_sweep,
 )
@@ -97,7 +99,9 @@ __all__ = [
     "EPSILON_TABLE_COLUMNS",
     "INIT_SCHEMES",
     "INIT_TABLE_COLUMNS",
+    "PAIRS_KEY",
     "SweepSetting",
+    "batch_jobs",
     "collapsed_error",
     "exact_counts",
     "geometric_schedule",
@@ -105,10 +109,12 @@ __all__ = [
     "is_success",
     "make_sweep_dataset",
     "pair_means_with_weights",
+    "paired_starts",
     "plan_epsilon_sweep",
     "plan_init_sweep",
     "run_epsilon_sweep_chunk",
     "run_init_sweep_chunk",
+    "run_sweep_batch",
     "scaled_count",
     "summarise_epsilon_sweep",
     "summarise_init_sweep",

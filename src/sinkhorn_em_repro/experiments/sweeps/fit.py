@@ -19,7 +19,7 @@ from sinkhorn_em_repro.experiments.sweeps.setting import (
 from sinkhorn_em_repro.experiments.sweeps.start import INIT_SCHEMES, init_rng, initial_means, pair_means_with_weights
 from sinkhorn_em_repro.fitting import ESTIMATOR_METHOD, fit_table_method, fit_table_method_starts
 
-__all__ = ["run_epsilon_sweep_chunk", "run_init_sweep_chunk"]
+__all__ = ["run_epsilon_sweep_chunk", "run_init_sweep_chunk", "run_sweep_batch"]
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def _run_chunk(
     n_inits: int,
     n_samples: int,
     exact_proportions: bool,
-    pair_weights_by_size: bool,
+    pair_weights_by_size: bool | Sequence[bool],
     seed: int,
     max_iter: int,
     tol: float,
@@ -154,8 +154,9 @@ def _run_chunk(
     reg_covar: float,
     success_rtol: float,
     success_atol: float,
+    references_cache: dict | None = None,
 ) -> pd.DataFrame:
-    r"""Rows of one job of either sweep: every (scheme, init index, variant) of one dataset.
+    r"""Rows of one chunk of either sweep: every (scheme, pairing, init index, variant) of one dataset.
 
     Parameters
     ----------
@@ -175,18 +176,29 @@ def _run_chunk(
     n_samples, exact_proportions, seed
         Dataset size, stratified (``True``) or i.i.d. labels (:func:`make_sweep_dataset`),
         and the base seed of the config.
-    pair_weights_by_size : bool
+    pair_weights_by_size : bool or list of bool
         ``False``: initial mean ``k`` (in the order drawn) starts with weight
-        :math:`\alpha_k`, as when a user passes ``means_init``; ``True``: reorder by
-        :func:`pair_means_with_weights`.
+        :math:`\alpha_k`, as when a user passes ``means_init`` (``pairing = "as_drawn"``);
+        ``True``: reorder by :func:`pair_means_with_weights` (``pairing = "by_size"``). A list
+        runs every start under each pairing it names (same initial means, reordered or not).
     max_iter, tol, sinkhorn_tol, sinkhorn_max_iter, reg_covar
         Passed to :class:`sinkhorn_em.EOTGaussianMixture`.
     success_rtol, success_atol : float
         The success rule (:func:`is_success`).
+    references_cache : dict, optional
+        Reference fits already computed in this process (filled here): a batch of chunks of
+        the same dataset fits its references once. The fits are deterministic, so the cache
+        changes no number.
     """
     setting = SweepSetting.create(weights, dim, separation)
     options = _FitOptions(int(max_iter), float(tol), float(sinkhorn_tol), int(sinkhorn_max_iter), float(reg_covar))
-    exact_proportions, pair_weights_by_size = bool(exact_proportions), bool(pair_weights_by_size)
+    exact_proportions = bool(exact_proportions)
+    pairings = [
+        bool(p)
+        for p in (pair_weights_by_size if isinstance(pair_weights_by_size, (list, tuple)) else [pair_weights_by_size])
+    ]
+    if not pairings or len(set(pairings)) != len(pairings):
+        raise ValueError(f"pair_weights_by_size must be a boolean or a list of distinct booleans, got {pairings}.")
     if n_inits < 1 or first_init < 0:
         raise ValueError(f"need n_inits >= 1 and first_init >= 0, got {n_inits}, {first_init}.")
     sample = make_sweep_dataset(setting, dataset, n_samples, seed, exact_proportions)
@@ -196,20 +208,23 @@ def _run_chunk(
     # Reference runs from the truth: one per variant, plus constant epsilon = 1 per method,
     # which defines success in both sweeps (reaching the unbiased optimum).
     references: dict[_Variant, _FitResult] = {}
+    cache = {} if references_cache is None else references_cache
     for variant in [*variants, *(_Variant(m) for m in dict.fromkeys(v.method for v in variants))]:
-        if variant not in references:
-            references[variant] = _fit(X, setting.weights, variant, sample.means, sample.covariances, options)
+        key = (setting, int(dataset), int(n_samples), int(seed), exact_proportions, variant, options)
+        if key not in cache:
+            cache[key] = _fit(X, setting.weights, variant, sample.means, sample.covariances, options)
+        references[variant] = cache[key]
     reference_errors = {variant: _error(sample, fit) for variant, fit in references.items()}
     baseline_error = collapsed_error(sample)
 
     rows = []
     init_indices = range(first_init, first_init + n_inits)
-    for scheme in schemes:
+    for scheme, by_size in ((scheme, by_size) for scheme in schemes for by_size in pairings):
         means0s = []
         for init_index in init_indices:
             rng = init_rng(seed, setting, n_samples, dataset, scheme, init_index)
             means0 = initial_means(X, K, scheme, rng, true_means=sample.means)
-            if pair_weights_by_size and scheme != "truth":
+            if by_size and scheme != "truth":
                 means0 = pair_means_with_weights(X, means0, setting.weights)
             means0s.append(means0)
         # None: the estimator's nearest-mean covariances (see the module docstring).
@@ -228,7 +243,7 @@ def _run_chunk(
                     "dataset": int(dataset),
                     "init": scheme,
                     "init_index": init_index,
-                    "pairing": "by_size" if pair_weights_by_size else "as_drawn",
+                    "pairing": "by_size" if by_size else "as_drawn",
                     **variant.columns(),
                     "error": error,
                     "reference_error": reference_errors[variant],
@@ -335,3 +350,21 @@ def run_epsilon_sweep_chunk(
     _check_names([init], INIT_SCHEMES, "init")
     variants = _epsilon_variants(methods, epsilons, anneal_schedules)
     return _run_chunk([init], variants, True, **job)
+
+
+def run_sweep_batch(sweep: str, chunks: Sequence[Mapping]) -> pd.DataFrame:
+    """Run a batch of chunks of one sweep in this process (one Python start-up for many fits).
+
+    ``sweep`` is ``"init"`` or ``"epsilon"``; ``chunks`` the kwargs of
+    :func:`run_init_sweep_chunk` or :func:`run_epsilon_sweep_chunk` (a job of
+    :func:`~sinkhorn_em_repro.experiments.sweeps.plan.batch_jobs`). The rows are those of
+    the chunks run one by one (reference fits are shared between chunks of the same
+    dataset; they are deterministic), so the batching changes no number.
+    """
+    run = {"init": run_init_sweep_chunk, "epsilon": run_epsilon_sweep_chunk}
+    if sweep not in run:
+        raise ValueError(f"sweep must be 'init' or 'epsilon', got {sweep!r}.")
+    if not chunks:
+        raise ValueError("a batch needs at least one chunk.")
+    cache: dict = {}
+    return pd.concat([run[sweep](**chunk, references_cache=cache) for chunk in chunks], ignore_index=True)

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from sinkhorn_em_repro.experiments.sweeps.setting import SweepSetting
 
-__all__ = ["plan_epsilon_sweep", "plan_init_sweep", "scaled_count"]
+__all__ = ["batch_jobs", "plan_epsilon_sweep", "plan_init_sweep", "scaled_count"]
 
 
 def scaled_count(count: int, sweep_scale: float) -> int:
@@ -73,3 +73,22 @@ def plan_init_sweep(cfg: Mapping, seed: int, sweep_scale: float = 1.0) -> dict[s
 def plan_epsilon_sweep(cfg: Mapping, seed: int, sweep_scale: float = 1.0) -> dict[str, dict]:
     """Jobs of the epsilon sweep: ``{job key: kwargs of run_epsilon_sweep_chunk}``."""
     return _plan(cfg, seed, sweep_scale, ("init", "methods", "epsilons", "anneal_schedules"))
+
+
+def batch_jobs(chunks: Mapping[str, Mapping], chunks_per_job: int) -> dict[str, dict]:
+    """Group a sweep's chunks into jobs of ``chunks_per_job`` chunks: ``{"batch<i>": {"chunks": [...]}}``.
+
+    The chunks are taken in the sorted order of their keys (setting, dataset, first
+    initialisation), so consecutive chunks of the same dataset share a job and its reference
+    fits. The grouping depends on the config only, never on ``--cores``; every chunk's rows
+    are computed from its own seeds, so any grouping gives the same tables.
+    """
+    per_job = int(chunks_per_job)
+    if per_job < 1:
+        raise ValueError(f"chunks_per_job must be >= 1, got {chunks_per_job!r}.")
+    keys = sorted(chunks)
+    width = len(str(max(len(keys) - 1, 0) // per_job))
+    return {
+        f"batch{index // per_job:0{width}d}": {"chunks": [dict(chunks[key]) for key in keys[index : index + per_job]]}
+        for index in range(0, len(keys), per_job)
+    }

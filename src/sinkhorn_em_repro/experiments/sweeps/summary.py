@@ -10,7 +10,14 @@ import pandas as pd
 from sinkhorn_em_repro.fitting import ESTIMATOR_METHOD
 from sinkhorn_em_repro.intervals import wilson_interval
 
-__all__ = ["EPSILON_TABLE_COLUMNS", "INIT_TABLE_COLUMNS", "summarise_epsilon_sweep", "summarise_init_sweep"]
+__all__ = [
+    "EPSILON_TABLE_COLUMNS",
+    "INIT_TABLE_COLUMNS",
+    "PAIRS_KEY",
+    "paired_starts",
+    "summarise_epsilon_sweep",
+    "summarise_init_sweep",
+]
 
 
 _METHOD_RANK = {m: r for r, m in enumerate(ESTIMATOR_METHOD)}
@@ -187,3 +194,36 @@ def summarise_epsilon_sweep(runs: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return _leading(pd.DataFrame(rows), EPSILON_TABLE_COLUMNS)
+
+
+#: One start of the init sweep: the rows of ``init_sweep_pairs.csv`` are unique on these columns.
+PAIRS_KEY = [*_SETTING_COLUMNS, "init", "pairing", "dataset", "init_index"]
+
+
+def paired_starts(runs: pd.DataFrame) -> pd.DataFrame:
+    """Init-sweep runs side by side per start: every method's success and error from the same start.
+
+    Every method of a start fits the same data from the same initial means (the seeds depend on
+    the setting, dataset, scheme and initialisation index, never on the method), so the rows
+    are the pairs of the report's paired tests (McNemar's exact test on success).
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        Concatenated outputs of :func:`run_init_sweep_chunk`, in any order.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`PAIRS_KEY`, then ``success_<method>`` and ``error_<method>`` for every
+        method of the runs (in the order vEM, oEM, sEM), sorted by :data:`PAIRS_KEY`.
+    """
+    _check_runs(runs, [*PAIRS_KEY[:-2], "method"])
+    methods = sorted(set(runs["method"]), key=_METHOD_RANK.get)
+    wide = runs.pivot(index=PAIRS_KEY, columns="method", values=["success", "error"])
+    wide = wide.reindex(columns=[(value, m) for value in ("success", "error") for m in methods])
+    wide.columns = [f"{value}_{method}" for value, method in wide.columns]
+    wide = wide.reset_index().sort_values(PAIRS_KEY, kind="mergesort").reset_index(drop=True)
+    for method in methods:
+        wide[f"success_{method}"] = wide[f"success_{method}"].astype(bool)
+    return wide
