@@ -68,23 +68,6 @@ def test_precomputed_precision_cholesky_gives_the_same_cost(covariance_type):
     )
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-@pytest.mark.parametrize("d", [2, 20])
-def test_the_design_of_every_rth_sample_gives_those_samples_costs(covariance_type, d):
-    # The coarse start of Sinkhorn-EM's E-step solves on every r-th sample with the full
-    # fit's coefficients (d = 20: the loop design of full/tied covariances).
-    from sinkhorn_em._design import make_design
-
-    X, means, covariances = cost_problem(5, d, covariance_type, offset=10.0, n=50)
-    design = make_design(X, covariance_type)
-    sub = design.every(3)
-    assert design.every(3) is sub and sub.n == len(X[::3])
-    covariance_stack = np.asarray(covariances)[None]
-    coefficients = design.coefficients(means[None], covariance_stack)
-    cost = sub.cost(coefficients, slice(0, sub.n))[0].T
-    np.testing.assert_allclose(cost, scipy_cost(X[::3], means, covariances, covariance_type), rtol=1e-10, atol=1e-10)
-
-
 # Data 1e5 away from the origin, unit-scale spread. Through MomentFeatures.from_data
 # (centred on the data mean, as inside fit) the cost is exact to rounding.
 OFFSET = 1e5

@@ -23,8 +23,6 @@ components, not of the data's offset); means go in and come out uncentred.
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
 from .gaussian import precision_cholesky
@@ -56,17 +54,6 @@ class _BaseDesign:
         self.covariance_type = covariance_type
         self.n, self.d = X.shape
         self.shift = X.mean(axis=0)
-        self._every = {}  # designs of every r-th sample, by r
-
-    def every(self, step):
-        """The design of every ``step``-th sample (same centring: the same coefficients apply)."""
-        if step not in self._every:
-            sub = copy.copy(self)
-            sub._every = {}
-            sub._take_every(step)
-            sub.n = -(-self.n // step)
-            self._every[step] = sub
-        return self._every[step]
 
     def scaled_statistics(self, kernel, row_scale, col_scale, cols):
         """:meth:`statistics` of the weights ``col_scale[s, k] * kernel[s, k, i] * row_scale[s, i]``.
@@ -122,9 +109,6 @@ class _MomentDesign(_BaseDesign):
         self.features[self.n_second : self.n_second + d] = Xc
         self.features[-1] = 1.0
         self.n_features = self.features.shape[0]
-
-    def _take_every(self, step):
-        self.features = np.ascontiguousarray(self.features[:, ::step])
 
     def coefficients(self, means, covariances):
         """Cost coefficients ``(A, floor)`` for a stack of parameter sets.
@@ -225,9 +209,6 @@ class _LoopDesign(_BaseDesign):
         super().__init__(X, covariance_type)
         self.X = np.ascontiguousarray(X - self.shift)
         self.n_features = 1 + self.d + self.d * self.d
-
-    def _take_every(self, step):
-        self.X = np.ascontiguousarray(self.X[::step])
 
     def coefficients(self, means, covariances):
         S, K = means.shape[:2]

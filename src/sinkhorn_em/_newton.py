@@ -129,13 +129,7 @@ def newton_steps(hessian, col, residual):
     return steps, ok
 
 
-# When a (re)build absorbs the potentials, problems that need a fresh Hessian get it from the
-# build's blocks while they are in cache ("stale": those without a usable one; "always": every
-# problem at its first build; "never": by a separate pass when a Newton step needs it).
-HESSIAN_IN_BUILD = "stale"
-
-
-def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True, relative=None, built=False):
+def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True):
     """Run the iterations of every problem of ``problem`` from column potentials ``g`` (``(S, K)``).
 
     ``tol`` is an array ``(S,)``: problem ``s`` stops when its column residual
@@ -160,23 +154,20 @@ def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True, relative
     evaluations = np.zeros(S, dtype=int)
     n_iter = np.zeros(S, dtype=int)
     active = np.ones(S, dtype=bool)
-    rebuild = np.full(S, not built)
+    rebuild = np.ones(S, dtype=bool)
     log_finished = np.zeros(S, dtype=bool)
-    first = np.full(S, not built)
+    first = np.ones(S, dtype=bool)
     tol = np.array(tol, dtype=float)
     start_residual = np.full(S, np.nan)
-    if built:
-        _note_start(problem, np.arange(S), start_residual, tol, relative)
     while True:
         todo = np.flatnonzero(active & rebuild)
         if todo.size:
             wanted = None
-            # A sampled Hessian costs about two passes on its own: not worth computing in a
-            # build whose iterate may still be far from the Newton region.
-            if newton and HESSIAN_IN_BUILD != "never" and not problem.sampled_hessian:
+            # A (re)build gives the problems without a usable Hessian a fresh one from its
+            # blocks while they are in cache; a sampled Hessian costs about two passes on its
+            # own, not worth it in a build whose iterate may be far from the Newton region.
+            if newton and not problem.sampled_hessian:
                 wanted = stale[todo] | ~has_hessian[todo]
-                if HESSIAN_IN_BUILD == "always":
-                    wanted |= first[todo]
             fresh = problem.build(todo, g[todo], hessian=wanted)
             if fresh is not None:
                 chosen = todo[wanted]
@@ -184,7 +175,8 @@ def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True, relative
                 has_hessian[chosen] = True
                 stale[chosen] = False
                 evaluations[chosen] += 1
-            _note_start(problem, todo[first[todo]], start_residual, tol, relative)
+            started = todo[first[todo]]
+            start_residual[started] = np.abs(problem.b[started] - problem.col[started]).sum(axis=1)
             first[todo] = False
             rebuild[todo] = False
         current = np.flatnonzero(active)
@@ -215,13 +207,6 @@ def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True, relative
     regular = ~log_finished
     log_v[regular] += log_b[regular] - np.log(problem.col[regular])
     return Solution(log_v, n_iter, evaluations, hessian, has_hessian, tol, start_residual)
-
-
-def _note_start(problem, idx, start_residual, tol, relative):
-    """Record the column residual of the problems ``idx`` at their first build; loosen ``tol`` by ``relative``."""
-    start_residual[idx] = np.abs(problem.b[idx] - problem.col[idx]).sum(axis=1)
-    if relative is not None:
-        tol[idx] = np.maximum(tol[idx], relative[idx] * start_residual[idx])
 
 
 def _step(problem, idx, g, rebuild, tol, hessian, has_hessian, stale, evaluations, newton):

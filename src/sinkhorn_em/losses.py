@@ -24,7 +24,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-from . import _reductions
 from ._validation import check_data, check_parameters
 from .gaussian import gaussian_cost
 from .sinkhorn import sinkhorn_log, sinkhorn_newton
@@ -54,23 +53,6 @@ def semi_relaxed_plan(cost: np.ndarray, weights: np.ndarray, epsilon: float = 1.
     log_norm = logsumexp(log_joint, axis=1)
     log_joint -= log_norm[:, None]
     return log_joint, float(-epsilon * log_norm.mean())
-
-
-def _posterior(cost: np.ndarray, weights: np.ndarray, epsilon: float = 1.0):
-    """Responsibilities (rows sum to 1) and the semi-relaxed value, in place on one buffer.
-
-    Same quantities as :func:`semi_relaxed_plan` with four passes over ``(n, K)`` instead
-    of scipy's general-purpose ``logsumexp`` plus an exponential of the result.
-    """
-    resp = cost / -epsilon
-    resp += np.log(weights)[None, :]
-    row_max = _reductions.row_max(resp)
-    _reductions.subtract_rows(resp, row_max)
-    np.exp(resp, out=resp)
-    row_sum = _reductions.row_sums(resp)
-    _reductions.multiply_rows(resp, 1.0 / row_sum)
-    value = -epsilon * float(np.mean(row_max + np.log(row_sum)))
-    return resp, value
 
 
 def semi_relaxed_value(cost: np.ndarray, weights: np.ndarray, epsilon: float = 1.0) -> float:
