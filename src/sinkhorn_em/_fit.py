@@ -386,7 +386,7 @@ def covariances_around(design, X, means, reg_covar):
         pooled = ones if pooled is None else pooled + ones
     covariances = design.parameters(stats, reg_covar)[2][0]
     sparse = counts < 2
-    if np.any(sparse) and design.covariance_type != "tied":
+    if np.any(sparse) and design.covariance.per_component:
         covariances[sparse] = design.parameters(pooled, reg_covar)[2][0, 0]
     return covariances
 

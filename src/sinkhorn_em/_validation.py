@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .gaussian import COVARIANCE_TYPES
+from ._covariance import get_covariance
 
 # Sums this close to 1 are rounding (float32 normalisation gives ~1e-7): renormalised silently.
 _WEIGHT_SUM_ATOL = 1e-6
@@ -64,18 +64,12 @@ def check_weights(weights, n_components: int) -> np.ndarray:
 
 
 def check_covariance_type(covariance_type: str) -> str:
-    if covariance_type not in COVARIANCE_TYPES:
-        raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}.")
+    get_covariance(covariance_type)
     return covariance_type
 
 
 def covariance_shape(covariance_type: str, n_components: int, n_features: int) -> tuple:
-    return {
-        "full": (n_components, n_features, n_features),
-        "diag": (n_components, n_features),
-        "spherical": (n_components,),
-        "tied": (n_features, n_features),
-    }[covariance_type]
+    return get_covariance(covariance_type).shape(n_components, n_features)
 
 
 def check_means(means, n_components: int, n_features: int) -> np.ndarray:
@@ -90,23 +84,8 @@ def check_means(means, n_components: int, n_features: int) -> np.ndarray:
 
 
 def check_covariances(covariances, covariance_type: str, n_components: int, n_features: int) -> np.ndarray:
-    covariances = np.asarray(covariances, dtype=float)
-    expected = covariance_shape(covariance_type, n_components, n_features)
-    if covariances.shape != expected:
-        raise ValueError(
-            f"covariances for covariance_type={covariance_type!r} must have shape {expected}, got {covariances.shape}."
-        )
-    if not np.all(np.isfinite(covariances)):
-        raise ValueError("covariances contain NaN or inf.")
-    if covariance_type in ("full", "tied"):
-        stack = covariances[None] if covariance_type == "tied" else covariances
-        if not np.allclose(stack, np.swapaxes(stack, 1, 2), rtol=1e-8, atol=1e-12):
-            raise ValueError("covariances must be symmetric matrices.")
-        if np.any(np.linalg.eigvalsh(stack)[:, 0] <= 0):
-            raise ValueError("covariances must be positive definite.")
-    elif np.any(covariances <= 0):
-        raise ValueError("covariances (variances) must be strictly positive.")
-    return covariances
+    """``covariances`` as a float array of the layout of ``covariance_type``, checked (see ``Covariance.check``)."""
+    return get_covariance(covariance_type).check(covariances, n_components, n_features)
 
 
 def check_parameters(weights, means, covariances, covariance_type: str, n_features: int):

@@ -36,6 +36,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _fit
 from ._balanced import sample_blocks
+from ._covariance import get_covariance
 from ._design import make_design
 from ._validation import (
     check_covariance_type,
@@ -375,7 +376,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
     def _set_fitted(self, run):
         self.weights_, self.means_, self.covariances_ = run.weights, run.means, run.covariances
         self.precisions_cholesky_ = precision_cholesky(self.covariances_, self.covariance_type)
-        self.precisions_ = _precisions(self.precisions_cholesky_, self.covariance_type)
+        self.precisions_ = get_covariance(self.covariance_type).precisions(self.precisions_cholesky_)
         self.converged_, self.n_iter_, self.lower_bound_ = run.converged, run.n_iter, run.objective
         self.history_, self.trajectory_ = run.history, run.trajectory
         if run.sinkhorn_failures:
@@ -452,8 +453,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         if self.weights_pairing == "size":
             order = pairing_by_size(X, means, alpha)
             means = means[order]
-            if self.covariance_type != "tied":
-                covariances = covariances[order]
+            covariances = get_covariance(self.covariance_type).reorder(covariances, order)
         return means, covariances
 
     def _checked_covariances_init(self, d):
@@ -545,16 +545,11 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}.")
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_)
-        d = self.means_.shape[1]
-        parts = []
-        for k, (mean, count) in enumerate(zip(self.means_, counts)):
-            if self.covariance_type == "full":
-                parts.append(rng.multivariate_normal(mean, self.covariances_[k], int(count)))
-            elif self.covariance_type == "tied":
-                parts.append(rng.multivariate_normal(mean, self.covariances_, int(count)))
-            else:
-                scale = np.sqrt(self.covariances_[k]) * np.ones(d)
-                parts.append(mean + rng.standard_normal(size=(int(count), d)) * scale)
+        covariance = get_covariance(self.covariance_type)
+        parts = [
+            covariance.sample_component(rng, mean, self.covariances_, k, int(count))
+            for k, (mean, count) in enumerate(zip(self.means_, counts))
+        ]
         labels = np.repeat(np.arange(self.n_components), counts)
         return np.vstack(parts), labels
 
@@ -578,15 +573,6 @@ def pairing_by_size(X, means, weights):
     order = np.empty(K, dtype=int)
     order[np.argsort(-weights, kind="stable")] = np.argsort(-sizes, kind="stable")
     return order
-
-
-def _precisions(precisions_cholesky, covariance_type):
-    """``Sigma^{-1} = U U^T`` from the Cholesky factors of the precisions (scikit-learn layout)."""
-    if covariance_type == "full":
-        return np.einsum("kij,klj->kil", precisions_cholesky, precisions_cholesky)
-    if covariance_type == "tied":
-        return precisions_cholesky @ precisions_cholesky.T
-    return precisions_cholesky**2
 
 
 def _count_distinct(means, rtol=1e-8):
