@@ -182,21 +182,12 @@ def test_estimate_gaussian_parameters_equals_direct_weighted_statistics(covarian
             np.testing.assert_allclose(covariances, expected[2], rtol=1e-10, atol=1e-11)
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-@pytest.mark.parametrize("d", [3, 20])  # moment features / per-component loop
-def test_estimate_from_a_factored_plan_equals_the_formed_plan(covariance_type, d):
-    from sinkhorn_em import PlanFactors
-
-    X, weights = m_step_problem(9, d, "unnormalised")
-    rng = np.random.default_rng(1)
-    factors = PlanFactors(weights, rng.uniform(0.5, 2.0, size=len(X)), rng.uniform(0.5, 2.0, size=weights.shape[1]))
-    plan = factors.toarray()
-    for data in (X, MomentFeatures.from_data(X)):
-        expected = estimate_gaussian_parameters(data, plan, 1e-3, covariance_type)
-        for masses in (None, plan.sum(axis=0)):
-            got = estimate_gaussian_parameters(data, factors, 1e-3, covariance_type, masses=masses)
-            for e, g in zip(expected, got):
-                np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-12)
+def test_estimate_rejects_a_plan_in_factored_form_with_advice():
+    # Factors (K, u, v) are a tuple: np.asarray would silently make something else of them.
+    X, weights = m_step_problem(9, 3, "unnormalised")
+    factors = (weights, np.ones(len(X)), np.ones(weights.shape[1]))
+    with pytest.raises(TypeError, match="toarray"):
+        estimate_gaussian_parameters(X, factors, 1e-3, "full")
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
@@ -235,3 +226,67 @@ def test_n_covariance_parameters(covariance_type, per_component):
     K, d = 3, 4
     shared = 10 if covariance_type == "tied" else 0
     assert n_covariance_parameters(K, d, covariance_type) == K * per_component + shared
+
+
+# --------------------------------------------------------------------------- covariance classes
+# Each class of _covariance against independent references, on the design the fit loop uses
+# (moment features, or the per-component loop for full/tied above d = 16).
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("d", [3, 20])
+def test_each_covariance_class_agrees_with_scipy_and_scikit_learn(covariance_type, d):
+    from scipy.stats import multivariate_normal
+    from sklearn.mixture import GaussianMixture
+    from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky, _estimate_gaussian_parameters
+
+    from sinkhorn_em._covariance import COVARIANCE_TYPES as CLASSES
+    from sinkhorn_em._design import make_design
+
+    covariance = CLASSES[covariance_type]
+    assert covariance.name == covariance_type
+    rng = np.random.default_rng(11 + d)
+    K, n = 3, 150
+    X = 3.0 + rng.standard_normal((n, d)) * rng.uniform(0.5, 2.0, size=d)
+    means = X[rng.choice(n, size=K, replace=False)]
+    covariances = random_covariances(rng, K, d, covariance_type)
+    assert covariance.check(covariances, K, d).shape == covariance.shape(K, d) == covariances.shape
+
+    prec_chol = covariance.precision_cholesky(covariances)
+    np.testing.assert_allclose(prec_chol, _compute_precision_cholesky(covariances, covariance_type), rtol=1e-10)
+
+    # Cost of two blocks of samples against scipy's log-density.
+    design = make_design(X, covariance_type)
+    coefficients = design.coefficients(means[None], covariances[None])
+    cost = np.concatenate([design.cost(coefficients, cols)[0] for cols in (slice(0, 70), slice(70, n))], axis=1).T
+    full = as_full(covariances, covariance_type, K, d)
+    expected = -np.stack([multivariate_normal(means[k], full[k]).logpdf(X) for k in range(K)], axis=1)
+    np.testing.assert_allclose(cost, expected, rtol=1e-11, atol=1e-11)
+
+    # M-step from statistics summed over the two blocks against scikit-learn's.
+    resp = rng.dirichlet(np.full(K, 0.5), size=n)
+    stats = sum(design.statistics(resp[cols].T[None], cols) for cols in (slice(0, 70), slice(70, n)))
+    nk, got_means, got_covariances = design.parameters(stats, 1e-4)
+    ref_nk, ref_means, ref_covariances = _estimate_gaussian_parameters(X, resp, 1e-4, covariance_type)
+    np.testing.assert_allclose(nk[0], ref_nk, rtol=1e-12)
+    np.testing.assert_allclose(got_means[0], ref_means, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(got_covariances[0], ref_covariances, rtol=1e-10, atol=1e-11)
+
+    # Parameter count and sampling as scikit-learn's GaussianMixture with the same parameters.
+    reference = GaussianMixture(K, covariance_type=covariance_type, random_state=4)
+    reference.weights_, reference.means_, reference.covariances_ = np.array([0.2, 0.3, 0.5]), means, covariances
+    reference.precisions_cholesky_ = _compute_precision_cholesky(covariances, covariance_type)
+    assert K - 1 + K * d + covariance.n_parameters(K, d) == reference._n_parameters()
+    precisions = as_full(covariance.precisions(prec_chol), covariance_type, K, d)
+    np.testing.assert_allclose(precisions @ full, np.broadcast_to(np.eye(d), (K, d, d)), atol=1e-10)
+    sampler = np.random.RandomState(4)
+    counts = sampler.multinomial(200, reference.weights_)
+    drawn = np.vstack(
+        [covariance.sample_component(sampler, means[k], covariances, k, int(c)) for k, c in enumerate(counts)]
+    )
+    np.testing.assert_allclose(drawn, reference.sample(200)[0], rtol=1e-12, atol=1e-12)
+
+
+def test_unknown_covariance_class_lists_the_choices():
+    from sinkhorn_em._covariance import get_covariance
+
+    with pytest.raises(ValueError, match=r"one of \('full', 'diag', 'spherical', 'tied'\)"):
+        get_covariance("isotropic")
