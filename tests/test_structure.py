@@ -93,7 +93,11 @@ def upward_imports(graph: dict[str, dict[str, int]]) -> list[str]:
         # A package imported only as the parent of another target is that target's import: name the target.
         parents = {ancestor for target in targets for ancestor in _ancestors(target)}
         for imported, line in targets.items():
-            if imported not in parents and floor(imported) in FORBIDDEN[floor(importer)] and (importer, imported) not in EXCEPTIONS:
+            if (
+                imported not in parents
+                and floor(imported) in FORBIDDEN[floor(importer)]
+                and (importer, imported) not in EXCEPTIONS
+            ):
                 found.append(f"{importer}:{line} ({floor(importer)}) -> {imported} ({floor(imported)})")
     return sorted(found)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from sinkhorn_em import nll
+from sinkhorn_em_repro._checks import _check_choice
 from sinkhorn_em_repro.experiments.celegans.scene import FEATURE_DIMS, POSITION_DIMS, NeuronScene
 from sinkhorn_em_repro.experiments.celegans.simulate import VoxelTrial, trial_data
 from sinkhorn_em_repro.fitting import fit_table_method
@@ -35,11 +36,6 @@ def accuracy_metric(radius: float) -> str:
 
 #: Metrics that are not accuracies (accuracies depend on the configured radii).
 METRICS = ("position_error", "train_loglik", "test_loglik")
-
-
-def _check_choice(name: str, value: str, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not one of {tuple(choices)}")
 
 
 def _match_weights_by_rank(weights: np.ndarray, X: np.ndarray, means: np.ndarray) -> np.ndarray:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sinkhorn_em_repro._checks import _check_choice
 from sinkhorn_em_repro.datasets.osmfish import OsmFISHFeatures
-from sinkhorn_em_repro.experiments.osmfish.plan import FEATURE_SETS, METHODS, TARGETS, WEIGHT_SETTINGS, _check_choice
+from sinkhorn_em_repro.experiments.osmfish.plan import FEATURE_SETS, METHODS, TARGETS, WEIGHT_SETTINGS
 from sinkhorn_em_repro.experiments.osmfish.start import seed_start
 from sinkhorn_em_repro.fitting import fit_table_method
 
