@@ -189,3 +189,34 @@ def test_imports_only_run_down_the_floors():
 def test_each_exception_is_still_needed(pair):
     importer, imported = pair
     assert imported in import_graph().get(importer, {}), f"{importer} no longer imports {imported}: drop the exception"
+
+
+# ----------------------------------------------------------------------------- one record of fit options
+def test_fit_options_are_the_estimators_parameters_and_reach_it_unchanged():
+    from dataclasses import fields
+
+    import numpy as np
+
+    from sinkhorn_em import EOTGaussianMixture
+    from sinkhorn_em_repro.fitting import FitOptions, fit_table_method
+
+    names = {each.name for each in fields(FitOptions)}
+    assert names <= set(EOTGaussianMixture().get_params()), names - set(EOTGaussianMixture().get_params())
+    section = {"tol": 1e-3, "max_iter": 7, "sinkhorn_tol": 1e-5, "reg_covar": 1e-4, "seed": 3, "n_seeds": 2}
+    options = FitOptions.from_config(section, epsilon=0.5)
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(-2, 1, (40, 2)), rng.normal(2, 1, (60, 2))])
+    outcome = fit_table_method(
+        "sEM",
+        X,
+        weights=[0.4, 0.6],
+        means_init=np.array([[-2.0, 0.0], [2.0, 0.0]]),
+        covariances_init=np.stack([np.eye(2)] * 2),
+        **options.keywords(),
+    )
+    params = outcome.model.get_params()
+    for name, value in {**{k: section[k] for k in names & set(section)}, "epsilon": 0.5}.items():
+        assert params[name] == value, name
+    assert params["sinkhorn_max_iter"] == FitOptions().sinkhorn_max_iter
+    with pytest.raises(TypeError, match="not fit options"):
+        FitOptions.from_config({}, sinkhorn_tolerance=1e-5)
