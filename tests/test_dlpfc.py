@@ -25,7 +25,6 @@ from sinkhorn_em_repro.datasets.dlpfc import (
     read_dlpfc_counts,
     read_layer_map,
 )
-from sinkhorn_em_repro.experiments.dlpfc.claim import claim_spatial_domains, paired_differences
 from sinkhorn_em_repro.experiments.dlpfc.features import (
     SpotFeatures,
     build_spot_features,
@@ -42,6 +41,7 @@ from sinkhorn_em_repro.experiments.dlpfc.fits import (
 from sinkhorn_em_repro.experiments.dlpfc.mclust import INSTALL_R_HINT, eee_mean_loglik, mclust_inputs, score_mclust
 from sinkhorn_em_repro.experiments.dlpfc.plan import plan_studies
 from sinkhorn_em_repro.experiments.dlpfc.summary import best_seed_maps, combine_per_seed, summarise_dlpfc
+from sinkhorn_em_repro.experiments.report.comparison_claims import claim_spatial_domains, paired_differences
 from sinkhorn_em_repro.fitting import fit_table_method
 from sinkhorn_em_repro.pipeline import read_table, write_table
 from sinkhorn_em_repro.plotting.dlpfc import plot_spatial_ari, plot_spatial_map

@@ -13,19 +13,86 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from sinkhorn_em import EOTGaussianMixture, SinkhornConvergenceWarning, fit_many
 
-__all__ = ["ESTIMATOR_METHOD", "TABLE_METHODS", "FitOutcome", "fit_table_method", "fit_table_method_starts"]
+__all__ = [
+    "ESTIMATOR_METHOD",
+    "TABLE_METHODS",
+    "FitOptions",
+    "FitOutcome",
+    "fit_table_method",
+    "fit_table_method_starts",
+]
 
 #: Table names of the methods of :class:`sinkhorn_em.EOTGaussianMixture` -> its ``method``.
 ESTIMATOR_METHOD = {"vEM": "em", "oEM": "oem", "sEM": "sinkhorn"}
 #: Every method a table may name: the three above and scikit-learn's GaussianMixture.
 TABLE_METHODS = (*ESTIMATOR_METHOD, "sklearn")
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    r"""The options of a table fit, spelled once: what a family's config section sets and the fit receives.
+
+    The defaults are those of the reproduction's fits when a family sets nothing; every family
+    sets its own in ``config.yaml`` (validated by ``workflow/schemas/config.schema.yaml``). The
+    names are those of :class:`sinkhorn_em.EOTGaussianMixture`, so the record reaches the
+    estimator unchanged (:meth:`keywords`).
+
+    Attributes
+    ----------
+    covariance_type : str
+    tol, max_iter : float, int
+        Outer EM loop: stop when the mean log-likelihood gains less than ``tol``, or after ``max_iter``.
+    reg_covar : float
+        Added to the diagonal of every covariance estimate.
+    epsilon : float
+        Entropic regularisation of sEM's E-step (:math:`\varepsilon`).
+    epsilon_schedule : sequence of float or None
+        sEM's annealing schedule of :math:`\varepsilon`, if any.
+    sinkhorn_tol, sinkhorn_max_iter : float, int
+        Marginal tolerance and iteration cap of each balanced solve of sEM's E-step.
+    """
+
+    covariance_type: str = "full"
+    tol: float = 1e-6
+    max_iter: int = 500
+    reg_covar: float = 1e-6
+    epsilon: float = 1.0
+    epsilon_schedule: object = None
+    sinkhorn_tol: float = 1e-9
+    sinkhorn_max_iter: int = 1000
+
+    @classmethod
+    def from_config(cls, section: Mapping, **overrides) -> FitOptions:
+        """The options a config section (or a job's parameters) names, the others at their defaults.
+
+        Keys of ``section`` that are not fit options (seeds, sizes, ...) are left out; ``overrides``
+        must all be fit options.
+        """
+        names = {each.name for each in fields(cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise TypeError(f"{unknown} are not fit options; use some of {sorted(names)}.")
+        return cls(**{key: value for key, value in {**section, **overrides}.items() if key in names})
+
+    def replace(self, **changes) -> FitOptions:
+        """A copy with ``changes``."""
+        return replace(self, **changes)
+
+    def keywords(self) -> dict:
+        """The options as keywords of :func:`fit_table_method` (and of the estimator)."""
+        return asdict(self)
+
+
+#: The reproduction's fit options when a family sets none.
+_DEFAULT = FitOptions()
 
 
 @dataclass(frozen=True)
@@ -54,14 +121,14 @@ def fit_table_method(
     weights,
     means_init,
     covariances_init,
-    covariance_type: str = "full",
-    tol: float = 1e-6,
-    max_iter: int = 500,
-    reg_covar: float = 1e-6,
-    epsilon: float = 1.0,
-    epsilon_schedule=None,
-    sinkhorn_tol: float = 1e-9,
-    sinkhorn_max_iter: int = 1000,
+    covariance_type: str = _DEFAULT.covariance_type,
+    tol: float = _DEFAULT.tol,
+    max_iter: int = _DEFAULT.max_iter,
+    reg_covar: float = _DEFAULT.reg_covar,
+    epsilon: float = _DEFAULT.epsilon,
+    epsilon_schedule=_DEFAULT.epsilon_schedule,
+    sinkhorn_tol: float = _DEFAULT.sinkhorn_tol,
+    sinkhorn_max_iter: int = _DEFAULT.sinkhorn_max_iter,
     keep_trajectory: bool = False,
 ) -> FitOutcome:
     """Fit ``method`` (a table name: vEM, oEM, sEM or sklearn) to ``X`` from the given start.
@@ -73,6 +140,7 @@ def fit_table_method(
     the same weights, means and (symmetrised) precisions, which override its own
     initialisation entirely, for full (``covariances_init`` of shape (K, d, d)) or tied
     ((d, d)) covariances; it supports neither ``epsilon`` nor the Sinkhorn options.
+    The options are the fields of :class:`FitOptions` (pass a record as ``**options.keywords()``).
 
     Convergence warnings (``ConvergenceWarning``, ``SinkhornConvergenceWarning``) are
     returned in :attr:`FitOutcome.caught`; any other warning is re-emitted.
@@ -137,16 +205,13 @@ def fit_table_method_starts(
     return [FitOutcome(model, seconds / len(models), caught) for model in models]
 
 
-#: What the reproduction's fits use unless a family says otherwise (the defaults of fit_table_method).
-_DEFAULTS = dict(
-    covariance_type="full", tol=1e-6, max_iter=500, reg_covar=1e-6, sinkhorn_tol=1e-9, sinkhorn_max_iter=1000
-)
-
-
 def _estimator(method: str, weights: np.ndarray, **options) -> EOTGaussianMixture:
     if method not in ESTIMATOR_METHOD:
         raise ValueError(f"method must be one of {TABLE_METHODS}, got {method!r}.")
-    options = {**_DEFAULTS, **options}
+    # The fit options at the reproduction's defaults; the start (means_init, ...) passes through.
+    names = {each.name for each in fields(FitOptions)}
+    start = {key: value for key, value in options.items() if key not in names}
+    options = FitOptions(**{key: value for key, value in options.items() if key in names}).keywords()
     options["max_iter"] = int(options["max_iter"])
     return EOTGaussianMixture(
         n_components=weights.size,
@@ -158,6 +223,7 @@ def _estimator(method: str, weights: np.ndarray, **options) -> EOTGaussianMixtur
         # starts.py): the library must not re-pair them.
         weights_pairing="given",
         **options,
+        **start,
     )
 
 

@@ -1,7 +1,6 @@
 """Fit one method with the authors' demo protocol on one chunk of trials (rule celegans_authors_fit)."""
 
-from sinkhorn_em_repro.datasets.celegans import load_scene
-from sinkhorn_em_repro.experiments.celegans import run_authors_chunk
+from sinkhorn_em_repro.experiments.celegans import load_scene, run_authors_chunk
 from sinkhorn_em_repro.pipeline import snakemake_job, write_table
 
 with snakemake_job(snakemake.log[0]):

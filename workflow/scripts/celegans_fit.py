@@ -1,7 +1,6 @@
 """Fit one method on one chunk of trials of one C. elegans dataset (rule celegans_fit)."""
 
-from sinkhorn_em_repro.datasets.celegans import load_scene
-from sinkhorn_em_repro.experiments.celegans import run_celegans_chunk
+from sinkhorn_em_repro.experiments.celegans import load_scene, run_celegans_chunk
 from sinkhorn_em_repro.pipeline import snakemake_job, write_table
 
 with snakemake_job(snakemake.log[0]):

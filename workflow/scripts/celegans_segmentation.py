@@ -1,7 +1,6 @@
 """Voxel assignments of every method on one trial of one worm (rule celegans_segmentation)."""
 
-from sinkhorn_em_repro.datasets.celegans import load_scene
-from sinkhorn_em_repro.experiments.celegans import segmentation_map
+from sinkhorn_em_repro.experiments.celegans import load_scene, segmentation_map
 from sinkhorn_em_repro.pipeline import snakemake_job, write_table
 
 with snakemake_job(snakemake.log[0]):

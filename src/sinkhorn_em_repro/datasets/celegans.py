@@ -2,7 +2,8 @@
 
 Every loader returns plain NumPy arrays in micrometres (positions) and in the file's own
 colour units, together with the neuron names, so that experiments never touch file
-formats. Provenance of each file is in ``README.md`` (section "Real datasets").
+formats (the protocol's scene is built from them by
+:func:`sinkhorn_em_repro.experiments.celegans.load_scene`). Provenance of each file is in ``README.md`` (section "Real datasets").
 
 =========================  =============================================================
 file                       loader
@@ -37,7 +38,6 @@ __all__ = [
     "load_fdnc_worm",
     "load_neuroml_worm",
     "load_neuropal_atlas",
-    "load_scene",
     "load_table_s2",
     "match_table_s2",
 ]
@@ -423,49 +423,3 @@ def match_table_s2(worm: WormNeurons, table: pd.DataFrame, region: str | None = 
     listed = table if region is None else table[table["region"] == region]
     known = set(listed["name"])
     return worm.subset([name for name in worm.names if name in known])
-
-
-def load_scene(dataset: str, spec: dict, paths: list[str], *, min_position: float = 5.0, sha256: str | None = None):
-    """Read the files of one C. elegans dataset into a scene of the protocol.
-
-    Parameters
-    ----------
-    dataset, spec, min_position, sha256
-        The ``scene`` entry of a job of :func:`sinkhorn_em_repro.experiments.celegans.plan_celegans`.
-    paths : list of str
-        The dataset's files, in the order of ``spec["inputs"]``.
-
-    Returns
-    -------
-    sinkhorn_em_repro.experiments.celegans.NeuronScene
-        From :func:`~sinkhorn_em_repro.experiments.celegans.atlas_scene` or
-        :func:`~sinkhorn_em_repro.experiments.celegans.worm_scene`.
-    """
-    from sinkhorn_em_repro.experiments.celegans.scene import atlas_scene, worm_scene
-
-    if spec["kind"] == "atlas":
-        atlas = load_neuropal_atlas(paths[0], spec["region"])
-        return atlas_scene(
-            atlas,
-            dataset=dataset,
-            neurons=spec.get("neurons"),
-            n_voxels=spec.get("n_voxels"),
-            voxels_per_neuron=spec.get("voxels_per_neuron"),
-            min_position=min_position,
-        )
-    if spec["loader"] == "neuroml":
-        worm = load_neuroml_worm(paths[0], worm=spec["worm"])
-    else:
-        worm = load_fdnc_worm(paths[0], sha256=sha256, worm=spec["worm"])
-    table = load_table_s2(paths[1])
-    return worm_scene(
-        worm,
-        table,
-        dataset=dataset,
-        region=spec["region"],
-        voxels_per_neuron=spec["voxels_per_neuron"],
-        min_voxels_per_neuron=spec["min_voxels_per_neuron"],
-        volume_power=spec["volume_power"],
-        color_std=spec["color_std"],
-        min_position=min_position,
-    )

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from sinkhorn_em_repro.fitting import fit_table_method
+from sinkhorn_em_repro.rates import iterations_per_decade
 from sinkhorn_em_repro.seeding import derive_rng
 from sinkhorn_em_repro.symmetric import SYMMETRIC_METHODS, population_grid, run_symmetric, symmetric_parameter_error
 
@@ -54,19 +55,6 @@ __all__ = [
 
 SYMMETRIC_KEYS = ["method", "theta_star", "alpha", "theta0"]
 GENERAL_K_KEYS = ["method", "dataset"]
-
-
-def iterations_per_decade(rate) -> np.ndarray:
-    r"""Iterations a linear rate needs to divide the error by 10: :math:`-1/\log_{10}(\text{rate})`.
-
-    Unlike the rate itself (bounded by 1, so a ratio of two slow rates is always near 1),
-    this scale treats fast and slow convergence alike: twice as many iterations per decade is
-    twice as slow whatever the rates. A rate of 0 (exact in one step) gives 0, a rate >= 1
-    (no linear convergence) :math:`+\infty`.
-    """
-    rate = np.asarray(rate, dtype=float)
-    with np.errstate(divide="ignore"):
-        return np.where(rate >= 1, np.inf, np.where(rate <= 0, 0.0, -1.0 / np.log10(np.clip(rate, 1e-300, 1))))
 
 
 def linear_rate(errors, window=(1e-12, 1e-3), tail_fraction: float = 0.1):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sinkhorn_em_repro.experiments.celegans.authors import AUTHORS, PROJECT
+from sinkhorn_em_repro.labels import AUTHORS, PROJECT
 from sinkhorn_em_repro.outputs import CELEGANS_PER_ITERATION, CELEGANS_SEGMENTATION
 from sinkhorn_em_repro.plotting import style
 from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure

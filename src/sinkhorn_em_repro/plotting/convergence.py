@@ -19,9 +19,9 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from sinkhorn_em_repro import outputs
-from sinkhorn_em_repro.experiments.convergence import iterations_per_decade
 from sinkhorn_em_repro.plotting import style
 from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure
+from sinkhorn_em_repro.rates import iterations_per_decade
 
 __all__ = ["decade_ratios", "plot_convergence"]
 

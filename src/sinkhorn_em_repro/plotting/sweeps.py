@@ -14,8 +14,8 @@ import pandas as pd
 from matplotlib import ticker
 from matplotlib.lines import Line2D
 
-from sinkhorn_em_repro.experiments.sweeps import INIT_SCHEMES
 from sinkhorn_em_repro.intervals import wilson_interval
+from sinkhorn_em_repro.labels import INIT_SCHEMES
 from sinkhorn_em_repro.outputs import EPSILON_SWEEP, INIT_SWEEP
 from sinkhorn_em_repro.plotting import style
 from sinkhorn_em_repro.plotting.style import METHOD_LABELS, METHOD_ORDER, apply_style, method_color, save_figure

@@ -64,7 +64,7 @@ Modules, in the order of the protocol: :mod:`.scene` (ground truth of a dataset)
 :mod:`.simulate` (one trial's voxels), :mod:`.fit` (starts, fits, metrics),
 :mod:`.authors` (the authors' protocol variant), :mod:`.summary` (intervals over trials)
 and :mod:`.plan` (the jobs of the config). The
-files of a dataset are read by :func:`sinkhorn_em_repro.datasets.celegans.load_scene`.
+files of a dataset are read into a scene by :func:`.scene.load_scene`.
 """
 
 from sinkhorn_em_repro.experiments.celegans.authors import (
@@ -96,6 +96,7 @@ from sinkhorn_em_repro.experiments.celegans.plan import (
 from sinkhorn_em_repro.experiments.celegans.scene import (
     NeuronScene,
     atlas_scene,
+    load_scene,
     register_atlas,
     voxel_counts,
     worm_scene,
@@ -124,6 +125,7 @@ __all__ = [
     "identification_metrics",
     "identity_metrics",
     "initial_parameters",
+    "load_scene",
     "plan_celegans",
     "register_atlas",
     "run_authors_chunk",

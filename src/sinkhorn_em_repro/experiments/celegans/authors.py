@@ -47,15 +47,16 @@ import numpy as np
 import pandas as pd
 
 from sinkhorn_em import gaussian_cost, sinkhorn_newton
+from sinkhorn_em_repro._checks import _check_choice
 from sinkhorn_em_repro.experiments.celegans.fit import (
     INITS,
     METHODS,
-    _check_choice,
     _mean_loglik,
     accuracy_metric,
     identification_metrics,
 )
 from sinkhorn_em_repro.experiments.celegans.scene import FEATURE_DIMS, POSITION_DIMS, NeuronScene
+from sinkhorn_em_repro.labels import AUTHORS, PROJECT
 from sinkhorn_em_repro.seeding import derive_seed
 
 __all__ = [
@@ -75,10 +76,6 @@ __all__ = [
     "run_authors_chunk",
     "simulate_authors_trial",
 ]
-
-#: Values of the ``protocol`` column of the C. elegans tables.
-AUTHORS = "authors"
-PROJECT = "project"
 
 
 def identity_accuracy_metric(radius: float) -> str:

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 
 from sinkhorn_em import nll
+from sinkhorn_em_repro._checks import _check_choice
 from sinkhorn_em_repro.experiments.celegans.scene import FEATURE_DIMS, POSITION_DIMS, NeuronScene
 from sinkhorn_em_repro.experiments.celegans.simulate import VoxelTrial, trial_data
-from sinkhorn_em_repro.fitting import fit_table_method
+from sinkhorn_em_repro.fitting import FitOptions, fit_table_method
 from sinkhorn_em_repro.seeding import derive_seed
 from sinkhorn_em_repro.starts import cell_sizes, weights_by_size
 
@@ -35,11 +36,6 @@ def accuracy_metric(radius: float) -> str:
 
 #: Metrics that are not accuracies (accuracies depend on the configured radii).
 METRICS = ("position_error", "train_loglik", "test_loglik")
-
-
-def _check_choice(name: str, value: str, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not one of {tuple(choices)}")
 
 
 def _match_weights_by_rank(weights: np.ndarray, X: np.ndarray, means: np.ndarray) -> np.ndarray:
@@ -143,20 +139,21 @@ def _start(scene, trial, trial_index, init, *, base_seed, covariance_type, varia
     return initial_parameters(scene, trial, init, rng, covariance_type=covariance_type, variance=variance)
 
 
-def _fit_options(n_iter, covariance_type, epsilon, reg_covar, sinkhorn_tol, sinkhorn_max_iter) -> dict:
-    """Keywords of :func:`_fit` shared by every C. elegans fit."""
-    return dict(
-        n_iter=n_iter,
+def _fit_options(n_iter, covariance_type, epsilon, reg_covar, sinkhorn_tol, sinkhorn_max_iter) -> FitOptions:
+    """The options of every C. elegans fit: exactly ``n_iter`` iterations (``tol = 0``)."""
+    return FitOptions(
         covariance_type=covariance_type,
-        epsilon=epsilon,
+        tol=0.0,
+        max_iter=n_iter,
         reg_covar=reg_covar,
+        epsilon=epsilon,
         sinkhorn_tol=sinkhorn_tol,
         sinkhorn_max_iter=sinkhorn_max_iter,
     )
 
 
-def _fit(method, trial: VoxelTrial, start, *, n_iter, keep_trajectory=False, **options):
-    """``method`` on the training voxels for exactly ``n_iter`` iterations (``tol = 0``) from ``start``."""
+def _fit(method, trial: VoxelTrial, start, options: FitOptions, *, keep_trajectory=False):
+    """``method`` on the training voxels with ``options`` from ``start``."""
     means, covariances, weights = start
     return fit_table_method(
         method,
@@ -164,10 +161,8 @@ def _fit(method, trial: VoxelTrial, start, *, n_iter, keep_trajectory=False, **o
         weights=weights,
         means_init=means,
         covariances_init=covariances,
-        tol=0.0,
-        max_iter=n_iter,
         keep_trajectory=keep_trajectory,
-        **options,
+        **options.keywords(),
     ).model
 
 
@@ -226,7 +221,7 @@ def run_celegans_chunk(
             start = _start(
                 scene, trial, trial_index, init, base_seed=base_seed, covariance_type=covariance_type, variance=variance
             )
-            model = _fit(method, trial, start, keep_trajectory=True, **options)
+            model = _fit(method, trial, start, options, keep_trajectory=True)
             history = model.history_
             for state, (_, record) in zip(model.trajectory_, history.iterrows()):
                 metrics = identification_metrics(true_positions, state["means"][:, :POSITION_DIMS], radii)
@@ -312,7 +307,7 @@ def segmentation_map(
             scene, data, trial, init, base_seed=base_seed, covariance_type=covariance_type, variance=variance
         )
         for method in methods:
-            model = _fit(method, data, start, **options)
+            model = _fit(method, data, start, options)
             permutation = identification_metrics(data.centers[:, :POSITION_DIMS], model.means_[:, :POSITION_DIMS])[
                 "permutation"
             ]

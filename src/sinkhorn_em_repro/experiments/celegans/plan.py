@@ -161,7 +161,7 @@ def plan_celegans(cfg: dict, base_seed: int, dataset_files: dict) -> dict:
         built like ``fits``,
         ``fits``: job id ``"<dataset>/<method>/chunk<i>"`` -> ``wildcards`` (of its
         output file), ``inputs`` (dataset keys),
-        ``scene`` (keywords of :func:`sinkhorn_em_repro.datasets.celegans.load_scene` but the paths), ``cfg`` (keywords of
+        ``scene`` (keywords of :func:`sinkhorn_em_repro.experiments.celegans.load_scene` but the paths), ``cfg`` (keywords of
         :func:`run_celegans_chunk`), ``mem_mb``, ``runtime``;
         ``segmentation``: the same for :func:`segmentation_map`.
     """

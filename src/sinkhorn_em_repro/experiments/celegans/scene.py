@@ -1,4 +1,7 @@
-r"""Scenes of the C. elegans protocol: neurons, their centres and known voxel shares, before a trial's randomness."""
+r"""Scenes of the C. elegans protocol: neurons, their centres and known voxel shares, before a trial's randomness.
+
+The files are read by :mod:`sinkhorn_em_repro.datasets.celegans`; :func:`load_scene` turns them into a scene.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["NeuronScene", "atlas_scene", "register_atlas", "voxel_counts", "worm_scene"]
+from sinkhorn_em_repro.datasets.celegans import (
+    load_fdnc_worm,
+    load_neuroml_worm,
+    load_neuropal_atlas,
+    load_table_s2,
+    match_table_s2,
+)
+
+__all__ = ["NeuronScene", "atlas_scene", "load_scene", "register_atlas", "voxel_counts", "worm_scene"]
 
 
 #: Features of a voxel: 3 positions (micrometres) then 3 colours.
@@ -171,8 +182,6 @@ def worm_scene(
     neurons and multiplied by ``color_std``, so that colour differences between neurons
     are on the scale of the atlas's (whose channels spread by 7-12 units).
     """
-    from sinkhorn_em_repro.datasets.celegans import match_table_s2
-
     matched = match_table_s2(worm, table, region)
     K = matched.n_neurons
     if K < POSITION_DIMS + 1:
@@ -193,3 +202,46 @@ def worm_scene(
     atlas_means = register_atlas(atlas_features, centers)
     offset = _translate_positions(centers, min_position)
     return NeuronScene(dataset, matched.names, centers + offset, None, counts, atlas_means + offset)
+
+
+def load_scene(dataset: str, spec: dict, paths: list[str], *, min_position: float = 5.0, sha256: str | None = None):
+    """Read the files of one C. elegans dataset into a scene of the protocol.
+
+    Parameters
+    ----------
+    dataset, spec, min_position, sha256
+        The ``scene`` entry of a job of :func:`sinkhorn_em_repro.experiments.celegans.plan_celegans`.
+    paths : list of str
+        The dataset's files, in the order of ``spec["inputs"]``.
+
+    Returns
+    -------
+    NeuronScene
+        From :func:`atlas_scene` or :func:`worm_scene`.
+    """
+    if spec["kind"] == "atlas":
+        atlas = load_neuropal_atlas(paths[0], spec["region"])
+        return atlas_scene(
+            atlas,
+            dataset=dataset,
+            neurons=spec.get("neurons"),
+            n_voxels=spec.get("n_voxels"),
+            voxels_per_neuron=spec.get("voxels_per_neuron"),
+            min_position=min_position,
+        )
+    if spec["loader"] == "neuroml":
+        worm = load_neuroml_worm(paths[0], worm=spec["worm"])
+    else:
+        worm = load_fdnc_worm(paths[0], sha256=sha256, worm=spec["worm"])
+    table = load_table_s2(paths[1])
+    return worm_scene(
+        worm,
+        table,
+        dataset=dataset,
+        region=spec["region"],
+        voxels_per_neuron=spec["voxels_per_neuron"],
+        min_voxels_per_neuron=spec["min_voxels_per_neuron"],
+        volume_power=spec["volume_power"],
+        color_std=spec["color_std"],
+        min_position=min_position,
+    )

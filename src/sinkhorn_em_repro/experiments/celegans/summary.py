@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sinkhorn_em_repro.experiments.celegans.authors import AUTHORS, PROJECT
 from sinkhorn_em_repro.experiments.celegans.fit import INITS, METHODS, METRICS
 from sinkhorn_em_repro.intervals import t_interval
+from sinkhorn_em_repro.labels import PROJECT, PROTOCOLS
 
 __all__ = ["final_summary", "final_trials", "summarise_celegans"]
 
 
 _KEYS = ["dataset", "n_neurons", "n_voxels", "n_datasets", "pool", "protocol", "init", "method"]
-_PROTOCOLS = (PROJECT, AUTHORS)
 
 
 def _metric_columns(per_iteration: pd.DataFrame) -> list[str]:
@@ -118,7 +117,7 @@ def summarise_celegans(
         "metric": {name: k for k, name in enumerate(metrics)},
         "method": {name: k for k, name in enumerate(METHODS)},
         "init": {name: k for k, name in enumerate(INITS)},
-        "protocol": {name: k for k, name in enumerate(_PROTOCOLS)},
+        "protocol": {name: k for k, name in enumerate(PROTOCOLS)},
     }
     summary = summary.sort_values(
         ["n_datasets", "dataset", "protocol", "init", "metric", "method", "iteration"],
@@ -186,7 +185,7 @@ def final_trials(per_iteration: pd.DataFrame, pools: dict | None = None) -> pd.D
     rank = {
         "method": {name: k for k, name in enumerate(METHODS)},
         "init": {name: k for k, name in enumerate(INITS)},
-        "protocol": {name: k for k, name in enumerate(_PROTOCOLS)},
+        "protocol": {name: k for k, name in enumerate(PROTOCOLS)},
         "metric": {name: k for k, name in enumerate(metrics)},
     }
     long = long.sort_values(

@@ -5,27 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sinkhorn_em_repro._checks import _check_choice
 from sinkhorn_em_repro.datasets.osmfish import OsmFISHFeatures
-from sinkhorn_em_repro.experiments.osmfish.plan import FEATURE_SETS, METHODS, TARGETS, WEIGHT_SETTINGS, _check_choice
+from sinkhorn_em_repro.experiments.osmfish.plan import FEATURE_SETS, METHODS, TARGETS, WEIGHT_SETTINGS
 from sinkhorn_em_repro.experiments.osmfish.start import seed_start
-from sinkhorn_em_repro.fitting import fit_table_method
+from sinkhorn_em_repro.fitting import FitOptions, fit_table_method
 
 __all__ = ["best_seed_maps", "crosscheck_oem_sklearn", "match_labels", "run_osmfish_chunk"]
 
 
-def _fit_options(tol, max_iter, reg_covar, epsilon, sinkhorn_tol, sinkhorn_max_iter) -> dict:
-    """Keywords of :func:`~sinkhorn_em_repro.fitting.fit_table_method` shared by every osmFISH fit."""
-    return dict(
-        tol=tol,
-        max_iter=max_iter,
-        reg_covar=reg_covar,
-        epsilon=epsilon,
-        sinkhorn_tol=sinkhorn_tol,
-        sinkhorn_max_iter=sinkhorn_max_iter,
-    )
-
-
-def _fit_seed(features, target, feature_set, weights, method, seed_index, *, base_seed, perturb_strength, **options):
+def _fit_seed(
+    features, target, feature_set, weights, method, seed_index, *, base_seed, perturb_strength, options: FitOptions
+):
     """Start of seed ``seed_index`` (:func:`seed_start`) and ``method`` fitted from it.
 
     Returns ``(start, outcome)``: the tuple of :func:`seed_start` and the
@@ -39,11 +30,11 @@ def _fit_seed(features, target, feature_set, weights, method, seed_index, *, bas
         int(seed_index),
         base_seed=base_seed,
         strength=perturb_strength,
-        reg_covar=options["reg_covar"],
+        reg_covar=options.reg_covar,
     )
     _, _, means, covariances, used, _ = start
     outcome = fit_table_method(
-        method, features.X, weights=used, means_init=means, covariances_init=covariances, **options
+        method, features.X, weights=used, means_init=means, covariances_init=covariances, **options.keywords()
     )
     return start, outcome
 
@@ -96,7 +87,14 @@ def run_osmfish_chunk(
     _check_choice("weights", weights, WEIGHT_SETTINGS)
     _check_choice("method", method, METHODS)
     rows = []
-    options = _fit_options(tol, max_iter, reg_covar, epsilon, sinkhorn_tol, sinkhorn_max_iter)
+    options = FitOptions(
+        tol=tol,
+        max_iter=max_iter,
+        reg_covar=reg_covar,
+        epsilon=epsilon,
+        sinkhorn_tol=sinkhorn_tol,
+        sinkhorn_max_iter=sinkhorn_max_iter,
+    )
     for seed_index in seed_indices:
         start, outcome = _fit_seed(
             features,
@@ -107,7 +105,7 @@ def run_osmfish_chunk(
             seed_index,
             base_seed=base_seed,
             perturb_strength=perturb_strength,
-            **options,
+            options=options,
         )
         truth, init_seed, _, _, used, total_variation = start
         model, sinkhorn_converged, elapsed = outcome.model, outcome.sinkhorn_converged, outcome.seconds
@@ -182,7 +180,14 @@ def best_seed_maps(
     """
     from sinkhorn_em.metrics import ari
 
-    options = _fit_options(tol, max_iter, reg_covar, epsilon, sinkhorn_tol, sinkhorn_max_iter)
+    options = FitOptions(
+        tol=tol,
+        max_iter=max_iter,
+        reg_covar=reg_covar,
+        epsilon=epsilon,
+        sinkhorn_tol=sinkhorn_tol,
+        sinkhorn_max_iter=sinkhorn_max_iter,
+    )
     frames = []
     for feature_set, features in features_by_set.items():
         truth, names = features.labels(target)
@@ -213,7 +218,7 @@ def best_seed_maps(
                 best["seed_index"],
                 base_seed=base_seed,
                 perturb_strength=perturb_strength,
-                **options,
+                options=options,
             )
             model = outcome.model
             refit_loglik = float(model.score(features.X))

@@ -2,6 +2,8 @@ r"""Job plan of the osmFISH family: the settings to fit, seed chunks, shared fit
 
 from __future__ import annotations
 
+from sinkhorn_em_repro._checks import _check_choice
+
 __all__ = ["FEATURE_SETS", "METHODS", "TARGETS", "WEIGHT_SETTINGS", "fit_settings", "plan_osmfish", "seed_chunks"]
 
 
@@ -15,11 +17,6 @@ WEIGHT_SETTINGS = ("true", "perturbed", "uniform")
 
 
 METHODS = ("vEM", "oEM", "sEM", "sklearn")
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not one of {choices}")
 
 
 def fit_settings(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sinkhorn_em_repro.experiments.osmfish.plan import WEIGHT_SETTINGS, _check_choice
+from sinkhorn_em_repro._checks import _check_choice
+from sinkhorn_em_repro.experiments.osmfish.plan import WEIGHT_SETTINGS
 from sinkhorn_em_repro.seeding import derive_seed
 from sinkhorn_em_repro.starts import kmeanspp_centres, nearest_mean, weights_by_size
 

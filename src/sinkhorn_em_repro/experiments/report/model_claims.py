@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from sinkhorn_em_repro import outputs
-from sinkhorn_em_repro.experiments.convergence import iterations_per_decade
 from sinkhorn_em_repro.experiments.report.verdicts import (
     CHECK_FAILED,
     CHECK_PASSED,
@@ -26,6 +25,7 @@ from sinkhorn_em_repro.experiments.report.verdicts import (
     require_flags,
 )
 from sinkhorn_em_repro.outputs import claim_figures
+from sinkhorn_em_repro.rates import iterations_per_decade
 
 __all__ = [
     "claim_convergence_rates",

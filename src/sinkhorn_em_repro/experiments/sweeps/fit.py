@@ -17,7 +17,7 @@ from sinkhorn_em_repro.experiments.sweeps.setting import (
     make_sweep_dataset,
 )
 from sinkhorn_em_repro.experiments.sweeps.start import INIT_SCHEMES, init_rng, initial_means, pair_means_with_weights
-from sinkhorn_em_repro.fitting import ESTIMATOR_METHOD, fit_table_method, fit_table_method_starts
+from sinkhorn_em_repro.fitting import ESTIMATOR_METHOD, FitOptions, fit_table_method, fit_table_method_starts
 
 __all__ = ["run_epsilon_sweep_chunk", "run_init_sweep_chunk", "run_sweep_batch"]
 
@@ -50,15 +50,6 @@ class _Variant:
 
 
 @dataclass(frozen=True)
-class _FitOptions:
-    max_iter: int
-    tol: float
-    sinkhorn_tol: float
-    sinkhorn_max_iter: int
-    reg_covar: float
-
-
-@dataclass(frozen=True)
 class _FitResult:
     means: np.ndarray
     covariances: np.ndarray
@@ -67,16 +58,9 @@ class _FitResult:
     seconds: float
 
 
-def _fit_options(variant: _Variant, options: _FitOptions) -> dict:
-    return dict(
-        epsilon=variant.epsilon,
-        epsilon_schedule=list(variant.schedule) or None,
-        tol=options.tol,
-        max_iter=options.max_iter,
-        reg_covar=options.reg_covar,
-        sinkhorn_tol=options.sinkhorn_tol,
-        sinkhorn_max_iter=options.sinkhorn_max_iter,
-    )
+def _fit_options(variant: _Variant, options: FitOptions) -> dict:
+    """The sweep's fit options with the variant's regularisation, as keywords of the fit."""
+    return options.replace(epsilon=variant.epsilon, epsilon_schedule=list(variant.schedule) or None).keywords()
 
 
 def _result(outcome) -> _FitResult:
@@ -84,7 +68,7 @@ def _result(outcome) -> _FitResult:
     return _FitResult(model.means_, model.covariances_, int(model.n_iter_), outcome.converged, outcome.seconds)
 
 
-def _fit(X, weights, variant: _Variant, means0, covariances0, options: _FitOptions) -> _FitResult:
+def _fit(X, weights, variant: _Variant, means0, covariances0, options: FitOptions) -> _FitResult:
     return _result(
         fit_table_method(
             variant.method,
@@ -97,7 +81,7 @@ def _fit(X, weights, variant: _Variant, means0, covariances0, options: _FitOptio
     )
 
 
-def _fit_starts(X, weights, variant: _Variant, means0s, covariances0s, options: _FitOptions) -> list[_FitResult]:
+def _fit_starts(X, weights, variant: _Variant, means0s, covariances0s, options: FitOptions) -> list[_FitResult]:
     """One fit per start, as one batched computation (each start's result is its own fit's)."""
     outcomes = fit_table_method_starts(
         variant.method,
@@ -191,7 +175,13 @@ def _run_chunk(
         changes no number.
     """
     setting = SweepSetting.create(weights, dim, separation)
-    options = _FitOptions(int(max_iter), float(tol), float(sinkhorn_tol), int(sinkhorn_max_iter), float(reg_covar))
+    options = FitOptions(
+        tol=float(tol),
+        max_iter=int(max_iter),
+        reg_covar=float(reg_covar),
+        sinkhorn_tol=float(sinkhorn_tol),
+        sinkhorn_max_iter=int(sinkhorn_max_iter),
+    )
     exact_proportions = bool(exact_proportions)
     pairings = [
         bool(p)

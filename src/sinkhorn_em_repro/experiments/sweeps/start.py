@@ -7,14 +7,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from sinkhorn_em_repro.experiments.sweeps.setting import SweepSetting
+from sinkhorn_em_repro.labels import INIT_SCHEMES
 from sinkhorn_em_repro.seeding import derive_rng
 from sinkhorn_em_repro.starts import cell_sizes, kmeanspp_centres, rank_order
 
 __all__ = ["INIT_SCHEMES", "init_rng", "initial_means", "pair_means_with_weights"]
-
-
-#: Initialisation schemes of the sweeps ("truth" is the reference start, for checks).
-INIT_SCHEMES = ("random_from_data", "k-means++", "uniform_box", "truth")
 
 
 def initial_means(
