@@ -20,8 +20,7 @@ stays ``O(n + block)`` whatever ``n K``.
 Every entry of a stored kernel is ``exp(g0_k - C_ik/eps - max_k(...))``: at most 1, and 1
 for each sample's largest entry, so the row scaling ``u = a / (kernel v)`` stays within
 ``[a / (K max v), a / min v]``; the column scaling ``v = exp(log_v)`` is absorbed into the
-potentials (a rebuild) as soon as it leaves ``[e^-50, e^50]`` (``[e^-30, e^40]`` for a
-single-precision kernel).
+potentials (a rebuild) as soon as it leaves ``[e^-50, e^50]``.
 """
 
 from __future__ import annotations
@@ -46,43 +45,12 @@ NARROW = 8
 # stays a normal float (subnormal products run ~100x slower). The absolute change, < 6e-20
 # per entry, is far below single precision for the entries that matter (~ sqrt(1/n)).
 _ROUND_OFF = np.float32(2.0**-40)
-# A single-precision kernel (dtype=np.float32) is stored rounded to multiples of 2**-82
-# (x + c - c with c = 2**-59): entries below 2**-83 (~1e-25 relative to their sample's
-# largest, 1) become zero, so that no stored entry, and no product of one with a column
-# scaling v in [e^-30, e^40], is subnormal (2**-82 e^-30 > 2**-126). An entry so dropped,
-# even scaled by e^40, is < 3e-8 of its sample's largest entry: all dropped entries
-# together change the column masses by < 3e-8 in L1, below the 1e-5 that single-precision
-# solves are held to (SINGLE_MIN_TOL in _fit). The bounds are asymmetric because from
-# random starts a component short of mass may need its scaling raised by e^30 and more.
-# Products with the kernel accumulate in single precision over blocks of at most
-# SINGLE_MAX_BLOCK samples only.
-_SINGLE_ROUND_OFF = np.float32(2.0**-59)
-SINGLE_LOG_V_BOUNDS = (-30.0, 40.0)
-SINGLE_MAX_BLOCK = 2048
-# A Hessian of a problem built with sampled_hessian=True (by default the single-precision
-# ones; the fit asks for it in its inexact E-steps with many components) is estimated from
-# every r-th sample, r = n / (HESSIAN_SAMPLES_PER_COMPONENT K) clipped to [1,
-# MAX_HESSIAN_STRIDE]: its Gram product (K^2 per sample used) then costs about two passes
-# over the kernel instead of six or seven (K = 195). It only preconditions the Newton step:
-# the line search runs on the exact semi-dual, BFGS corrections refine it, and the solve
-# stops on the exact column residual.
-HESSIAN_SAMPLES_PER_COMPONENT = 32
-MAX_HESSIAN_STRIDE = 8
-# Bytes of the buffer that gathers weighted samples for one Gram product of a Hessian.
-GRAM_BUFFER_BYTES = 1 << 20
 
 
-def hessian_stride(n, K):
-    """The stride ``r`` of the samples a sampled Hessian uses (see ``HESSIAN_SAMPLES_PER_COMPONENT``)."""
-    return int(np.clip(n // (HESSIAN_SAMPLES_PER_COMPONENT * K), 1, MAX_HESSIAN_STRIDE))
-
-
-def sample_blocks(n, width, block_bytes=None, max_size=None):
-    """Slices of about ``block_bytes`` (at most ``max_size`` samples) for arrays with ``width`` doubles per sample."""
+def sample_blocks(n, width, block_bytes=None):
+    """Slices of about ``block_bytes`` for arrays with ``width`` doubles per sample."""
     block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
     size = max(64, block_bytes // (8 * max(width, 1)))
-    if max_size is not None:
-        size = min(size, max_size)
     return [slice(start, min(start + size, n)) for start in range(0, n, size)]
 
 
@@ -133,13 +101,9 @@ class Problem:
     block of samples); ``False`` recomputes it from ``source`` in every pass. ``workspace``
     (a dict) lends the kernel and work arrays from one problem to the next of the same
     shape: the first write to fresh memory costs as much as the write itself (page faults).
-    ``dtype=np.float32`` stores the kernel in single precision (half the bytes moved by every
-    pass; products with it accumulate in single precision within a block of at most
-    ``SINGLE_MAX_BLOCK`` samples, in double across blocks): column masses then carry
-    relative errors of ~1e-7, which only inexact solves may use. It needs a uniform ``a``.
     """
 
-    def __init__(self, source, a, b, *, store, workspace=None, dtype=np.float64, sampled_hessian=None):
+    def __init__(self, source, a, b, *, store, workspace=None):
         self.source = source
         self.a = a
         self.log_a = np.log(a)
@@ -148,25 +112,18 @@ class Problem:
         self.log_b = np.log(b)
         self.S, self.K = b.shape
         self.n = a.size
-        self.single = bool(store) and np.dtype(dtype) == np.float32
         # Column log-scalings outside these bounds are absorbed into the potentials (a rebuild).
-        self.log_v_bounds = SINGLE_LOG_V_BOUNDS if self.single else (-ABSORB_LOG_BOUND, ABSORB_LOG_BOUND)
-        self.blocks = sample_blocks(self.n, self.S * self.K, max_size=SINGLE_MAX_BLOCK if self.single else None)
-        self.hessian_stride = 1
-        self.sampled_hessian = self.single if sampled_hessian is None else bool(sampled_hessian)
-        if self.sampled_hessian:
-            self.hessian_stride = hessian_stride(self.n, self.K)
+        self.log_v_bounds = (-ABSORB_LOG_BOUND, ABSORB_LOG_BOUND)
+        self.blocks = sample_blocks(self.n, self.S * self.K)
         self._scratch = {} if workspace is None else workspace
         self.kernel = None
-        self.sampled = None  # see _sampled_kernel
-        self.has_sampled = np.zeros(self.S, dtype=bool)
         if store:
-            key = ("kernel", self.S, self.K, self.n, len(self.blocks), np.dtype(dtype).str)
+            key = ("kernel", self.S, self.K, self.n, len(self.blocks))
             self.kernel = self._scratch.get(key)
             if self.kernel is None:
                 for other in [k for k in self._scratch if k[0] == "kernel"]:
                     del self._scratch[other]  # one kernel at a time
-                self.kernel = [np.empty((self.S, self.K, c.stop - c.start), dtype=dtype) for c in self.blocks]
+                self.kernel = [np.empty((self.S, self.K, c.stop - c.start)) for c in self.blocks]
                 self._scratch[key] = self.kernel
         self.f0 = np.zeros((self.S, self.n))
         self.g0 = np.zeros((self.S, self.K))
@@ -203,14 +160,11 @@ class Problem:
 
     def _gram(self, weighted, out):
         """Add ``weighted @ weighted^T`` per problem to ``out`` (single precision above ``NARROW``)."""
-        if self.K <= NARROW and weighted.dtype == np.float64:
+        if self.K <= NARROW:
             out += np.matmul(weighted, np.swapaxes(weighted, 1, 2))
             return
-        if weighted.dtype == np.float32:
-            single = weighted
-        else:
-            single = self.scratch("single", weighted.shape, np.float32)
-            np.copyto(single, weighted, casting="same_kind")
+        single = self.scratch("single", weighted.shape, np.float32)
+        np.copyto(single, weighted, casting="same_kind")
         single += _ROUND_OFF
         single -= _ROUND_OFF
         for s in range(single.shape[0]):
@@ -286,8 +240,8 @@ class Problem:
             reducers[:, 1] = mixture_row
         for b, cols in enumerate(self.blocks):
             width = cols.stop - cols.start
-            # A stored double-precision kernel block is written in place.
-            in_place = self.kernel is not None and full and not self.single
+            # A stored kernel block is written in place.
+            in_place = self.kernel is not None and full
             block = log_kernel(cols, out=self.kernel[b] if in_place else self.scratch("cost", (count, self.K, width)))
             top = block.max(axis=1)
             block -= top[:, None, :]
@@ -310,15 +264,7 @@ class Problem:
                 np.multiply(block[chosen], (u_block[chosen] / self.sqrt_a[cols])[:, None, :], out=weighted)
                 self._gram(weighted, W)
             if self.kernel is not None and not in_place:
-                stored = (
-                    self.kernel[b] if full else self.scratch("stored", (count, self.K, width), self.kernel[b].dtype)
-                )
-                np.copyto(stored, block, casting="same_kind")
-                if self.single:
-                    stored += _SINGLE_ROUND_OFF
-                    stored -= _SINGLE_ROUND_OFF
-                if not full:
-                    self.kernel[b][idx] = stored
+                self.kernel[b][idx] = block
         if log_mixture_ok:
             self.log_mixture[idx] = log_mixture + top_shift[:, None]
             self.has_log_mixture[idx] = True
@@ -330,7 +276,6 @@ class Problem:
         self.col[idx] = col
         self.log_v[idx] = 0.0
         self.dual[idx] = -log_rows
-        self.has_sampled[idx] = False
         if W is None:
             return None
         hessians = np.zeros((count, self.K, self.K))
@@ -356,7 +301,6 @@ class Problem:
         self.g0[idx] = g
         self.u[idx] = 1.0
         self.log_v[idx] = 0.0
-        self.has_sampled[idx] = False
         if self.kernel is not None:
             log_kernel = self.source.prepare(idx, g)
             for b, cols in enumerate(self.blocks):
@@ -376,21 +320,13 @@ class Problem:
         col = np.zeros((count, self.K))
         log_rows = np.zeros(count)
         ok = np.ones(count, dtype=bool)
-        single = self.single
-        vrow = v[:, None, :].astype(np.float32) if single else v[:, None, :]
+        vrow = v[:, None, :]
         with np.errstate(divide="ignore", invalid="ignore"):
             for block, cols in self.kernel_blocks(idx):
                 row_sum = np.matmul(vrow, block)[:, 0, :]
-                if single:
-                    row_sum = row_sum.astype(float)
                 ok &= row_sum.min(axis=1) > 0.0
                 u_block = np.divide(self.a[cols], row_sum, out=u[:, cols])
-                if single:
-                    # u / a is of order one: its products with stored entries stay normal.
-                    scaled = (u_block / self.a[cols]).astype(np.float32)
-                    col += np.matmul(block, scaled[:, :, None])[:, :, 0] * self.a[cols.start]
-                else:
-                    col += np.matmul(block, u_block[:, :, None])[:, :, 0]
+                col += np.matmul(block, u_block[:, :, None])[:, :, 0]
                 log_rows += np.log(row_sum) @ self.a[cols]
         col *= v
         return u, col, np.einsum("sk,sk->s", self.b[idx], log_v) - log_rows, ok
@@ -405,75 +341,16 @@ class Problem:
         nearly equal numbers for well-separated components. ``W`` is a sum of non-negative
         terms, so single precision (above ``NARROW`` components) gives every entry to a
         relative ~1e-6; each block's Gram product is accumulated in double precision.
-        A problem with ``sampled_hessian`` estimates ``W`` from every ``hessian_stride``-th
-        sample (see ``HESSIAN_SAMPLES_PER_COMPONENT``).
         """
         count = len(idx)
         v = np.exp(log_v)[:, :, None]
         scale = u / self.sqrt_a
         W = np.zeros((count, self.K, self.K))
-        if self.single:
-            scale, v = scale.astype(np.float32), v.astype(np.float32)
-        r = self.hessian_stride
-        # The weighted samples of consecutive blocks are gathered into one buffer and their
-        # Gram product taken once it is full: a sampled block is narrow, and a product over
-        # a wider buffer runs ~2x faster than one per block.
-        dtype = self.kernel[0].dtype if self.kernel is not None else np.dtype(float)
-        capacity = max(1, GRAM_BUFFER_BYTES // (count * self.K * dtype.itemsize))
-        gathered = None
-        filled = 0
-        for block, cols in self._hessian_samples(idx, capacity):
-            width = block.shape[2]
-            if gathered is None or filled + width > gathered.shape[2]:
-                if filled:
-                    self._weighted_gram(gathered[:, :, :filled], v, W)
-                gathered = self.scratch("gathered", (count, self.K, max(capacity, width)), block.dtype)
-                filled = 0
-            np.multiply(block, scale[:, None, cols], out=gathered[:, :, filled : filled + width])
-            filled += width
-        if filled:
-            self._weighted_gram(gathered[:, :, :filled], v, W)
-        if r > 1:
-            W *= r
-        return self._laplacian(W)
-
-    def _hessian_samples(self, idx, width):
-        """Yield ``(kernel columns of the samples cols, cols)`` over the samples a Hessian uses.
-
-        Every ``hessian_stride``-th sample (``i % r == 0``). A stored kernel keeps a compact
-        copy of those columns (``1 / r`` of its size), taken at the first Hessian after a
-        build: later Hessians of the same kernel read it in chunks of ``width`` samples
-        instead of every cache line of the kernel. A recomputed kernel is sampled block by
-        block (no copy, so that memory stays bounded).
-        """
-        r = self.hessian_stride
-        if r > 1 and self.kernel is not None:
-            compact = self._sampled_kernel(idx)
-            for first in range(0, compact.shape[2], width):
-                last = min(first + width, compact.shape[2])
-                yield compact[:, :, first:last], slice(first * r, last * r, r)
-            return
         for block, cols in self.kernel_blocks(idx):
-            if r > 1:
-                block = block[:, :, (-cols.start) % r :: r]  # samples i with i % r == 0
-                cols = slice(cols.start + (-cols.start) % r, cols.stop, r)
-            yield block, cols
-
-    def _sampled_kernel(self, idx):
-        """The stored kernel's columns of every ``hessian_stride``-th sample for the problems ``idx``, ``(len(idx), K, m)``."""
-        r = self.hessian_stride
-        if self.sampled is None:
-            shape = (self.S, self.K, -(-self.n // r))
-            self.sampled = self.scratch("sampled kernel", shape, self.kernel[0].dtype)
-        missing = idx[~self.has_sampled[idx]]
-        if missing.size:
-            for block, cols in self.kernel_blocks(missing):
-                offset = (-cols.start) % r
-                picked = block[:, :, offset::r]
-                first = (cols.start + offset) // r
-                self.sampled[missing, :, first : first + picked.shape[2]] = picked
-            self.has_sampled[missing] = True
-        return self.sampled if self._all(idx) else self.sampled[idx]
+            weighted = self.scratch("weighted", (count, self.K, cols.stop - cols.start))
+            np.multiply(block, scale[:, None, cols], out=weighted)
+            self._weighted_gram(weighted, v, W)
+        return self._laplacian(W)
 
     def log_column_step(self, idx, f):
         """``g = log b - LSE_i(f_i - C_ik/eps)`` in the log domain (when a column mass underflows)."""
@@ -501,7 +378,7 @@ class Problem:
         idx = np.arange(self.S)
         v = np.exp(log_v)
         rows = np.empty((self.S, self.n))
-        vectors = v[:, None, :].astype(np.float32) if self.single else v[:, None, :]
+        vectors = v[:, None, :]
         stats = None
         for block, cols in self.kernel_blocks(idx):
             u = self.u[:, cols]

@@ -30,10 +30,8 @@ NEWTON_RIDGE = 1e-10
 # Below this predicted increase the semi-dual's rounding error hides Armijo's test: a step
 # is accepted there when it shrinks the column residual.
 ROUNDING_LEVEL = 1e-13
-# Newton steps are tried once every column mass is within this log-ratio of its target
-# (the second bound for problems with sampled Hessians, which cost about two passes).
+# Newton steps are tried once every column mass is within this log-ratio of its target.
 NEWTON_REGION = 1.0
-SAMPLED_NEWTON_REGION = 5.0
 # Hessian reuse (see _worthwhile_contraction): a step whose residual ratio (new / old) is
 # below the first bound always keeps the Hessian, above the second always refreshes it.
 MIN_CHORD_CONTRACTION = 1e-3
@@ -164,9 +162,8 @@ def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True):
         if todo.size:
             wanted = None
             # A (re)build gives the problems without a usable Hessian a fresh one from its
-            # blocks while they are in cache; a sampled Hessian costs about two passes on its
-            # own, not worth it in a build whose iterate may be far from the Newton region.
-            if newton and not problem.sampled_hessian:
+            # blocks while they are in cache.
+            if newton:
                 wanted = stale[todo] | ~has_hessian[todo]
             fresh = problem.build(todo, g[todo], hessian=wanted)
             if fresh is not None:
@@ -221,8 +218,7 @@ def _step(problem, idx, g, rebuild, tol, hessian, has_hessian, stale, evaluation
         # Far from the solution (a column mass off by more than a factor e) the quadratic model
         # is poor, and the Sinkhorn step, which fixes every column's relative error at once,
         # makes more progress per pass.
-        region = SAMPLED_NEWTON_REGION if problem.sampled_hessian else NEWTON_REGION
-        near = np.abs(np.log(col / b)).max(axis=1) <= region
+        near = np.abs(np.log(col / b)).max(axis=1) <= NEWTON_REGION
         fresh = near & (stale[idx] | ~has_hessian[idx])
         if fresh.any():
             chosen = idx[fresh]
@@ -275,8 +271,6 @@ def _step(problem, idx, g, rebuild, tol, hessian, has_hessian, stale, evaluation
 
 def _line_search(problem, idx, candidates, steps, residual, log_v, col, dual, tol, hessian, stale, accepted):
     """Backtracking Armijo line search on the semi-dual for the problems ``idx[candidates]``."""
-    # A sampled Hessian's Gram product costs what one over K / stride components would.
-    effective_K = problem.K / problem.hessian_stride
     # Half the absorption bound at most, so that one step does not force a rebuild.
     longest = min(MAX_NEWTON_STEP, 0.5 * problem.log_v_bounds[1])
     t = np.minimum(1.0, longest / np.maximum(np.abs(steps).max(axis=1), 1e-300))
@@ -304,7 +298,7 @@ def _line_search(problem, idx, candidates, steps, residual, log_v, col, dual, to
             won = chosen[good]
             contraction = np.sqrt(trial_norm[good] / residual_norm[pending][good])
             remaining = np.abs(trial_residual[good]).sum(axis=1) / np.maximum(tol[won], 1e-300)
-            stale[won] = (t[pending][good] < 1.0) | (contraction > worthwhile_contraction(remaining, effective_K))
+            stale[won] = (t[pending][good] < 1.0) | (contraction > worthwhile_contraction(remaining, problem.K))
             hessian[won] = bfgs_update(
                 hessian[won], trial_log_v[good] - log_v[local[good]], trial_col[good] - col[local[good]]
             )
