@@ -14,6 +14,17 @@ from .sinkhorn import PlanFactors, SinkhornConvergenceWarning, SinkhornResult, s
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # sinkhorn_em.tl (the AnnData entry point) is imported on first use, so that importing the
+    # library never imports anndata's optional extra.
+    if name == "tl":
+        import importlib
+
+        return importlib.import_module(".tl", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "EOTGaussianMixture",
     "PlanFactors",
