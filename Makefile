@@ -62,7 +62,7 @@ lint: $(INSTALLED)  ## ruff (lint + format check), snakefmt --check, snakemake -
 dry-run: $(INSTALLED)  ## list the jobs of the default config without running them
 	$(SNAKEMAKE) --dry-run --cores $(CORES) $(MIRROR_CONFIG) $(SNAKEMAKE_ARGS)
 
-config-docs: $(INSTALLED)  ## regenerate the configuration reference in README.md from the schema
+config-docs: $(INSTALLED)  ## regenerate the configuration reference docs/CONFIG.md from the schema
 	$(BIN)/python tests/test_schema_docs.py --write
 
 clean-results:  ## delete results/ (but its README) and .snakemake/ metadata; keeps downloads
