@@ -40,7 +40,7 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 install: $(INSTALLED)  ## create .venv and install the package with the reproduce, test and cluster extras
 
 reproduce: $(INSTALLED)  ## run the full pipeline (CORES=N, MIRROR=dir), then the HTML report; resumes an interrupted run
-	$(BIN)/python -m sinkhorn_em_repro.locks $(MIRROR_CONFIG) $(SNAKEMAKE_ARGS)
+	PYTHONPATH="$(CURDIR)/src$${PYTHONPATH:+:$$PYTHONPATH}" $(BIN)/python -m sinkhorn_em_repro.locks $(MIRROR_CONFIG) $(SNAKEMAKE_ARGS)
 	$(SNAKEMAKE) --cores $(CORES) $(MIRROR_CONFIG) $(SNAKEMAKE_ARGS)
 	$(MAKE) --no-print-directory report
 
