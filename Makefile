@@ -40,7 +40,7 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 install: $(INSTALLED)  ## create .venv and install the package with the reproduce, test and cluster extras
 
 reproduce: $(INSTALLED)  ## run the full pipeline (CORES=N, MIRROR=dir), then the HTML report; resumes an interrupted run
-	$(BIN)/python -m sinkhorn_em_repro.locks $(MIRROR_CONFIG) $(SNAKEMAKE_ARGS)
+	PYTHONPATH="$(CURDIR)/src$${PYTHONPATH:+:$$PYTHONPATH}" $(BIN)/python -m sinkhorn_em_repro.locks $(MIRROR_CONFIG) $(SNAKEMAKE_ARGS)
 	$(SNAKEMAKE) --cores $(CORES) $(MIRROR_CONFIG) $(SNAKEMAKE_ARGS)
 	$(MAKE) --no-print-directory report
 
@@ -62,7 +62,7 @@ lint: $(INSTALLED)  ## ruff (lint + format check), snakefmt --check, snakemake -
 dry-run: $(INSTALLED)  ## list the jobs of the default config without running them
 	$(SNAKEMAKE) --dry-run --cores $(CORES) $(MIRROR_CONFIG) $(SNAKEMAKE_ARGS)
 
-config-docs: $(INSTALLED)  ## regenerate the configuration reference in README.md from the schema
+config-docs: $(INSTALLED)  ## regenerate the configuration reference docs/CONFIG.md from the schema
 	$(BIN)/python tests/test_schema_docs.py --write
 
 clean-results:  ## delete results/ (but its README) and .snakemake/ metadata; keeps downloads

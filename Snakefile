@@ -1,7 +1,8 @@
 # sinkhorn-em: reproduction pipeline for Sinkhorn-EM (entropic optimal transport
 # for Gaussian mixtures). `snakemake --cores N` builds every figure and table of
-# the default config; see README.md and docs/ARCHITECTURE.md.
+# the default config; see docs/REPRODUCTION.md and docs/ARCHITECTURE.md.
 import os
+import sys
 
 from snakemake.utils import min_version, validate
 
@@ -11,6 +12,17 @@ min_version("9.0")
 # byte-identical whatever --cores is.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
+
+# The reproduction package is not in the library's wheel: the rule files and every
+# job import sinkhorn_em_repro (and sinkhorn_em) from this checkout's src/, first.
+# Set here, not required of the caller (no `envvars:`): every job, local or on a
+# cluster node, parses this Snakefile again and so sets it again.
+_SRC = os.path.join(workflow.basedir, "src")
+_SEARCH_PATH_VAR = "PYTHONPATH"
+sys.path.insert(0, _SRC)
+os.environ[_SEARCH_PATH_VAR] = os.pathsep.join(
+    filter(None, [_SRC, os.environ.get(_SEARCH_PATH_VAR)])
+)
 
 
 configfile: "config.yaml"

@@ -31,6 +31,10 @@ import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# sinkhorn_em_repro is not in the library's wheel: the tests import it (and sinkhorn_em)
+# from this checkout's src/, whatever is installed.
+if str(REPO_ROOT / "src") not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT / "src"))
 TINY_CONFIG = "tests/config/config.yaml"
 DEFAULT_PROFILE = "workflow/profiles/default"
 MIRROR_ENV_VAR = "SINKHORN_EM_MIRROR"

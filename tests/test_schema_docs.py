@@ -2,8 +2,8 @@
 
 Checks that every key of workflow/schemas/config.schema.yaml carries a description
 and a default (unless its parent requires it), that config.yaml and the tiny test
-config are valid, and that the reference in README.md is the one generated from the
-schema. After changing the schema, regenerate the README block with
+config are valid, and that the reference in docs/CONFIG.md is the one generated from
+the schema. After changing the schema, regenerate that page's block with
 
     make config-docs        # runs: python tests/test_schema_docs.py --write
 """
@@ -23,7 +23,7 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
-README_PATH = REPO_ROOT / "README.md"
+REFERENCE_PATH = REPO_ROOT / "docs" / "CONFIG.md"
 BEGIN_MARKER = "<!-- BEGIN config-reference: generated from the schema by `make config-docs` -->"
 END_MARKER = "<!-- END config-reference -->"
 # Longer defaults (whole lists of datasets) would swamp the table.
@@ -109,11 +109,11 @@ def reference_markdown(schema: dict) -> str:
 
     top = schema["properties"]
     global_keys = {name: node for name, node in top.items() if not _is_section(node)}
-    parts = ["#### Global keys", "", header, *rows({"properties": global_keys}, "")]
+    parts = ["## Global keys", "", header, *rows({"properties": global_keys}, "")]
     for name, node in top.items():
         if not _is_section(node):
             continue
-        parts += ["", f"#### `{name}`", "", _one_line(node.get("description", "")), ""]
+        parts += ["", f"## `{name}`", "", _one_line(node.get("description", "")), ""]
         if node["properties"]:
             parts += [header, *rows(node, f"{name}.")]
         else:
@@ -121,15 +121,15 @@ def reference_markdown(schema: dict) -> str:
     return "\n".join(parts) + "\n"
 
 
-def readme_with_reference(readme: str, reference: str) -> str:
-    """``readme`` with the text between the markers replaced by ``reference``."""
+def page_with_reference(page: str, reference: str) -> str:
+    """``page`` with the text between the markers replaced by ``reference``."""
     pattern = re.compile(re.escape(BEGIN_MARKER) + r"\n.*?" + re.escape(END_MARKER), re.DOTALL)
-    if not pattern.search(readme):
+    if not pattern.search(page):
         raise ValueError(
-            f"README.md lacks the markers {BEGIN_MARKER!r} ... {END_MARKER!r}; put them "
+            f"{REFERENCE_PATH.relative_to(REPO_ROOT)} lacks the markers {BEGIN_MARKER!r} ... {END_MARKER!r}; put them "
             "where the configuration reference belongs"
         )
-    return pattern.sub(lambda _: f"{BEGIN_MARKER}\n{reference}{END_MARKER}", readme)
+    return pattern.sub(lambda _: f"{BEGIN_MARKER}\n{reference}{END_MARKER}", page)
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -179,24 +179,24 @@ def test_generated_reference_documents_every_key():
     schema = load_schema()
     reference = reference_markdown(schema)
     undocumented = [
-        key for key, _, _ in iter_keys(schema) if f"| `{key}` |" not in reference and f"#### `{key}`" not in reference
+        key for key, _, _ in iter_keys(schema) if f"| `{key}` |" not in reference and f"## `{key}`" not in reference
     ]
     assert undocumented == []
 
 
-def test_readme_reference_is_up_to_date():
-    readme = README_PATH.read_text()
-    expected = readme_with_reference(readme, reference_markdown(load_schema()))
-    assert readme == expected, "the configuration reference in README.md is out of date: run `make config-docs`"
+def test_config_page_is_up_to_date():
+    page = REFERENCE_PATH.read_text()
+    expected = page_with_reference(page, reference_markdown(load_schema()))
+    assert page == expected, "the configuration reference in docs/CONFIG.md is out of date: run `make config-docs`"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="update README.md in place")
+    parser.add_argument("--write", action="store_true", help="update docs/CONFIG.md in place")
     args = parser.parse_args(argv)
     reference = reference_markdown(load_schema())
     if args.write:
-        README_PATH.write_text(readme_with_reference(README_PATH.read_text(), reference))
+        REFERENCE_PATH.write_text(page_with_reference(REFERENCE_PATH.read_text(), reference))
     else:
         sys.stdout.write(reference)
     return 0
