@@ -11,9 +11,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.special import logsumexp as scipy_logsumexp
 
+from references import scipy_cost
 from sinkhorn_em import (
     EOTGaussianMixture,
     SinkhornConvergenceWarning,
@@ -79,12 +82,16 @@ def test_costs_are_finite_and_match_the_density_normalisation(problem):
 
 @PROPERTY_SETTINGS
 @given(problem=mixture_problems(), epsilon=epsilons)
-def test_responsibilities_rows_sum_to_one(problem, epsilon):
+def test_responsibilities_match_bayes_rule_with_scipy_densities(problem, epsilon):
+    # Against an independent posterior: tempered Bayes' rule over scipy's log-densities, its
+    # normaliser giving the semi-relaxed value -eps mean_i log sum_k alpha_k N_ik^(1/eps).
     X, covariance_type, (weights, means, covariances) = problem
     log_resp, value = semi_relaxed_plan(gaussian_cost(X, means, covariances, covariance_type), weights, epsilon)
-    resp = np.exp(log_resp)
-    assert np.all(np.isfinite(log_resp)) and np.isfinite(value)
-    np.testing.assert_allclose(resp.sum(axis=1), 1.0, rtol=1e-12)
+    log_joint = np.log(weights)[None, :] - scipy_cost(X, means, covariances, covariance_type) / epsilon
+    log_norm = scipy_logsumexp(log_joint, axis=1)
+    expected = log_joint - log_norm[:, None]
+    assert np.all(np.abs(log_resp - expected) <= 1e-8 * (1 + np.abs(expected)))
+    assert value == pytest.approx(-epsilon * log_norm.mean(), rel=1e-9, abs=1e-9)
 
 
 @PROPERTY_SETTINGS
@@ -145,7 +152,9 @@ def test_fitted_model_predicts_probabilities(problem, method, epsilon):
             random_state=0,
             track_eot_loss=False,
         ).fit(X)
-    proba = model.predict_proba(X)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
-    assert np.all(np.isfinite(model.score_samples(X)))
+    # Posterior and log-density of the fitted parameters, recomputed with scipy's densities.
+    log_joint = np.log(model.weights_)[None, :] - scipy_cost(X, model.means_, model.covariances_, covariance_type)
+    log_density = scipy_logsumexp(log_joint, axis=1)
+    np.testing.assert_allclose(model.predict_proba(X), np.exp(log_joint - log_density[:, None]), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(model.score_samples(X), log_density, rtol=1e-9, atol=1e-9)
     assert len(model.history_) == 4 and np.all(np.isfinite(model.history_["objective"]))

@@ -14,12 +14,11 @@ import numpy as np
 import ot
 import pytest
 from scipy.optimize import linear_sum_assignment
-from scipy.stats import multivariate_normal
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
-from references import as_full
+from references import as_full, pot_eot_loss, scipy_cost
 from sinkhorn_em import EOTGaussianMixture, SinkhornConvergenceWarning
 from sinkhorn_em.mixture import pairing_by_size
 from sinkhorn_em.synthetic import make_mixture
@@ -31,23 +30,6 @@ def quietly(fit):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return fit()
-
-
-def scipy_cost(X, means, covariances, covariance_type):
-    """``-log N(x_i; mu_k, Sigma_k)`` from scipy, ``(n, K)``."""
-    K, d = means.shape
-    full = as_full(covariances, covariance_type, K, d)
-    return -np.stack([multivariate_normal(means[k], full[k]).logpdf(X) for k in range(K)], axis=1)
-
-
-def pot_eot_loss(X, weights, means, covariances, covariance_type):
-    """EOT loss ``<P, C> + KL(P || a (x) alpha)`` with POT's log-domain Sinkhorn to 1e-13."""
-    cost = scipy_cost(X, means, covariances, covariance_type)
-    a = np.full(len(X), 1.0 / len(X))
-    plan = ot.bregman.sinkhorn_log(a, weights, cost, 1.0, stopThr=1e-13, numItermax=200_000)
-    positive = plan > 0
-    kl = (plan[positive] * np.log(plan[positive] / np.outer(a, weights)[positive])).sum()
-    return float((plan * cost).sum() + kl), plan
 
 
 def matched_error(means, true_means):
