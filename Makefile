@@ -22,7 +22,7 @@ SNAKEMAKE := $(BIN)/snakemake --workflow-profile workflow/profiles/default
 MIRROR_CONFIG := $(if $(MIRROR),--config 'datasets={mirror: $(abspath $(MIRROR))}')
 
 .DEFAULT_GOAL := help
-.PHONY: help install reproduce report test test-fast lint dry-run config-docs clean-results
+.PHONY: help install reproduce report test test-library test-fast lint dry-run config-docs clean-results
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -50,6 +50,9 @@ report: $(INSTALLED)  ## results/report.html from a finished run
 test: $(INSTALLED)  ## the whole test suite, pipeline runs included
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+test-library: $(INSTALLED)  ## the library's half of the tests (tests/library: core install only, no pipeline)
+	$(BIN)/python -m pytest tests/library $(PYTEST_ARGS)
+
 test-fast: $(INSTALLED)  ## the test suite without the Snakemake runs
 	$(BIN)/python -m pytest -m "not pipeline and not cluster" $(PYTEST_ARGS)
 
@@ -63,7 +66,7 @@ dry-run: $(INSTALLED)  ## list the jobs of the default config without running th
 	$(SNAKEMAKE) --dry-run --cores $(CORES) $(MIRROR_CONFIG) $(SNAKEMAKE_ARGS)
 
 config-docs: $(INSTALLED)  ## regenerate the configuration reference docs/CONFIG.md from the schema
-	$(BIN)/python tests/test_schema_docs.py --write
+	$(BIN)/python tests/repro/test_schema_docs.py --write
 
 clean-results:  ## delete results/ (but its README) and .snakemake/ metadata; keeps downloads
 	find results -mindepth 1 -not -name README.md -delete

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A throw-away single-node Slurm on this machine, for the cluster tests
-# (tests/test_cluster.py) and CI (.ci/run).
+# (tests/repro/test_cluster.py) and CI (.ci/run).
 #
 #   bash tests/cluster/local-slurm.sh start    install if needed, start munged, slurmctld, slurmd
 #   bash tests/cluster/local-slurm.sh status   exit 0 when the node accepts jobs, 3 otherwise

@@ -2,7 +2,7 @@ r"""The authors' C. elegans protocol, as their demo runs it, beside this project
 
 Source: ``demo.py``, ``BayesianGMM/BayesianGMM.py`` and ``BUtils/Simulator.py`` of
 github.com/amin-nejat/SinkhornEM at commit 7e90a5d (read, never copied; numbers from running
-it are in ``tests/data/celegans_reference.json``). One trial of the ``authors`` protocol:
+it are in ``tests/repro/data/celegans_reference.json``). One trial of the ``authors`` protocol:
 
 * **data**: true centres :math:`\mu_k \sim N(c_k, \Sigma^{atlas}_k)`, scales
   :math:`s_k \sim \mathrm{LogNormal}(1, 0.1)`, **i.i.d. labels** :math:`Z_i \sim

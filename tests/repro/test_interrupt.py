@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RUN_TIMEOUT_SECONDS, TINY_CONFIG, _subprocess_environment
+from repro_support import RUN_TIMEOUT_SECONDS, TINY_CONFIG, _subprocess_environment
 from test_pipeline import _table_without_wall_time
 
 pytestmark = pytest.mark.pipeline

@@ -30,7 +30,7 @@ def test_installed_scikit_learn_is_the_pinned_version():
 
     from packaging.requirements import Requirement
 
-    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     (pin,) = [Requirement(r) for r in pyproject["project"]["dependencies"] if r.startswith("scikit-learn")]
     assert pin.specifier.contains(version("scikit-learn")), f"scikit-learn {version('scikit-learn')} is not {pin}"
 

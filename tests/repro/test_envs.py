@@ -20,7 +20,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ENV_FILES = sorted((REPO_ROOT / "envs").glob("*.yaml"))
 # Environments of rules that run R scripts: no Python package of pyproject belongs there.
 R_ENV_FILES = {"mclust.yaml": {"r-base", "r-mclust"}}

@@ -1,4 +1,4 @@
-"""Fixtures shared by the test suite: repository paths and real pipeline runs.
+"""Support of the pipeline tests: repository paths, real Snakemake runs and their fixtures.
 
 Pipeline tests never run Snakemake inside the checkout. They copy the files git
 would ship (tracked files plus untracked files that are not ignored, so work not
@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # sinkhorn_em_repro is not in the library's wheel: the tests import it (and sinkhorn_em)
 # from this checkout's src/, whatever is installed.
 if str(REPO_ROOT / "src") not in sys.path:

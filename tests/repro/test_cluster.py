@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DEFAULT_PROFILE, REPO_ROOT, run_snakemake
+from repro_support import DEFAULT_PROFILE, REPO_ROOT, run_snakemake
 
 # Tests that submit jobs to Slurm; the profile check at the end needs no cluster.
 

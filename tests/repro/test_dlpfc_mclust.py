@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import DEFAULT_PROFILE, run_snakemake
+from repro_support import DEFAULT_PROFILE, run_snakemake
 
 pytestmark = pytest.mark.pipeline
 

@@ -400,7 +400,7 @@ def test_figures_draw_the_success_fractions_and_epsilon_curves(tmp_path, init_ru
 # --------------------------------------------------------------------------- pipeline
 @pytest.mark.pipeline
 def test_sweeps_tables_of_the_tiny_run(tiny_run_cores2):
-    """The shared tiny run (conftest.py) produced well-formed sweep tables."""
+    """The shared tiny run (repro_support.py) produced well-formed sweep tables."""
     workdir = tiny_run_cores2.workdir
     init = pd.read_csv(workdir / "results/tables/init_sweep.csv")
     assert list(init.columns[: len(INIT_COLUMNS)]) == INIT_COLUMNS

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from conftest import MIRROR_ENV_VAR, mirror_directory
+from repro_support import MIRROR_ENV_VAR, mirror_directory
 from sinkhorn_em_repro.datasets import ChecksumMismatchError
 from sinkhorn_em_repro.datasets.celegans import (
     FDNC_SHA256,

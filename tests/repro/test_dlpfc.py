@@ -46,7 +46,7 @@ from sinkhorn_em_repro.fitting import fit_table_method
 from sinkhorn_em_repro.pipeline import read_table, write_table
 from sinkhorn_em_repro.plotting.dlpfc import plot_spatial_ari, plot_spatial_map
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DLPFC_DIR = "spatial/dlpfc"
 COUNTS_151673 = f"{DLPFC_DIR}/dlpfc151673.rda"
 POSITIONS_151673 = f"{DLPFC_DIR}/positions/151673_tissue_positions_list.txt"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = "sinkhorn_em_repro"
-SOURCE = Path(__file__).resolve().parents[1] / "src"
+SOURCE = Path(__file__).resolve().parents[2] / "src"
 
 #: Floor of a module, by the longest matching prefix; anything else is the base.
 FLOORS = {
@@ -217,3 +217,35 @@ def test_fit_options_are_the_estimators_parameters_and_reach_it_unchanged():
     assert params["sinkhorn_max_iter"] == FitOptions().sinkhorn_max_iter
     with pytest.raises(TypeError, match="not fit options"):
         FitOptions.from_config({}, sinkhorn_tolerance=1e-5)
+
+
+#: What the library's half of the tests may not import: it runs on the core install alone.
+PIPELINE_ONLY = ("sinkhorn_em_repro", "snakemake", "yaml", "repro_support")
+
+
+def imported_top_level_names(path: Path) -> dict[str, int]:
+    """Top-level module name -> line of its first absolute import in ``path``."""
+    names = {}
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                names.setdefault(alias.name.split(".")[0], node.lineno)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.setdefault(node.module.split(".")[0], node.lineno)
+    return names
+
+
+def test_the_library_tests_need_no_pipeline(tmp_path):
+    library_tests = sorted((SOURCE.parent / "tests" / "library").glob("*.py"))
+    assert len(library_tests) >= 5
+    offending = [
+        f"{path.name}:{line} imports {name}"
+        for path in library_tests
+        for name, line in imported_top_level_names(path).items()
+        if name in PIPELINE_ONLY
+    ]
+    assert not offending, "tests/library/ must run on the core install alone: " + "; ".join(offending)
+    # The check itself sees such an import.
+    planted = tmp_path / "test_planted.py"
+    planted.write_text("def test_x():\n    from sinkhorn_em_repro import outputs\n")
+    assert imported_top_level_names(planted) == {"sinkhorn_em_repro": 2}

@@ -1,6 +1,6 @@
 """The authors' C. elegans protocol (experiments.celegans.authors) against their demo's numbers.
 
-``tests/data/celegans_reference.json`` holds one trial of the authors' demo
+``tests/repro/data/celegans_reference.json`` holds one trial of the authors' demo
 (github.com/amin-nejat/SinkhornEM at 7e90a5d, run outside this project with fixed seeds): the
 voxels, the labels, the true centres, the shifted atlas, and per method its start, its train
 mask, its identity accuracy after every iteration and its means after iterations 1, 2, 3, 5,

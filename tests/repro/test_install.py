@@ -23,7 +23,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from conftest import REPO_ROOT, copy_repository
+from repro_support import REPO_ROOT, copy_repository
 
 pytestmark = pytest.mark.install
 

@@ -1,6 +1,6 @@
 """The Snakemake workflow run for real: lint, dry runs, the tiny config end to end.
 
-Every test here runs ``snakemake`` in a copy of the repository (see conftest.py).
+Every test here runs ``snakemake`` in a copy of the repository (see repro_support.py).
 The tiny run is shared: one ``--cores 2`` run (and one ``--cores 1`` run for the
 determinism check) per session.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DEFAULT_PROFILE, TINY_CONFIG, declared_final_outputs, run_snakemake
+from repro_support import DEFAULT_PROFILE, TINY_CONFIG, declared_final_outputs, run_snakemake
 
 pytestmark = pytest.mark.pipeline
 

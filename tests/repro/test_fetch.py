@@ -14,11 +14,11 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import MIRROR_ENV_VAR, run_snakemake
+from repro_support import MIRROR_ENV_VAR, run_snakemake
 from sinkhorn_em_repro.datasets import ChecksumMismatchError, DatasetFetchError, fetch, verify_sha256
 from sinkhorn_em_repro.datasets.fetch import dataset_key_by_path, file_sha256, local_dataset_path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # A small real file of the mirror (about 80 kB).
 SMALL_RELPATH = "celegans/openworm_nml/NeuroPAL_1_YAw.net.nml"
@@ -27,7 +27,7 @@ UNREACHABLE_URL = "http://127.0.0.1:9/atlas.mat"  # port 9 (discard) is closed o
 
 @pytest.fixture
 def mirror(mirror_dir) -> Path:
-    """The offline mirror of the real files (conftest: $SINKHORN_EM_MIRROR or ../shared/data)."""
+    """The offline mirror of the real files (repro_support: $SINKHORN_EM_MIRROR or ../shared/data)."""
     if mirror_dir is None or not (mirror_dir / "SHA256SUMS").is_file():
         pytest.skip(
             f"no dataset mirror with SHA256SUMS: set {MIRROR_ENV_VAR} or put it at "

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO_ROOT
+from repro_support import REPO_ROOT
 from sinkhorn_em.losses import free_energy
 from sinkhorn_em_repro import outputs
 from sinkhorn_em_repro.experiments import report

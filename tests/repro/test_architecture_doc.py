@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from repro_support import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "ARCHITECTURE.md"
 # Packages whose every module the doc must name, with the files that count as modules.

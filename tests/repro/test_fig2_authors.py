@@ -1,4 +1,4 @@
-"""Figure 2 against numbers computed by running the authors' code (tests/data/fig2_reference.json).
+"""Figure 2 against numbers computed by running the authors' code (tests/repro/data/fig2_reference.json).
 
 The fixture holds the output of ``lib_neurips.py`` and the cells of ``Fig2_NeuRIPS.ipynb``
 (github.com/gomena/SinkhornEM_Public, commit 16ec04e), run outside this project on one fixed

@@ -5,7 +5,7 @@ and a default (unless its parent requires it), that config.yaml and the tiny tes
 config are valid, and that the reference in docs/CONFIG.md is the one generated from
 the schema. After changing the schema, regenerate that page's block with
 
-    make config-docs        # runs: python tests/test_schema_docs.py --write
+    make config-docs        # runs: python tests/repro/test_schema_docs.py --write
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import jsonschema
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 REFERENCE_PATH = REPO_ROOT / "docs" / "CONFIG.md"
 BEGIN_MARKER = "<!-- BEGIN config-reference: generated from the schema by `make config-docs` -->"
