@@ -113,8 +113,10 @@ def test_eot_loss_is_at_least_nll(problem, epsilon):
 @given(
     n=st.integers(1, 50),
     K=st.integers(1, 6),
-    epsilon=st.floats(0.01, 10.0),
-    cost_scale=st.floats(0.01, 30.0),
+    # cost / epsilon up to 200: POT's reference costs ~0.5 ms per iteration and needs
+    # thousands beyond that; the small-epsilon regime is tested in test_sinkhorn.py.
+    epsilon=st.floats(0.05, 10.0),
+    cost_scale=st.floats(0.01, 10.0),
     seed=seeds,
 )
 def test_sinkhorn_plan_is_the_plan_of_an_independent_solver(n, K, epsilon, cost_scale, seed):

@@ -115,7 +115,7 @@ def random_problem(seed):
     weights = rng.dirichlet(np.full(K, 2.0))
     weights = np.maximum(weights, 0.03)
     weights /= weights.sum()
-    n = int(rng.integers(150, 1500))
+    n = int(rng.integers(150, 800))  # the POT reference of every iterate dominates the cost
     sample = make_mixture(n, weights=weights, dim=dim, separation=float(rng.uniform(1.0, 5.0)), rng=rng)
     settings = dict(
         weights=sample.weights,

@@ -212,6 +212,18 @@ def test_alpha_one_is_exact_without_nan_or_warning():
         assert np.isfinite(symmetric_w2_squared(run.theta, 1.0, 1.0, 1.0)).all()
 
 
+@pytest.mark.parametrize("total", [1.0 - 1e-14, 1.0, 1.0 + 1e-14])
+def test_oem_keeps_an_empty_component_empty_whatever_the_sample_weights_sum_to(total):
+    # The sum of 200 rounded 1/200 is 1 on one CPU and 1 - 2^-53 on another; oEM's fixed
+    # point w = 1 is unstable, so a weight computed as that sum left it within 200
+    # iterations (a CI machine's Figure 2 run ended at 1.0518 instead of 1.0382).
+    x = mixture_sample(200, 1.0, 1.0, seed=12)
+    q = np.full(200, total / 200)
+    run = run_symmetric(x, [0.5, -0.4], 1.0, "oEM", 200, sample_weights=q, oem_weight_update="new_mean")
+    assert np.all(run.weight == 1.0)
+    np.testing.assert_allclose(run.theta[-1], x @ q, rtol=0, atol=1e-14)
+
+
 def test_frozen_runs_copy_their_fixed_point():
     x = mixture_sample(200, 1.0, 0.9, seed=11)
     run = run_symmetric(x, [1.0], 0.9, "vEM", 400)
