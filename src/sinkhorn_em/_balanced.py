@@ -27,24 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# Scalings outside [exp(-50), exp(50)] are absorbed into the potentials.
-ABSORB_LOG_BOUND = 50.0
-# Kernel entries below exp(-600) times their sample's largest entry are stored as exp(-600):
-# an exponential or a product that would underflow to a subnormal number runs ~20-100x
-# slower, and such an entry changes no row or column sum by more than 1e-250 relative.
-LOG_FLOOR = -600.0
-# A column mass below this (which a column of floored entries has) gives its column step in
-# the log domain.
-UNDERFLOW = 1e-250
-# Bytes of one (S, K, block) array: small enough that the second use of a block hits the cache.
-BLOCK_BYTES = 1 << 20
-# Up to this many components the Hessian's Gram product is done in double precision.
-NARROW = 8
-# Single-precision Gram operands are rounded to multiples of 2**-63 (x + c - c with
-# c = 2**-40): entries below 5e-20 become zero and every product of two non-zero entries
-# stays a normal float (subnormal products run ~100x slower). The absolute change, < 6e-20
-# per entry, is far below single precision for the entries that matter (~ sqrt(1/n)).
-_ROUND_OFF = np.float32(2.0**-40)
+from ._numerics import ABSORB_LOG_BOUND, BLOCK_BYTES, LOG_FLOOR, NARROW, SINGLE_ROUND_OFF
 
 
 def sample_blocks(n, width, block_bytes=None):
@@ -165,8 +148,8 @@ class Problem:
             return
         single = self.scratch("single", weighted.shape, np.float32)
         np.copyto(single, weighted, casting="same_kind")
-        single += _ROUND_OFF
-        single -= _ROUND_OFF
+        single += SINGLE_ROUND_OFF
+        single -= SINGLE_ROUND_OFF
         for s in range(single.shape[0]):
             out[s] += single[s] @ single[s].T
 
@@ -228,8 +211,8 @@ class Problem:
         if self.mixture_log_weights is not None:
             shift = self.mixture_log_weights[idx] - g
             top_shift = shift.max(axis=1)
-            # Weights spanning more than 600 orders of e would underflow: no NLL from the kernel.
-            if np.ptp(shift, axis=1).max() <= 600.0:
+            # Weights spanning more than -LOG_FLOOR orders of e would underflow: no NLL from the kernel.
+            if np.ptp(shift, axis=1).max() <= -LOG_FLOOR:
                 mixture_row = np.exp(shift - top_shift[:, None])
                 log_mixture = np.empty((count, self.n))
         log_mixture_ok = mixture_row is not None
