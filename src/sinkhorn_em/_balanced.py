@@ -1,14 +1,17 @@
 """Balanced entropic OT for a batch of problems sharing their rows, kernel stored or recomputed.
 
-The engine behind :func:`~sinkhorn_em.sinkhorn.sinkhorn_newton` and the Sinkhorn-EM E-step.
+The engine behind :func:`~sinkhorn_em.sinkhorn.sinkhorn_log`,
+:func:`~sinkhorn_em.sinkhorn.sinkhorn_newton` and the Sinkhorn-EM E-step; its guards
+(absorption bound, kernel floor, underflow threshold, block size) are :mod:`._numerics`'s.
 ``S`` problems (one per start of a batch of fits) share the row marginal ``a`` (``n``
 samples) and have ``K`` columns each, with column marginals ``b[s]``. Each is solved
-independently by the iterations documented in :func:`~sinkhorn_em.sinkhorn.sinkhorn_newton`
-(Sinkhorn's row update, Newton steps on the column log-scaling with an Armijo line search,
-a reused and BFGS-corrected Laplacian Hessian, Sinkhorn steps far from the solution; see
-:mod:`._newton`); this module holds the problems and their passes over the data, which is
-all the batch shares. Each problem's arithmetic does not depend
-on the other problems of its batch.
+independently, by Sinkhorn's iterations (:func:`~sinkhorn_em.sinkhorn.sinkhorn_log`: a
+:meth:`Problem.build`, then one :meth:`Problem.row_step` per iteration) or by those
+documented in :func:`~sinkhorn_em.sinkhorn.sinkhorn_newton` (Sinkhorn's row update, Newton
+steps on the column log-scaling with an Armijo line search, a reused and BFGS-corrected
+Laplacian Hessian, Sinkhorn steps far from the solution; see :mod:`._newton`); this module
+holds the problems and their passes over the data, which is all the batch shares. Each
+problem's arithmetic does not depend on the other problems of its batch.
 
 Kernels are laid out ``(S, K, n)`` (samples contiguous) and every pass runs block of samples
 by block of samples, so that what a pass computes from a block is reused while the block is
@@ -131,10 +134,6 @@ class Problem:
             array = self._scratch[key] = np.empty(shape, dtype=dtype)
         return array
 
-    def stored_kernel(self, s):
-        """Problem ``s``'s stored kernel as one ``(K, n)`` array (a copy)."""
-        return np.concatenate([block[s] for block in self.kernel], axis=1)
-
     def track_mixture(self, log_weights):
         """Have every build store the log mixture density of each sample (see :meth:`build`)."""
         self.mixture_log_weights = log_weights
@@ -185,12 +184,14 @@ class Problem:
             np.maximum(block, LOG_FLOOR, out=block)
             yield np.exp(block, out=block), cols
 
-    def build(self, idx, g, hessian=None):
+    def build(self, idx, g, hessian=None, *, row_sums=None):
         """Absorb the column potentials ``g`` (``(len(idx), K)``) into fresh kernels: one row half-step.
 
         ``hessian`` (a boolean mask over ``idx``) asks for the negative semi-dual Hessian of
         those problems at the new iterate, computed from the blocks while they are in cache;
-        returned as ``(len(idx), K, K)`` (zeros elsewhere), else ``None``.
+        returned as ``(len(idx), K, K)`` (zeros elsewhere), else ``None``. ``row_sums`` (an
+        array ``(len(idx), n)``), when given, receives the new kernels' row sums ``kernel 1``
+        (``a / u``, without the rounding of that division).
 
         With :meth:`track_mixture` (for eps = 1), the build also stores
         ``log sum_k w_k e^{-C_ik}`` of every sample in ``self.log_mixture`` (double precision,
@@ -232,6 +233,8 @@ class Problem:
             np.exp(block, out=block)
             sums = np.matmul(reducers, block)
             row_sum = sums[:, 0]
+            if row_sums is not None:
+                row_sums[:, cols] = row_sum
             u_block = np.divide(self.a[cols], row_sum, out=u[:, cols])
             f0[:, cols] = -top
             col += np.matmul(block, u_block[:, :, None])[:, :, 0]
@@ -291,27 +294,36 @@ class Problem:
                 block += f[:, None, cols]
                 self.kernel[b][idx] = np.exp(block)
 
-    def row_step(self, idx, log_v):
+    def row_step(self, idx, log_v, *, row_sums=None, dual=True):
         """Row half-step for ``v = exp(log_v)``: ``(u, col, dual, ok)``, all ``kernel v > 0`` in ``ok``.
 
         The row sums ``kernel v`` and the column masses ``kernel^T u`` come from one pass,
-        block by block.
+        block by block. ``row_sums`` (an array ``(len(idx), n)``), when given, receives
+        ``kernel v``: times the current row scaling ``self.u`` it is the row marginal of the
+        plan at ``log_v`` *before* this half-step, which is what Sinkhorn's stopping rule
+        measures. ``dual=False`` skips the semi-dual value (a logarithm per sample) and
+        returns ``None`` in its place.
         """
         count = len(idx)
         v = np.exp(log_v)
         u = np.empty((count, self.n))
         col = np.zeros((count, self.K))
-        log_rows = np.zeros(count)
+        log_rows = np.zeros(count) if dual else None
         ok = np.ones(count, dtype=bool)
         vrow = v[:, None, :]
         with np.errstate(divide="ignore", invalid="ignore"):
             for block, cols in self.kernel_blocks(idx):
                 row_sum = np.matmul(vrow, block)[:, 0, :]
+                if row_sums is not None:
+                    row_sums[:, cols] = row_sum
                 ok &= row_sum.min(axis=1) > 0.0
                 u_block = np.divide(self.a[cols], row_sum, out=u[:, cols])
                 col += np.matmul(block, u_block[:, :, None])[:, :, 0]
-                log_rows += np.log(row_sum) @ self.a[cols]
+                if dual:
+                    log_rows += np.log(row_sum) @ self.a[cols]
         col *= v
+        if not dual:
+            return u, col, None, ok
         return u, col, np.einsum("sk,sk->s", self.b[idx], log_v) - log_rows, ok
 
     def hessian(self, idx, u, log_v):
