@@ -294,7 +294,7 @@ class Problem:
                 block += f[:, None, cols]
                 self.kernel[b][idx] = np.exp(block)
 
-    def row_step(self, idx, log_v, *, row_sums=None, dual=True):
+    def row_step(self, idx, log_v, *, row_sums=None, dual=True, u_out=None):
         """Row half-step for ``v = exp(log_v)``: ``(u, col, dual, ok)``, all ``kernel v > 0`` in ``ok``.
 
         The row sums ``kernel v`` and the column masses ``kernel^T u`` come from one pass,
@@ -302,11 +302,13 @@ class Problem:
         ``kernel v``: times the current row scaling ``self.u`` it is the row marginal of the
         plan at ``log_v`` *before* this half-step, which is what Sinkhorn's stopping rule
         measures. ``dual=False`` skips the semi-dual value (a logarithm per sample) and
-        returns ``None`` in its place.
+        returns ``None`` in its place. ``u_out`` (an array ``(len(idx), n)``) receives the
+        new row scaling instead of a fresh array: a fresh array of many samples is fresh
+        memory, whose first write page-faults at about the cost of the pass itself.
         """
         count = len(idx)
         v = np.exp(log_v)
-        u = np.empty((count, self.n))
+        u = np.empty((count, self.n)) if u_out is None else u_out
         col = np.zeros((count, self.K))
         log_rows = np.zeros(count) if dual else None
         ok = np.ones(count, dtype=bool)

@@ -35,6 +35,7 @@ that let their user choose (:func:`~sinkhorn_em.losses.balanced_value`).
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -218,7 +219,8 @@ def sinkhorn_log(
     problem = _balanced.Problem(_balanced.DenseCost(scaled), a, b[None, :], store=True)
     only = np.zeros(1, dtype=int)  # the index of the problem's one problem
     lower, upper = problem.log_v_bounds
-    row_sums = np.empty((1, n))
+    # Work arrays of n samples, written in place every iteration (see Problem.row_step's u_out).
+    row_sums, spare_u, residual = np.empty((1, n)), np.empty((1, n)), np.empty(n)
     n_iter, rebuild = 0, True
     while True:
         if rebuild:
@@ -248,20 +250,22 @@ def sinkhorn_log(
         # same pass, the next row half-step; row_sums = kernel v gives the row marginal
         # u * row_sums of the plan after the column half-step, the stopping rule's measure.
         log_v = problem.log_v[0] + problem.log_b[0] - np.log(col)
-        u, next_col, _, ok = problem.row_step(only, log_v[None], row_sums=row_sums, dual=False)
-        rows = problem.u[0] * row_sums[0]
-        err = float(np.abs(rows - a).sum())
+        _, next_col, _, ok = problem.row_step(only, log_v[None], row_sums=row_sums, dual=False, u_out=spare_u)
+        np.multiply(problem.u[0], row_sums[0], out=residual)
+        residual -= a
+        err = float(np.abs(residual, out=residual).sum())
         n_iter += 1
         if err <= tol or n_iter >= max_iter:
             f = problem.f0[0] + np.log(problem.u[0])
             g = problem.g0[0] + log_v
             break
-        if log_v.max() > upper or log_v.min() < lower or not ok[0] or not np.isfinite(err):
+        if not (ok[0] and math.isfinite(err) and lower <= log_v.min() and log_v.max() <= upper):
             # Redo the next row step in the log domain from the absorbed column potential.
             g = problem.g0[0] + log_v
             rebuild = True
             continue
-        problem.log_v[0], problem.u[0], problem.col[0] = log_v, u[0], next_col[0]
+        problem.log_v[0], problem.col[0] = log_v, next_col[0]
+        problem.u, spare_u = spare_u, problem.u  # the new row scaling (no copy)
 
     plan = np.empty((n, K))
     rows = problem.finish(log_v[None], plan=plan)[0][0]
