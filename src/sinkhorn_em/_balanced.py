@@ -365,19 +365,28 @@ class Problem:
             top = new_top
         return self.log_b[idx] - (top + np.log(total))
 
-    def finish(self, log_v, *, statistics=None, plan=None):
+    def finish(self, log_v, *, statistics=None, plan=None, release=False):
         """Last pass at column log-scaling ``log_v`` (all problems).
 
         Returns ``rows`` (``(S, n)``, the row sums of ``P = diag(u) kernel diag(v)``) and, as
         asked, ``P``'s statistics summed over blocks (``statistics(kernel_block, u_block, v,
         cols)`` gives a block's) and ``P`` itself written into ``plan`` (``(n, K)``, one problem).
+        ``release=True`` drops each stored kernel block once it has been used (and the kernel
+        from the workspace): forming the plan then needs about one kernel's memory (the
+        plan's pages are only taken as its rows are written, while each used block's are
+        given back) instead of a kernel plus a plan. Later passes recompute the kernel from
+        the costs, as for ``store=False``.
         """
         idx = np.arange(self.S)
         v = np.exp(log_v)
         rows = np.empty((self.S, self.n))
         vectors = v[:, None, :]
         stats = None
-        for block, cols in self.kernel_blocks(idx):
+        release = release and self.kernel is not None
+        if release:
+            for key in [key for key, value in self._scratch.items() if value is self.kernel]:
+                del self._scratch[key]
+        for b, (block, cols) in enumerate(self.kernel_blocks(idx)):
             u = self.u[:, cols]
             products = np.matmul(vectors, block)
             np.multiply(products[:, 0], u, out=rows[:, cols])
@@ -388,4 +397,8 @@ class Problem:
                 weights = block[0] * v[0][:, None]
                 weights *= u[0]
                 plan[cols] = weights.T
+            if release:
+                self.kernel[b] = None
+        if release:
+            self.kernel = None
         return rows, stats

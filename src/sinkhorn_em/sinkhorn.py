@@ -268,7 +268,7 @@ def sinkhorn_log(
         problem.u, spare_u = spare_u, problem.u  # the new row scaling (no copy)
 
     plan = np.empty((n, K))
-    rows = problem.finish(log_v[None], plan=plan)[0][0]
+    rows = problem.finish(log_v[None], plan=plan, release=True)[0][0]
     converged = err <= tol
     if warn and not converged:
         _warn_not_converged(err, tol, n_iter, epsilon)
@@ -384,7 +384,7 @@ def sinkhorn_newton(
         hessian_init=None if hessian is None else (hessian[None], np.ones(1, dtype=bool)),
     )
     plan = np.empty((n, K))
-    rows = problem.finish(solution.log_v, plan=plan)[0][0]
+    rows = problem.finish(solution.log_v, plan=plan, release=True)[0][0]
     log_v = solution.log_v[0]
     u = problem.u[0]
     err = float(np.abs(rows - a).sum())

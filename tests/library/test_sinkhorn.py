@@ -590,3 +590,28 @@ def test_a_batch_of_problems_is_solved_as_each_alone():
         np.testing.assert_allclose(batch_rows[s], rows[0], rtol=1e-12)
         np.testing.assert_allclose(recomputed_rows[s], rows[0], rtol=1e-12)
         assert np.abs(rows[0] - a).sum() <= 1e-11
+
+
+def test_a_finish_that_releases_the_kernel_gives_the_same_plan_and_later_passes_recompute_it():
+    # sinkhorn_log and sinkhorn_newton form their plans this way (a kernel's memory, not a
+    # kernel plus a plan); the problem must stay usable, and a lent workspace must not
+    # keep the released (emptied) kernel for the next problem.
+    from sinkhorn_em import _balanced
+
+    a, b, cost = random_problem(5, n=50_000, K=6, uniform_rows=True)
+    workspace = {}
+    problem = _balanced.Problem(_balanced.DenseCost(cost), a, b[None], store=True, workspace=workspace)
+    assert len(problem.blocks) > 1
+    problem.build(np.array([0]), np.log(b)[None])
+    log_v = 0.2 * np.random.default_rng(0).standard_normal((1, b.size))
+    kept, released, recomputed = (np.empty(cost.shape) for _ in range(3))
+    rows, _ = problem.finish(log_v, plan=kept)
+    released_rows, _ = problem.finish(log_v, plan=released, release=True)
+    assert problem.kernel is None and not any(key[0] == "kernel" for key in workspace)
+    problem.finish(log_v, plan=recomputed)
+    np.testing.assert_array_equal(released, kept)
+    np.testing.assert_array_equal(released_rows, rows)
+    np.testing.assert_allclose(recomputed, kept, rtol=1e-13)
+    # The plan is diag(u) exp(f0 + g0 - C) diag(v), by its definition.
+    expected = problem.u[0][:, None] * np.exp(problem.f0[0][:, None] + problem.g0[0][None, :] - cost + log_v)
+    np.testing.assert_allclose(kept, expected, rtol=1e-13)
