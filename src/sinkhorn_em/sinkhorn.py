@@ -217,7 +217,7 @@ def sinkhorn_log(
     n, K = scaled.shape
     g = _initial_column_potential(scaled, np.log(b), f_init, g_init)
     problem = _balanced.Problem(_balanced.DenseCost(scaled), a, b[None, :], store=True)
-    only = np.zeros(1, dtype=int)  # the index of the problem's one problem
+    only = np.zeros(1, dtype=int)  # the index of the one problem (a Problem holds a batch)
     lower, upper = problem.log_v_bounds
     # Work arrays of n samples, written in place every iteration (see Problem.row_step's u_out).
     row_sums, spare_u, residual = np.empty((1, n)), np.empty((1, n)), np.empty(n)
