@@ -10,7 +10,7 @@ from .gaussian import estimate_gaussian_parameters, gaussian_cost, log_gaussian_
 from .losses import eot_loss, free_energy, nll, semi_relaxed_plan
 from .metrics import ari, matched_parameter_error, nmi, w2_squared
 from .mixture import EOTGaussianMixture, fit_many
-from .sinkhorn import PlanFactors, SinkhornConvergenceWarning, SinkhornResult, sinkhorn_log, sinkhorn_newton
+from .sinkhorn import SinkhornConvergenceWarning, SinkhornResult, sinkhorn_log, sinkhorn_newton
 
 __version__ = "0.1.0"
 
@@ -27,7 +27,6 @@ def __getattr__(name):
 
 __all__ = [
     "EOTGaussianMixture",
-    "PlanFactors",
     "SinkhornConvergenceWarning",
     "SinkhornResult",
     "ari",

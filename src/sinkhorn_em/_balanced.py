@@ -1,14 +1,17 @@
 """Balanced entropic OT for a batch of problems sharing their rows, kernel stored or recomputed.
 
-The engine behind :func:`~sinkhorn_em.sinkhorn.sinkhorn_newton` and the Sinkhorn-EM E-step.
+The engine behind :func:`~sinkhorn_em.sinkhorn.sinkhorn_log`,
+:func:`~sinkhorn_em.sinkhorn.sinkhorn_newton` and the Sinkhorn-EM E-step; its guards
+(absorption bound, kernel floor, underflow threshold, block size) are :mod:`._numerics`'s.
 ``S`` problems (one per start of a batch of fits) share the row marginal ``a`` (``n``
 samples) and have ``K`` columns each, with column marginals ``b[s]``. Each is solved
-independently by the iterations documented in :func:`~sinkhorn_em.sinkhorn.sinkhorn_newton`
-(Sinkhorn's row update, Newton steps on the column log-scaling with an Armijo line search,
-a reused and BFGS-corrected Laplacian Hessian, Sinkhorn steps far from the solution; see
-:mod:`._newton`); this module holds the problems and their passes over the data, which is
-all the batch shares. Each problem's arithmetic does not depend
-on the other problems of its batch.
+independently, by Sinkhorn's iterations (:func:`~sinkhorn_em.sinkhorn.sinkhorn_log`: a
+:meth:`Problem.build`, then one :meth:`Problem.row_step` per iteration) or by those
+documented in :func:`~sinkhorn_em.sinkhorn.sinkhorn_newton` (Sinkhorn's row update, Newton
+steps on the column log-scaling with an Armijo line search, a reused and BFGS-corrected
+Laplacian Hessian, Sinkhorn steps far from the solution; see :mod:`._newton`); this module
+holds the problems and their passes over the data, which is all the batch shares. Each
+problem's arithmetic does not depend on the other problems of its batch.
 
 Kernels are laid out ``(S, K, n)`` (samples contiguous) and every pass runs block of samples
 by block of samples, so that what a pass computes from a block is reused while the block is
@@ -27,24 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# Scalings outside [exp(-50), exp(50)] are absorbed into the potentials.
-ABSORB_LOG_BOUND = 50.0
-# Kernel entries below exp(-600) times their sample's largest entry are stored as exp(-600):
-# an exponential or a product that would underflow to a subnormal number runs ~20-100x
-# slower, and such an entry changes no row or column sum by more than 1e-250 relative.
-LOG_FLOOR = -600.0
-# A column mass below this (which a column of floored entries has) gives its column step in
-# the log domain.
-UNDERFLOW = 1e-250
-# Bytes of one (S, K, block) array: small enough that the second use of a block hits the cache.
-BLOCK_BYTES = 1 << 20
-# Up to this many components the Hessian's Gram product is done in double precision.
-NARROW = 8
-# Single-precision Gram operands are rounded to multiples of 2**-63 (x + c - c with
-# c = 2**-40): entries below 5e-20 become zero and every product of two non-zero entries
-# stays a normal float (subnormal products run ~100x slower). The absolute change, < 6e-20
-# per entry, is far below single precision for the entries that matter (~ sqrt(1/n)).
-_ROUND_OFF = np.float32(2.0**-40)
+from ._numerics import ABSORB_LOG_BOUND, BLOCK_BYTES, LOG_FLOOR, NARROW, SINGLE_ROUND_OFF
 
 
 def sample_blocks(n, width, block_bytes=None):
@@ -148,10 +134,6 @@ class Problem:
             array = self._scratch[key] = np.empty(shape, dtype=dtype)
         return array
 
-    def stored_kernel(self, s):
-        """Problem ``s``'s stored kernel as one ``(K, n)`` array (a copy)."""
-        return np.concatenate([block[s] for block in self.kernel], axis=1)
-
     def track_mixture(self, log_weights):
         """Have every build store the log mixture density of each sample (see :meth:`build`)."""
         self.mixture_log_weights = log_weights
@@ -165,8 +147,8 @@ class Problem:
             return
         single = self.scratch("single", weighted.shape, np.float32)
         np.copyto(single, weighted, casting="same_kind")
-        single += _ROUND_OFF
-        single -= _ROUND_OFF
+        single += SINGLE_ROUND_OFF
+        single -= SINGLE_ROUND_OFF
         for s in range(single.shape[0]):
             out[s] += single[s] @ single[s].T
 
@@ -202,12 +184,14 @@ class Problem:
             np.maximum(block, LOG_FLOOR, out=block)
             yield np.exp(block, out=block), cols
 
-    def build(self, idx, g, hessian=None):
+    def build(self, idx, g, hessian=None, *, row_sums=None):
         """Absorb the column potentials ``g`` (``(len(idx), K)``) into fresh kernels: one row half-step.
 
         ``hessian`` (a boolean mask over ``idx``) asks for the negative semi-dual Hessian of
         those problems at the new iterate, computed from the blocks while they are in cache;
-        returned as ``(len(idx), K, K)`` (zeros elsewhere), else ``None``.
+        returned as ``(len(idx), K, K)`` (zeros elsewhere), else ``None``. ``row_sums`` (an
+        array ``(len(idx), n)``), when given, receives the new kernels' row sums ``kernel 1``
+        (``a / u``, without the rounding of that division).
 
         With :meth:`track_mixture` (for eps = 1), the build also stores
         ``log sum_k w_k e^{-C_ik}`` of every sample in ``self.log_mixture`` (double precision,
@@ -228,8 +212,8 @@ class Problem:
         if self.mixture_log_weights is not None:
             shift = self.mixture_log_weights[idx] - g
             top_shift = shift.max(axis=1)
-            # Weights spanning more than 600 orders of e would underflow: no NLL from the kernel.
-            if np.ptp(shift, axis=1).max() <= 600.0:
+            # Weights spanning more than -LOG_FLOOR orders of e would underflow: no NLL from the kernel.
+            if np.ptp(shift, axis=1).max() <= -LOG_FLOOR:
                 mixture_row = np.exp(shift - top_shift[:, None])
                 log_mixture = np.empty((count, self.n))
         log_mixture_ok = mixture_row is not None
@@ -249,6 +233,8 @@ class Problem:
             np.exp(block, out=block)
             sums = np.matmul(reducers, block)
             row_sum = sums[:, 0]
+            if row_sums is not None:
+                row_sums[:, cols] = row_sum
             u_block = np.divide(self.a[cols], row_sum, out=u[:, cols])
             f0[:, cols] = -top
             col += np.matmul(block, u_block[:, :, None])[:, :, 0]
@@ -308,27 +294,38 @@ class Problem:
                 block += f[:, None, cols]
                 self.kernel[b][idx] = np.exp(block)
 
-    def row_step(self, idx, log_v):
+    def row_step(self, idx, log_v, *, row_sums=None, dual=True, u_out=None):
         """Row half-step for ``v = exp(log_v)``: ``(u, col, dual, ok)``, all ``kernel v > 0`` in ``ok``.
 
         The row sums ``kernel v`` and the column masses ``kernel^T u`` come from one pass,
-        block by block.
+        block by block. ``row_sums`` (an array ``(len(idx), n)``), when given, receives
+        ``kernel v``: times the current row scaling ``self.u`` it is the row marginal of the
+        plan at ``log_v`` *before* this half-step, which is what Sinkhorn's stopping rule
+        measures. ``dual=False`` skips the semi-dual value (a logarithm per sample) and
+        returns ``None`` in its place. ``u_out`` (an array ``(len(idx), n)``) receives the
+        new row scaling instead of a fresh array: a fresh array of many samples is fresh
+        memory, whose first write page-faults at about the cost of the pass itself.
         """
         count = len(idx)
         v = np.exp(log_v)
-        u = np.empty((count, self.n))
+        u = np.empty((count, self.n)) if u_out is None else u_out
         col = np.zeros((count, self.K))
-        log_rows = np.zeros(count)
+        log_rows = np.zeros(count) if dual else None
         ok = np.ones(count, dtype=bool)
         vrow = v[:, None, :]
         with np.errstate(divide="ignore", invalid="ignore"):
             for block, cols in self.kernel_blocks(idx):
                 row_sum = np.matmul(vrow, block)[:, 0, :]
+                if row_sums is not None:
+                    row_sums[:, cols] = row_sum
                 ok &= row_sum.min(axis=1) > 0.0
                 u_block = np.divide(self.a[cols], row_sum, out=u[:, cols])
                 col += np.matmul(block, u_block[:, :, None])[:, :, 0]
-                log_rows += np.log(row_sum) @ self.a[cols]
+                if dual:
+                    log_rows += np.log(row_sum) @ self.a[cols]
         col *= v
+        if not dual:
+            return u, col, None, ok
         return u, col, np.einsum("sk,sk->s", self.b[idx], log_v) - log_rows, ok
 
     def hessian(self, idx, u, log_v):
@@ -368,19 +365,28 @@ class Problem:
             top = new_top
         return self.log_b[idx] - (top + np.log(total))
 
-    def finish(self, log_v, *, statistics=None, plan=None):
+    def finish(self, log_v, *, statistics=None, plan=None, release=False):
         """Last pass at column log-scaling ``log_v`` (all problems).
 
         Returns ``rows`` (``(S, n)``, the row sums of ``P = diag(u) kernel diag(v)``) and, as
         asked, ``P``'s statistics summed over blocks (``statistics(kernel_block, u_block, v,
         cols)`` gives a block's) and ``P`` itself written into ``plan`` (``(n, K)``, one problem).
+        ``release=True`` drops each stored kernel block once it has been used (and the kernel
+        from the workspace): forming the plan then needs about one kernel's memory (the
+        plan's pages are only taken as its rows are written, while each used block's are
+        given back) instead of a kernel plus a plan. Later passes recompute the kernel from
+        the costs, as for ``store=False``.
         """
         idx = np.arange(self.S)
         v = np.exp(log_v)
         rows = np.empty((self.S, self.n))
         vectors = v[:, None, :]
         stats = None
-        for block, cols in self.kernel_blocks(idx):
+        release = release and self.kernel is not None
+        if release:
+            for key in [key for key, value in self._scratch.items() if value is self.kernel]:
+                del self._scratch[key]
+        for b, (block, cols) in enumerate(self.kernel_blocks(idx)):
             u = self.u[:, cols]
             products = np.matmul(vectors, block)
             np.multiply(products[:, 0], u, out=rows[:, cols])
@@ -391,4 +397,8 @@ class Problem:
                 weights = block[0] * v[0][:, None]
                 weights *= u[0]
                 plan[cols] = weights.T
+            if release:
+                self.kernel[b] = None
+        if release:
+            self.kernel = None
         return rows, stats

@@ -22,6 +22,7 @@ import pandas as pd
 
 from . import _balanced, _newton
 from ._balanced import sample_blocks
+from ._numerics import LOG_FLOOR, TINY
 
 HISTORY_COLUMNS = [
     "iteration",
@@ -33,10 +34,6 @@ HISTORY_COLUMNS = [
     "seconds",
     "sinkhorn_tol",
 ]
-# Responsibilities below exp(-600) times a sample's largest are stored as exp(-600): an
-# exponential or a product that underflows to a subnormal number costs ~100x a normal one,
-# and such a weight changes no sum by more than 1e-250 relative.
-_LOG_FLOOR = -600.0
 
 
 @dataclass(frozen=True)
@@ -113,7 +110,7 @@ def em_pass(design, coefficients, log_weights, epsilon, *, statistics=True):
         block = design.log_kernel(log_joint, cols, out=buffer)
         top = block.max(axis=1)
         block -= top[:, None, :]
-        np.maximum(block, _LOG_FLOOR, out=block)
+        np.maximum(block, LOG_FLOOR, out=block)
         np.exp(block, out=block)
         row_sum = block.sum(axis=1)
         total += top.sum(axis=1) + np.log(row_sum).sum(axis=1)
@@ -319,7 +316,7 @@ def run(design, alpha, means, covariances, options, *, out=print):
             # Objectives at different epsilons are not comparable: test only after the schedule.
             comparable = iteration > schedule.size
             if comparable and change < 0:
-                track.largest_rise = max(track.largest_rise, -change / max(abs(objective), 1e-300))
+                track.largest_rise = max(track.largest_rise, -change / max(abs(objective), TINY))
             stopped = comparable and abs(change) < opts.tol
             # Converged only if both E-steps whose objectives were compared reached their tolerance.
             converged = stopped and bool(step.solved[j]) and track.previous_solved

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lapack
 
-from ._balanced import NARROW, UNDERFLOW
+from ._numerics import NARROW, TINY, UNDERFLOW
 
 # The quadratic model behind a Newton step is not trusted beyond this change of the column
 # log-scaling: longer steps are scaled back to it before the line search.
@@ -273,7 +273,7 @@ def _line_search(problem, idx, candidates, steps, residual, log_v, col, dual, to
     """Backtracking Armijo line search on the semi-dual for the problems ``idx[candidates]``."""
     # Half the absorption bound at most, so that one step does not force a rebuild.
     longest = min(MAX_NEWTON_STEP, 0.5 * problem.log_v_bounds[1])
-    t = np.minimum(1.0, longest / np.maximum(np.abs(steps).max(axis=1), 1e-300))
+    t = np.minimum(1.0, longest / np.maximum(np.abs(steps).max(axis=1), TINY))
     res = residual[candidates]
     slope = np.einsum("sk,sk->s", res, steps)  # > 0: the step ascends the semi-dual
     residual_norm = np.einsum("sk,sk->s", res, res)
@@ -297,7 +297,7 @@ def _line_search(problem, idx, candidates, steps, residual, log_v, col, dual, to
             # shortened or slow step asks for a fresh one.
             won = chosen[good]
             contraction = np.sqrt(trial_norm[good] / residual_norm[pending][good])
-            remaining = np.abs(trial_residual[good]).sum(axis=1) / np.maximum(tol[won], 1e-300)
+            remaining = np.abs(trial_residual[good]).sum(axis=1) / np.maximum(tol[won], TINY)
             stale[won] = (t[pending][good] < 1.0) | (contraction > worthwhile_contraction(remaining, problem.K))
             hessian[won] = bfgs_update(
                 hessian[won], trial_log_v[good] - log_v[local[good]], trial_col[good] - col[local[good]]

@@ -139,8 +139,7 @@ def estimate_gaussian_parameters(
     resp : ndarray of shape (n, K)
         Non-negative weights: responsibilities, or a formed transport plan (the estimates
         do not depend on the overall scale, apart from the ``10 * machine eps`` added to
-        ``nk``). A plan in factored form (:class:`~sinkhorn_em.sinkhorn.PlanFactors`) must
-        be formed first (``.toarray()``).
+        ``nk``).
     reg_covar : float
         Added to the diagonal of every covariance.
     covariance_type : {"full", "diag", "spherical", "tied"}
@@ -155,10 +154,6 @@ def estimate_gaussian_parameters(
     covariances : ndarray (layout of ``covariance_type``)
     """
     design = _design(X, covariance_type)
-    if isinstance(resp, tuple):
-        raise TypeError(
-            "resp must be a formed (n_samples, n_components) array; form a factored plan with .toarray() first."
-        )
     resp = np.asarray(resp, dtype=float)
     if resp.ndim != 2 or resp.shape[0] != design.n:
         raise ValueError(f"resp must have shape (n_samples, n_components) = ({design.n}, K), got {resp.shape}.")

@@ -26,9 +26,10 @@ from scipy.special import logsumexp
 
 from ._validation import check_data, check_parameters
 from .gaussian import gaussian_cost
-from .sinkhorn import sinkhorn_log, sinkhorn_newton
+from .sinkhorn import BALANCED_SOLVERS, solve_balanced
 
 __all__ = [
+    "BALANCED_SOLVERS",
     "balanced_value",
     "eot_loss",
     "free_energy",
@@ -75,9 +76,6 @@ def free_energy(plan: np.ndarray, cost: np.ndarray, weights: np.ndarray, epsilon
     return float(np.sum(plan * cost) + epsilon * kl)
 
 
-BALANCED_SOLVERS = {"sinkhorn": sinkhorn_log, "newton": sinkhorn_newton}
-
-
 def balanced_value(
     cost,
     weights,
@@ -89,32 +87,29 @@ def balanced_value(
     warn=True,
     solver: str = "sinkhorn",
     hessian_init=None,
-    form_plan: bool = True,
 ):
     """``min F`` over couplings with rows ``1/n`` and columns ``alpha``; returns ``(value, SinkhornResult)``.
 
     The solve starts from ``g = log alpha`` (its first half-step is then the EM E-step)
-    unless ``g_init`` is given. ``solver`` picks :func:`~sinkhorn_em.sinkhorn.sinkhorn_log`
-    (``"sinkhorn"``) or :func:`~sinkhorn_em.sinkhorn.sinkhorn_newton` (``"newton"``): same
-    problem, same stopping rule, different iterations; ``hessian_init`` (a previous
-    result's ``hessian``) warm-starts the Newton solver's curvature as well, and
-    ``form_plan=False`` lets it return the plan in factored form (``result.factors``).
+    unless ``g_init`` is given. ``solver`` names the solver, as in
+    :func:`~sinkhorn_em.sinkhorn.solve_balanced`: :func:`~sinkhorn_em.sinkhorn.sinkhorn_log`
+    (``"sinkhorn"``) or :func:`~sinkhorn_em.sinkhorn.sinkhorn_newton` (``"newton"``);
+    ``hessian_init`` (a previous result's ``hessian``) warm-starts the Newton solver's
+    curvature as well.
     """
-    if solver not in BALANCED_SOLVERS:
-        raise ValueError(f"Unknown balanced solver {solver!r}; choose one of {sorted(BALANCED_SOLVERS)}.")
     n = cost.shape[0]
     a = np.full(n, 1.0 / n)
-    options = {"hessian_init": hessian_init, "form_plan": form_plan} if solver == "newton" else {}
-    result = BALANCED_SOLVERS[solver](
+    result = solve_balanced(
         a,
         weights,
         cost,
         epsilon,
+        solver=solver,
         tol=tol,
         max_iter=max_iter,
         g_init=np.log(weights) if g_init is None else g_init,
         warn=warn,
-        **options,
+        hessian_init=hessian_init,
     )
     # With log P = f + g - C/eps, <P, C> + eps <P, log P - log a - log b> collapses to the
     # potentials weighted by the plan's marginals: O(n + K) instead of a pass over P.

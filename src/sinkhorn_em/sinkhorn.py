@@ -17,96 +17,47 @@ marginal, :math:`\\|P 1 - a\\|_1`, is at most ``tol``.
 
 The iterates are those of log-domain Sinkhorn, computed with the absorption
 stabilisation of Schmitzer (2019, "Stabilized sparse scaling algorithms for entropy
-regularized transport problems"): the potentials are absorbed into a kernel
-``exp(f + g - C/eps)`` by one log-domain row half-step; subsequent half-steps are
-matrix-vector products with that kernel on scalings ``u = exp(f - f0)``,
-``v = exp(g - g0)``. The kernel's rows sum to ``a`` right after the row step, so ``u``
-stays within ``[1/max v, 1/min v]``; whenever ``v`` leaves ``[e^-50, e^50]`` or a
-column mass underflows, the scalings are absorbed back into the potentials and the
-step is redone in the log domain. This keeps the log-domain robustness (``eps = 1e-3`` with
-components 50 standard deviations apart stays finite) at the cost of one
-exponential per absorption instead of two per iteration.
+regularized transport problems") by the engine both solvers share
+(:class:`~sinkhorn_em._balanced.Problem`, with its guards in :mod:`._numerics`): the
+potentials are absorbed into a kernel ``exp(f0 + g0 - C/eps)`` by one log-domain row
+half-step; subsequent half-steps are matrix-vector products with that kernel on scalings
+``u = exp(f - f0)``, ``v = exp(g - g0)``, the row sums and the column masses of one
+iteration in one blocked pass over the kernel. Whenever ``v`` leaves ``[e^-50, e^50]``
+the scalings are absorbed back into the potentials (the next row step is done in the log
+domain), and a column step whose column mass underflowed is taken in the log domain. This
+keeps the log-domain robustness (``eps = 1e-3`` with components 50 standard deviations
+apart stays finite) at the cost of one exponential per absorption instead of two per
+iteration.
+
+:func:`solve_balanced` picks a solver by name (``BALANCED_SOLVERS``) for the callers
+that let their user choose (:func:`~sinkhorn_em.losses.balanced_value`).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 from scipy.special import logsumexp
 
-from . import _balanced, _newton, _reductions
+from . import _balanced, _newton
+from ._numerics import UNDERFLOW
 
 __all__ = [
-    "PlanFactors",
+    "BALANCED_SOLVERS",
     "SinkhornConvergenceWarning",
     "SinkhornResult",
     "check_marginals",
     "sinkhorn_log",
     "sinkhorn_newton",
+    "solve_balanced",
 ]
-
-# Scalings outside [exp(-50), exp(50)] are absorbed into the potentials.
-_ABSORB_LOG_BOUND = 50.0
-# A marginal below this would give an infinite scaling: do that half-step in the log domain.
-_UNDERFLOW = 1e-280
 
 
 class SinkhornConvergenceWarning(UserWarning):
     """Sinkhorn stopped at ``max_iter`` before the marginal error reached ``tol``."""
-
-
-class PlanFactors(NamedTuple):
-    """A transport plan ``P = diag(row_scaling) @ kernel @ diag(column_scaling)`` left unformed.
-
-    Products with ``P`` cost what they cost with the formed plan, and forming it costs a
-    pass over ``(n, K)`` that consumers needing only products (an M-step, mixture
-    densities) can skip.
-    """
-
-    kernel: np.ndarray
-    row_scaling: np.ndarray
-    column_scaling: np.ndarray
-
-    @property
-    def shape(self):
-        return self.kernel.shape
-
-    @property
-    def dtype(self):
-        return self.kernel.dtype
-
-    def matmul(self, right):
-        """``P @ right`` for a vector or matrix ``right`` with ``K`` rows."""
-        scaled = right * (self.column_scaling if right.ndim == 1 else self.column_scaling[:, None])
-        product = self.kernel @ scaled
-        return product * (self.row_scaling if product.ndim == 1 else self.row_scaling[:, None])
-
-    def transpose_matmul(self, right):
-        """``P.T @ right`` for a vector or matrix ``right`` with ``n`` rows."""
-        scaled = right * (self.row_scaling if right.ndim == 1 else self.row_scaling[:, None])
-        product = self.kernel.T @ scaled
-        return product * (self.column_scaling if product.ndim == 1 else self.column_scaling[:, None])
-
-    def row_sums(self):
-        """``P @ 1``."""
-        return self.row_scaling * (self.kernel @ self.column_scaling)
-
-    def column_sums(self):
-        """``P.T @ 1``."""
-        return self.column_scaling * (self.kernel.T @ self.row_scaling)
-
-    def column(self, k):
-        """``P[:, k]``."""
-        return self.kernel[:, k] * (self.row_scaling * self.column_scaling[k])
-
-    def toarray(self):
-        """The formed plan (a new array)."""
-        plan = self.kernel.copy()
-        _reductions.scale_rows_and_columns(plan, self.row_scaling, self.column_scaling)
-        return plan
 
 
 @dataclass
@@ -125,9 +76,8 @@ class SinkhornResult:
         Whether the row-marginal L1 error reached ``tol``.
     marginal_error : float
         ``||P 1 - a||_1`` after the last column half-step (the column marginal is exact).
-    plan : ndarray of shape (n, K) or None
-        The transport plan; ``None`` when :func:`sinkhorn_newton` was asked not to form it
-        (``form_plan=False``), and then ``factors`` holds it.
+    plan : ndarray of shape (n, K)
+        The transport plan ``P``.
     epsilon : float
         The entropic weight the problem was solved with.
     row_marginal : ndarray of shape (n,) or None
@@ -139,8 +89,6 @@ class SinkhornResult:
     n_hessians : int
         :func:`sinkhorn_newton` only: how many Hessians it computed (each an ``n K^2``
         Gram product); 0 from :func:`sinkhorn_log`.
-    factors : PlanFactors or None
-        The plan in factored form when it was not formed; ``None`` otherwise.
     """
 
     f: np.ndarray
@@ -153,7 +101,6 @@ class SinkhornResult:
     row_marginal: np.ndarray | None = field(default=None, repr=False)
     hessian: np.ndarray | None = field(default=None, repr=False)
     n_hessians: int = 0
-    factors: PlanFactors | None = field(default=None, repr=False)
 
     def dual_potentials(self, epsilon: float | None = None):
         """Dual variables of the OT problem with reference ``a ⊗ b``: ``eps (f - log a)``, ``eps (g - log b)``.
@@ -161,9 +108,8 @@ class SinkhornResult:
         ``epsilon`` defaults to the one the problem was solved with.
         """
         epsilon = self.epsilon if epsilon is None else epsilon
-        plan = self.plan if self.plan is not None else self.factors.toarray()
-        a = plan.sum(axis=1)
-        b = plan.sum(axis=0)
+        a = self.plan.sum(axis=1)
+        b = self.plan.sum(axis=0)
         return epsilon * (self.f - np.log(a)), epsilon * (self.g - np.log(b))
 
 
@@ -227,39 +173,6 @@ def _warn_not_converged(err, tol, n_iter, epsilon):
     )
 
 
-# Rows per block of the fused passes over the kernel: about 1 MiB, so that the second
-# operation on a block reads it from cache.
-_BLOCK_BYTES = 1 << 20
-
-
-def _row_blocks(matrix):
-    """Yield ``(matrix[rows], rows)`` for consecutive slices ``rows`` of about ``_BLOCK_BYTES``."""
-    rows_per_block = max(64, _BLOCK_BYTES // (matrix.itemsize * matrix.shape[1]))
-    for start in range(0, matrix.shape[0], rows_per_block):
-        rows = slice(start, start + rows_per_block)
-        yield matrix[rows], rows
-
-
-def _log_row_step(scaled_cost, g, log_a, a, out):
-    """Log-domain row half-step: fills ``out`` with ``exp(f + g - C/eps)``, returns ``f`` and its column sums.
-
-    The last pass (normalising the rows to ``a``) runs block by block and sums the
-    columns of each block while it is in cache.
-    """
-    np.subtract(g[None, :], scaled_cost, out=out)
-    row_max = _reductions.row_max(out)
-    _reductions.subtract_rows(out, row_max)
-    np.exp(out, out=out)
-    row_sum = _reductions.row_sums(out)
-    f = log_a - row_max - np.log(row_sum)
-    row_scale = a / row_sum
-    col = np.zeros(out.shape[1])
-    for block, rows in _row_blocks(out):
-        _reductions.multiply_rows(block, row_scale[rows])
-        col += _reductions.column_sums(block)
-    return f, col
-
-
 def sinkhorn_log(
     a,
     b,
@@ -302,55 +215,61 @@ def sinkhorn_log(
     """
     a, b, scaled = _check_problem(a, b, cost, epsilon, max_iter)
     n, K = scaled.shape
-    log_a, log_b = np.log(a), np.log(b)
-    g = _initial_column_potential(scaled, log_b, f_init, g_init)
-
-    kernel = np.empty_like(scaled)
-    n_iter, err, converged = 0, np.inf, False
-    rebuild = True
+    g = _initial_column_potential(scaled, np.log(b), f_init, g_init)
+    problem = _balanced.Problem(_balanced.DenseCost(scaled), a, b[None, :], store=True)
+    only = np.zeros(1, dtype=int)  # the index of the one problem (a Problem holds a batch)
+    lower, upper = problem.log_v_bounds
+    # Work arrays of n samples, written in place every iteration (see Problem.row_step's u_out).
+    row_sums, spare_u, residual = np.empty((1, n)), np.empty((1, n)), np.empty(n)
+    n_iter, rebuild = 0, True
     while True:
         if rebuild:
-            # Absorb the potentials: after this row step the kernel's rows sum exactly to a,
-            # so u = a / (kernel @ v) stays within [1 / max v, 1 / min v] and bounding v
-            # (below) bounds both scalings.
-            f0, g0 = _log_row_step(scaled, g, log_a, a, kernel)[0], g
-            u = np.ones(n)
+            # Absorb g into a fresh kernel by a log-domain row half-step: the rows of
+            # diag(u) kernel sum to a, problem.col holds its column masses, log_v = 0.
+            problem.build(only, g[None])
             rebuild = False
-
-        col_mass = kernel.T @ u
-        if not col_mass.min() >= _UNDERFLOW:
-            # A column's mass underflowed in the kernel: do this column step in the log domain.
-            f = f0 + np.log(u)
-            g = log_b - logsumexp(f[:, None] - scaled, axis=0)
-            rows = np.exp(f + logsumexp(g[None, :] - scaled, axis=1))
+        col = problem.col[0]
+        if not col.min() >= UNDERFLOW:
+            # A column's mass underflowed in the kernel: take this column step in the log
+            # domain. The build at the new g is the next row step; the plan exp(f + g - C/eps)
+            # of this iterate is that build's kernel with the row scaling exp(f - f0).
+            f = problem.f0[0] + np.log(problem.u[0])
+            g = problem.log_column_step(only, f[None])[0]
+            problem.build(only, g[None], row_sums=row_sums)
+            scale = np.exp(f - problem.f0[0])
+            rows = scale * row_sums[0]
             err = float(np.abs(rows - a).sum())
             n_iter += 1
             if err <= tol or n_iter >= max_iter:
-                converged = err <= tol
-                np.exp(f[:, None] + g[None, :] - scaled, out=kernel)
+                problem.u[0] = scale
+                log_v = problem.log_v[0]
                 break
-            rebuild = True
             continue
 
-        v = b / col_mass
-        kv = kernel @ v
-        # Row marginal after the column half-step; the column marginal is now exact.
-        rows = u * kv
-        err = float(np.abs(rows - a).sum())
+        # Column half-step v <- v b / col (the column marginal is then exact), then, in the
+        # same pass, the next row half-step; row_sums = kernel v gives the row marginal
+        # u * row_sums of the plan after the column half-step, the stopping rule's measure.
+        log_v = problem.log_v[0] + problem.log_b[0] - np.log(col)
+        _, next_col, _, ok = problem.row_step(only, log_v[None], row_sums=row_sums, dual=False, u_out=spare_u)
+        np.multiply(problem.u[0], row_sums[0], out=residual)
+        residual -= a
+        err = float(np.abs(residual, out=residual).sum())
         n_iter += 1
         if err <= tol or n_iter >= max_iter:
-            converged = err <= tol
-            f, g = f0 + np.log(u), g0 + np.log(v)
-            _reductions.scale_rows_and_columns(kernel, u, v)
+            f = problem.f0[0] + np.log(problem.u[0])
+            g = problem.g0[0] + log_v
             break
-        log_v = np.log(v)
-        if np.abs(log_v).max() > _ABSORB_LOG_BOUND or not np.isfinite(err):
+        if not (ok[0] and math.isfinite(err) and lower <= log_v.min() and log_v.max() <= upper):
             # Redo the next row step in the log domain from the absorbed column potential.
-            g = g0 + log_v
+            g = problem.g0[0] + log_v
             rebuild = True
             continue
-        u = np.divide(a, kv, out=u)
+        problem.log_v[0], problem.col[0] = log_v, next_col[0]
+        problem.u, spare_u = spare_u, problem.u  # the new row scaling (no copy)
 
+    plan = np.empty((n, K))
+    rows = problem.finish(log_v[None], plan=plan, release=True)[0][0]
+    converged = err <= tol
     if warn and not converged:
         _warn_not_converged(err, tol, n_iter, epsilon)
     return SinkhornResult(
@@ -359,7 +278,7 @@ def sinkhorn_log(
         n_iter=n_iter,
         converged=converged,
         marginal_error=err,
-        plan=kernel,
+        plan=plan,
         epsilon=float(epsilon),
         row_marginal=rows,
     )
@@ -389,7 +308,6 @@ def sinkhorn_newton(
     g_init=None,
     hessian_init=None,
     warn: bool = True,
-    form_plan: bool = True,
 ) -> SinkhornResult:
     """Solve balanced entropic OT by Newton's method on the column potential.
 
@@ -437,9 +355,6 @@ def sinkhorn_newton(
         A previous :attr:`SinkhornResult.hessian` to start from instead of computing one
         (warm start for a related problem, together with ``g_init``); replaced as soon
         as a step with it contracts the residual too little.
-    form_plan : bool, default=True
-        ``False`` leaves the plan in factored form (``result.factors``, ``result.plan`` is
-        ``None``), saving a pass over ``(n, K)`` for callers that only need products with it.
 
     Returns
     -------
@@ -468,11 +383,10 @@ def sinkhorn_newton(
         max_iter=max_iter,
         hessian_init=None if hessian is None else (hessian[None], np.ones(1, dtype=bool)),
     )
-    plan = np.empty((n, K)) if form_plan else None
-    rows = problem.finish(solution.log_v, plan=plan)[0][0]
+    plan = np.empty((n, K))
+    rows = problem.finish(solution.log_v, plan=plan, release=True)[0][0]
     log_v = solution.log_v[0]
     u = problem.u[0]
-    factors = None if form_plan else PlanFactors(problem.stored_kernel(0).T, u, np.exp(log_v))
     err = float(np.abs(rows - a).sum())
     converged = err <= tol
     n_iter = int(solution.n_iter[0])
@@ -489,5 +403,35 @@ def sinkhorn_newton(
         row_marginal=rows,
         hessian=solution.hessian[0] if solution.has_hessian[0] else None,
         n_hessians=int(solution.n_hessians[0]),
-        factors=factors,
+    )
+
+
+#: The balanced solvers by name: same problem, same stopping rule, different iterations.
+BALANCED_SOLVERS = {"sinkhorn": sinkhorn_log, "newton": sinkhorn_newton}
+
+
+def solve_balanced(
+    a,
+    b,
+    cost,
+    epsilon: float = 1.0,
+    *,
+    solver: str = "sinkhorn",
+    tol: float = 1e-9,
+    max_iter: int = 1000,
+    g_init=None,
+    warn: bool = True,
+    hessian_init=None,
+) -> SinkhornResult:
+    """Solve balanced entropic OT with the solver named ``solver`` (a key of ``BALANCED_SOLVERS``).
+
+    ``"sinkhorn"`` is :func:`sinkhorn_log`, ``"newton"`` :func:`sinkhorn_newton`; the other
+    arguments are theirs. ``hessian_init`` warm-starts the Newton solver's curvature and is
+    ignored by Sinkhorn, which has none.
+    """
+    if solver not in BALANCED_SOLVERS:
+        raise ValueError(f"Unknown balanced solver {solver!r}; choose one of {sorted(BALANCED_SOLVERS)}.")
+    options = {"hessian_init": hessian_init} if solver == "newton" else {}
+    return BALANCED_SOLVERS[solver](
+        a, b, cost, epsilon, tol=tol, max_iter=max_iter, g_init=g_init, warn=warn, **options
     )

@@ -182,14 +182,6 @@ def test_estimate_gaussian_parameters_equals_direct_weighted_statistics(covarian
             np.testing.assert_allclose(covariances, expected[2], rtol=1e-10, atol=1e-11)
 
 
-def test_estimate_rejects_a_plan_in_factored_form_with_advice():
-    # Factors (K, u, v) are a tuple: np.asarray would silently make something else of them.
-    X, weights = m_step_problem(9, 3, "unnormalised")
-    factors = (weights, np.ones(len(X)), np.ones(weights.shape[1]))
-    with pytest.raises(TypeError, match="toarray"):
-        estimate_gaussian_parameters(X, factors, 1e-3, "full")
-
-
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_estimate_far_from_origin_through_centred_features(covariance_type):
     X, weights = m_step_problem(7, 3, "responsibilities", offset=OFFSET)

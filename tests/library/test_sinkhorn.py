@@ -18,6 +18,7 @@ import pytest
 from scipy.special import logsumexp
 
 from sinkhorn_em import SinkhornConvergenceWarning, SinkhornResult, sinkhorn_log, sinkhorn_newton
+from sinkhorn_em.sinkhorn import BALANCED_SOLVERS, solve_balanced
 
 SOLVERS = pytest.mark.parametrize("solve", [sinkhorn_log, sinkhorn_newton], ids=["sinkhorn", "newton"])
 
@@ -75,6 +76,23 @@ def test_iterates_equal_plain_log_domain_sinkhorn(n_iter, epsilon, cost_scale):
         assert result.marginal_error == pytest.approx(row_error, rel=1e-6, abs=1e-15)
 
 
+@pytest.mark.parametrize("n_iter", [1, 2, 7, 60])
+def test_iterates_equal_plain_sinkhorn_when_a_column_mass_underflows(n_iter):
+    # Column 2 costs at least 1 more than column 0 on every row: at eps = 1e-3 its kernel
+    # entries are below e^-1000 of each row's largest, its mass underflows, and the
+    # solver takes that column step in the log domain. The iterates must not notice.
+    for seed in range(3):
+        a, b, cost = random_problem(seed, K=4, cost_scale=1.0)
+        cost[:, 2] += cost[:, 0] + 1.0
+        result = solve_quietly(a, b, cost, 1e-3, tol=0.0, max_iter=n_iter)
+        f, g, plan = plain_log_sinkhorn(a, b, cost, 1e-3, n_iter, np.zeros(b.size))
+        assert result.n_iter == n_iter
+        np.testing.assert_allclose(result.f, f, rtol=1e-11, atol=1e-9)
+        np.testing.assert_allclose(result.g, g, rtol=1e-11, atol=1e-9)
+        np.testing.assert_allclose(result.plan, plan, rtol=1e-9, atol=1e-15)
+        assert result.marginal_error == pytest.approx(np.abs(plan.sum(axis=1) - a).sum(), rel=1e-9)
+
+
 def test_g_init_is_the_starting_column_potential():
     a, b, cost = random_problem(11)
     g_start = np.random.default_rng(0).normal(scale=3.0, size=b.size)
@@ -109,6 +127,9 @@ def test_both_marginals_within_tol(solve, tol):
         assert np.abs(plan.sum(axis=1) - a).sum() <= tol * (1 + 1e-6)
         # The column step comes last: that marginal is exact up to rounding.
         assert np.abs(plan.sum(axis=0) - b).sum() <= 1e-13
+        # The reported row marginal and error are those of the returned plan.
+        np.testing.assert_allclose(result.row_marginal, plan.sum(axis=1), rtol=1e-12)
+        assert result.marginal_error == pytest.approx(np.abs(plan.sum(axis=1) - a).sum(), rel=1e-6, abs=1e-16)
         # The plan has the Gibbs form the potentials describe.
         np.testing.assert_allclose(
             plan, np.exp(result.f[:, None] + result.g[None, :] - cost / epsilon), rtol=1e-10, atol=1e-300
@@ -166,7 +187,39 @@ def test_dual_potentials_give_the_primal_value(solve, epsilon):
     assert phi @ a + psi @ b == pytest.approx(primal, rel=1e-10, abs=1e-12)
 
 
+@SOLVERS
+def test_agrees_with_pot_over_many_blocks_of_samples(solve):
+    # 15,000 x 20 costs: the solvers' passes run over several blocks of samples, the last
+    # one partial; the blocked sums must give POT's plan all the same.
+    a, b, cost = random_problem(9, n=15_000, K=20, cost_scale=4.0, uniform_rows=True)
+    ours = solve(a, b, cost, 1.0, tol=1e-12, max_iter=100_000)
+    pot = ot.bregman.sinkhorn_log(a, b, cost, 1.0, stopThr=1e-14, numItermax=100_000)
+    assert ours.converged
+    np.testing.assert_allclose(ours.plan, pot, rtol=1e-7, atol=1e-15)
+    assert np.abs(ours.plan.sum(axis=1) - a).sum() <= 1e-12 * (1 + 1e-6)
+
+
 # --------------------------------------------------------------------------- small epsilon
+@SOLVERS
+def test_small_epsilon_approaches_the_exact_transport_plan(solve):
+    # As eps -> 0 the entropic plan tends to the solution of the linear program (POT's
+    # network simplex, ot.emd; unique for generic costs), and its transport cost exceeds
+    # the optimal one by at most eps * KL(P_0 || a ⊗ b) <= eps * log K (up to the cost of
+    # the row error, at most tol * max C).
+    for seed in range(3):
+        a, b, cost = random_problem(300 + seed, n=30, K=4, cost_scale=1.0)
+        exact = ot.emd(a, b, cost)
+        optimum = float(np.sum(exact * cost))
+        distances = []
+        for epsilon in (0.05, 0.01, 5e-4):
+            result = solve(a, b, cost, epsilon, tol=1e-10, max_iter=100_000)
+            assert result.converged
+            excess = float(np.sum(result.plan * cost)) - optimum
+            assert -1e-10 * cost.max() <= excess <= epsilon * np.log(b.size)
+            distances.append(np.abs(result.plan - exact).sum())
+        assert distances[-1] < min(1e-3, 0.01 * distances[0])
+
+
 def two_far_clusters(sizes=(30, 20), separation=50.0, seed=0):
     """1-D data from N(0, 1) and N(separation, 1) with the cost -log N(x; mu_k, 1)."""
     rng = np.random.default_rng(seed)
@@ -220,6 +273,19 @@ def test_warn_false_silences_the_convergence_warning(solve):
         warnings.simplefilter("error", SinkhornConvergenceWarning)
         result = solve(a, b, cost, 0.1, tol=0.0, max_iter=2, warn=False)
     assert not result.converged
+
+
+def test_solve_balanced_runs_the_named_solver():
+    a, b, cost = random_problem(13)
+    assert BALANCED_SOLVERS == {"sinkhorn": sinkhorn_log, "newton": sinkhorn_newton}
+    pot = ot.bregman.sinkhorn_log(a, b, cost, 0.5, stopThr=1e-14, numItermax=100_000)
+    for name in BALANCED_SOLVERS:
+        result = solve_balanced(a, b, cost, 0.5, solver=name, tol=1e-12, max_iter=100_000)
+        np.testing.assert_allclose(result.plan, pot, rtol=1e-7, atol=1e-15)
+        # Sinkhorn has no curvature: n_hessians tells which solver ran.
+        assert (result.n_hessians > 0) == (name == "newton")
+    with pytest.raises(ValueError, match="Unknown balanced solver 'lbfgs'"):
+        solve_balanced(a, b, cost, 0.5, solver="lbfgs")
 
 
 # --------------------------------------------------------------------------- bad input
@@ -361,7 +427,8 @@ def test_single_precision_hessian_keeps_entries_spanning_many_orders_of_magnitud
     problem = _balanced.Problem(_balanced.DenseCost(scaled), a, b[None], store=True)
     problem.build(np.array([0]), np.zeros((1, K)))
     hessian = problem.hessian(np.array([0]), problem.u, np.zeros((1, K)))[0]
-    plan = problem.u[0][:, None] * problem.stored_kernel(0).T
+    plan = np.empty((n, K))
+    problem.finish(np.zeros((1, K)), plan=plan)  # diag(u) kernel at v = 1
     shared = plan.T @ (plan / a[:, None])
     np.fill_diagonal(shared, 0.0)
     expected = np.diag(shared.sum(axis=1)) - shared
@@ -471,8 +538,9 @@ def test_blocked_row_step_equals_two_matrix_vector_products(store):
     assert len(sizes) > 1 and sizes[-1] < sizes[0]
     u, col, dual, ok = problem.row_step(np.array([0]), log_v[None])
     kernel = np.exp(problem.f0[0][:, None] + problem.g0[0][None, :] - scaled)
-    if store:
-        np.testing.assert_allclose(problem.stored_kernel(0).T, kernel, rtol=1e-13)
+    plan = np.empty_like(kernel)
+    problem.finish(np.zeros((1, b.size)), plan=plan)  # diag(u) kernel at v = 1
+    np.testing.assert_allclose(plan, problem.u[0][:, None] * kernel, rtol=1e-13)
     v = np.exp(log_v)
     expected_u = a / (kernel @ v)
     np.testing.assert_allclose(u[0], expected_u, rtol=1e-13)
@@ -524,35 +592,26 @@ def test_a_batch_of_problems_is_solved_as_each_alone():
         assert np.abs(rows[0] - a).sum() <= 1e-11
 
 
-def _balanced_start_masses(a, b, cost):
-    """Column masses of the first row step from g = log b (log-sum-exps, no kernel)."""
-    g = np.log(b)
-    f = np.log(a) - logsumexp(g[None, :] - cost, axis=1)
-    return np.exp(f[:, None] + g[None, :] - cost).sum(axis=0)
+def test_a_finish_that_releases_the_kernel_gives_the_same_plan_and_later_passes_recompute_it():
+    # sinkhorn_log and sinkhorn_newton form their plans this way (a kernel's memory, not a
+    # kernel plus a plan); the problem must stay usable, and a lent workspace must not
+    # keep the released (emptied) kernel for the next problem.
+    from sinkhorn_em import _balanced
 
-
-def test_newton_can_leave_the_plan_in_factored_form():
-    from sinkhorn_em import PlanFactors
-
-    a, b, cost = separated_mixture_problem(n=500)
-    formed = sinkhorn_newton(a, b, cost, 1.0, tol=1e-10)
-    unformed = sinkhorn_newton(a, b, cost, 1.0, tol=1e-10, form_plan=False)
-    assert unformed.plan is None and isinstance(unformed.factors, PlanFactors) and formed.factors is None
-    assert unformed.n_iter == formed.n_iter
-    plan = unformed.factors.toarray()
-    np.testing.assert_allclose(plan, formed.plan, rtol=1e-13, atol=1e-300)
-    np.testing.assert_allclose(unformed.row_marginal, formed.row_marginal, rtol=1e-13)
-    assert unformed.marginal_error == pytest.approx(np.abs(plan.sum(axis=1) - a).sum(), rel=1e-6, abs=1e-16)
-    # Products with the factors are products with the plan.
-    rng = np.random.default_rng(0)
-    left, right = rng.standard_normal((a.size, 3)), rng.standard_normal((b.size, 2))
-    factors = unformed.factors
-    np.testing.assert_allclose(factors.transpose_matmul(left), plan.T @ left, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(factors.transpose_matmul(left[:, 0]), plan.T @ left[:, 0], rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(factors.matmul(right), plan @ right, rtol=1e-12, atol=1e-18)
-    np.testing.assert_allclose(factors.matmul(right[:, 1]), plan @ right[:, 1], rtol=1e-12, atol=1e-18)
-    np.testing.assert_allclose(factors.row_sums(), plan.sum(axis=1), rtol=1e-12)
-    np.testing.assert_allclose(factors.column_sums(), plan.sum(axis=0), rtol=1e-12)
-    np.testing.assert_allclose(factors.column(2), plan[:, 2], rtol=1e-14)
-    phi, psi = unformed.dual_potentials()
-    np.testing.assert_allclose(phi, formed.dual_potentials()[0], rtol=1e-12)
+    a, b, cost = random_problem(5, n=50_000, K=6, uniform_rows=True)
+    workspace = {}
+    problem = _balanced.Problem(_balanced.DenseCost(cost), a, b[None], store=True, workspace=workspace)
+    assert len(problem.blocks) > 1
+    problem.build(np.array([0]), np.log(b)[None])
+    log_v = 0.2 * np.random.default_rng(0).standard_normal((1, b.size))
+    kept, released, recomputed = (np.empty(cost.shape) for _ in range(3))
+    rows, _ = problem.finish(log_v, plan=kept)
+    released_rows, _ = problem.finish(log_v, plan=released, release=True)
+    assert problem.kernel is None and not any(key[0] == "kernel" for key in workspace)
+    problem.finish(log_v, plan=recomputed)
+    np.testing.assert_array_equal(released, kept)
+    np.testing.assert_array_equal(released_rows, rows)
+    np.testing.assert_allclose(recomputed, kept, rtol=1e-13)
+    # The plan is diag(u) exp(f0 + g0 - C) diag(v), by its definition.
+    expected = problem.u[0][:, None] * np.exp(problem.f0[0][:, None] + problem.g0[0][None, :] - cost + log_v)
+    np.testing.assert_allclose(kept, expected, rtol=1e-13)
