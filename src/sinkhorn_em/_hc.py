@@ -22,7 +22,15 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import check_random_state
 
-__all__ = ["HC_MODELS", "HC_USES", "MCLUST_SUBSET", "hierarchical_partition", "hc_merges", "hc_transform"]
+__all__ = [
+    "HC_MODELS",
+    "HC_USES",
+    "MCLUST_SUBSET",
+    "hc_merges",
+    "hc_transform",
+    "hierarchical_partition",
+    "hierarchical_subset_partition",
+]
 
 #: The models of mclust's ``hc`` for multivariate data (``mclust.options("hcModelName")`` is VVV).
 HC_MODELS = ("EII", "VII", "EEE", "VVV")
@@ -184,11 +192,10 @@ class _LocalCriterion:
             except np.linalg.LinAlgError:
                 L = None
             if L is not None:
-                from scipy.linalg import solve_triangular
-
-                y = solve_triangular(L, v[single].T, lower=True)
+                # One small inverse, then a product: cheaper than a triangular solve per call.
+                y = v[single] @ np.linalg.inv(L).T
                 base = 2.0 * np.log(np.diag(L)).sum()
-                out[single] = base + np.log1p(np.einsum("pj,pj->j", y, y)) - p * np.log(s[single])
+                out[single] = base + np.log1p(np.einsum("jp,jp->j", y, y)) - p * np.log(s[single])
                 single = ~single
             else:
                 single = np.ones(J.size, dtype=bool)
@@ -416,8 +423,8 @@ def _cut(groups, merges, m, n_clusters):
     return rank[inverse.reshape(-1)]
 
 
-def _gaussian_map(X, labels, K, model):
-    """One E-step's most probable cluster under the M-step of the hard partition ``labels``.
+def _gaussian_map(X, labels, X_all, K, model):
+    """Most probable cluster of each row of ``X_all`` under the M-step of ``X``'s hard partition ``labels``.
 
     The covariance structure is the hc model's: VVV one matrix per cluster, EEE one pooled
     matrix, VII one variance per cluster, EII one pooled variance; proportions ``n_k / n``
@@ -448,6 +455,8 @@ def _gaussian_map(X, labels, K, model):
         var = np.maximum(var, 1e-300)
         logdet = d * np.log(var)
     logpro = np.log(counts / counts.sum())
+    X = X_all
+    n = X.shape[0]
     out = np.empty(n, dtype=int)
     from scipy.linalg import solve_triangular
 
@@ -508,6 +517,17 @@ def hierarchical_partition(X, n_clusters, model="VVV", use="SVD", subset=MCLUST_
     labels : ndarray of shape (n,)
         Cluster of each row, ``0..n_clusters-1``, numbered by first occurrence.
     """
+    X = np.asarray(X, dtype=float)
+    rows, labels = hierarchical_subset_partition(X, n_clusters, model, subset, random_state, use=use)
+    if rows is None:
+        return labels
+    out = _gaussian_map(X[rows], labels, X, n_clusters, model)
+    out[rows] = labels
+    return out
+
+
+def hierarchical_subset_partition(X, n_clusters, model="VVV", subset=MCLUST_SUBSET, random_state=None, use="SVD"):
+    """The rows the tree is built on (``None``: all) and their partition; see :func:`hierarchical_partition`."""
     _check_model(model)
     X = np.asarray(X, dtype=float)
     if X.ndim != 2:
@@ -529,11 +549,5 @@ def hierarchical_partition(X, n_clusters, model="VVV", use="SVD", subset=MCLUST_
     if subset is not None and n > subset:
         rng = check_random_state(random_state)
         rows = np.sort(rng.choice(n, size=subset, replace=False))
-    Xs = X if rows is None else X[rows]
-    groups, merges = hc_merges(hc_transform(Xs, use), n_clusters, model)
-    labels = _cut(groups, merges, groups.max() + 1, n_clusters)
-    if rows is None:
-        return labels
-    out = _gaussian_map(X, labels, n_clusters, model)
-    out[rows] = labels
-    return out
+    groups, merges = hc_merges(hc_transform(X if rows is None else X[rows], use), n_clusters, model)
+    return rows, _cut(groups, merges, groups.max() + 1, n_clusters)
