@@ -90,37 +90,62 @@ def _initial_groups(Z):
 
 
 class _Clusters:
-    """Sizes, sums and (for VII/VVV) traces and scatter matrices of the clusters in slots 0..m-1."""
+    """Sizes, means and (for VII/VVV) traces and scatter factors of the clusters in slots 0..m-1.
+
+    VVV keeps, per cluster, an upper-triangular factor ``F`` (``min(n_k - 1, d)`` nonzero rows)
+    with ``F^T F = W_k`` (Fortran's ``R``, kept by Givens rotations there, by a QR of the
+    stacked factors here) and, for clusters of more than ``d`` points, the inverse of the
+    Cholesky factor of ``W_k`` (for the determinant lemma).
+    """
 
     def __init__(self, Z, groups, m, scatter):
         p = Z.shape[1]
+        self.p = p
         self.size = np.bincount(groups, minlength=m).astype(float)
-        self.sum = np.zeros((m, p))
-        np.add.at(self.sum, groups, Z)
+        sums = np.zeros((m, p))
+        np.add.at(sums, groups, Z)
+        self.means = sums / self.size[:, None]
         # Identical rows: zero scatter, zero trace.
         self.trace = np.zeros(m)
-        self.scatter = np.zeros((m, p, p)) if scatter else None
+        self.factor = np.zeros((m, p, p)) if scatter else None
+        self.rank = np.zeros(m, dtype=int)  # nonzero rows of factor
+        self.inv_chol = np.zeros((m, p, p)) if scatter else None
         self.id = np.arange(m)  # initial cluster held by each slot (its smallest member)
-
-    def mean(self, idx=slice(None)):
-        return self.sum[idx] / self.size[idx, None]
 
     def ward(self, a, J):
         """Ward vectors ``v = sqrt(n_a n_j / n_aj) (m_a - m_j)`` and their squared norms."""
         na, nj = self.size[a], self.size[J]
-        v = np.sqrt(na * nj / (na + nj))[:, None] * (self.mean(a)[None, :] - self.mean(J))
+        v = np.sqrt(na * nj / (na + nj))[:, None] * (self.means[a][None, :] - self.means[J])
         return v, np.einsum("jp,jp->j", v, v)
 
     def merge(self, a, b, last, v):
         """Cluster ``b`` into ``a``; the cluster of slot ``last`` moves into slot ``b``."""
-        self.size[a] += self.size[b]
-        self.sum[a] += self.sum[b]
+        na, nb = self.size[a], self.size[b]
+        self.means[a] = (na * self.means[a] + nb * self.means[b]) / (na + nb)
+        self.size[a] = na + nb
         self.trace[a] += self.trace[b] + float(v @ v)
-        if self.scatter is not None:
-            self.scatter[a] += self.scatter[b] + np.outer(v, v)
         self.id[a] = min(self.id[a], self.id[b])
-        for arr in (self.size, self.sum, self.trace, self.id) + ((self.scatter,) if self.scatter is not None else ()):
+        arrays = [self.size, self.means, self.trace, self.id, self.rank]
+        if self.factor is not None:
+            stacked = np.vstack([self.factor[a, : self.rank[a]], self.factor[b, : self.rank[b]], v[None, :]])
+            r = np.linalg.qr(stacked, mode="r")
+            k = min(r.shape[0], self.p)
+            self.factor[a] = 0.0
+            self.factor[a, :k] = r[:k]
+            self.rank[a] = k
+            if self.size[a] > self.p:
+                try:
+                    chol = np.linalg.cholesky(r[:k].T @ r[:k])
+                    self.inv_chol[a] = np.linalg.inv(chol)
+                except np.linalg.LinAlgError:
+                    self.inv_chol[a] = np.nan
+            arrays += [self.factor, self.inv_chol]
+        for arr in arrays:
             arr[b] = arr[last]
+
+    def scatter(self, J):
+        F = self.factor[J]
+        return np.matmul(np.swapaxes(F, -1, -2), F)
 
 
 def _last_min_pair(D, rows, lg):
@@ -164,7 +189,7 @@ class _LocalCriterion:
         return s * np.logaddexp(logdet, np.log(base))
 
     def row(self, a, J):
-        """Costs of merging the cluster of slot ``a`` with those of slots ``J``."""
+        """Costs of merging the cluster of slot ``a`` with those of slots ``J`` (array or slice)."""
         cl = self.cl
         v, ward = cl.ward(a, J)
         if self.model == "EII":
@@ -177,36 +202,61 @@ class _LocalCriterion:
         terms = s * base
         big = np.flatnonzero((s > self.p) & (tr != 0.0))
         if big.size:
-            terms[big] = s[big] * np.logaddexp(self._logdets(a, J[big], v[big], s[big]), base[big])
+            slots = np.arange(cl.size.size)[J][big]
+            terms[big] = s[big] * np.logaddexp(self._logdets(a, slots, v[big], s[big]), base[big])
         return terms - self.term[a] - self.term[J]
 
     def _logdets(self, a, J, v, s):
-        """``log det((W_a + W_j + v v^T) / s)``; ``-inf`` for a singular matrix (vvvtij's -FLMAX)."""
+        """``log det((W_a + W_j + v v^T) / s)``; ``-inf`` for a singular matrix (vvvtij's -FLMAX).
+
+        When one of the two clusters has more than ``d`` points (``W`` invertible), the matrix
+        determinant lemma on its Cholesky factor ``L``: ``log det W + log det(I + H H^T)`` with
+        ``H = G L^{-T}`` and ``G`` the other cluster's factor stacked on ``v`` (``r + 1`` rows), a
+        ``(r + 1)``-square determinant instead of a ``d``-square one.
+        """
         cl, p = self.cl, self.p
-        out = np.empty(J.size)
-        single = cl.size[J] == 1
-        if cl.size[a] > p and np.any(single):
-            # W_j = 0: the matrix determinant lemma on W_a's Cholesky factor, O(p^2) per pair.
-            try:
-                L = np.linalg.cholesky(cl.scatter[a])
-            except np.linalg.LinAlgError:
-                L = None
-            if L is not None:
-                # One small inverse, then a product: cheaper than a triangular solve per call.
-                y = v[single] @ np.linalg.inv(L).T
-                base = 2.0 * np.log(np.diag(L)).sum()
-                out[single] = base + np.log1p(np.einsum("jp,jp->j", y, y)) - p * np.log(s[single])
-                single = ~single
-            else:
-                single = np.ones(J.size, dtype=bool)
-        else:
-            single = np.ones(J.size, dtype=bool)
-        idx = np.flatnonzero(single)
+        out = np.full(J.size, np.nan)
+        big_a = cl.size[a] > p and np.all(np.isfinite(cl.inv_chol[a]))
+        big_j = (cl.size[J] > p) & np.isfinite(cl.inv_chol[J, 0, 0])
+        small_rank = cl.rank[J] + 1 <= p // 2
+        lemma_a = big_a & small_rank if big_a else np.zeros(J.size, dtype=bool)
+        lemma_j = ~lemma_a & big_j & (cl.rank[a] + 1 <= p // 2)
+        if np.any(lemma_a):
+            idx = np.flatnonzero(lemma_a)
+            inv = cl.inv_chol[a]
+            base = -2.0 * np.log(np.abs(np.diag(inv))).sum()
+            rows = cl.rank[J[idx]] + 1
+            # Factors padded with zero rows (which leave det(I + H H^T) unchanged) in buckets of
+            # sizes 1, 2, 4, 8, ...: padding all to the largest would cost ten times more.
+            bucket = np.ceil(np.log2(rows)).astype(int)
+            for level in np.unique(bucket):
+                sel = idx[bucket == level]
+                R = int(cl.rank[J[sel]].max()) + 1
+                G = np.concatenate([cl.factor[J[sel], : R - 1], v[sel, None, :]], axis=1)
+                out[sel] = base + self._logdet_identity_plus(G @ inv.T)
+        if np.any(lemma_j):
+            idx = np.flatnonzero(lemma_j)
+            inv = cl.inv_chol[J[idx]]
+            base = -2.0 * np.log(np.abs(np.diagonal(inv, axis1=1, axis2=2))).sum(axis=1)
+            R = int(cl.rank[a]) + 1
+            G = np.concatenate([np.broadcast_to(cl.factor[a, : R - 1], (idx.size, R - 1, p)), v[idx, None, :]], axis=1)
+            H = np.matmul(G, np.swapaxes(inv, 1, 2))
+            out[idx] = base + self._logdet_identity_plus(H)
+        idx = np.flatnonzero(~(lemma_a | lemma_j))
         if idx.size:
-            W = cl.scatter[J[idx]] + cl.scatter[a] + v[idx, :, None] * v[idx, None, :]
+            W = cl.scatter(J[idx]) + cl.scatter(a) + v[idx, :, None] * v[idx, None, :]
             sign, logdet = np.linalg.slogdet(W)
-            out[idx] = np.where(sign > 0, logdet - p * np.log(s[idx]), -np.inf)
-        return out
+            out[idx] = np.where(sign > 0, logdet, -np.inf)
+        return out - p * np.log(s)
+
+    @staticmethod
+    def _logdet_identity_plus(H):
+        """``log det(I + H H^T)`` for a stack ``H`` of shape (J, r, d)."""
+        if H.shape[1] == 1:
+            return np.log1p(np.einsum("jrp,jrp->j", H, H))
+        M = np.matmul(H, np.swapaxes(H, 1, 2))
+        M[:, np.arange(H.shape[1]), np.arange(H.shape[1])] += 1.0
+        return np.linalg.slogdet(M)[1]
 
     def merges(self, count):
         """``count`` merges, each as the pair of initial-cluster ids it joins."""
@@ -246,13 +296,17 @@ class _LocalCriterion:
             if lg < 2:
                 break
             stale = stale[:lg]
-            others = np.flatnonzero(np.arange(lg) != a)
-            row = new[others] if self.model == "EII" else self.row(a, others)
-            D[a, others] = D[others, a] = row
+            # The merged cluster's costs with every slot (its own, meaningless, set to inf).
+            with np.errstate(divide="ignore", invalid="ignore"):
+                row = new[:lg] if self.model == "EII" else self.row(a, slice(0, lg))
+            row[a] = np.inf
+            D[a, :lg] = D[:lg, a] = row
             # Rows whose minimum was with a or b are recomputed; the others compare with the new cost.
-            better = ~stale[others] & (row < rowmin[others])
-            rowmin[others[better]], rowarg[others[better]] = row[better], a
-            redo = np.append(others[stale[others]], a)
+            better = ~stale & (row < rowmin[:lg])
+            better[a] = False
+            rowmin[:lg][better], rowarg[:lg][better] = row[better], a
+            stale[a] = True
+            redo = np.flatnonzero(stale)
             rowarg[redo] = D[redo, :lg].argmin(axis=1)
             rowmin[redo] = D[redo, rowarg[redo]]
         return out
@@ -262,7 +316,7 @@ class _LocalCriterion:
         s, tr = cl.size[a], cl.trace[a]
         if self.model == "VII" or s <= self.p or tr == 0.0:
             return self._term(s, tr, None)
-        sign, logdet = np.linalg.slogdet(cl.scatter[a])
+        sign, logdet = np.linalg.slogdet(cl.scatter(a))
         return self._term(s, tr, logdet - self.p * np.log(s) if sign > 0 else None)
 
 
@@ -295,7 +349,7 @@ class _EEECriterion:
     def _pairs(self, lg):
         """Ward's costs of all pairs ``(j, i)``, ``i < j < lg`` (row j), and the Ward vectors' scale."""
         cl = self.cl
-        means = cl.mean(slice(0, lg))
+        means = cl.means[:lg]
         size = cl.size[:lg]
         factor = size[:, None] * size[None, :] / (size[:, None] + size[None, :])
         return means, factor
