@@ -108,6 +108,7 @@ class _Clusters:
         # Identical rows: zero scatter, zero trace.
         self.trace = np.zeros(m)
         self.factor = np.zeros((m, p, p)) if scatter else None
+        self.W = np.zeros((m, p, p)) if scatter else None
         self.rank = np.zeros(m, dtype=int)  # nonzero rows of factor
         self.inv_chol = np.zeros((m, p, p)) if scatter else None
         self.id = np.arange(m)  # initial cluster held by each slot (its smallest member)
@@ -133,19 +134,19 @@ class _Clusters:
             self.factor[a] = 0.0
             self.factor[a, :k] = r[:k]
             self.rank[a] = k
+            self.W[a] += self.W[b] + np.outer(v, v)
             if self.size[a] > self.p:
                 try:
                     chol = np.linalg.cholesky(r[:k].T @ r[:k])
                     self.inv_chol[a] = np.linalg.inv(chol)
                 except np.linalg.LinAlgError:
                     self.inv_chol[a] = np.nan
-            arrays += [self.factor, self.inv_chol]
+            arrays += [self.factor, self.inv_chol, self.W]
         for arr in arrays:
             arr[b] = arr[last]
 
     def scatter(self, J):
-        F = self.factor[J]
-        return np.matmul(np.swapaxes(F, -1, -2), F)
+        return self.W[J]
 
 
 def _last_min_pair(D, rows, lg):
@@ -174,10 +175,30 @@ class _LocalCriterion:
             self.alpha = max(float(np.einsum("ij,ij->", centred, centred)) / (n * p), _EPSMAX)
             self.beta = 1.0
             self.term = np.array([self._term(s, 0.0, None) for s in self.cl.size])
-        self.D = np.full((m, m), np.inf)
-        for a in range(m - 1):
-            J = np.arange(a + 1, m)
-            self.D[a, J] = self.D[J, a] = self.row(a, J)
+        self.D = self._initial_costs(m)
+
+    def _initial_costs(self, m):
+        """All pair costs at the start: one ``pdist`` of the cluster means (differences taken
+        directly, as the Fortran's ``ddot``, not from a Gram matrix), the determinant pairs of VVV
+        (a merged size above ``d``, only with duplicate rows) row by row."""
+        from scipy.spatial.distance import pdist, squareform
+
+        cl = self.cl
+        size = cl.size
+        s = size[:, None] + size[None, :]
+        ward = squareform(pdist(cl.means, "sqeuclidean")) * (size[:, None] * size[None, :] / s)
+        if self.model == "EII":
+            D = ward
+        else:
+            tr = cl.trace[:, None] + cl.trace[None, :] + ward
+            scale = 1.0 if self.model == "VII" else self.beta
+            D = s * np.log(scale * (tr + self.alpha) / s) - self.term[:, None] - self.term[None, :]
+        np.fill_diagonal(D, np.inf)
+        if self.model == "VVV" and 2 * size.max() > self.p:
+            for a in np.flatnonzero(size + size.max() > self.p):
+                J = np.flatnonzero((s[a] > self.p) & (np.arange(m) != a))
+                D[a, J] = D[J, a] = self.row(a, J)
+        return D
 
     def _term(self, s, tr, logdet):
         """Per-cluster term of hcvii / vvvtij (``s`` points, scatter trace ``tr``, ``log det(W / s)``)."""
@@ -232,6 +253,10 @@ class _LocalCriterion:
             for level in np.unique(bucket):
                 sel = idx[bucket == level]
                 R = int(cl.rank[J[sel]].max()) + 1
+                if R == 1:  # singletons: 1 + v^T W_a^{-1} v
+                    h = v[sel] @ inv.T
+                    out[sel] = base + np.log1p(np.einsum("jp,jp->j", h, h))
+                    continue
                 G = np.concatenate([cl.factor[J[sel], : R - 1], v[sel, None, :]], axis=1)
                 out[sel] = base + self._logdet_identity_plus(G @ inv.T)
         if np.any(lemma_j):
@@ -245,8 +270,13 @@ class _LocalCriterion:
         idx = np.flatnonzero(~(lemma_a | lemma_j))
         if idx.size:
             W = cl.scatter(J[idx]) + cl.scatter(a) + v[idx, :, None] * v[idx, None, :]
-            sign, logdet = np.linalg.slogdet(W)
-            out[idx] = np.where(sign > 0, logdet, -np.inf)
+            try:
+                # Cholesky: half LU's work; a singular stack (rare) goes to slogdet.
+                chol = np.linalg.cholesky(W)
+                out[idx] = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+            except np.linalg.LinAlgError:
+                sign, logdet = np.linalg.slogdet(W)
+                out[idx] = np.where(sign > 0, logdet, -np.inf)
         return out - p * np.log(s)
 
     @staticmethod
