@@ -94,7 +94,9 @@ def part_start(datasets, K, timeout):
             continue
         r_seconds, r_labels = float(r[0, 0]), r[1:, 0]
         ari = adjusted_rand_score(r_labels, ours)
-        print(f"{name:>16} {len(X):>6} {X.shape[1]:>3} {seconds:8.2f} {r_seconds:8.2f} {r_seconds / seconds:7.1f} {ari:13.4f}")
+        print(
+            f"{name:>16} {len(X):>6} {X.shape[1]:>3} {seconds:8.2f} {r_seconds:8.2f} {r_seconds / seconds:7.1f} {ari:13.4f}"
+        )
 
 
 def part_fit(sizes, K, d, timeout):

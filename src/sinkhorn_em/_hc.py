@@ -9,6 +9,12 @@ mclust 6.0): each stage merges the pair of clusters whose merge increases the cl
 likelihood's criterion least; clusters live in slots ``0..m-1``, the merged cluster stays in the
 lower slot and the cluster of the last slot moves into the freed one (Fortran's ``wardsw``), and of
 equal criteria the pair last in the packed order ``(j, i)``, ``i < j``, wins (``.le.`` scans).
+VVV reproduces one more detail of hcvvv: a cluster's triangular scatter factor ``R`` is stored
+with every row equal to its first row (``call dcopy( p, r(1,1), p, x(l,1), n)``), and every
+merge except those with the cluster just formed reads that stored factor (row ``t`` from column
+``t`` on), so mclust's determinants of such pairs are not those of the clusters' scatter
+matrices; with the exact matrices about one tree in ten in 2-D departs from mclust's late in
+the tree (``tests/library/test_hc.py``), with the stored ones every tested tree is mclust's.
 
 Cost: the local criteria (EII, VII, VVV) keep the dense ``(m, m)`` matrix of merge costs with
 per-row minima, so that a merge recomputes one row (and the rows whose minimum it was), not the
@@ -109,6 +115,11 @@ class _Clusters:
         self.trace = np.zeros(m)
         self.factor = np.zeros((m, p, p)) if scatter else None
         self.W = np.zeros((m, p, p)) if scatter else None
+        # The factors as hcvvv stores them for later merges (see merge); identical rows have
+        # zero scatter, so at the start both are zero.
+        self.factor_st = np.zeros((m, p, p)) if scatter else None
+        self.W_st = np.zeros((m, p, p)) if scatter else None
+        self.inv_st = np.zeros((m, p, p)) if scatter else None
         self.rank = np.zeros(m, dtype=int)  # nonzero rows of factor
         self.inv_chol = np.zeros((m, p, p)) if scatter else None
         self.id = np.arange(m)  # initial cluster held by each slot (its smallest member)
@@ -119,8 +130,13 @@ class _Clusters:
         v = np.sqrt(na * nj / (na + nj))[:, None] * (self.means[a][None, :] - self.means[J])
         return v, np.einsum("jp,jp->j", v, v)
 
-    def merge(self, a, b, last, v):
-        """Cluster ``b`` into ``a``; the cluster of slot ``last`` moves into slot ``b``."""
+    def merge(self, a, b, last, v, fresh=-1):
+        """Cluster ``b`` into ``a``; the cluster of slot ``last`` moves into slot ``b``.
+
+        VVV: the merged factor is the QR factor of the two clusters' factors stacked on ``v``,
+        each as hcvvv reads it: the exact factor for the cluster made by the previous merge
+        (``fresh``, still in the Fortran's work array ``r``), the stored one otherwise.
+        """
         na, nb = self.size[a], self.size[b]
         self.means[a] = (na * self.means[a] + nb * self.means[b]) / (na + nb)
         self.size[a] = na + nb
@@ -128,25 +144,33 @@ class _Clusters:
         self.id[a] = min(self.id[a], self.id[b])
         arrays = [self.size, self.means, self.trace, self.id, self.rank]
         if self.factor is not None:
-            stacked = np.vstack([self.factor[a, : self.rank[a]], self.factor[b, : self.rank[b]], v[None, :]])
-            r = np.linalg.qr(stacked, mode="r")
+            parts = [(self.factor if c == fresh else self.factor_st)[c, : self.rank[c]] for c in (a, b)]
+            r = np.linalg.qr(np.vstack(parts + [v[None, :]]), mode="r")
             k = min(r.shape[0], self.p)
             self.factor[a] = 0.0
             self.factor[a, :k] = r[:k]
             self.rank[a] = k
-            self.W[a] += self.W[b] + np.outer(v, v)
-            if self.size[a] > self.p:
-                try:
-                    chol = np.linalg.cholesky(r[:k].T @ r[:k])
-                    self.inv_chol[a] = np.linalg.inv(chol)
-                except np.linalg.LinAlgError:
-                    self.inv_chol[a] = np.nan
-            arrays += [self.factor, self.inv_chol, self.W]
+            self.W[a] = r[:k].T @ r[:k]
+            self.inv_chol[a] = self._inverse_cholesky(self.W[a]) if self.size[a] > self.p else np.nan
+            # hcvvv stores every row of the new factor as its FIRST row (src/mclust.f, hcvvv:
+            # ``call dcopy( p, r(1,1), p, x(l,1), n)`` in the loop over the rows), and reads row t
+            # back from column t on: the factor other merges see has row t = r[0, t:].
+            stored = np.zeros((self.p, self.p))
+            for t in range(k):
+                stored[t, t:] = r[0, t:]
+            self.factor_st[a] = stored
+            self.W_st[a] = stored.T @ stored
+            self.inv_st[a] = self._inverse_cholesky(self.W_st[a]) if self.size[a] > self.p else np.nan
+            arrays += [self.factor, self.inv_chol, self.W, self.factor_st, self.W_st, self.inv_st]
         for arr in arrays:
             arr[b] = arr[last]
 
-    def scatter(self, J):
-        return self.W[J]
+    @staticmethod
+    def _inverse_cholesky(W):
+        try:
+            return np.linalg.inv(np.linalg.cholesky(W))
+        except np.linalg.LinAlgError:
+            return np.full(W.shape, np.nan)
 
 
 def _last_min_pair(D, rows, lg):
@@ -238,7 +262,7 @@ class _LocalCriterion:
         cl, p = self.cl, self.p
         out = np.full(J.size, np.nan)
         big_a = cl.size[a] > p and np.all(np.isfinite(cl.inv_chol[a]))
-        big_j = (cl.size[J] > p) & np.isfinite(cl.inv_chol[J, 0, 0])
+        big_j = (cl.size[J] > p) & np.isfinite(cl.inv_st[J, 0, 0])
         small_rank = cl.rank[J] + 1 <= p // 2
         lemma_a = big_a & small_rank if big_a else np.zeros(J.size, dtype=bool)
         lemma_j = ~lemma_a & big_j & (cl.rank[a] + 1 <= p // 2)
@@ -257,11 +281,11 @@ class _LocalCriterion:
                     h = v[sel] @ inv.T
                     out[sel] = base + np.log1p(np.einsum("jp,jp->j", h, h))
                     continue
-                G = np.concatenate([cl.factor[J[sel], : R - 1], v[sel, None, :]], axis=1)
+                G = np.concatenate([cl.factor_st[J[sel], : R - 1], v[sel, None, :]], axis=1)
                 out[sel] = base + self._logdet_identity_plus(G @ inv.T)
         if np.any(lemma_j):
             idx = np.flatnonzero(lemma_j)
-            inv = cl.inv_chol[J[idx]]
+            inv = cl.inv_st[J[idx]]
             base = -2.0 * np.log(np.abs(np.diagonal(inv, axis1=1, axis2=2))).sum(axis=1)
             R = int(cl.rank[a]) + 1
             G = np.concatenate([np.broadcast_to(cl.factor[a, : R - 1], (idx.size, R - 1, p)), v[idx, None, :]], axis=1)
@@ -269,7 +293,7 @@ class _LocalCriterion:
             out[idx] = base + self._logdet_identity_plus(H)
         idx = np.flatnonzero(~(lemma_a | lemma_j))
         if idx.size:
-            W = cl.scatter(J[idx]) + cl.scatter(a) + v[idx, :, None] * v[idx, None, :]
+            W = cl.W_st[J[idx]] + cl.W[a] + v[idx, :, None] * v[idx, None, :]
             try:
                 # Cholesky: half LU's work; a singular stack (rare) goes to slogdet.
                 chol = np.linalg.cholesky(W)
@@ -296,6 +320,7 @@ class _LocalCriterion:
         rowmin = D[np.arange(lg), rowarg]
         self.costs = []
         out = []
+        fresh = -1
         for _ in range(count):
             best = rowmin[:lg].min()
             (a, b), _ = _last_min_pair(D, np.flatnonzero(rowmin[:lg] == best), lg)
@@ -308,9 +333,14 @@ class _LocalCriterion:
                 nk, na, nb = cl.size[:lg], cl.size[a], cl.size[b]
                 new = ((nk + na) * D[a, :lg] + (nk + nb) * D[b, :lg] - nk * D[a, b]) / (nk + na + nb)
                 new[b] = new[last]
-            cl.merge(a, b, last, v[0])
-            if self.model in ("VII", "VVV"):
+            if self.model == "VVV":
+                # hcvvv's tmop: the term of the merged cluster is the chosen cost plus the two terms.
+                self.term[a] = best + self.term[a] + self.term[b]
+            cl.merge(a, b, last, v[0], fresh)
+            fresh = a
+            if self.model == "VII":
                 self.term[a] = self._cluster_term(a)
+            if self.model in ("VII", "VVV"):
                 self.term[b] = self.term[last]
             # Slot b takes the row and column of the last slot (Fortran's wardsw).
             stale = (rowarg[:lg] == a) | (rowarg[:lg] == b)

@@ -38,13 +38,13 @@ from . import _fit
 from ._balanced import sample_blocks
 from ._covariance import get_covariance
 from ._design import make_design
+from ._hc import HC_MODELS, hierarchical_subset_partition
 from ._validation import (
     check_covariance_type,
     check_covariances,
     check_means,
     check_weights,
 )
-from ._hc import HC_MODELS, hierarchical_subset_partition
 from .gaussian import (
     estimate_gaussian_parameters,
     gaussian_cost,

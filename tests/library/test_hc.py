@@ -83,6 +83,27 @@ def test_whole_merge_sequence_equals_mclust(tmp_path, model):
 
 
 @needs_mclust
+def test_vvv_reads_factors_as_mclust_stores_them(tmp_path):
+    """A case decided by how hcvvv stores a cluster's scatter factor (every row as its first row).
+
+    With the exact scatter matrices, merge 223 of this tree differs from R's (the pair R picks
+    costs -1.3433 by the criterion, R's stored factor makes it -1.3746); with the factors as
+    hcvvv reads them back, all 299 merges are R's.
+    """
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=3.0, size=(3, 2))
+    X = centres[rng.integers(3, size=300)] + rng.normal(size=(300, 2)) * rng.uniform(0.5, 2.0, size=2)
+    reference = _rscript(
+        tmp_path,
+        X,
+        "h <- hc(X, modelName = 'VVV', use = 'SVD')\n"
+        "write.table(t(apply(h, 2, sort)), out, sep = ',', row.names = FALSE, col.names = FALSE)",
+    ).astype(int)
+    _, merges = hc_merges(hc_transform(X), 1, "VVV")
+    np.testing.assert_array_equal(np.array(merges) + 1, reference)
+
+
+@needs_mclust
 def test_duplicate_rows_start_as_one_cluster_as_mclust(tmp_path):
     X = _mixture_data(3, 120, 3, 3)
     X = np.vstack([X, X[:15]])  # dupPartition groups identical rows before merging
