@@ -13,7 +13,7 @@ VVV reproduces one more detail of hcvvv: a cluster's triangular scatter factor `
 with every row equal to its first row (``call dcopy( p, r(1,1), p, x(l,1), n)``), and every
 merge except those with the cluster just formed reads that stored factor (row ``t`` from column
 ``t`` on), so mclust's determinants of such pairs are not those of the clusters' scatter
-matrices; with the exact matrices about one tree in ten in 2-D departs from mclust's late in
+matrices; with the exact matrices one of seven tested 2-D trees departs from mclust's late in
 the tree (``tests/library/test_hc.py``), with the stored ones every tested tree is mclust's.
 
 Cost: the local criteria (EII, VII, VVV) keep the dense ``(m, m)`` matrix of merge costs with
