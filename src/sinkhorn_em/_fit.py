@@ -396,11 +396,14 @@ def _batches(count, n, K, options):
 
 
 def run_starts(design, alpha, starts, options):
-    """Fit every start ``(means, covariances)`` in batches of :func:`run`; one :class:`Run` per start."""
+    """Fit every start ``(means, covariances)`` in batches of :func:`run`; one :class:`Run` per start.
+
+    ``alpha`` is ``(K,)``, or ``(n_starts, K)`` for oEM starts with their own starting weights.
+    """
     K = starts[0][0].shape[0]
     runs = []
     for batch in _batches(len(starts), design.n, K, options):
         means = np.stack([starts[s][0] for s in batch])
         covariances = np.stack([starts[s][1] for s in batch])
-        runs += run(design, alpha, means, covariances, options)
+        runs += run(design, alpha if alpha.ndim == 1 else alpha[batch], means, covariances, options)
     return runs

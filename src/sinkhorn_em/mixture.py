@@ -38,6 +38,7 @@ from . import _fit
 from ._balanced import sample_blocks
 from ._covariance import get_covariance
 from ._design import make_design
+from ._hc import HC_MODELS, hierarchical_subset_partition
 from ._validation import (
     check_covariance_type,
     check_covariances,
@@ -45,6 +46,7 @@ from ._validation import (
     check_weights,
 )
 from .gaussian import (
+    estimate_gaussian_parameters,
     gaussian_cost,
     n_covariance_parameters,
     precision_cholesky,
@@ -56,7 +58,7 @@ __all__ = ["INITS", "METHODS", "WEIGHTS_PAIRINGS", "EOTGaussianMixture", "pairin
 
 METHODS = ("em", "oem", "sinkhorn")
 SINKHORN_SOLVERS = ("newton", "sinkhorn")
-INITS = ("kmeans", "k-means++", "random_from_data", "random")
+INITS = ("kmeans", "k-means++", "random_from_data", "random", "hc")
 WEIGHTS_PAIRINGS = ("size", "given")
 #: Column-marginal L1 tolerance of every balanced solve of a fit by default: the E-steps are
 #: then exact Sinkhorn-EM E-steps to rounding (the fit's iterates agree with E-steps solved to
@@ -99,7 +101,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         Maximum number of EM iterations (M-steps).
     reg_covar : float, default=1e-6
         Added to the diagonal of every covariance estimate.
-    init : {"kmeans", "k-means++", "random_from_data", "random"}, default="kmeans"
+    init : {"kmeans", "k-means++", "random_from_data", "random", "hc"}, default="kmeans"
         Initial means: the centres of k-means (Lloyd's algorithm to convergence from a
         k-means++ seeding, :class:`sklearn.cluster.KMeans` with ``n_init=1``, as
         scikit-learn's ``GaussianMixture`` default), the k-means++ seeding alone, random
@@ -107,6 +109,21 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         responsibilities. Unless ``covariances_init`` is given, initial covariances come
         from an M-step on the hard assignment of each point to its nearest initial mean
         (the pooled data covariance for a component with fewer than two points).
+        ``"hc"``: R mclust's start (``Mclust``/``mclustBIC``): the partition of the
+        model-based agglomerative clustering ``hclass(hc(X, modelName=hc_model,
+        use="SVD"), K)`` (Fraley 1998; Scrucca et al. 2016;
+        :func:`sinkhorn_em._hc.hierarchical_partition`) on ``hc_subset`` random rows when
+        ``n`` is larger, then an M-step of ``covariance_type`` on those rows' hard
+        partition gives the initial means and covariances (and, for ``method="oem"``
+        without ``weights``, the starting weights ``n_k / n``), as ``mclustBIC`` does.
+    hc_model : {"VVV", "EEE", "VII", "EII"}, default="VVV"
+        Merge criterion of ``init="hc"``. The default is mclust's whatever the fitted
+        model (``mclust.options("hcModelName")`` is ``"VVV"``: ``Mclust(X, G, modelNames=
+        "EEE")`` starts from the VVV tree).
+    hc_subset : int or None, default=2000
+        Rows the ``init="hc"`` tree is built on when ``n`` is larger
+        (``mclust.options("subset")``; time and memory grow as its square); ``None``: all
+        rows. The rows are drawn with ``random_state``.
     weights_pairing : {"size", "given"}, default="size"
         Which initial component gets which known weight. ``"size"``: the initial means
         (with their covariances) are reordered so that the component with the ``j``-th
@@ -230,6 +247,8 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         max_iter=500,
         reg_covar=1e-6,
         init="kmeans",
+        hc_model="VVV",
+        hc_subset=2000,
         weights_pairing="size",
         n_init=1,
         means_init=None,
@@ -255,6 +274,8 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         self.max_iter = max_iter
         self.reg_covar = reg_covar
         self.init = init
+        self.hc_model = hc_model
+        self.hc_subset = hc_subset
         self.weights_pairing = weights_pairing
         self.n_init = n_init
         self.means_init = means_init
@@ -281,6 +302,19 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         check_covariance_type(self.covariance_type)
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}.")
+        if self.init == "hc":
+            if self.hc_model not in HC_MODELS:
+                raise ValueError(
+                    f"hc_model must be one of {HC_MODELS} (mclust's hc models), got {self.hc_model!r}; "
+                    "use 'VVV' (mclust's default) or 'EEE'."
+                )
+            if self.hc_subset is not None and (
+                not isinstance(self.hc_subset, (int, np.integer)) or self.hc_subset < self.n_components
+            ):
+                raise ValueError(
+                    f"hc_subset must be None (all rows) or an integer >= n_components={self.n_components}, "
+                    f"got {self.hc_subset!r}; mclust's default is 2000."
+                )
         if self.weights_pairing not in WEIGHTS_PAIRINGS:
             raise ValueError(f"weights_pairing must be one of {WEIGHTS_PAIRINGS}, got {self.weights_pairing!r}.")
         if self.sinkhorn_solver not in SINKHORN_SOLVERS:
@@ -365,6 +399,10 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             rng = check_random_state(self.random_state)
             # The starts draw from the random stream in turn, as n_init sequential fits would.
             starts = [self._initial_parameters(X, design, rng, alpha) for _ in range(self.n_init)]
+            if self.init == "hc" and self.method == "oem" and self.weights is None and self.means_init is None:
+                # mclust's EM starts from the M-step of the hc partition: proportions n_k / n.
+                alpha = np.stack([start[2] for start in starts])
+            starts = [start[:2] for start in starts]
         runs = _fit.run_starts(design, alpha, starts, self._options(schedule))
         best = runs[0]
         for run in runs[1:]:
@@ -423,7 +461,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
     def _initial_parameters(self, X, design, rng, alpha):
         """One start ``(means, covariances)``, paired with ``alpha`` as ``weights_pairing`` says."""
         K, (n, d) = self.n_components, X.shape
-        covariances = None
+        covariances, proportions = None, alpha
         if self.means_init is not None:
             means = check_means(self.means_init, K, d).copy()
         elif self.init == "kmeans":
@@ -436,6 +474,14 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             means, _ = kmeans_plusplus(X, K, random_state=rng)
         elif self.init == "random_from_data":
             means = X[rng.choice(n, size=K, replace=False)].copy()
+        elif self.init == "hc":
+            rows, labels = hierarchical_subset_partition(X, K, self.hc_model, self.hc_subset, rng)
+            resp = np.zeros((labels.size, K))
+            resp[np.arange(labels.size), labels] = 1.0
+            nk, means, covariances = estimate_gaussian_parameters(
+                X if rows is None else X[rows], resp, self.reg_covar, self.covariance_type
+            )
+            proportions = nk / nk.sum()
         else:  # "random": an M-step on random responsibilities, as scikit-learn does
             # Drawn block by block: the same numbers as one (n, K) draw, without the array.
             stats = None
@@ -454,7 +500,8 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             order = pairing_by_size(X, means, alpha)
             means = means[order]
             covariances = get_covariance(self.covariance_type).reorder(covariances, order)
-        return means, covariances
+            proportions = proportions[order] if proportions is not alpha else proportions
+        return means, covariances, proportions
 
     def _checked_covariances_init(self, d):
         return check_covariances(self.covariances_init, self.covariance_type, self.n_components, d).copy()
@@ -632,7 +679,7 @@ def fit_many(estimator, X, means_init, covariances_init=None):
     alpha, schedule = first._check_hyperparameters()
     X = first._validated_data(X)
     design = make_design(X, first.covariance_type)
-    starts = [model._initial_parameters(X, design, None, alpha) for model in models]
+    starts = [model._initial_parameters(X, design, None, alpha)[:2] for model in models]
     runs = _fit.run_starts(design, alpha, starts, first._options(schedule))
     for model, run in zip(models, runs):
         for name in ("n_features_in_", "feature_names_in_"):

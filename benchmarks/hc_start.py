@@ -1,0 +1,146 @@
+"""The hc start (``init="hc"``) against R's mclust on the same machine, in the same run.
+
+Part 1, the start alone: ``sinkhorn_em._hc.hierarchical_partition(X, K, "VVV", subset=None)``
+against ``hc(X, modelName = "VVV", use = "SVD")`` + ``hclass`` in ``Rscript`` (mclust's default
+model and transformation; R's time is measured inside R with ``system.time``, so R's start-up
+and the CSV are not counted), on DLPFC features (15 PCs and their neighbour means, 30 columns,
+~3,600 spots per slice; from the shared mirror when ``--dlpfc-root`` holds it) or synthetic data
+of the same shape. Prints both times, their ratio and the ARI between the two partitions.
+
+Part 2, the whole fit (start + EM, tied covariances, free weights, K = 20, d = 30) at n = 10^4,
+10^5 (and 10^6 with ``--million``): ``EOTGaussianMixture(20, method="oem",
+covariance_type="tied", init="hc")`` against ``Mclust(X, G = 20, modelNames = "EEE")`` (which also
+builds its tree on 2,000 random rows) with a time limit for R. Prints times, ratio and the
+log-likelihoods (each at its own optimum: the subsets differ).
+
+    python benchmarks/hc_start.py [--dlpfc-root /work/shared/data/spatial/dlpfc] [--million] [--r-timeout 900]
+
+One BLAS thread for our side (``threadpoolctl``), as R's reference BLAS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+from threadpoolctl import threadpool_limits
+
+from sinkhorn_em import EOTGaussianMixture
+from sinkhorn_em._hc import hierarchical_partition
+
+SLICES = ("151673", "151674", "151675", "151676")
+
+
+def run_r(X, code, timeout):
+    """Run ``code`` on ``X`` in R; it writes numbers to ``out``. Returns them, or None on timeout."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data, out = Path(tmp) / "x.csv", Path(tmp) / "out.csv"
+        np.savetxt(data, X, delimiter=",", fmt="%.17g")
+        script = (
+            "suppressMessages(library(mclust))\n"
+            f"X <- as.matrix(read.csv('{data}', header = FALSE))\nout <- '{out}'\n{code}\n"
+        )
+        try:
+            subprocess.run(["Rscript", "-e", script], check=True, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return np.loadtxt(out, delimiter=",", ndmin=2)
+
+
+def dlpfc_features(root):
+    """30 features per spot of each mirrored slice: 15 PCs and their hexagonal-neighbour means."""
+    from sinkhorn_em_repro.datasets.dlpfc import load_dlpfc_slice, read_layer_map
+    from sinkhorn_em_repro.experiments.dlpfc.features import build_spot_features
+
+    root = Path(root)
+    layer_map = read_layer_map(root / "barcode_level_layer_map.tsv")
+    for slice_id in SLICES:
+        counts = root / f"dlpfc{slice_id}.rda"
+        if not counts.exists():
+            continue
+        positions = root / "positions" / f"{slice_id}_tissue_positions_list.txt"
+        sample = load_dlpfc_slice(counts, positions, layer_map, slice_id)
+        yield slice_id, build_spot_features(sample, "pca+smoothed", n_pcs=15).X
+
+
+def synthetic(n, d, K, seed):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=1.5, size=(K, d))
+    return centres[rng.integers(K, size=n)] + rng.normal(size=(n, d))
+
+
+def part_start(datasets, K, timeout):
+    print("hc start alone (VVV, use='SVD', all rows)")
+    print(f"{'data':>16} {'n':>6} {'d':>3} {'ours s':>8} {'R s':>8} {'R/ours':>7} {'ARI(ours, R)':>13}")
+    for name, X in datasets:
+        with threadpool_limits(1):
+            start = time.perf_counter()
+            ours = hierarchical_partition(X, K, model="VVV", subset=None)
+            seconds = time.perf_counter() - start
+        r = run_r(
+            X,
+            f"t <- system.time(h <- hc(X, modelName = 'VVV', use = 'SVD'))[['elapsed']]\n"
+            f"write.table(c(t, hclass(h, {K})), out, sep = ',', row.names = FALSE, col.names = FALSE)",
+            timeout,
+        )
+        if r is None:
+            print(f"{name:>16} {len(X):>6} {X.shape[1]:>3} {seconds:8.2f} {'>' + str(timeout):>8}")
+            continue
+        r_seconds, r_labels = float(r[0, 0]), r[1:, 0]
+        ari = adjusted_rand_score(r_labels, ours)
+        print(
+            f"{name:>16} {len(X):>6} {X.shape[1]:>3} {seconds:8.2f} {r_seconds:8.2f} {r_seconds / seconds:7.1f} {ari:13.4f}"
+        )
+
+
+def part_fit(sizes, K, d, timeout):
+    print(f"\nwhole fit: start + EM, tied, free weights, K = {K}, d = {d}")
+    print(f"{'n':>8} {'ours s':>8} {'R s':>8} {'R/ours':>7} {'ours loglik':>14} {'R loglik':>14}")
+    for n in sizes:
+        X = synthetic(n, d, K, seed=n)
+        with threadpool_limits(1):
+            start = time.perf_counter()
+            model = EOTGaussianMixture(K, method="oem", covariance_type="tied", init="hc", random_state=0).fit(X)
+            seconds = time.perf_counter() - start
+        loglik = -n * model.lower_bound_
+        r = run_r(
+            X,
+            f"t <- system.time(fit <- Mclust(X, G = {K}, modelNames = 'EEE', verbose = FALSE))[['elapsed']]\n"
+            "write.table(cbind(t, fit$loglik), out, sep = ',', row.names = FALSE, col.names = FALSE)",
+            timeout,
+        )
+        if r is None:
+            print(f"{n:>8} {seconds:8.1f} {'>' + str(timeout):>8} {'':>7} {loglik:14.1f}")
+        else:
+            print(f"{n:>8} {seconds:8.1f} {r[0, 0]:8.1f} {r[0, 0] / seconds:7.1f} {loglik:14.1f} {r[0, 1]:14.1f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dlpfc-root", default="/work/shared/data/spatial/dlpfc")
+    parser.add_argument("--million", action="store_true", help="also n = 10^6 in part 2")
+    parser.add_argument("--r-timeout", type=float, default=900.0)
+    parser.add_argument("--skip-start", action="store_true")
+    parser.add_argument("--skip-fit", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("Rscript") is None:
+        raise SystemExit("Rscript with mclust is needed for the comparison")
+    if not args.skip_start:
+        datasets = []
+        if Path(args.dlpfc_root).exists():
+            datasets = [(f"DLPFC {s}", X) for s, X in dlpfc_features(args.dlpfc_root)]
+        if not datasets:
+            datasets = [(f"synthetic {seed}", synthetic(3600, 30, 7, seed)) for seed in range(2)]
+        part_start(datasets, 7, args.r_timeout)
+    if not args.skip_fit:
+        part_fit([10_000, 100_000] + ([1_000_000] if args.million else []), 20, 30, args.r_timeout)
+
+
+if __name__ == "__main__":
+    main()

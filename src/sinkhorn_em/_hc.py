@@ -1,0 +1,667 @@
+"""Model-based agglomerative hierarchical clustering, the algorithm of R mclust's ``hc()``.
+
+Fraley (1998), "Algorithms for model-based Gaussian hierarchical clustering", SIAM J. Sci.
+Comput. 20:270-281; Scrucca, Fop, Murphy & Raftery (2016), "mclust 5", R Journal 8:289-317.
+The merge criteria, the data transformation and the order in which pairs are compared (hence
+how exact ties are broken) follow mclust's R functions ``hc``, ``hcEII``, ``hcVII``, ``hcEEE``,
+``hcVVV`` and their Fortran routines ``hceii``, ``hcvii``, ``hceee``, ``hcvvv`` (``src/mclust.f``,
+mclust 6.0): each stage merges the pair of clusters whose merge increases the classification
+likelihood's criterion least; clusters live in slots ``0..m-1``, the merged cluster stays in the
+lower slot and the cluster of the last slot moves into the freed one (Fortran's ``wardsw``), and of
+equal criteria the pair last in the packed order ``(j, i)``, ``i < j``, wins (``.le.`` scans).
+VVV reproduces one more detail of hcvvv: a cluster's triangular scatter factor ``R`` is stored
+with every row equal to its first row (``call dcopy( p, r(1,1), p, x(l,1), n)``), and every
+merge except those with the cluster just formed reads that stored factor (row ``t`` from column
+``t`` on), so mclust's determinants of such pairs are not those of the clusters' scatter
+matrices; with the exact matrices one of seven tested 2-D trees departs from mclust's late in
+the tree (``tests/library/test_hc.py``), with the stored ones every tested tree is mclust's.
+
+Cost: the local criteria (EII, VII, VVV) keep the dense ``(m, m)`` matrix of merge costs with
+per-row minima, so that a merge recomputes one row (and the rows whose minimum it was), not the
+whole matrix as the Fortran's scan does; EEE's criterion depends on the pooled scatter and every
+cost changes at each merge (one ``(m, m)`` pass per merge, as in mclust). Memory: the ``(m, m)``
+matrix for the ``m <= subset`` rows merged, never ``(n, n)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+__all__ = [
+    "HC_MODELS",
+    "HC_USES",
+    "MCLUST_SUBSET",
+    "hc_merges",
+    "hc_transform",
+    "hierarchical_partition",
+    "hierarchical_subset_partition",
+]
+
+#: The models of mclust's ``hc`` for multivariate data (``mclust.options("hcModelName")`` is VVV).
+HC_MODELS = ("EII", "VII", "EEE", "VVV")
+#: Data transformations of mclust's ``hc(use=...)`` implemented here (default ``"SVD"``, as
+#: ``mclust.options("hcUse")``); ``"VARS"`` is the data as given, ``"STD"`` centred and scaled.
+HC_USES = ("SVD", "VARS", "STD")
+#: ``mclust.options("subset")``: ``Mclust`` builds the tree on this many random rows when n is larger.
+MCLUST_SUBSET = 2000
+
+_FLMAX = np.finfo(float).max
+_EPSMIN = 1.1102230246251565e-16  # hceee's EPSMIN
+_EPSMAX = 2.2204460492503131e-16  # hcvvv/hcvii's floor on ALPHA
+
+
+def hc_transform(X, use="SVD"):
+    r"""The data mclust's ``hc(data, use=...)`` merges.
+
+    ``"SVD"`` (mclust's default, ``mclust.options("hcUse")``): :math:`Z_s = (X - \bar x) / s`
+    column-wise (``scale``: sample standard deviations, denominator ``n - 1``), columns that
+    are not finite (constant columns) dropped, then :math:`Z = Z_s V D^{-1/2}` with
+    :math:`Z_s = U D V^T` the thin SVD: the scaled principal components, each divided by the
+    square root of its singular value (Scrucca & Raftery 2015, "Improved initialisation of
+    model-based clustering using Gaussian hierarchical partitions", Adv. Data Anal. Classif.
+    9:447-460). ``"STD"``: :math:`Z_s`; ``"VARS"``: ``X`` itself. The criteria are invariant to
+    the signs of the singular vectors, so LAPACK's sign choice does not matter.
+    """
+    X = np.asarray(X, dtype=float)
+    if use == "VARS":
+        return X
+    if use not in HC_USES:
+        raise ValueError(f"use must be one of {HC_USES} (mclust's hc transformations implemented), got {use!r}.")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        Z = (X - X.mean(axis=0)) / X.std(axis=0, ddof=1)
+    Z = Z[:, np.all(np.isfinite(Z), axis=0)]
+    if Z.shape[1] == 0:
+        raise ValueError("every feature is constant: hc has nothing to merge on; remove constant features.")
+    if use == "STD":
+        return Z
+    _, singular, vt = np.linalg.svd(Z, full_matrices=False)
+    if singular[-1] <= 0.0:
+        raise ValueError(
+            "the scaled data are rank deficient (a zero singular value): use='SVD' divides by it; "
+            "drop collinear features (e.g. keep the leading principal components) or pass use='STD'."
+        )
+    return (Z @ vt.T) / np.sqrt(singular)
+
+
+def _initial_groups(Z):
+    """mclust's ``dupPartition``: identical rows form one initial cluster, numbered by first occurrence."""
+    _, first, inverse = np.unique(Z, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    # Number the groups by first occurrence (partconv(consec = TRUE)).
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return rank[inverse], order.size
+
+
+class _Clusters:
+    """Sizes, means and (for VII/VVV) traces and scatter factors of the clusters in slots 0..m-1.
+
+    VVV keeps, per cluster, an upper-triangular factor ``F`` (``min(n_k - 1, d)`` nonzero rows)
+    with ``F^T F = W_k`` (Fortran's ``R``, kept by Givens rotations there, by a QR of the
+    stacked factors here) and, for clusters of more than ``d`` points, the inverse of the
+    Cholesky factor of ``W_k`` (for the determinant lemma).
+    """
+
+    def __init__(self, Z, groups, m, scatter):
+        p = Z.shape[1]
+        self.p = p
+        self.size = np.bincount(groups, minlength=m).astype(float)
+        sums = np.zeros((m, p))
+        np.add.at(sums, groups, Z)
+        self.means = sums / self.size[:, None]
+        # Identical rows: zero scatter, zero trace.
+        self.trace = np.zeros(m)
+        self.factor = np.zeros((m, p, p)) if scatter else None
+        self.W = np.zeros((m, p, p)) if scatter else None
+        # The factors as hcvvv stores them for later merges (see merge); identical rows have
+        # zero scatter, so at the start both are zero.
+        self.factor_st = np.zeros((m, p, p)) if scatter else None
+        self.W_st = np.zeros((m, p, p)) if scatter else None
+        self.inv_st = np.zeros((m, p, p)) if scatter else None
+        self.rank = np.zeros(m, dtype=int)  # nonzero rows of factor
+        self.inv_chol = np.zeros((m, p, p)) if scatter else None
+        self.id = np.arange(m)  # initial cluster held by each slot (its smallest member)
+
+    def ward(self, a, J):
+        """Ward vectors ``v = sqrt(n_a n_j / n_aj) (m_a - m_j)`` and their squared norms."""
+        na, nj = self.size[a], self.size[J]
+        v = np.sqrt(na * nj / (na + nj))[:, None] * (self.means[a][None, :] - self.means[J])
+        return v, np.einsum("jp,jp->j", v, v)
+
+    def merge(self, a, b, last, v, fresh=-1):
+        """Cluster ``b`` into ``a``; the cluster of slot ``last`` moves into slot ``b``.
+
+        VVV: the merged factor is the QR factor of the two clusters' factors stacked on ``v``,
+        each as hcvvv reads it: the exact factor for the cluster made by the previous merge
+        (``fresh``, still in the Fortran's work array ``r``), the stored one otherwise.
+        """
+        na, nb = self.size[a], self.size[b]
+        self.means[a] = (na * self.means[a] + nb * self.means[b]) / (na + nb)
+        self.size[a] = na + nb
+        self.trace[a] += self.trace[b] + float(v @ v)
+        self.id[a] = min(self.id[a], self.id[b])
+        arrays = [self.size, self.means, self.trace, self.id, self.rank]
+        if self.factor is not None:
+            parts = [(self.factor if c == fresh else self.factor_st)[c, : self.rank[c]] for c in (a, b)]
+            r = np.linalg.qr(np.vstack(parts + [v[None, :]]), mode="r")
+            k = min(r.shape[0], self.p)
+            self.factor[a] = 0.0
+            self.factor[a, :k] = r[:k]
+            self.rank[a] = k
+            self.W[a] = r[:k].T @ r[:k]
+            self.inv_chol[a] = self._inverse_cholesky(self.W[a]) if self.size[a] > self.p else np.nan
+            # hcvvv stores every row of the new factor as its FIRST row (src/mclust.f, hcvvv:
+            # ``call dcopy( p, r(1,1), p, x(l,1), n)`` in the loop over the rows), and reads row t
+            # back from column t on: the factor other merges see has row t = r[0, t:].
+            stored = np.zeros((self.p, self.p))
+            for t in range(k):
+                stored[t, t:] = r[0, t:]
+            self.factor_st[a] = stored
+            self.W_st[a] = stored.T @ stored
+            self.inv_st[a] = self._inverse_cholesky(self.W_st[a]) if self.size[a] > self.p else np.nan
+            arrays += [self.factor, self.inv_chol, self.W, self.factor_st, self.W_st, self.inv_st]
+        for arr in arrays:
+            arr[b] = arr[last]
+
+    @staticmethod
+    def _inverse_cholesky(W):
+        try:
+            return np.linalg.inv(np.linalg.cholesky(W))
+        except np.linalg.LinAlgError:
+            return np.full(W.shape, np.nan)
+
+
+def _last_min_pair(D, rows, lg):
+    """Of the pairs with the smallest cost among ``rows``, the one last in packed order (j, then i)."""
+    best, pair = np.inf, None
+    for r in rows:
+        cols = np.flatnonzero(D[r, :lg] == D[r, :lg].min())
+        for c in cols:
+            i, j = (r, c) if r < c else (c, r)
+            if pair is None or (j, i) > (pair[1], pair[0]):
+                pair = (i, j)
+        best = D[r, :lg].min()
+    return pair, best
+
+
+class _LocalCriterion:
+    """EII, VII and VVV: the cost of merging two clusters depends on those two clusters only."""
+
+    def __init__(self, model, Z, groups, m):
+        n, p = Z.shape
+        self.model, self.p = model, p
+        self.cl = _Clusters(Z, groups, m, scatter=(model == "VVV"))
+        if model in ("VII", "VVV"):
+            # hcVII/hcVVV: alpha = traceW(data / sqrt(n p)), floored at EPSMAX; beta = 1.
+            centred = Z - Z.mean(axis=0)
+            self.alpha = max(float(np.einsum("ij,ij->", centred, centred)) / (n * p), _EPSMAX)
+            self.beta = 1.0
+            self.term = np.array([self._term(s, 0.0, None) for s in self.cl.size])
+        self.D = self._initial_costs(m)
+
+    def _initial_costs(self, m):
+        """All pair costs at the start: one ``pdist`` of the cluster means (differences taken
+        directly, as the Fortran's ``ddot``, not from a Gram matrix), the determinant pairs of VVV
+        (a merged size above ``d``, only with duplicate rows) row by row."""
+        from scipy.spatial.distance import pdist, squareform
+
+        cl = self.cl
+        size = cl.size
+        s = size[:, None] + size[None, :]
+        ward = squareform(pdist(cl.means, "sqeuclidean")) * (size[:, None] * size[None, :] / s)
+        if self.model == "EII":
+            D = ward
+        else:
+            tr = cl.trace[:, None] + cl.trace[None, :] + ward
+            scale = 1.0 if self.model == "VII" else self.beta
+            D = s * np.log(scale * (tr + self.alpha) / s) - self.term[:, None] - self.term[None, :]
+        np.fill_diagonal(D, np.inf)
+        if self.model == "VVV" and 2 * size.max() > self.p:
+            for a in np.flatnonzero(size + size.max() > self.p):
+                J = np.flatnonzero((s[a] > self.p) & (np.arange(m) != a))
+                D[a, J] = D[J, a] = self.row(a, J)
+        return D
+
+    def _term(self, s, tr, logdet):
+        """Per-cluster term of hcvii / vvvtij (``s`` points, scatter trace ``tr``, ``log det(W / s)``)."""
+        if self.model == "VII":
+            return s * np.log((tr + self.alpha) / s)
+        base = self.beta * (tr + self.alpha) / s
+        if logdet is None:
+            return s * np.log(base)
+        return s * np.logaddexp(logdet, np.log(base))
+
+    def row(self, a, J):
+        """Costs of merging the cluster of slot ``a`` with those of slots ``J`` (array or slice)."""
+        cl = self.cl
+        v, ward = cl.ward(a, J)
+        if self.model == "EII":
+            return ward
+        s = cl.size[a] + cl.size[J]
+        tr = cl.trace[a] + cl.trace[J] + ward
+        if self.model == "VII":
+            return s * np.log((tr + self.alpha) / s) - self.term[a] - self.term[J]
+        base = np.log(self.beta * (tr + self.alpha) / s)
+        terms = s * base
+        big = np.flatnonzero((s > self.p) & (tr != 0.0))
+        if big.size:
+            slots = np.arange(cl.size.size)[J][big]
+            terms[big] = s[big] * np.logaddexp(self._logdets(a, slots, v[big], s[big]), base[big])
+        return terms - self.term[a] - self.term[J]
+
+    def _logdets(self, a, J, v, s):
+        """``log det((W_a + W_j + v v^T) / s)``; ``-inf`` for a singular matrix (vvvtij's -FLMAX).
+
+        When one of the two clusters has more than ``d`` points (``W`` invertible), the matrix
+        determinant lemma on its Cholesky factor ``L``: ``log det W + log det(I + H H^T)`` with
+        ``H = G L^{-T}`` and ``G`` the other cluster's factor stacked on ``v`` (``r + 1`` rows), a
+        ``(r + 1)``-square determinant instead of a ``d``-square one.
+        """
+        cl, p = self.cl, self.p
+        out = np.full(J.size, np.nan)
+        big_a = cl.size[a] > p and np.all(np.isfinite(cl.inv_chol[a]))
+        big_j = (cl.size[J] > p) & np.isfinite(cl.inv_st[J, 0, 0])
+        small_rank = cl.rank[J] + 1 <= p // 2
+        lemma_a = big_a & small_rank if big_a else np.zeros(J.size, dtype=bool)
+        lemma_j = ~lemma_a & big_j & (cl.rank[a] + 1 <= p // 2)
+        if np.any(lemma_a):
+            idx = np.flatnonzero(lemma_a)
+            inv = cl.inv_chol[a]
+            base = -2.0 * np.log(np.abs(np.diag(inv))).sum()
+            rows = cl.rank[J[idx]] + 1
+            # Factors padded with zero rows (which leave det(I + H H^T) unchanged) in buckets of
+            # sizes 1, 2, 4, 8, ...: padding all to the largest would cost ten times more.
+            bucket = np.ceil(np.log2(rows)).astype(int)
+            for level in np.unique(bucket):
+                sel = idx[bucket == level]
+                R = int(cl.rank[J[sel]].max()) + 1
+                if R == 1:  # singletons: 1 + v^T W_a^{-1} v
+                    h = v[sel] @ inv.T
+                    out[sel] = base + np.log1p(np.einsum("jp,jp->j", h, h))
+                    continue
+                G = np.concatenate([cl.factor_st[J[sel], : R - 1], v[sel, None, :]], axis=1)
+                out[sel] = base + self._logdet_identity_plus(G @ inv.T)
+        if np.any(lemma_j):
+            idx = np.flatnonzero(lemma_j)
+            inv = cl.inv_st[J[idx]]
+            base = -2.0 * np.log(np.abs(np.diagonal(inv, axis1=1, axis2=2))).sum(axis=1)
+            R = int(cl.rank[a]) + 1
+            G = np.concatenate([np.broadcast_to(cl.factor[a, : R - 1], (idx.size, R - 1, p)), v[idx, None, :]], axis=1)
+            H = np.matmul(G, np.swapaxes(inv, 1, 2))
+            out[idx] = base + self._logdet_identity_plus(H)
+        idx = np.flatnonzero(~(lemma_a | lemma_j))
+        if idx.size:
+            W = cl.W_st[J[idx]] + cl.W[a] + v[idx, :, None] * v[idx, None, :]
+            try:
+                # Cholesky: half LU's work; a singular stack (rare) goes to slogdet.
+                chol = np.linalg.cholesky(W)
+                out[idx] = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+            except np.linalg.LinAlgError:
+                sign, logdet = np.linalg.slogdet(W)
+                out[idx] = np.where(sign > 0, logdet, -np.inf)
+        return out - p * np.log(s)
+
+    @staticmethod
+    def _logdet_identity_plus(H):
+        """``log det(I + H H^T)`` for a stack ``H`` of shape (J, r, d)."""
+        if H.shape[1] == 1:
+            return np.log1p(np.einsum("jrp,jrp->j", H, H))
+        M = np.matmul(H, np.swapaxes(H, 1, 2))
+        M[:, np.arange(H.shape[1]), np.arange(H.shape[1])] += 1.0
+        return np.linalg.slogdet(M)[1]
+
+    def merges(self, count):
+        """``count`` merges, each as the pair of initial-cluster ids it joins."""
+        cl, D = self.cl, self.D
+        lg = D.shape[0]
+        rowarg = D.argmin(axis=1)
+        rowmin = D[np.arange(lg), rowarg]
+        self.costs = []
+        out = []
+        fresh = -1
+        for _ in range(count):
+            best = rowmin[:lg].min()
+            (a, b), _ = _last_min_pair(D, np.flatnonzero(rowmin[:lg] == best), lg)
+            out.append((int(cl.id[a]), int(cl.id[b])))
+            self.costs.append(best)
+            last = lg - 1
+            v, _ = cl.ward(a, np.array([b]))
+            if self.model == "EII":
+                # hceii's update of Ward's criterion from d(k, a), d(k, b) and d(a, b).
+                nk, na, nb = cl.size[:lg], cl.size[a], cl.size[b]
+                new = ((nk + na) * D[a, :lg] + (nk + nb) * D[b, :lg] - nk * D[a, b]) / (nk + na + nb)
+                new[b] = new[last]
+            if self.model == "VVV":
+                # hcvvv's tmop: the term of the merged cluster is the chosen cost plus the two terms.
+                self.term[a] = best + self.term[a] + self.term[b]
+            cl.merge(a, b, last, v[0], fresh)
+            fresh = a
+            if self.model == "VII":
+                self.term[a] = self._cluster_term(a)
+            if self.model in ("VII", "VVV"):
+                self.term[b] = self.term[last]
+            # Slot b takes the row and column of the last slot (Fortran's wardsw).
+            stale = (rowarg[:lg] == a) | (rowarg[:lg] == b)
+            stale[b] = stale[last]
+            D[b, :lg] = D[last, :lg]
+            D[:lg, b] = D[:lg, last]
+            D[b, b] = np.inf
+            rowmin[b], rowarg[b] = rowmin[last], rowarg[last]
+            rowarg[:lg][rowarg[:lg] == last] = b
+            D[last, :lg] = np.inf
+            D[:lg, last] = np.inf
+            lg -= 1
+            if lg < 2:
+                break
+            stale = stale[:lg]
+            # The merged cluster's costs with every slot (its own, meaningless, set to inf).
+            with np.errstate(divide="ignore", invalid="ignore"):
+                row = new[:lg] if self.model == "EII" else self.row(a, slice(0, lg))
+            row[a] = np.inf
+            D[a, :lg] = D[:lg, a] = row
+            # Rows whose minimum was with a or b are recomputed; the others compare with the new cost.
+            better = ~stale & (row < rowmin[:lg])
+            better[a] = False
+            rowmin[:lg][better], rowarg[:lg][better] = row[better], a
+            stale[a] = True
+            redo = np.flatnonzero(stale)
+            rowarg[redo] = D[redo, :lg].argmin(axis=1)
+            rowmin[redo] = D[redo, rowarg[redo]]
+        return out
+
+    def _cluster_term(self, a):
+        cl = self.cl
+        s, tr = cl.size[a], cl.trace[a]
+        if self.model == "VII" or s <= self.p or tr == 0.0:
+            return self._term(s, tr, None)
+        sign, logdet = np.linalg.slogdet(cl.scatter(a))
+        return self._term(s, tr, logdet - self.p * np.log(s) if sign > 0 else None)
+
+
+class _EEECriterion:
+    """hceee: the pooled within-cluster scatter ``W`` of the data scaled by ``1/sqrt(n)``.
+
+    Three stages, as the Fortran: while fewer than ``p - 1`` merges have been made (``q < p``)
+    ``W`` is singular and the pair minimising ``tr(W)`` merges (Ward); then, while
+    ``log det W < log(tr(W_total) / (n p))``, the pair minimising ``log(det W + tr W)`` (unless
+    the smallest ``log det`` is already above that level, then the pair minimising it); then
+    the pair minimising ``det(W + v v^T)``, i.e. ``v^T W^{-1} v`` (Ward's criterion in
+    coordinates whitened by the current ``W``). A merge adds ``v v^T`` to ``W`` (Fraley 1998).
+    """
+
+    def __init__(self, Z, groups, m):
+        n, p = Z.shape
+        self.p = p
+        x = Z / np.sqrt(n)
+        self.cl = _Clusters(x, groups, m, scatter=False)
+        centred = x - x.mean(axis=0)
+        trc0 = float(np.einsum("ij,ij->", centred, centred)) / p
+        self.delog = np.log(trc0 + _EPSMIN)
+        self.W = np.zeros((p, p))
+        # Fortran's q: 1, plus 2 for each duplicate row (a zero vector, no rank), plus 1 per merge.
+        self.q = 1 + 2 * (n - m)
+        self.rank = 0
+        self.trcw = 0.0
+        self.detw = -_FLMAX
+
+    def _pairs(self, lg):
+        """Ward's costs of all pairs ``(j, i)``, ``i < j < lg`` (row j), and the Ward vectors' scale."""
+        cl = self.cl
+        means = cl.means[:lg]
+        size = cl.size[:lg]
+        factor = size[:, None] * size[None, :] / (size[:, None] + size[None, :])
+        return means, factor
+
+    @staticmethod
+    def _gram_distance(y):
+        g = y @ y.T
+        sq = np.diag(g)
+        return np.maximum(sq[:, None] + sq[None, :] - 2.0 * g, 0.0)
+
+    def _logdets(self, means, factor):
+        """``log det(W + v v^T)`` of every pair (``-inf`` where it is singular)."""
+        p = self.p
+        rank = min(self.rank, p)
+        if rank < p - 1:
+            return np.full(factor.shape, -np.inf)
+        lam, Q = np.linalg.eigh(self.W)
+        if rank == p - 1:
+            # W's null vector e: det(W + v v^T) = pdet(W) (e^T v)^2.
+            beta = means @ Q[:, 0]
+            b2 = factor * (beta[:, None] - beta[None, :]) ** 2
+            with np.errstate(divide="ignore"):
+                return np.log(lam[1:]).sum() + np.log(b2)
+        y = (means @ Q) / np.sqrt(lam)
+        return np.log(lam).sum() + np.log1p(factor * self._gram_distance(y))
+
+    def merges(self, count):
+        cl, p = self.cl, self.p
+        lg = cl.size.size
+        lower = np.tril(np.ones((lg, lg), dtype=bool), k=-1)
+        out = []
+        for _ in range(count):
+            means, factor = self._pairs(lg)
+            mask = lower[:lg, :lg]
+            ward = factor * self._gram_distance(means)
+            t = self.trcw + ward
+            if self.q < p:
+                crit = np.maximum(t, _EPSMIN)
+                j, i = _last_argmin(crit, mask)
+                self.trcw = crit[j, i]
+            else:
+                self.q += 1
+                d = self._logdets(means, factor)
+                if self.detw < self.delog:
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        zz = np.maximum(t, _EPSMIN)
+                        z = np.where(np.isneginf(d), np.log(zz), np.logaddexp(d, np.log(zz)))
+                    z = np.where(t == 0.0, -_FLMAX, z)
+                    jd, id_ = _last_argmin(d, mask)
+                    if d[jd, id_] < self.delog:
+                        j, i = _last_argmin(z, mask)
+                    else:
+                        j, i = jd, id_
+                    self.trcw, self.detw = t[j, i], d[j, i]
+                else:
+                    j, i = _last_argmin(d, mask)
+                    self.trcw, self.detw = t[j, i], d[j, i]
+            a, b = i, j
+            out.append((int(cl.id[a]), int(cl.id[b])))
+            v, _ = cl.ward(a, np.array([b]))
+            v = v[0]
+            if self.q < p:
+                self.q += 1
+            if np.any(v != 0.0):
+                self.rank += 1
+            self.W += np.outer(v, v)
+            cl.merge(a, b, lg - 1, v)
+            lg -= 1
+            if lg < 2:
+                break
+        return out
+
+
+def _last_argmin(C, mask):
+    """``(j, i)`` of the smallest ``C[j, i]`` over ``mask``, the last in row-major (packed) order."""
+    flat = np.where(mask, C, np.inf).ravel()
+    idx = flat.size - 1 - int(np.argmin(flat[::-1]))
+    return divmod(idx, C.shape[1])
+
+
+def _check_model(model):
+    if model not in HC_MODELS:
+        raise ValueError(
+            f"hc model must be one of {HC_MODELS} (mclust's hc models for multivariate data), got {model!r}; "
+            "use 'VVV' (mclust's default, mclust.options('hcModelName')) or 'EEE'."
+        )
+
+
+def hc_merges(Z, n_clusters=1, model="VVV"):
+    """Merge sequence of mclust's ``hc`` on ``Z`` (already transformed), down to ``n_clusters``.
+
+    Returns ``(groups, merges)``: the initial cluster of each row (identical rows share one,
+    mclust's ``dupPartition``) and the merges in order, each as the pair of initial-cluster
+    ids ``(a, b)``, ``a < b``, of the smallest rows of the two clusters it joins.
+    """
+    _check_model(model)
+    Z = np.asarray(Z, dtype=float)
+    if Z.ndim != 2 or Z.shape[1] < 2:
+        raise ValueError(
+            "hc needs data with at least two features (mclust starts one-dimensional data from quantiles "
+            f"instead); got shape {Z.shape}."
+        )
+    groups, m = _initial_groups(Z)
+    if n_clusters > m:
+        raise ValueError(
+            f"n_clusters={n_clusters} exceeds the number of distinct rows ({m}) the hierarchical start "
+            "merges; reduce n_components or remove duplicate rows' weight by using a larger subset."
+        )
+    if m == n_clusters:
+        return groups, []
+    engine = _EEECriterion(Z, groups, m) if model == "EEE" else _LocalCriterion(model, Z, groups, m)
+    merges = engine.merges(m - n_clusters)
+    return groups, [(min(a, b), max(a, b)) for a, b in merges]
+
+
+def _cut(groups, merges, m, n_clusters):
+    """Labels ``0..K-1`` of the rows after the first ``m - K`` merges, numbered by first occurrence."""
+    parent = np.arange(m)
+    for a, b in merges[: m - n_clusters]:
+        parent[parent == b] = a
+    labels = parent[groups]
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=int)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    return rank[inverse.reshape(-1)]
+
+
+def _gaussian_map(X, labels, X_all, K, model):
+    """Most probable cluster of each row of ``X_all`` under the M-step of ``X``'s hard partition ``labels``.
+
+    The covariance structure is the hc model's: VVV one matrix per cluster, EEE one pooled
+    matrix, VII one variance per cluster, EII one pooled variance; proportions ``n_k / n``
+    (mclust's ``mstep`` on the subset followed by ``estep`` on all rows, as ``mclustBIC``
+    does when ``n > mclust.options("subset")``). Processed in blocks of rows.
+    """
+    n, d = X.shape
+    counts = np.bincount(labels, minlength=K).astype(float)
+    means = np.zeros((K, d))
+    np.add.at(means, labels, X)
+    means /= counts[:, None]
+    resid = X - means[labels]
+    if model in ("VVV", "EEE"):
+        cov = np.zeros((K, d, d))
+        for k in range(K):
+            r = resid[labels == k]
+            cov[k] = r.T @ r
+        if model == "EEE":
+            cov[:] = cov.sum(axis=0) / n
+        else:
+            cov /= counts[:, None, None]
+        cov += 1e-10 * np.trace(cov, axis1=1, axis2=2)[:, None, None] / d * np.eye(d)
+        chol = np.linalg.cholesky(cov)
+        logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+    else:
+        sq = np.bincount(labels, weights=np.einsum("ij,ij->i", resid, resid), minlength=K)
+        var = np.full(K, sq.sum() / (n * d)) if model == "EII" else sq / (counts * d)
+        var = np.maximum(var, 1e-300)
+        logdet = d * np.log(var)
+    logpro = np.log(counts / counts.sum())
+    X = X_all
+    n = X.shape[0]
+    out = np.empty(n, dtype=int)
+    from scipy.linalg import solve_triangular
+
+    for start in range(0, n, 8192):
+        block = X[start : start + 8192]
+        score = np.empty((block.shape[0], K))
+        for k in range(K):
+            diff = block - means[k]
+            if model in ("VVV", "EEE"):
+                y = solve_triangular(chol[k], diff.T, lower=True)
+                maha = np.einsum("ij,ij->j", y, y)
+            else:
+                maha = np.einsum("ij,ij->i", diff, diff) / var[k]
+            score[:, k] = logpro[k] - 0.5 * (logdet[k] + maha)
+        out[start : start + block.shape[0]] = score.argmax(axis=1)
+    return out
+
+
+def hierarchical_partition(X, n_clusters, model="VVV", use="SVD", subset=MCLUST_SUBSET, random_state=None):
+    r"""Partition of ``X`` into ``n_clusters`` by mclust's model-based agglomerative clustering.
+
+    The tree of ``hc(X, modelName=model, use=use)`` (R package mclust; Fraley 1998;
+    Scrucca et al. 2016) cut at ``n_clusters``: ``hclass(hc(...), n_clusters)``. Each merge
+    joins the two clusters whose union increases least the model's classification criterion
+    (Banfield & Raftery 1993):
+
+    * ``"EII"``: Ward's sum of squares, :math:`\frac{n_i n_j}{n_i + n_j}\|\bar z_i - \bar z_j\|^2`;
+    * ``"VII"``: :math:`\sum_k n_k \log\bigl((\operatorname{tr} W_k + \alpha) / n_k\bigr)`;
+    * ``"VVV"`` (mclust's default, ``mclust.options("hcModelName")``):
+      :math:`\sum_k n_k \log\bigl(\det(W_k / n_k) + \beta(\operatorname{tr} W_k + \alpha)/n_k\bigr)`,
+      the determinant omitted for clusters of at most ``d`` points;
+    * ``"EEE"``: :math:`\det W` of the pooled scatter (trace, then trace plus determinant, while
+      it is singular or small; see :class:`_EEECriterion`),
+
+    with :math:`W_k` the scatter matrix of cluster ``k``, :math:`\alpha = \operatorname{tr}
+    W / (n d)` of all the data and :math:`\beta = 1` (mclust's ``hcVVV``/``hcVII`` defaults).
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d), d >= 2
+    n_clusters : int
+    model : {"VVV", "EEE", "VII", "EII"}, default="VVV"
+    use : {"SVD", "STD", "VARS"}, default="SVD"
+        Transformation of the data before merging (:func:`hc_transform`; mclust's
+        ``mclust.options("hcUse")`` default is ``"SVD"``).
+    subset : int or None, default=2000
+        When ``n > subset``, the tree is built on ``subset`` rows drawn without replacement
+        (``mclust.options("subset")`` is 2000, and ``mclustBIC`` then runs ``hc`` on
+        ``data[subset, ]``) and every other row goes to its most probable cluster under one
+        E-step from the Gaussian parameters (hc model's covariance structure) of the subset's
+        partition. ``None`` merges all rows (memory and time :math:`O(n^2)`). Must be at least
+        ``n_clusters``.
+    random_state : int, RandomState or None
+        Draws the subset (mclust draws it with R's ``sample``; the subsets differ).
+
+    Returns
+    -------
+    labels : ndarray of shape (n,)
+        Cluster of each row, ``0..n_clusters-1``, numbered by first occurrence.
+    """
+    X = np.asarray(X, dtype=float)
+    rows, labels = hierarchical_subset_partition(X, n_clusters, model, subset, random_state, use=use)
+    if rows is None:
+        return labels
+    out = _gaussian_map(X[rows], labels, X, n_clusters, model)
+    out[rows] = labels
+    return out
+
+
+def hierarchical_subset_partition(X, n_clusters, model="VVV", subset=MCLUST_SUBSET, random_state=None, use="SVD"):
+    """The rows the tree is built on (``None``: all) and their partition; see :func:`hierarchical_partition`."""
+    _check_model(model)
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D array (n_samples, n_features), got shape {X.shape}.")
+    n = X.shape[0]
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X contains NaN or infinite values; remove or impute those rows before the hc start.")
+    if not isinstance(n_clusters, (int, np.integer)) or n_clusters < 1:
+        raise ValueError(f"n_clusters must be a positive integer, got {n_clusters!r}.")
+    if subset is not None:
+        if not isinstance(subset, (int, np.integer)) or subset < 2:
+            raise ValueError(f"subset must be an integer >= 2 or None (all rows), got {subset!r}.")
+        if subset < n_clusters:
+            raise ValueError(
+                f"subset={subset} is smaller than n_clusters={n_clusters}: the tree on the subset cannot "
+                "have that many clusters; increase subset (mclust's default is 2000)."
+            )
+    rows = None
+    if subset is not None and n > subset:
+        rng = check_random_state(random_state)
+        rows = np.sort(rng.choice(n, size=subset, replace=False))
+    groups, merges = hc_merges(hc_transform(X if rows is None else X[rows], use), n_clusters, model)
+    return rows, _cut(groups, merges, groups.max() + 1, n_clusters)
