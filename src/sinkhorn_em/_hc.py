@@ -28,10 +28,13 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import check_random_state
 
+from .gaussian import estimate_gaussian_parameters, gaussian_cost, precision_cholesky
+
 __all__ = [
     "HC_MODELS",
     "HC_USES",
     "MCLUST_SUBSET",
+    "check_hc_options",
     "hc_merges",
     "hc_transform",
     "hierarchical_partition",
@@ -490,11 +493,23 @@ def _last_argmin(C, mask):
     return divmod(idx, C.shape[1])
 
 
-def _check_model(model):
+def check_hc_options(model, subset, n_clusters, *, model_name="hc model", subset_name="subset"):
+    """Reject an hc model mclust's ``hc`` does not have, or a subset too small for ``n_clusters``.
+
+    ``model_name`` and ``subset_name`` are what the caller calls them (the estimator's
+    ``hc_model`` and ``hc_subset``), so the message names the setting to change.
+    """
     if model not in HC_MODELS:
         raise ValueError(
-            f"hc model must be one of {HC_MODELS} (mclust's hc models for multivariate data), got {model!r}; "
+            f"{model_name} must be one of {HC_MODELS} (mclust's hc models for multivariate data), got {model!r}; "
             "use 'VVV' (mclust's default, mclust.options('hcModelName')) or 'EEE'."
+        )
+    smallest = max(2, n_clusters)
+    if subset is not None and (not isinstance(subset, (int, np.integer)) or subset < smallest):
+        raise ValueError(
+            f"{subset_name} must be None (all rows) or an integer >= {smallest} (the tree on the subset needs "
+            f"at least n_clusters={n_clusters} rows), got {subset!r}; increase {subset_name} (mclust's "
+            "default is 2000)."
         )
 
 
@@ -505,7 +520,7 @@ def hc_merges(Z, n_clusters=1, model="VVV"):
     mclust's ``dupPartition``) and the merges in order, each as the pair of initial-cluster
     ids ``(a, b)``, ``a < b``, of the smallest rows of the two clusters it joins.
     """
-    _check_model(model)
+    check_hc_options(model, None, n_clusters)
     Z = np.asarray(Z, dtype=float)
     if Z.ndim != 2 or Z.shape[1] < 2:
         raise ValueError(
@@ -537,55 +552,38 @@ def _cut(groups, merges, m, n_clusters):
     return rank[inverse.reshape(-1)]
 
 
+#: The covariance type of the library whose M-step has the structure of each hc model (EII:
+#: spherical variances pooled over the clusters).
+_COVARIANCE_OF = {"VVV": "full", "EEE": "tied", "VII": "spherical", "EII": "spherical"}
+# Rows scored at a time when the subset's partition is extended to all rows.
+_MAP_BLOCK_ROWS = 8192
+
+
 def _gaussian_map(X, labels, X_all, K, model):
     """Most probable cluster of each row of ``X_all`` under the M-step of ``X``'s hard partition ``labels``.
 
     The covariance structure is the hc model's: VVV one matrix per cluster, EEE one pooled
     matrix, VII one variance per cluster, EII one pooled variance; proportions ``n_k / n``
     (mclust's ``mstep`` on the subset followed by ``estep`` on all rows, as ``mclustBIC``
-    does when ``n > mclust.options("subset")``). Processed in blocks of rows.
+    does when ``n > mclust.options("subset")``). The M-step and the densities are the
+    library's (:func:`~sinkhorn_em.gaussian.estimate_gaussian_parameters`,
+    :func:`~sinkhorn_em.gaussian.gaussian_cost`), with a ridge of 1e-10 of the data's mean
+    variance so that a cluster of at most ``d`` rows still has a density.
     """
-    n, d = X.shape
-    counts = np.bincount(labels, minlength=K).astype(float)
-    means = np.zeros((K, d))
-    np.add.at(means, labels, X)
-    means /= counts[:, None]
-    resid = X - means[labels]
-    if model in ("VVV", "EEE"):
-        cov = np.zeros((K, d, d))
-        for k in range(K):
-            r = resid[labels == k]
-            cov[k] = r.T @ r
-        if model == "EEE":
-            cov[:] = cov.sum(axis=0) / n
-        else:
-            cov /= counts[:, None, None]
-        cov += 1e-10 * np.trace(cov, axis1=1, axis2=2)[:, None, None] / d * np.eye(d)
-        chol = np.linalg.cholesky(cov)
-        logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
-    else:
-        sq = np.bincount(labels, weights=np.einsum("ij,ij->i", resid, resid), minlength=K)
-        var = np.full(K, sq.sum() / (n * d)) if model == "EII" else sq / (counts * d)
-        var = np.maximum(var, 1e-300)
-        logdet = d * np.log(var)
-    logpro = np.log(counts / counts.sum())
-    X = X_all
-    n = X.shape[0]
-    out = np.empty(n, dtype=int)
-    from scipy.linalg import solve_triangular
-
-    for start in range(0, n, 8192):
-        block = X[start : start + 8192]
-        score = np.empty((block.shape[0], K))
-        for k in range(K):
-            diff = block - means[k]
-            if model in ("VVV", "EEE"):
-                y = solve_triangular(chol[k], diff.T, lower=True)
-                maha = np.einsum("ij,ij->j", y, y)
-            else:
-                maha = np.einsum("ij,ij->i", diff, diff) / var[k]
-            score[:, k] = logpro[k] - 0.5 * (logdet[k] + maha)
-        out[start : start + block.shape[0]] = score.argmax(axis=1)
+    covariance_type = _COVARIANCE_OF[model]
+    resp = np.zeros((labels.size, K))
+    resp[np.arange(labels.size), labels] = 1.0
+    ridge = 1e-10 * float(np.var(X, axis=0).mean())
+    counts, means, covariances = estimate_gaussian_parameters(X, resp, ridge, covariance_type)
+    if model == "EII":
+        covariances = np.full(K, np.average(covariances, weights=counts))
+    prec_chol = precision_cholesky(covariances, covariance_type)
+    log_proportions = np.log(counts / counts.sum())
+    out = np.empty(X_all.shape[0], dtype=int)
+    for start in range(0, X_all.shape[0], _MAP_BLOCK_ROWS):
+        block = X_all[start : start + _MAP_BLOCK_ROWS]
+        cost = gaussian_cost(block, means, covariances, covariance_type, prec_chol=prec_chol)
+        out[start : start + block.shape[0]] = np.argmax(log_proportions - cost, axis=1)
     return out
 
 
@@ -642,7 +640,6 @@ def hierarchical_partition(X, n_clusters, model="VVV", use="SVD", subset=MCLUST_
 
 def hierarchical_subset_partition(X, n_clusters, model="VVV", subset=MCLUST_SUBSET, random_state=None, use="SVD"):
     """The rows the tree is built on (``None``: all) and their partition; see :func:`hierarchical_partition`."""
-    _check_model(model)
     X = np.asarray(X, dtype=float)
     if X.ndim != 2:
         raise ValueError(f"X must be a 2-D array (n_samples, n_features), got shape {X.shape}.")
@@ -651,14 +648,7 @@ def hierarchical_subset_partition(X, n_clusters, model="VVV", subset=MCLUST_SUBS
         raise ValueError("X contains NaN or infinite values; remove or impute those rows before the hc start.")
     if not isinstance(n_clusters, (int, np.integer)) or n_clusters < 1:
         raise ValueError(f"n_clusters must be a positive integer, got {n_clusters!r}.")
-    if subset is not None:
-        if not isinstance(subset, (int, np.integer)) or subset < 2:
-            raise ValueError(f"subset must be an integer >= 2 or None (all rows), got {subset!r}.")
-        if subset < n_clusters:
-            raise ValueError(
-                f"subset={subset} is smaller than n_clusters={n_clusters}: the tree on the subset cannot "
-                "have that many clusters; increase subset (mclust's default is 2000)."
-            )
+    check_hc_options(model, subset, n_clusters)
     rows = None
     if subset is not None and n > subset:
         rng = check_random_state(random_state)

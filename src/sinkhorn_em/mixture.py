@@ -38,7 +38,7 @@ from . import _fit
 from ._balanced import sample_blocks
 from ._covariance import get_covariance
 from ._design import make_design
-from ._hc import HC_MODELS, hierarchical_subset_partition
+from ._hc import check_hc_options, hierarchical_subset_partition
 from ._validation import (
     check_covariance_type,
     check_covariances,
@@ -303,18 +303,9 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}.")
         if self.init == "hc":
-            if self.hc_model not in HC_MODELS:
-                raise ValueError(
-                    f"hc_model must be one of {HC_MODELS} (mclust's hc models), got {self.hc_model!r}; "
-                    "use 'VVV' (mclust's default) or 'EEE'."
-                )
-            if self.hc_subset is not None and (
-                not isinstance(self.hc_subset, (int, np.integer)) or self.hc_subset < self.n_components
-            ):
-                raise ValueError(
-                    f"hc_subset must be None (all rows) or an integer >= n_components={self.n_components}, "
-                    f"got {self.hc_subset!r}; mclust's default is 2000."
-                )
+            check_hc_options(
+                self.hc_model, self.hc_subset, self.n_components, model_name="hc_model", subset_name="hc_subset"
+            )
         if self.weights_pairing not in WEIGHTS_PAIRINGS:
             raise ValueError(f"weights_pairing must be one of {WEIGHTS_PAIRINGS}, got {self.weights_pairing!r}.")
         if self.sinkhorn_solver not in SINKHORN_SOLVERS:
@@ -399,10 +390,10 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             rng = check_random_state(self.random_state)
             # The starts draw from the random stream in turn, as n_init sequential fits would.
             starts = [self._initial_parameters(X, design, rng, alpha) for _ in range(self.n_init)]
-            if self.init == "hc" and self.method == "oem" and self.weights is None and self.means_init is None:
+            if self.method == "oem" and self.weights is None and starts[0][2] is not None:
                 # mclust's EM starts from the M-step of the hc partition: proportions n_k / n.
-                alpha = np.stack([start[2] for start in starts])
-            starts = [start[:2] for start in starts]
+                alpha = np.stack([proportions for _, _, proportions in starts])
+            starts = [(means, covariances) for means, covariances, _ in starts]
         runs = _fit.run_starts(design, alpha, starts, self._options(schedule))
         best = runs[0]
         for run in runs[1:]:
@@ -459,9 +450,13 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             )
 
     def _initial_parameters(self, X, design, rng, alpha):
-        """One start ``(means, covariances)``, paired with ``alpha`` as ``weights_pairing`` says."""
+        """One start ``(means, covariances, proportions)``, paired with ``alpha`` as ``weights_pairing`` says.
+
+        ``proportions`` is None unless the start estimates them (``init="hc"``: ``n_k / n`` of
+        its partition, in the start's component order).
+        """
         K, (n, d) = self.n_components, X.shape
-        covariances, proportions = None, alpha
+        covariances = proportions = None
         if self.means_init is not None:
             means = check_means(self.means_init, K, d).copy()
         elif self.init == "kmeans":
@@ -500,7 +495,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             order = pairing_by_size(X, means, alpha)
             means = means[order]
             covariances = get_covariance(self.covariance_type).reorder(covariances, order)
-            proportions = proportions[order] if proportions is not alpha else proportions
+            proportions = None if proportions is None else proportions[order]
         return means, covariances, proportions
 
     def _checked_covariances_init(self, d):
