@@ -58,6 +58,9 @@ class FitOptions:
         sEM's annealing schedule of :math:`\varepsilon`, if any.
     sinkhorn_tol, sinkhorn_max_iter : float, int
         Marginal tolerance and iteration cap of each balanced solve of sEM's E-step.
+    n_jobs : int
+        Threads of the estimator's passes over the data; the fit is the same bit for bit
+        whatever its value (a job's ``threads:``).
     """
 
     covariance_type: str = "full"
@@ -68,6 +71,7 @@ class FitOptions:
     epsilon_schedule: object = None
     sinkhorn_tol: float = 1e-9
     sinkhorn_max_iter: int = 1000
+    n_jobs: int = 1
 
     @classmethod
     def from_config(cls, section: Mapping, **overrides) -> FitOptions:
@@ -129,6 +133,7 @@ def fit_table_method(
     epsilon_schedule=_DEFAULT.epsilon_schedule,
     sinkhorn_tol: float = _DEFAULT.sinkhorn_tol,
     sinkhorn_max_iter: int = _DEFAULT.sinkhorn_max_iter,
+    n_jobs: int = _DEFAULT.n_jobs,
     keep_trajectory: bool = False,
 ) -> FitOutcome:
     """Fit ``method`` (a table name: vEM, oEM, sEM or sklearn) to ``X`` from the given start.
@@ -162,6 +167,7 @@ def fit_table_method(
             covariances_init=covariances_init,
             sinkhorn_tol=sinkhorn_tol,
             sinkhorn_max_iter=sinkhorn_max_iter,
+            n_jobs=n_jobs,
             keep_trajectory=keep_trajectory,
         )
     (seconds, caught), _ = _recorded(lambda: model.fit(X))

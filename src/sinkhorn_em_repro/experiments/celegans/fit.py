@@ -139,8 +139,8 @@ def _start(scene, trial, trial_index, init, *, base_seed, covariance_type, varia
     return initial_parameters(scene, trial, init, rng, covariance_type=covariance_type, variance=variance)
 
 
-def _fit_options(n_iter, covariance_type, epsilon, reg_covar, sinkhorn_tol, sinkhorn_max_iter) -> FitOptions:
-    """The options of every C. elegans fit: exactly ``n_iter`` iterations (``tol = 0``)."""
+def _fit_options(n_iter, covariance_type, epsilon, reg_covar, sinkhorn_tol, sinkhorn_max_iter, n_jobs=1) -> FitOptions:
+    """The options of every C. elegans fit: exactly ``n_iter`` iterations (``tol = 0``), on ``n_jobs`` threads."""
     return FitOptions(
         covariance_type=covariance_type,
         tol=0.0,
@@ -149,6 +149,7 @@ def _fit_options(n_iter, covariance_type, epsilon, reg_covar, sinkhorn_tol, sink
         epsilon=epsilon,
         sinkhorn_tol=sinkhorn_tol,
         sinkhorn_max_iter=sinkhorn_max_iter,
+        n_jobs=n_jobs,
     )
 
 
@@ -184,8 +185,12 @@ def run_celegans_chunk(
     scale_log_sd: float = 0.1,
     test_fraction: float = 0.5,
     init_variance: float | None = None,
+    n_jobs: int = 1,
 ) -> pd.DataFrame:
     """Fit one method on a chunk of trials of one scene; one row per (trial, init, iterate).
+
+    ``n_jobs`` threads run each fit's passes (the rule's ``threads:``); the rows do not
+    depend on it except for ``wall_seconds``.
 
     The voxels of trial ``t`` come from ``derive_seed(base_seed, "celegans", dataset, t)``
     and its initialisation from ``derive_seed(..., t, "init", init)``: neither depends on
@@ -205,7 +210,7 @@ def run_celegans_chunk(
     if int(n_iter) < 1:
         raise ValueError(f"n_iter must be >= 1, got {n_iter}")
     variance = _init_variance(scale_log_mean, scale_log_sd, init_variance)
-    options = _fit_options(n_iter, covariance_type, epsilon, reg_covar, sinkhorn_tol, sinkhorn_max_iter)
+    options = _fit_options(n_iter, covariance_type, epsilon, reg_covar, sinkhorn_tol, sinkhorn_max_iter, n_jobs)
     rows = []
     for trial_index in trials:
         trial = trial_data(
