@@ -67,6 +67,9 @@ class FitOptions:
         sEM's annealing schedule of :math:`\varepsilon`, if any.
     sinkhorn_tol, sinkhorn_max_iter : float, int
         Marginal tolerance and iteration cap of each balanced solve of sEM's E-step.
+    n_jobs : int
+        Threads of the estimator's passes over the data; the fit is the same bit for bit
+        whatever its value (a job's ``threads:``).
     """
 
     covariance_type: str = _estimator_default("covariance_type")
@@ -77,13 +80,14 @@ class FitOptions:
     epsilon_schedule: object = _estimator_default("epsilon_schedule")
     sinkhorn_tol: float = _estimator_default("sinkhorn_tol")
     sinkhorn_max_iter: int = _estimator_default("sinkhorn_max_iter")
+    n_jobs: int = _estimator_default("n_jobs")
 
     def __post_init__(self):
         # Config values arrive as YAML numbers (1.0e-4 is a float, 300 an int, but 3e2 a
         # string in YAML 1.1): fix the types once so every fit sees the same record.
         for name in ("tol", "reg_covar", "epsilon", "sinkhorn_tol"):
             object.__setattr__(self, name, float(getattr(self, name)))
-        for name in ("max_iter", "sinkhorn_max_iter"):
+        for name in ("max_iter", "sinkhorn_max_iter", "n_jobs"):
             object.__setattr__(self, name, int(getattr(self, name)))
         if self.epsilon_schedule is not None:
             object.__setattr__(self, "epsilon_schedule", tuple(float(e) for e in self.epsilon_schedule))

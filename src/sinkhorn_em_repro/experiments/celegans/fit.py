@@ -182,7 +182,8 @@ def run_celegans_chunk(
 
     ``options`` are the family's fit options (:meth:`FitOptions.from_config` of the config
     section, with ``tol=0`` and ``max_iter`` the dataset's ``n_iter``): every fit runs exactly
-    ``options.max_iter`` iterations. The voxels of trial ``t`` come from ``derive_seed(base_seed, "celegans", dataset, t)``
+    ``options.max_iter`` iterations; ``options.n_jobs`` threads run each fit's passes (the
+    rule's ``threads:``), which changes no row but ``wall_seconds``. The voxels of trial ``t`` come from ``derive_seed(base_seed, "celegans", dataset, t)``
     and its initialisation from ``derive_seed(..., t, "init", init)``: neither depends on
     the method, so every method sees the same data and the same start.
 
