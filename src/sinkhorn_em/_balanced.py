@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._numerics import ABSORB_LOG_BOUND, BLOCK_BYTES, LOG_FLOOR, NARROW, SINGLE_ROUND_OFF
+from ._parallel import SERIAL
 
 
 def sample_blocks(n, width, block_bytes=None):
@@ -87,9 +88,12 @@ class Problem:
     block of samples); ``False`` recomputes it from ``source`` in every pass. ``workspace``
     (a dict) lends the kernel and work arrays from one problem to the next of the same
     shape: the first write to fresh memory costs as much as the write itself (page faults).
+    ``workers`` (a :class:`._parallel.Workers`) runs each pass's blocks, on threads when it
+    has more than one; every pass adds the blocks' partial sums in block order, so that
+    the results do not depend on the number of threads.
     """
 
-    def __init__(self, source, a, b, *, store, workspace=None):
+    def __init__(self, source, a, b, *, store, workspace=None, workers=None):
         self.source = source
         self.a = a
         self.log_a = np.log(a)
@@ -101,6 +105,7 @@ class Problem:
         # Column log-scalings outside these bounds are absorbed into the potentials (a rebuild).
         self.log_v_bounds = (-ABSORB_LOG_BOUND, ABSORB_LOG_BOUND)
         self.blocks = sample_blocks(self.n, self.S * self.K)
+        self.workers = SERIAL if workers is None else workers
         self._scratch = {} if workspace is None else workspace
         self.kernel = None
         if store:
@@ -127,12 +132,11 @@ class Problem:
         return len(idx) == self.S
 
     def scratch(self, name, shape, dtype=float):
-        """A reused work array (fresh allocations of block-sized arrays page-fault every time)."""
-        key = (name, shape, np.dtype(dtype).str)
-        array = self._scratch.get(key)
-        if array is None:
-            array = self._scratch[key] = np.empty(shape, dtype=dtype)
-        return array
+        """A reused work array (fresh allocations of block-sized arrays page-fault every time).
+
+        Each worker thread gets its own (see :meth:`._parallel.Workers.scratch`).
+        """
+        return self.workers.scratch(self._scratch, name, shape, dtype)
 
     def track_mixture(self, log_weights):
         """Have every build store the log mixture density of each sample (see :meth:`build`)."""
@@ -140,22 +144,26 @@ class Problem:
         self.log_mixture = np.empty((self.S, self.n))
         self.has_log_mixture = np.zeros(self.S, dtype=bool)
 
-    def _gram(self, weighted, out):
-        """Add ``weighted @ weighted^T`` per problem to ``out`` (single precision above ``NARROW``)."""
+    def _gram(self, weighted):
+        """``weighted @ weighted^T`` per problem, a block's term of a Gram sum (single precision above ``NARROW``).
+
+        Returned, not added: the caller adds the blocks' terms in block order.
+        """
         if self.K <= NARROW:
-            out += np.matmul(weighted, np.swapaxes(weighted, 1, 2))
-            return
+            return np.matmul(weighted, np.swapaxes(weighted, 1, 2))
         single = self.scratch("single", weighted.shape, np.float32)
         np.copyto(single, weighted, casting="same_kind")
         single += SINGLE_ROUND_OFF
         single -= SINGLE_ROUND_OFF
+        gram = np.empty((single.shape[0], self.K, self.K), dtype=np.float32)
         for s in range(single.shape[0]):
-            out[s] += single[s] @ single[s].T
+            gram[s] = single[s] @ single[s].T
+        return gram
 
-    def _weighted_gram(self, weighted, v, W):
-        """Add the Gram product of ``weighted`` scaled by the column scalings ``v`` (``(S, K, 1)``) to ``W``."""
+    def _weighted_gram(self, weighted, v):
+        """The Gram term of ``weighted`` scaled by the column scalings ``v`` (``(S, K, 1)``)."""
         weighted *= v
-        self._gram(weighted, W)
+        return self._gram(weighted)
 
     @staticmethod
     def _laplacian(W):
@@ -168,21 +176,30 @@ class Problem:
         return hessian
 
     # ------------------------------------------------------------------ passes
-    def kernel_blocks(self, idx):
-        """Yield ``(kernel block of the problems idx, cols)`` block by block (stored or recomputed)."""
+    def kernel_block(self, idx):
+        """A function ``(b, cols) -> kernel block b of the problems idx`` (stored or recomputed); one pass.
+
+        A recomputed block lives in the calling thread's scratch array: it is valid until
+        that thread asks for its next block.
+        """
         self.passes += 1
         full = self._all(idx)
-        if self.kernel is not None:
-            for block, cols in zip(self.kernel, self.blocks):
-                yield (block if full else block[idx]), cols
-            return
+        kernel = self.kernel
+        if kernel is not None:
+            if full:
+                return lambda b, cols: kernel[b]
+            return lambda b, cols: kernel[b][idx]
         log_kernel = self.source.prepare(idx, self.g0 if full else self.g0[idx])
         f0 = self.f0 if full else self.f0[idx]
-        for cols in self.blocks:
-            block = log_kernel(cols, out=self.scratch("cost", (len(idx), self.K, cols.stop - cols.start)))
+        shape = (len(idx), self.K)
+
+        def block_of(b, cols):
+            block = log_kernel(cols, out=self.scratch("cost", shape + (cols.stop - cols.start,)))
             block += f0[:, None, cols]
             np.maximum(block, LOG_FLOOR, out=block)
-            yield np.exp(block, out=block), cols
+            return np.exp(block, out=block)
+
+        return block_of
 
     def build(self, idx, g, hessian=None, *, row_sums=None):
         """Absorb the column potentials ``g`` (``(len(idx), K)``) into fresh kernels: one row half-step.
@@ -222,10 +239,11 @@ class Problem:
         reducers = np.ones((count, 1 if mixture_row is None else 2, self.K))
         if mixture_row is not None:
             reducers[:, 1] = mixture_row
-        for b, cols in enumerate(self.blocks):
+        # A stored kernel block is written in place.
+        in_place = self.kernel is not None and full
+
+        def one(b, cols):
             width = cols.stop - cols.start
-            # A stored kernel block is written in place.
-            in_place = self.kernel is not None and full
             block = log_kernel(cols, out=self.kernel[b] if in_place else self.scratch("cost", (count, self.K, width)))
             top = block.max(axis=1)
             block -= top[:, None, :]
@@ -237,20 +255,30 @@ class Problem:
                 row_sums[:, cols] = row_sum
             u_block = np.divide(self.a[cols], row_sum, out=u[:, cols])
             f0[:, cols] = -top
-            col += np.matmul(block, u_block[:, :, None])[:, :, 0]
-            log_rows += np.log(row_sum) @ self.a[cols]
+            col_part = np.matmul(block, u_block[:, :, None])[:, :, 0]
+            log_rows_part = np.log(row_sum) @ self.a[cols]
+            mixture_ok = True
             if mixture_row is not None:
                 mixture = sums[:, 1]
-                log_mixture_ok &= bool(mixture.min() > 0.0)
+                mixture_ok = bool(mixture.min() > 0.0)
                 with np.errstate(divide="ignore"):
                     np.log(mixture, out=log_mixture[:, cols])
                 log_mixture[:, cols] += top
+            gram = None
             if W is not None:
                 weighted = self.scratch("weighted", (chosen.size, self.K, width))
                 np.multiply(block[chosen], (u_block[chosen] / self.sqrt_a[cols])[:, None, :], out=weighted)
-                self._gram(weighted, W)
+                gram = self._gram(weighted)
             if self.kernel is not None and not in_place:
                 self.kernel[b][idx] = block
+            return col_part, log_rows_part, mixture_ok, gram
+
+        for col_part, log_rows_part, mixture_ok, gram in self.workers.map(one, self.blocks):
+            col += col_part
+            log_rows += log_rows_part
+            log_mixture_ok &= mixture_ok
+            if gram is not None:
+                W += gram
         if log_mixture_ok:
             self.log_mixture[idx] = log_mixture + top_shift[:, None]
             self.has_log_mixture[idx] = True
@@ -289,10 +317,14 @@ class Problem:
         self.log_v[idx] = 0.0
         if self.kernel is not None:
             log_kernel = self.source.prepare(idx, g)
-            for b, cols in enumerate(self.blocks):
+
+            def one(b, cols):
                 block = log_kernel(cols)
                 block += f[:, None, cols]
                 self.kernel[b][idx] = np.exp(block)
+
+            for _ in self.workers.map(one, self.blocks):
+                pass
 
     def row_step(self, idx, log_v, *, row_sums=None, dual=True, u_out=None):
         """Row half-step for ``v = exp(log_v)``: ``(u, col, dual, ok)``, all ``kernel v > 0`` in ``ok``.
@@ -313,16 +345,27 @@ class Problem:
         log_rows = np.zeros(count) if dual else None
         ok = np.ones(count, dtype=bool)
         vrow = v[:, None, :]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for block, cols in self.kernel_blocks(idx):
+        kernel_block = self.kernel_block(idx)
+
+        def one(b, cols):
+            block = kernel_block(b, cols)
+            # errstate is per thread: set where the arithmetic runs.
+            with np.errstate(divide="ignore", invalid="ignore"):
                 row_sum = np.matmul(vrow, block)[:, 0, :]
                 if row_sums is not None:
                     row_sums[:, cols] = row_sum
-                ok &= row_sum.min(axis=1) > 0.0
+                ok_part = row_sum.min(axis=1) > 0.0
                 u_block = np.divide(self.a[cols], row_sum, out=u[:, cols])
-                col += np.matmul(block, u_block[:, :, None])[:, :, 0]
+                col_part = np.matmul(block, u_block[:, :, None])[:, :, 0]
+                log_rows_part = np.log(row_sum) @ self.a[cols] if dual else None
+            return ok_part, col_part, log_rows_part
+
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for ok_part, col_part, log_rows_part in self.workers.map(one, self.blocks):
+                ok &= ok_part
+                col += col_part
                 if dual:
-                    log_rows += np.log(row_sum) @ self.a[cols]
+                    log_rows += log_rows_part
         col *= v
         if not dual:
             return u, col, None, ok
@@ -343,25 +386,55 @@ class Problem:
         v = np.exp(log_v)[:, :, None]
         scale = u / self.sqrt_a
         W = np.zeros((count, self.K, self.K))
-        for block, cols in self.kernel_blocks(idx):
+        kernel_block = self.kernel_block(idx)
+
+        def one(b, cols):
             weighted = self.scratch("weighted", (count, self.K, cols.stop - cols.start))
-            np.multiply(block, scale[:, None, cols], out=weighted)
-            self._weighted_gram(weighted, v, W)
+            np.multiply(kernel_block(b, cols), scale[:, None, cols], out=weighted)
+            return self._weighted_gram(weighted, v)
+
+        for gram in self.workers.map(one, self.blocks):
+            W += gram
         return self._laplacian(W)
 
     def log_column_step(self, idx, f):
-        """``g = log b - LSE_i(f_i - C_ik/eps)`` in the log domain (when a column mass underflows)."""
+        """``g = log b - LSE_i(f_i - C_ik/eps)`` in the log domain (when a column mass underflows).
+
+        The log-sum-exp runs over the blocks with a running maximum ``top`` (the sums so far
+        rescaled whenever it grows). On threads the running maxima come first (a pass of
+        block maxima), then each block's exponentials against its own running maximum, added
+        in block order: the same operations on the same numbers as the single loop.
+        """
         count = len(idx)
         log_kernel = self.source.prepare(idx, np.zeros((count, self.K)))
-        top = np.full((count, self.K), -np.inf)
-        total = np.zeros((count, self.K))
-        for cols in self.blocks:
+
+        def block_of(cols):
             block = log_kernel(cols)
             block += f[:, None, cols]
-            new_top = np.maximum(top, block.max(axis=2))
-            with np.errstate(invalid="ignore"):
-                total *= np.exp(np.where(np.isfinite(top), top - new_top, -np.inf))
-            total += np.exp(block - new_top[:, :, None]).sum(axis=2)
+            return block
+
+        top = np.full((count, self.K), -np.inf)
+        total = np.zeros((count, self.K))
+        if self.workers.n_jobs == 1:
+            for cols in self.blocks:
+                block = block_of(cols)
+                new_top = np.maximum(top, block.max(axis=2))
+                total = _rescale(total, top, new_top)
+                total += np.exp(block - new_top[:, :, None]).sum(axis=2)
+                top = new_top
+            return self.log_b[idx] - (top + np.log(total))
+        tops = []
+        for block_top in self.workers.map(lambda b, cols: block_of(cols).max(axis=2), self.blocks):
+            top = np.maximum(top, block_top)
+            tops.append(top)
+        top = np.full((count, self.K), -np.inf)
+
+        def one(b, cols):
+            return np.exp(block_of(cols) - tops[b][:, :, None]).sum(axis=2)
+
+        for new_top, part in zip(tops, self.workers.map(one, self.blocks)):
+            total = _rescale(total, top, new_top)
+            total += part
             top = new_top
         return self.log_b[idx] - (top + np.log(total))
 
@@ -382,23 +455,37 @@ class Problem:
         rows = np.empty((self.S, self.n))
         vectors = v[:, None, :]
         stats = None
-        release = release and self.kernel is not None
+        kernel = self.kernel
+        release = release and kernel is not None
         if release:
-            for key in [key for key, value in self._scratch.items() if value is self.kernel]:
+            for key in [key for key, value in self._scratch.items() if value is kernel]:
                 del self._scratch[key]
-        for b, (block, cols) in enumerate(self.kernel_blocks(idx)):
+        kernel_block = self.kernel_block(idx)
+
+        def one(b, cols):
+            block = kernel_block(b, cols)
             u = self.u[:, cols]
             products = np.matmul(vectors, block)
             np.multiply(products[:, 0], u, out=rows[:, cols])
-            if statistics is not None:
-                part = statistics(block, u, v, cols)
-                stats = part if stats is None else stats + part
+            part = None if statistics is None else statistics(block, u, v, cols)
             if plan is not None:
                 weights = block[0] * v[0][:, None]
                 weights *= u[0]
                 plan[cols] = weights.T
             if release:
-                self.kernel[b] = None
+                kernel[b] = None
+            return part
+
+        for part in self.workers.map(one, self.blocks):
+            if part is not None:
+                stats = part if stats is None else stats + part
         if release:
             self.kernel = None
         return rows, stats
+
+
+def _rescale(total, top, new_top):
+    """``total * e^(top - new_top)``: sums of exponentials against ``top`` moved to ``new_top``."""
+    with np.errstate(invalid="ignore"):
+        total *= np.exp(np.where(np.isfinite(top), top - new_top, -np.inf))
+    return total

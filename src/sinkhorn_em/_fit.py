@@ -23,6 +23,7 @@ import pandas as pd
 from . import _balanced, _newton
 from ._balanced import sample_blocks
 from ._numerics import LOG_FLOOR, TINY
+from ._parallel import SERIAL, Workers
 
 HISTORY_COLUMNS = [
     "iteration",
@@ -53,6 +54,7 @@ class Options:
     working_memory: float  # bytes for the (n, K) arrays of a batch
     verbose: int = 0
     verbose_interval: int = 10
+    n_jobs: int = 1  # threads of the block passes (checked: >= 1); results do not depend on it
 
 
 @dataclass
@@ -84,12 +86,14 @@ class _Track:
 
 
 # ---------------------------------------------------------------------- passes
-def em_pass(design, coefficients, log_weights, epsilon, *, statistics=True):
+def em_pass(design, coefficients, log_weights, epsilon, *, statistics=True, workers=SERIAL):
     """One EM E-step and the M-step statistics of its responsibilities, block by block.
 
     Returns ``(stats, objective, nll)`` per start: ``stats`` (``(S, K, p)``) are the moment
     sums of the responsibilities (rows summing to 1), ``objective`` the semi-relaxed value
     ``-eps mean_i log sum_k alpha_k e^{-C_ik / eps}`` and ``nll`` the same at ``eps = 1``.
+    The blocks run on ``workers`` (:class:`._parallel.Workers`); their sums are added in
+    block order whatever the number of threads.
     """
     S, K = log_weights.shape
     n = design.n
@@ -100,22 +104,27 @@ def em_pass(design, coefficients, log_weights, epsilon, *, statistics=True):
     nll_total = None if log_joint_1 is None else np.zeros(S)
     stats = None
     buffers = {}
-    for cols in sample_blocks(n, S * K):
-        width = cols.stop - cols.start
-        buffer = buffers.get(width)
-        if buffer is None:
-            buffer = buffers[width] = np.empty((S, K, width))
+
+    def one(b, cols):
+        buffer = workers.scratch(buffers, "block", (S, K, cols.stop - cols.start))
+        nll_part = None
         if log_joint_1 is not None:
-            nll_total += _log_sum_exp_rows(design.log_kernel(log_joint_1, cols, out=buffer)).sum(axis=1)
+            nll_part = _log_sum_exp_rows(design.log_kernel(log_joint_1, cols, out=buffer)).sum(axis=1)
         block = design.log_kernel(log_joint, cols, out=buffer)
         top = block.max(axis=1)
         block -= top[:, None, :]
         np.maximum(block, LOG_FLOOR, out=block)
         np.exp(block, out=block)
         row_sum = block.sum(axis=1)
-        total += top.sum(axis=1) + np.log(row_sum).sum(axis=1)
+        total_part = top.sum(axis=1) + np.log(row_sum).sum(axis=1)
+        stats_part = design.scaled_statistics(block, 1.0 / row_sum, None, cols) if statistics else None
+        return nll_part, total_part, stats_part
+
+    for nll_part, total_part, part in workers.map(one, sample_blocks(n, S * K)):
+        if nll_part is not None:
+            nll_total += nll_part
+        total += total_part
         if statistics:
-            part = design.scaled_statistics(block, 1.0 / row_sum, None, cols)
             stats = part if stats is None else stats + part
     objective = -epsilon * total / n
     nll = objective.copy() if nll_total is None else -nll_total / n
@@ -128,13 +137,17 @@ def _log_sum_exp_rows(block):
     return top + np.log(np.exp(block - top[:, None, :]).sum(axis=1))
 
 
-def nll_pass(design, coefficients, log_weights):
+def nll_pass(design, coefficients, log_weights, workers=SERIAL):
     """``-mean_i log sum_k alpha_k N(x_i; theta_k)`` per start (one pass of exponentials)."""
     S, K = log_weights.shape
     total = np.zeros(S)
     log_joint = design.log_kernel_coefficients(coefficients, log_weights, 1.0)
-    for cols in sample_blocks(design.n, S * K):
-        total += _log_sum_exp_rows(design.log_kernel(log_joint, cols)).sum(axis=1)
+
+    def one(b, cols):
+        return _log_sum_exp_rows(design.log_kernel(log_joint, cols)).sum(axis=1)
+
+    for part in workers.map(one, sample_blocks(design.n, S * K)):
+        total += part
     return -total / design.n
 
 
@@ -160,8 +173,13 @@ class RowNormalisedEStep:
 
     balanced = False
 
+    def __init__(self, workers=SERIAL):
+        self.workers = workers
+
     def solve(self, design, coefficients, weights, epsilon, active, *, statistics):
-        stats, objective, nll = em_pass(design, coefficients, np.log(weights), epsilon, statistics=statistics)
+        stats, objective, nll = em_pass(
+            design, coefficients, np.log(weights), epsilon, statistics=statistics, workers=self.workers
+        )
         count = active.size
         return EStepResult(
             stats, objective, nll, np.zeros(count, dtype=int), np.ones(count, dtype=bool), np.full(count, np.nan)
@@ -187,8 +205,9 @@ class BalancedEStep:
 
     balanced = True
 
-    def __init__(self, alpha, n_starts, *, tol, max_iter, newton, working_memory):
+    def __init__(self, alpha, n_starts, *, tol, max_iter, newton, working_memory, workers=SERIAL):
         K = alpha.size
+        self.workers = workers
         self.tol, self.max_iter, self.newton, self.working_memory = (
             float(tol),
             int(max_iter),
@@ -210,6 +229,7 @@ class BalancedEStep:
             weights,
             store=count * K * n * 8 <= self.working_memory,
             workspace=self.workspace,
+            workers=self.workers,
         )
         log_weights = np.log(weights)
         if epsilon == 1.0:
@@ -234,7 +254,7 @@ class BalancedEStep:
         if epsilon == 1.0 and problem.has_log_mixture.all():
             nll = -problem.log_mixture.mean(axis=1)
         else:
-            nll = nll_pass(design, coefficients, log_weights)
+            nll = nll_pass(design, coefficients, log_weights, self.workers)
         solved = np.abs(rows - a).sum(axis=1) <= self.tol
         return EStepResult(stats, value, nll, solution.n_iter, solved, np.full(count, self.tol))
 
@@ -246,8 +266,14 @@ def run(design, alpha, means, covariances, options, *, out=print):
     ``means`` has shape ``(S, K, d)`` and ``covariances`` the layout of the covariance type
     with a leading axis ``S``. Each iteration is an E-step at the current parameters (whose
     objective is recorded for them), the convergence test on the change of that objective,
-    and an M-step, as scikit-learn's ``BaseMixture.fit_predict``.
+    and an M-step, as scikit-learn's ``BaseMixture.fit_predict``. The passes over the data
+    run on ``options.n_jobs`` threads (one pool for the whole fit), with the same results.
     """
+    with Workers(options.n_jobs) as workers:
+        return _run(design, alpha, means, covariances, options, out, workers)
+
+
+def _run(design, alpha, means, covariances, options, out, workers):
     S, K = means.shape[:2]
     opts = options
     schedule = opts.schedule
@@ -261,9 +287,10 @@ def run(design, alpha, means, covariances, options, *, out=print):
             max_iter=opts.sinkhorn_max_iter,
             newton=opts.sinkhorn_solver == "newton",
             working_memory=opts.working_memory,
+            workers=workers,
         )
 
-    e_step = balanced_step() if opts.method == "sinkhorn" else RowNormalisedEStep()
+    e_step = balanced_step() if opts.method == "sinkhorn" else RowNormalisedEStep(workers)
     # em/oem with track_eot_loss: the EOT loss of every iterate, by a balanced solve that
     # does not feed the fit.
     eot_tracker = balanced_step() if opts.method != "sinkhorn" and opts.track_eot_loss else None

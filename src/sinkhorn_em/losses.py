@@ -87,6 +87,7 @@ def balanced_value(
     warn=True,
     solver: str = "sinkhorn",
     hessian_init=None,
+    n_jobs: int = 1,
 ):
     """``min F`` over couplings with rows ``1/n`` and columns ``alpha``; returns ``(value, SinkhornResult)``.
 
@@ -95,7 +96,7 @@ def balanced_value(
     :func:`~sinkhorn_em.sinkhorn.solve_balanced`: :func:`~sinkhorn_em.sinkhorn.sinkhorn_log`
     (``"sinkhorn"``) or :func:`~sinkhorn_em.sinkhorn.sinkhorn_newton` (``"newton"``);
     ``hessian_init`` (a previous result's ``hessian``) warm-starts the Newton solver's
-    curvature as well.
+    curvature as well; ``n_jobs`` threads run its passes (same result).
     """
     n = cost.shape[0]
     a = np.full(n, 1.0 / n)
@@ -110,6 +111,7 @@ def balanced_value(
         g_init=np.log(weights) if g_init is None else g_init,
         warn=warn,
         hessian_init=hessian_init,
+        n_jobs=n_jobs,
     )
     # With log P = f + g - C/eps, <P, C> + eps <P, log P - log a - log b> collapses to the
     # potentials weighted by the plan's marginals: O(n + K) instead of a pass over P.

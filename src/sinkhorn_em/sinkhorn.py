@@ -44,6 +44,7 @@ from scipy.special import logsumexp
 
 from . import _balanced, _newton
 from ._numerics import UNDERFLOW
+from ._parallel import Workers, check_n_jobs
 
 __all__ = [
     "BALANCED_SOLVERS",
@@ -184,6 +185,7 @@ def sinkhorn_log(
     f_init=None,
     g_init=None,
     warn: bool = True,
+    n_jobs: int = 1,
 ) -> SinkhornResult:
     """Solve balanced entropic OT between ``a`` and ``b`` for ``cost`` (log-domain Sinkhorn).
 
@@ -207,16 +209,29 @@ def sinkhorn_log(
         is not given. Default start: ``g = 0``.
     warn : bool, default=True
         Emit :class:`SinkhornConvergenceWarning` when ``max_iter`` is reached first.
+    n_jobs : int, default=1
+        Threads for the passes over the kernel (blocks of rows); ``-1``: every core. The
+        result is the same bit for bit whatever ``n_jobs`` (see
+        :class:`~sinkhorn_em.mixture.EOTGaussianMixture`'s ``n_jobs``).
 
     Returns
     -------
     SinkhornResult
         Potentials, plan, number of iterations, convergence flag, final marginal error.
     """
+    n_jobs = check_n_jobs(n_jobs)
     a, b, scaled = _check_problem(a, b, cost, epsilon, max_iter)
+    with Workers(n_jobs) as workers:
+        result = _sinkhorn_log(a, b, scaled, epsilon, tol, max_iter, f_init, g_init, workers)
+    if warn and not result.converged:
+        _warn_not_converged(result.marginal_error, tol, result.n_iter, epsilon)
+    return result
+
+
+def _sinkhorn_log(a, b, scaled, epsilon, tol, max_iter, f_init, g_init, workers):
     n, K = scaled.shape
     g = _initial_column_potential(scaled, np.log(b), f_init, g_init)
-    problem = _balanced.Problem(_balanced.DenseCost(scaled), a, b[None, :], store=True)
+    problem = _balanced.Problem(_balanced.DenseCost(scaled), a, b[None, :], store=True, workers=workers)
     only = np.zeros(1, dtype=int)  # the index of the one problem (a Problem holds a batch)
     lower, upper = problem.log_v_bounds
     # Work arrays of n samples, written in place every iteration (see Problem.row_step's u_out).
@@ -270,8 +285,6 @@ def sinkhorn_log(
     plan = np.empty((n, K))
     rows = problem.finish(log_v[None], plan=plan, release=True)[0][0]
     converged = err <= tol
-    if warn and not converged:
-        _warn_not_converged(err, tol, n_iter, epsilon)
     return SinkhornResult(
         f=f,
         g=g,
@@ -308,6 +321,7 @@ def sinkhorn_newton(
     g_init=None,
     hessian_init=None,
     warn: bool = True,
+    n_jobs: int = 1,
 ) -> SinkhornResult:
     """Solve balanced entropic OT by Newton's method on the column potential.
 
@@ -346,7 +360,7 @@ def sinkhorn_newton(
 
     Parameters
     ----------
-    a, b, cost, epsilon, tol, f_init, g_init, warn
+    a, b, cost, epsilon, tol, f_init, g_init, warn, n_jobs
         As in :func:`sinkhorn_log`.
     max_iter : int, default=100
         Maximum number of iterations (Newton or Sinkhorn steps, including the last
@@ -371,20 +385,22 @@ def sinkhorn_newton(
     search stay in double precision. From a warm start a few iterations reach
     ``tol = 1e-9`` where Sinkhorn needs hundreds.
     """
+    n_jobs = check_n_jobs(n_jobs)
     a, b, scaled = _check_problem(a, b, cost, epsilon, max_iter)
     n, K = scaled.shape
     g = _initial_column_potential(scaled, np.log(b), f_init, g_init)
     hessian = _check_hessian_init(hessian_init, K)
-    problem = _balanced.Problem(_balanced.DenseCost(scaled), a, b[None, :], store=True)
-    solution = _newton.solve(
-        problem,
-        g[None, :],
-        tol=np.array([tol], dtype=float),
-        max_iter=max_iter,
-        hessian_init=None if hessian is None else (hessian[None], np.ones(1, dtype=bool)),
-    )
-    plan = np.empty((n, K))
-    rows = problem.finish(solution.log_v, plan=plan, release=True)[0][0]
+    with Workers(n_jobs) as workers:
+        problem = _balanced.Problem(_balanced.DenseCost(scaled), a, b[None, :], store=True, workers=workers)
+        solution = _newton.solve(
+            problem,
+            g[None, :],
+            tol=np.array([tol], dtype=float),
+            max_iter=max_iter,
+            hessian_init=None if hessian is None else (hessian[None], np.ones(1, dtype=bool)),
+        )
+        plan = np.empty((n, K))
+        rows = problem.finish(solution.log_v, plan=plan, release=True)[0][0]
     log_v = solution.log_v[0]
     u = problem.u[0]
     err = float(np.abs(rows - a).sum())
@@ -422,6 +438,7 @@ def solve_balanced(
     g_init=None,
     warn: bool = True,
     hessian_init=None,
+    n_jobs: int = 1,
 ) -> SinkhornResult:
     """Solve balanced entropic OT with the solver named ``solver`` (a key of ``BALANCED_SOLVERS``).
 
@@ -433,5 +450,5 @@ def solve_balanced(
         raise ValueError(f"Unknown balanced solver {solver!r}; choose one of {sorted(BALANCED_SOLVERS)}.")
     options = {"hessian_init": hessian_init} if solver == "newton" else {}
     return BALANCED_SOLVERS[solver](
-        a, b, cost, epsilon, tol=tol, max_iter=max_iter, g_init=g_init, warn=warn, **options
+        a, b, cost, epsilon, tol=tol, max_iter=max_iter, g_init=g_init, warn=warn, n_jobs=n_jobs, **options
     )

@@ -11,6 +11,7 @@ bury the logs; the tables carry ``converged`` / ``sinkhorn_converged`` columns i
 
 from __future__ import annotations
 
+import inspect
 import time
 import warnings
 from collections.abc import Mapping
@@ -36,14 +37,22 @@ ESTIMATOR_METHOD = {"vEM": "em", "oEM": "oem", "sEM": "sinkhorn"}
 TABLE_METHODS = (*ESTIMATOR_METHOD, "sklearn")
 
 
+def _estimator_default(name: str):
+    """The default of ``EOTGaussianMixture``'s parameter ``name``: the record's defaults are the library's."""
+    return inspect.signature(EOTGaussianMixture).parameters[name].default
+
+
 @dataclass(frozen=True)
 class FitOptions:
     r"""The options of a table fit, spelled once: what a family's config section sets and the fit receives.
 
-    The defaults are those of the reproduction's fits when a family sets nothing; every family
-    sets its own in ``config.yaml`` (validated by ``workflow/schemas/config.schema.yaml``). The
-    names are those of :class:`sinkhorn_em.EOTGaussianMixture`, so the record reaches the
-    estimator unchanged (:meth:`keywords`).
+    A family's plan builds one record from its validated config section
+    (:meth:`from_config`; ``workflow/schemas/config.schema.yaml`` fills the section's
+    defaults), its rule hands the record to the experiment as the ``options`` keyword, and the
+    experiment passes it to :func:`fit_table_method` unchanged, which gives it to
+    :class:`sinkhorn_em.EOTGaussianMixture` field by field (:meth:`keywords`): the names are
+    the estimator's. No layer re-spells an option or keeps a default of its own; a field a
+    section does not set takes the estimator's default.
 
     Attributes
     ----------
@@ -58,25 +67,44 @@ class FitOptions:
         sEM's annealing schedule of :math:`\varepsilon`, if any.
     sinkhorn_tol, sinkhorn_max_iter : float, int
         Marginal tolerance and iteration cap of each balanced solve of sEM's E-step.
+    n_jobs : int
+        Threads of the estimator's passes over the data; the fit is the same bit for bit
+        whatever its value (a job's ``threads:``).
     """
 
-    covariance_type: str = "full"
-    tol: float = 1e-6
-    max_iter: int = 500
-    reg_covar: float = 1e-6
-    epsilon: float = 1.0
-    epsilon_schedule: object = None
-    sinkhorn_tol: float = 1e-9
-    sinkhorn_max_iter: int = 1000
+    covariance_type: str = _estimator_default("covariance_type")
+    tol: float = _estimator_default("tol")
+    max_iter: int = _estimator_default("max_iter")
+    reg_covar: float = _estimator_default("reg_covar")
+    epsilon: float = _estimator_default("epsilon")
+    epsilon_schedule: object = _estimator_default("epsilon_schedule")
+    sinkhorn_tol: float = _estimator_default("sinkhorn_tol")
+    sinkhorn_max_iter: int = _estimator_default("sinkhorn_max_iter")
+    n_jobs: int = _estimator_default("n_jobs")
+
+    def __post_init__(self):
+        # Config values arrive as YAML numbers (1.0e-4 is a float, 300 an int, but 3e2 a
+        # string in YAML 1.1): fix the types once so every fit sees the same record.
+        for name in ("tol", "reg_covar", "epsilon", "sinkhorn_tol"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        for name in ("max_iter", "sinkhorn_max_iter", "n_jobs"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        if self.epsilon_schedule is not None:
+            object.__setattr__(self, "epsilon_schedule", tuple(float(e) for e in self.epsilon_schedule))
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """The option names (the estimator's parameter names)."""
+        return tuple(each.name for each in fields(cls))
 
     @classmethod
     def from_config(cls, section: Mapping, **overrides) -> FitOptions:
-        """The options a config section (or a job's parameters) names, the others at their defaults.
+        """The options a config section (or a job's parameters) names, the others at the estimator's defaults.
 
         Keys of ``section`` that are not fit options (seeds, sizes, ...) are left out; ``overrides``
         must all be fit options.
         """
-        names = {each.name for each in fields(cls)}
+        names = set(cls.field_names())
         unknown = sorted(set(overrides) - names)
         if unknown:
             raise TypeError(f"{unknown} are not fit options; use some of {sorted(names)}.")
@@ -87,12 +115,8 @@ class FitOptions:
         return replace(self, **changes)
 
     def keywords(self) -> dict:
-        """The options as keywords of :func:`fit_table_method` (and of the estimator)."""
+        """The options as keywords of :class:`sinkhorn_em.EOTGaussianMixture`."""
         return asdict(self)
-
-
-#: The reproduction's fit options when a family sets none.
-_DEFAULT = FitOptions()
 
 
 @dataclass(frozen=True)
@@ -121,47 +145,34 @@ def fit_table_method(
     weights,
     means_init,
     covariances_init,
-    covariance_type: str = _DEFAULT.covariance_type,
-    tol: float = _DEFAULT.tol,
-    max_iter: int = _DEFAULT.max_iter,
-    reg_covar: float = _DEFAULT.reg_covar,
-    epsilon: float = _DEFAULT.epsilon,
-    epsilon_schedule=_DEFAULT.epsilon_schedule,
-    sinkhorn_tol: float = _DEFAULT.sinkhorn_tol,
-    sinkhorn_max_iter: int = _DEFAULT.sinkhorn_max_iter,
+    options: FitOptions = FitOptions(),
     keep_trajectory: bool = False,
 ) -> FitOutcome:
     """Fit ``method`` (a table name: vEM, oEM, sEM or sklearn) to ``X`` from the given start.
 
     The three :class:`~sinkhorn_em.EOTGaussianMixture` methods get ``weights`` as their
     known weights (oEM: as its starting weights), ``means_init`` / ``covariances_init`` as
-    the start, and never track the EOT loss along the fit (the tables do not use it; it
-    costs a balanced solve per iteration). ``sklearn`` is ``GaussianMixture`` started from
-    the same weights, means and (symmetrised) precisions, which override its own
-    initialisation entirely, for full (``covariances_init`` of shape (K, d, d)) or tied
-    ((d, d)) covariances; it supports neither ``epsilon`` nor the Sinkhorn options.
-    The options are the fields of :class:`FitOptions` (pass a record as ``**options.keywords()``).
+    the start, the fields of ``options`` as they are, and never track the EOT loss along the
+    fit (the tables do not use it; it costs a balanced solve per iteration). ``sklearn`` is
+    ``GaussianMixture`` started from the same weights, means and (symmetrised) precisions,
+    which override its own initialisation entirely, for full (``covariances_init`` of shape
+    (K, d, d)) or tied ((d, d)) covariances; it takes ``covariance_type``, ``tol``,
+    ``max_iter`` and ``reg_covar`` of ``options`` and supports neither ``epsilon`` nor the
+    Sinkhorn options.
 
     Convergence warnings (``ConvergenceWarning``, ``SinkhornConvergenceWarning``) are
     returned in :attr:`FitOutcome.caught`; any other warning is re-emitted.
     """
     weights = np.asarray(weights, dtype=float)
     if method == "sklearn":
-        model = _sklearn_mixture(weights, means_init, covariances_init, covariance_type, tol, max_iter, reg_covar)
+        model = _sklearn_mixture(weights, means_init, covariances_init, options)
     else:
         model = _estimator(
             method,
             weights,
-            covariance_type=covariance_type,
-            epsilon=epsilon,
-            epsilon_schedule=epsilon_schedule,
-            tol=tol,
-            max_iter=int(max_iter),
-            reg_covar=reg_covar,
+            options,
             means_init=means_init,
             covariances_init=covariances_init,
-            sinkhorn_tol=sinkhorn_tol,
-            sinkhorn_max_iter=sinkhorn_max_iter,
             keep_trajectory=keep_trajectory,
         )
     (seconds, caught), _ = _recorded(lambda: model.fit(X))
@@ -175,7 +186,7 @@ def fit_table_method_starts(
     weights,
     means_inits,
     covariances_inits=None,
-    **options,
+    options: FitOptions = FitOptions(),
 ) -> list[FitOutcome]:
     """:func:`fit_table_method` from several starts of the same data, one outcome per start.
 
@@ -196,23 +207,20 @@ def fit_table_method_starts(
                 weights=weights,
                 means_init=means,
                 covariances_init=None if covariances_inits is None else covariances_inits[s],
-                **options,
+                options=options,
             )
             for s, means in enumerate(means_inits)
         ]
-    template = _estimator(method, np.asarray(weights, dtype=float), **options)
+    template = _estimator(method, np.asarray(weights, dtype=float), options)
     (seconds, caught), models = _recorded(lambda: fit_many(template, X, means_inits, covariances_inits))
     return [FitOutcome(model, seconds / len(models), caught) for model in models]
 
 
-def _estimator(method: str, weights: np.ndarray, **options) -> EOTGaussianMixture:
+def _estimator(method: str, weights: np.ndarray, options: FitOptions, **start) -> EOTGaussianMixture:
     if method not in ESTIMATOR_METHOD:
         raise ValueError(f"method must be one of {TABLE_METHODS}, got {method!r}.")
-    # The fit options at the reproduction's defaults; the start (means_init, ...) passes through.
-    names = {each.name for each in fields(FitOptions)}
-    start = {key: value for key, value in options.items() if key not in names}
-    options = FitOptions(**{key: value for key, value in options.items() if key in names}).keywords()
-    options["max_iter"] = int(options["max_iter"])
+    if not isinstance(options, FitOptions):
+        raise TypeError(f"options must be a FitOptions record (FitOptions.from_config(section)), got {options!r}.")
     return EOTGaussianMixture(
         n_components=weights.size,
         weights=weights,
@@ -222,7 +230,7 @@ def _estimator(method: str, weights: np.ndarray, **options) -> EOTGaussianMixtur
         # The families pair weights with their starts themselves (as drawn or by size, see
         # starts.py): the library must not re-pair them.
         weights_pairing="given",
-        **options,
+        **options.keywords(),
         **start,
     )
 
@@ -241,8 +249,10 @@ def _recorded(fit):
     return (seconds, tuple(w for w in caught if issubclass(w.category, expected))), result
 
 
-def _sklearn_mixture(weights, means_init, covariances_init, covariance_type, tol, max_iter, reg_covar):
+def _sklearn_mixture(weights, means_init, covariances_init, options: FitOptions):
     from sklearn.mixture import GaussianMixture
+
+    covariance_type = options.covariance_type
 
     if covariance_type not in ("full", "tied"):
         raise ValueError(
@@ -260,9 +270,9 @@ def _sklearn_mixture(weights, means_init, covariances_init, covariance_type, tol
     return GaussianMixture(
         n_components=weights.size,
         covariance_type=covariance_type,
-        tol=tol,
-        reg_covar=reg_covar,
-        max_iter=max_iter,
+        tol=options.tol,
+        reg_covar=options.reg_covar,
+        max_iter=options.max_iter,
         n_init=1,
         # Overridden by the three *_init arguments; random_from_data is the cheapest.
         init_params="random_from_data",

@@ -34,7 +34,7 @@ from sinkhorn_em.gaussian import gaussian_cost
 from sinkhorn_em.losses import free_energy, nll, semi_relaxed_plan
 from sinkhorn_em.sinkhorn import sinkhorn_log
 from sinkhorn_em.synthetic import make_mixture
-from sinkhorn_em_repro.fitting import fit_table_method
+from sinkhorn_em_repro.fitting import FitOptions, fit_table_method
 from sinkhorn_em_repro.seeding import derive_rng
 
 __all__ = [
@@ -233,9 +233,8 @@ def run_identity_checks(
         weights=weights,
         means_init=means0,
         covariances_init=covariances0,
-        tol=0,
-        max_iter=1,
-        reg_covar=0.0,
+        # One unregularised EM step: the identity compares it with the exact M-step.
+        options=FitOptions(tol=0.0, max_iter=1, reg_covar=0.0),
     ).model
     means1, covariances1 = weighted_gaussian_fit(X, plan)
     step_difference = max(np.abs(model.means_ - means1).max(), np.abs(model.covariances_ - covariances1).max())

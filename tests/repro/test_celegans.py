@@ -41,6 +41,7 @@ from sinkhorn_em_repro.experiments.celegans import (
     voxel_counts,
     worm_scene,
 )
+from sinkhorn_em_repro.fitting import FitOptions
 
 # The mirror the pipeline tests use ($SINKHORN_EM_MIRROR, else ../shared/data beside the repository).
 MIRROR = (mirror_directory() or Path("datasets-mirror-not-found")) / "celegans"
@@ -281,11 +282,22 @@ def test_worm_scene_uses_table_s2_volumes_as_weights():
 
 
 # --------------------------------------------------------------------------- experiment
+def celegans_options(n_iter: int) -> FitOptions:
+    """The default config's C. elegans fit options with a budget of ``n_iter`` iterations."""
+    return FitOptions(covariance_type="spherical", tol=0.0, max_iter=n_iter, sinkhorn_tol=1e-4)
+
+
+def test_fit_options_must_be_a_fixed_budget():
+    scene = atlas_scene(toy_atlas(K=4), dataset="toy", n_voxels=40)
+    with pytest.raises(ValueError, match="tol=0"):
+        run_celegans_chunk(scene, method="vEM", trials=[0], base_seed=5, options=FitOptions(tol=1e-6, max_iter=3))
+
+
 @pytest.fixture(scope="module")
 def tiny_runs():
     scene = atlas_scene(toy_atlas(K=4), dataset="toy", n_voxels=240)
     runs = pd.concat(
-        [run_celegans_chunk(scene, method=m, trials=[0, 1], base_seed=5, n_iter=4) for m in METHODS],
+        [run_celegans_chunk(scene, method=m, trials=[0, 1], base_seed=5, options=celegans_options(4)) for m in METHODS],
         ignore_index=True,
     )
     return scene, runs
@@ -308,7 +320,7 @@ def test_em_never_decreases_the_training_likelihood(tiny_runs):
 
 def test_chunks_do_not_change_the_trials(tiny_runs):
     scene, runs = tiny_runs
-    alone = run_celegans_chunk(scene, method="sEM", trials=[1], base_seed=5, n_iter=4)
+    alone = run_celegans_chunk(scene, method="sEM", trials=[1], base_seed=5, options=celegans_options(4))
     together = runs[(runs["method"] == "sEM") & (runs["trial"] == 1)].reset_index(drop=True)
     columns = [c for c in alone.columns if not c.endswith("seconds")]
     pd.testing.assert_frame_equal(alone[columns], together[columns])
@@ -338,7 +350,7 @@ def test_summary_gives_mean_and_t_interval_per_iterate(tiny_runs):
 
 def test_segmentation_map_labels_every_voxel_with_a_neuron():
     scene = atlas_scene(toy_atlas(K=4), dataset="toy", n_voxels=200)
-    table = segmentation_map(scene, trial=0, base_seed=5, n_iter=3, methods=["vEM", "sEM"])
+    table = segmentation_map(scene, trial=0, base_seed=5, options=celegans_options(3), methods=["vEM", "sEM"])
     assert len(table) == 2 * 2 * 200
     assert table["label"].between(0, 3).all()
     per_fit = table.groupby(["init", "method"])
@@ -448,6 +460,10 @@ def test_job_plan_partitions_trials_and_checks_the_segmentation_dataset():
     assert [t for i in (0, 1) for t in authors[f"atlas_tail5/vEM/chunk{i}"]["cfg"]["trials"]] == list(range(5))
     assert authors["atlas_tail5/sEM/chunk0"]["cfg"]["n_iter"] == 2
     assert authors["atlas_tail5/vEM/chunk0"]["scene"]["spec"]["n_voxels"] == 500
+    # Every project fit gets the section's fit options as one record, with the dataset's budget.
+    for job in plan["fits"].values():
+        assert job["cfg"]["options"] == FitOptions.from_config(cfg, tol=0.0, max_iter=5)
+    assert plan["segmentation"]["cfg"]["options"].sinkhorn_max_iter == 100
     cfg["authors_protocol"]["enabled"] = False
     assert plan_celegans(cfg, 11, files)["authors_fits"] == {}
     cfg["authors_protocol"]["enabled"] = True

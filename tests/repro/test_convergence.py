@@ -14,6 +14,7 @@ from sinkhorn_em_repro.experiments.convergence import (
     run_symmetric_trajectories,
     symmetric_rates,
 )
+from sinkhorn_em_repro.fitting import FitOptions
 from sinkhorn_em_repro.symmetric import population_grid, run_symmetric
 
 RATE_COLUMNS = ["method", "theta_star", "alpha", "theta0", "rate", "iterations_to_1e-6"]
@@ -110,10 +111,15 @@ def test_rate_ratio_is_sem_over_vem_only_when_both_reach_the_truth(tiny_trajecto
         assert np.isnan(rates.loc[("oEM", row.theta_star, row.alpha, row.theta0), "rate_ratio_sem_vem"])
 
 
+def general_k_options(max_iter: int) -> FitOptions:
+    """The default config's general-K fit options with a budget of ``max_iter`` iterations."""
+    return FitOptions(tol=0.0, max_iter=max_iter, covariance_type="full", sinkhorn_tol=1e-12, sinkhorn_max_iter=20000)
+
+
 def test_general_k_runs_every_method_from_the_same_start():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        table = run_general_k(seed=1, n_samples=300, n_datasets=1, max_iter=25, separation=2.5)
+        table = run_general_k(seed=1, n_samples=300, n_datasets=1, options=general_k_options(25), separation=2.5)
     assert set(table["method"]) == {"vEM", "oEM", "sEM"}
     starts = table[table["iteration"] == 0]
     assert starts["error_to_truth"].nunique() == 1  # shared initialisation
@@ -128,7 +134,7 @@ def test_general_k_runs_every_method_from_the_same_start():
 def test_plot_convergence_draws_the_runs_and_the_speed_ratios(tmp_path, tiny_trajectories, saved_figures):
     from sinkhorn_em_repro.plotting.convergence import plot_convergence
 
-    general_k = run_general_k(seed=1, n_samples=200, n_datasets=1, max_iter=15, separation=2.5)
+    general_k = run_general_k(seed=1, n_samples=200, n_datasets=1, options=general_k_options(15), separation=2.5)
     rates = symmetric_rates(tiny_trajectories)
     plot_convergence(tiny_trajectories, rates, general_k, general_k_rates(general_k), tmp_path / "rates.pdf")
     assert (tmp_path / "rates.png").is_file()

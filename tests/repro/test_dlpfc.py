@@ -42,7 +42,7 @@ from sinkhorn_em_repro.experiments.dlpfc.mclust import INSTALL_R_HINT, eee_mean_
 from sinkhorn_em_repro.experiments.dlpfc.plan import plan_studies
 from sinkhorn_em_repro.experiments.dlpfc.summary import best_seed_maps, combine_per_seed, summarise_dlpfc
 from sinkhorn_em_repro.experiments.report.comparison_claims import claim_spatial_domains, paired_differences
-from sinkhorn_em_repro.fitting import fit_table_method
+from sinkhorn_em_repro.fitting import FitOptions, fit_table_method
 from sinkhorn_em_repro.pipeline import read_table, write_table
 from sinkhorn_em_repro.plotting.dlpfc import plot_spatial_ari, plot_spatial_map
 
@@ -367,9 +367,7 @@ def test_sklearn_tied_baseline_equals_tied_oem_from_the_same_start():
             weights=start.weights,
             means_init=start.means,
             covariances_init=start.covariances,
-            covariance_type="tied",
-            tol=0.0,
-            max_iter=15,
+            options=FitOptions(covariance_type="tied", tol=0.0, max_iter=15),
         ).model
         for method in ("oEM", "sklearn")
     }
@@ -384,7 +382,7 @@ def test_sklearn_tied_baseline_equals_tied_oem_from_the_same_start():
             weights=start.weights,
             means_init=start.means,
             covariances_init=np.stack([start.covariances] * 3),
-            covariance_type="tied",
+            options=FitOptions(covariance_type="tied"),
         )
     with pytest.raises(ValueError, match="full .* or tied"):
         fit_table_method(
@@ -393,7 +391,7 @@ def test_sklearn_tied_baseline_equals_tied_oem_from_the_same_start():
             weights=start.weights,
             means_init=start.means,
             covariances_init=start.covariances,
-            covariance_type="diag",
+            options=FitOptions(covariance_type="diag"),
         )
 
 
@@ -404,12 +402,11 @@ def test_chunk_recovers_separated_layers_and_scores_annotated_spots_only(method,
     kwargs = dict(
         sample="toy",
         feature_set="smoothed",
-        covariance_type=covariance,
         weights="adjacent",
         method=method,
         seed_indices=[0, 1],
         base_seed=2,
-        **FAST,
+        options=FitOptions(covariance_type=covariance, **FAST),
     )
     table = run_dlpfc_chunk(features, **kwargs)
     assert list(table.columns[:5]) == CONTRACT_COLUMNS[:5] and set(CONTRACT_COLUMNS) <= set(table.columns)
@@ -479,7 +476,11 @@ def test_summary_intervals_best_likelihood_seed_and_duplicates(tmp_path):
 def test_best_seed_maps_refit_the_recorded_fits_and_detect_stale_tables():
     features = blob_features(unlabelled=10)
     common = dict(
-        sample="151673", feature_set="smoothed", covariance_type="tied", weights="adjacent", base_seed=4, **FAST
+        sample="151673",
+        feature_set="smoothed",
+        weights="adjacent",
+        base_seed=4,
+        options=FitOptions(covariance_type="tied", **FAST),
     )
     per_seed = combine_per_seed(
         [run_dlpfc_chunk(features, method=m, seed_indices=[0, 1], **common) for m in ("vEM", "sEM")]
@@ -599,7 +600,7 @@ def test_mclust_inputs_and_scores_round_trip():
         weights=start.weights,
         means_init=start.means,
         covariances_init=start.covariances,
-        covariance_type="tied",
+        options=FitOptions(covariance_type="tied"),
     ).model
     total = model.score(features.X) * 400
     fits = pd.DataFrame(
@@ -643,7 +644,9 @@ def test_figures_draw_the_seeds_and_the_maps_of_the_tables(tmp_path, saved_figur
     from matplotlib.collections import PathCollection
 
     features = blob_features(unlabelled=10)
-    common = dict(sample="151673", feature_set="smoothed", covariance_type="tied", base_seed=4, **FAST)
+    common = dict(
+        sample="151673", feature_set="smoothed", base_seed=4, options=FitOptions(covariance_type="tied", **FAST)
+    )
     per_seed = combine_per_seed(
         [
             run_dlpfc_chunk(features, method=m, weights=w, seed_indices=[0, 1], **common)

@@ -31,12 +31,13 @@ from sinkhorn_em_repro.experiments.osmfish import (
     seed_chunks,
     summarise_osmfish,
 )
+from sinkhorn_em_repro.fitting import FitOptions
 from sinkhorn_em_repro.outputs import OSMFISH_SEEDS
 from sinkhorn_em_repro.pipeline import read_table, write_table
 
 LOOM_RELPATH = "spatial/osmFISH_SScortex_mouse_all_cells.loom"
 SUMMARY_COLUMNS = ["target", "features", "weights", "method", "ari_mean", "ari_sd", "nmi_mean", "nmi_sd", "n_seeds"]
-FAST_FIT = {"tol": 1e-4, "max_iter": 60, "sinkhorn_tol": 1e-6}
+FAST_FIT = {"options": FitOptions(tol=1e-4, max_iter=60, sinkhorn_tol=1e-6)}
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -316,8 +317,10 @@ def test_non_convergence_is_recorded_not_hidden():
         "seed_indices": [0],
         "base_seed": 11,
     }
-    few_iterations = run_osmfish_chunk(features, **common, tol=1e-12, max_iter=2, sinkhorn_tol=1e-6)
-    starved_sinkhorn = run_osmfish_chunk(features, **common, max_iter=2, sinkhorn_tol=1e-14, sinkhorn_max_iter=1)
+    few_iterations = run_osmfish_chunk(features, **common, options=FitOptions(tol=1e-12, max_iter=2, sinkhorn_tol=1e-6))
+    starved_sinkhorn = run_osmfish_chunk(
+        features, **common, options=FitOptions(max_iter=2, sinkhorn_tol=1e-14, sinkhorn_max_iter=1)
+    )
     assert not few_iterations.loc[0, "converged"] and few_iterations.loc[0, "sinkhorn_converged"]
     assert not starved_sinkhorn.loc[0, "sinkhorn_converged"]
     summary = summarise_osmfish(pd.concat([few_iterations, starved_sinkhorn.assign(seed_index=1)], ignore_index=True))
@@ -387,8 +390,7 @@ def test_real_slice_runs_for_both_targets(osmfish):
             method="vEM",
             seed_indices=[0],
             base_seed=1,
-            tol=1e-3,
-            max_iter=5,
+            options=FitOptions(tol=1e-3, max_iter=5),
         )
         row = table.iloc[0]
         assert row["n_components"] == n_classes and row["n_features"] == 10

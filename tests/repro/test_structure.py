@@ -209,7 +209,7 @@ def test_fit_options_are_the_estimators_parameters_and_reach_it_unchanged():
         weights=[0.4, 0.6],
         means_init=np.array([[-2.0, 0.0], [2.0, 0.0]]),
         covariances_init=np.stack([np.eye(2)] * 2),
-        **options.keywords(),
+        options=options,
     )
     params = outcome.model.get_params()
     for name, value in {**{k: section[k] for k in names & set(section)}, "epsilon": 0.5}.items():
@@ -217,6 +217,37 @@ def test_fit_options_are_the_estimators_parameters_and_reach_it_unchanged():
     assert params["sinkhorn_max_iter"] == FitOptions().sinkhorn_max_iter
     with pytest.raises(TypeError, match="not fit options"):
         FitOptions.from_config({}, sinkhorn_tolerance=1e-5)
+    # An option a section leaves out is the estimator's own default, never a drifted copy.
+    defaults = EOTGaussianMixture().get_params()
+    assert {name: getattr(FitOptions(), name) for name in names} == {name: defaults[name] for name in names}
+
+
+def _family_fit_functions():
+    from sinkhorn_em_repro.experiments import celegans, convergence, osmfish
+    from sinkhorn_em_repro.experiments.dlpfc import fits as dlpfc
+    from sinkhorn_em_repro.experiments.sweeps import fit as sweeps_fit
+
+    return {
+        "osmfish.run_osmfish_chunk": osmfish.run_osmfish_chunk,
+        "osmfish.best_seed_maps": osmfish.best_seed_maps,
+        "celegans.run_celegans_chunk": celegans.run_celegans_chunk,
+        "celegans.segmentation_map": celegans.segmentation_map,
+        "convergence.run_general_k": convergence.run_general_k,
+        "sweeps._run_chunk": sweeps_fit._run_chunk,
+        "dlpfc.run_dlpfc_chunk": dlpfc.run_dlpfc_chunk,
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_family_fit_functions()))
+def test_family_fits_take_one_options_record_and_respell_no_option(name):
+    import inspect
+
+    from sinkhorn_em_repro.fitting import FitOptions
+
+    parameters = inspect.signature(_family_fit_functions()[name]).parameters
+    assert "options" in parameters, f"{name} must take the family's FitOptions record as `options`"
+    respelled = sorted(set(parameters) & set(FitOptions.field_names()))
+    assert not respelled, f"{name} re-spells fit options {respelled}: read them from `options` instead"
 
 
 #: What the library's half of the tests may not import: it runs on the core install alone.

@@ -23,6 +23,7 @@ from sinkhorn_em_repro.experiments.sweeps import (
     summarise_epsilon_sweep,
     summarise_init_sweep,
 )
+from sinkhorn_em_repro.fitting import FitOptions
 
 # A tiny but non-trivial setting: K = 3, well enough separated that runs differ by start.
 TINY = dict(
@@ -34,11 +35,7 @@ TINY = dict(
     exact_proportions=True,
     pair_weights_by_size=False,
     seed=11,
-    max_iter=15,
-    tol=1e-6,
-    sinkhorn_tol=1e-6,
-    sinkhorn_max_iter=500,
-    reg_covar=1e-6,
+    options=FitOptions(max_iter=15, tol=1e-6, sinkhorn_tol=1e-6, sinkhorn_max_iter=500, reg_covar=1e-6),
     success_rtol=0.2,
     success_atol=0.05,
 )
@@ -276,18 +273,12 @@ def _sweep_cfg(**overrides):
         methods=["sEM"],
         **{
             k: TINY[k]
-            for k in (
-                "n_samples",
-                "exact_proportions",
-                "pair_weights_by_size",
-                "max_iter",
-                "tol",
-                "sinkhorn_tol",
-                "sinkhorn_max_iter",
-                "reg_covar",
-                "success_rtol",
-                "success_atol",
-            )
+            for k in ("n_samples", "exact_proportions", "pair_weights_by_size", "success_rtol", "success_atol")
+        },
+        # A config section spells the fit options flat, as config.yaml does.
+        **{
+            k: getattr(TINY["options"], k)
+            for k in ("max_iter", "tol", "sinkhorn_tol", "sinkhorn_max_iter", "reg_covar")
         },
     )
     cfg.update(overrides)
@@ -300,6 +291,7 @@ def test_plan_covers_every_run_once_and_scales():
     signature = inspect.signature(run_init_sweep_chunk)
     for params in jobs.values():
         signature.bind(**params)  # every job is a valid call
+        assert params["options"] == TINY["options"]  # the section's fit options, one record
     covered = sorted(
         (tuple(p["weights"]), p["dim"], p["separation"], p["dataset"], i)
         for p in jobs.values()
@@ -341,7 +333,7 @@ def test_init_summary_columns_and_intervals(init_runs):
     assert len(table) == 3 * 3 and (table["n_runs"] == 3).all()
     assert list(table["method"][:3]) == ["vEM", "oEM", "sEM"]
     assert ((table["ci_low"] <= table["success"]) & (table["success"] <= table["ci_high"])).all()
-    assert table["median_iterations"].le(TINY["max_iter"]).all()
+    assert table["median_iterations"].le(TINY["options"].max_iter).all()
 
 
 def test_epsilon_sweep_shares_data_and_starts_with_init_sweep(epsilon_runs):

@@ -38,6 +38,7 @@ rule celegans_fit:
         dataset="|".join(CELEGANS_PLAN["datasets"]) or "(?!)",
         method="vEM|oEM|sEM",
         chunk=r"\d+",
+    threads: section("celegans")["threads"]
     resources:
         mem_mb=lambda wc: CELEGANS_FIT_OF(wc)["mem_mb"],
         runtime=lambda wc: CELEGANS_FIT_OF(wc)["runtime"],

@@ -2,8 +2,12 @@
 # Symmetric model in population (one cheap job for every setting) and general K = 3,
 # d = 2 mixtures fitted by EOTGaussianMixture; rates are estimated from the saved
 # trajectories by separate rules, so changing the rate window does not refit anything.
+from sinkhorn_em_repro.fitting import FitOptions
+
 CONVERGENCE = section("convergence")
 CONVERGENCE_GENERAL_K = CONVERGENCE["general_k"]
+# The fit options of the general-K runs, one record; each run takes exactly max_iter steps.
+CONVERGENCE_GENERAL_K_OPTIONS = FitOptions.from_config(CONVERGENCE_GENERAL_K, tol=0.0)
 
 
 rule convergence_symmetric:
@@ -44,10 +48,11 @@ rule convergence_general_k:
     params:
         cfg=dict(
             seed=config["seed"],
+            options=CONVERGENCE_GENERAL_K_OPTIONS,
             **{
                 key: value
                 for key, value in CONVERGENCE_GENERAL_K.items()
-                if key != "rate_window"
+                if key not in ("rate_window", *FitOptions.field_names())
             },
         ),
     script:

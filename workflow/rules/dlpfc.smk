@@ -17,7 +17,7 @@
 from snakemake.settings.types import DeploymentMethod
 
 from sinkhorn_em_repro.experiments.dlpfc.features import FEATURE_SETS
-from sinkhorn_em_repro.experiments.dlpfc.fits import FIT_OPTIONS
+from sinkhorn_em_repro.fitting import FitOptions
 from sinkhorn_em_repro.experiments.dlpfc.mclust import require_rscript
 from sinkhorn_em_repro.experiments.dlpfc.plan import (
     MOB_SAMPLE,
@@ -51,10 +51,10 @@ DLPFC_HC = "hc" in DLPFC["starts"]
 DLPFC_HC_FILE = out.SPATIAL_HC.path
 DLPFC_FIT_CFG = {
     "base_seed": config["seed"],
-    "starts": list(DLPFC["starts"]),
     "perturb_strength": DLPFC["perturb_strength"],
-    **{key: DLPFC[key] for key in FIT_OPTIONS},
 }
+# The section's fit options, one record; each job sets its setting's covariance type.
+DLPFC_FIT_OPTIONS = FitOptions.from_config(DLPFC)
 DLPFC_FEATURES = out.SPATIAL_FEATURES
 DLPFC_MCLUST_DIR = out.SPATIAL_MCLUST_DIR
 DLPFC_FIT_OUTPUTS = {
@@ -181,12 +181,13 @@ rule dlpfc_fit:
         cfg=lambda wc: {
             "sample": wc.sample,
             "feature_set": wc.features,
-            "covariance_type": wc.covariance,
+            "options": DLPFC_FIT_OPTIONS.replace(covariance_type=wc.covariance),
             "weights": wc.weights,
             "method": wc.method,
             "seed_indices": DLPFC_PLAN[DLPFC_STUDY_OF[wc.sample]].chunks[
                 int(wc.chunk)
             ],
+            "starts": list(DLPFC["starts"]),
             **DLPFC_FIT_CFG,
         },
     script:
@@ -316,7 +317,9 @@ rule dlpfc_map:
         samples=lambda wc: list(DLPFC_PLAN[wc.study].samples),
         cfg=lambda wc: {
             "feature_set": DLPFC["map"]["features"],
-            "covariance_type": DLPFC["map"]["covariance_type"],
+            "options": DLPFC_FIT_OPTIONS.replace(
+                covariance_type=DLPFC["map"]["covariance_type"]
+            ),
             "weights": DLPFC_PLAN[wc.study].map_weights,
             **DLPFC_FIT_CFG,
         },

@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sinkhorn_em_repro.fitting import fit_table_method
+from sinkhorn_em_repro.fitting import FitOptions, fit_table_method
 from sinkhorn_em_repro.rates import iterations_per_decade
 from sinkhorn_em_repro.seeding import derive_rng
 from sinkhorn_em_repro.symmetric import SYMMETRIC_METHODS, population_grid, run_symmetric, symmetric_parameter_error
@@ -257,10 +257,7 @@ def run_general_k(
     n_datasets: int = 3,
     init_noise: float = 0.5,
     methods=SYMMETRIC_METHODS,
-    max_iter: int = 300,
-    covariance_type: str = "full",
-    sinkhorn_tol: float = 1e-12,
-    sinkhorn_max_iter: int = 20000,
+    options: FitOptions,
 ) -> pd.DataFrame:
     r"""Error against iteration for vEM, oEM and sEM on general K-component mixtures.
 
@@ -269,7 +266,8 @@ def run_general_k(
     minimum distance ``separation`` between means). Every method starts from the same
     point: means = true means + ``init_noise`` times standard normal noise, identity
     covariances, weights = the true weights (known to vEM and sEM; the starting value
-    of oEM). Each fit runs exactly ``max_iter`` iterations (``tol=0``).
+    of oEM). ``options`` are the section's fit options (:meth:`FitOptions.from_config` with
+    ``tol=0``): each fit runs exactly ``options.max_iter`` iterations.
 
     Returns
     -------
@@ -284,8 +282,11 @@ def run_general_k(
     from sinkhorn_em.synthetic import make_mixture
 
     weights = np.asarray(weights, dtype=float)
-    if max_iter < 1 or n_datasets < 1:
-        raise ValueError("max_iter and n_datasets must be >= 1.")
+    if options.tol != 0 or options.max_iter < 1 or n_datasets < 1:
+        raise ValueError(
+            "the general-K trajectories need options with tol=0 and max_iter >= 1, and n_datasets >= 1; "
+            f"got tol={options.tol}, max_iter={options.max_iter}, n_datasets={n_datasets}."
+        )
     frames = []
     for dataset in range(n_datasets):
         rng = derive_rng(seed, "convergence", "general_k", dataset)
@@ -299,11 +300,7 @@ def run_general_k(
                 weights=weights,
                 means_init=means_init,
                 covariances_init=covariances_init,
-                covariance_type=covariance_type,
-                tol=0,
-                max_iter=max_iter,
-                sinkhorn_tol=sinkhorn_tol,
-                sinkhorn_max_iter=sinkhorn_max_iter,
+                options=options,
                 keep_trajectory=True,
             ).model
             limit = model.trajectory_[-1]

@@ -139,17 +139,15 @@ def _start(scene, trial, trial_index, init, *, base_seed, covariance_type, varia
     return initial_parameters(scene, trial, init, rng, covariance_type=covariance_type, variance=variance)
 
 
-def _fit_options(n_iter, covariance_type, epsilon, reg_covar, sinkhorn_tol, sinkhorn_max_iter) -> FitOptions:
-    """The options of every C. elegans fit: exactly ``n_iter`` iterations (``tol = 0``)."""
-    return FitOptions(
-        covariance_type=covariance_type,
-        tol=0.0,
-        max_iter=n_iter,
-        reg_covar=reg_covar,
-        epsilon=epsilon,
-        sinkhorn_tol=sinkhorn_tol,
-        sinkhorn_max_iter=sinkhorn_max_iter,
-    )
+def _check_options(options: FitOptions) -> None:
+    """The C. elegans protocol: exactly ``options.max_iter`` iterations (``tol = 0``), as the plan sets."""
+    if not isinstance(options, FitOptions):
+        raise TypeError(f"options must be a FitOptions record (FitOptions.from_config(section)), got {options!r}.")
+    if options.tol != 0 or options.max_iter < 1:
+        raise ValueError(
+            "C. elegans fits run a fixed number of iterations: options need tol=0 and max_iter >= 1 "
+            f"(the dataset's n_iter), got tol={options.tol}, max_iter={options.max_iter}."
+        )
 
 
 def _fit(method, trial: VoxelTrial, start, options: FitOptions, *, keep_trajectory=False):
@@ -162,7 +160,7 @@ def _fit(method, trial: VoxelTrial, start, options: FitOptions, *, keep_trajecto
         means_init=means,
         covariances_init=covariances,
         keep_trajectory=keep_trajectory,
-        **options.keywords(),
+        options=options,
     ).model
 
 
@@ -173,13 +171,8 @@ def run_celegans_chunk(
     trials,
     base_seed: int,
     inits=INITS,
-    n_iter: int = 50,
+    options: FitOptions,
     radii=(1.0, 3.0),
-    covariance_type: str = "spherical",
-    epsilon: float = 1.0,
-    reg_covar: float = 1e-6,
-    sinkhorn_tol: float = 1e-4,
-    sinkhorn_max_iter: int = 1000,
     scale_log_mean: float = 1.0,
     scale_log_sd: float = 0.1,
     test_fraction: float = 0.5,
@@ -187,7 +180,10 @@ def run_celegans_chunk(
 ) -> pd.DataFrame:
     """Fit one method on a chunk of trials of one scene; one row per (trial, init, iterate).
 
-    The voxels of trial ``t`` come from ``derive_seed(base_seed, "celegans", dataset, t)``
+    ``options`` are the family's fit options (:meth:`FitOptions.from_config` of the config
+    section, with ``tol=0`` and ``max_iter`` the dataset's ``n_iter``): every fit runs exactly
+    ``options.max_iter`` iterations; ``options.n_jobs`` threads run each fit's passes (the
+    rule's ``threads:``), which changes no row but ``wall_seconds``. The voxels of trial ``t`` come from ``derive_seed(base_seed, "celegans", dataset, t)``
     and its initialisation from ``derive_seed(..., t, "init", init)``: neither depends on
     the method, so every method sees the same data and the same start.
 
@@ -202,10 +198,9 @@ def run_celegans_chunk(
     _check_choice("method", method, METHODS)
     for init in inits:
         _check_choice("init", init, INITS)
-    if int(n_iter) < 1:
-        raise ValueError(f"n_iter must be >= 1, got {n_iter}")
+    _check_options(options)
+    covariance_type = options.covariance_type
     variance = _init_variance(scale_log_mean, scale_log_sd, init_variance)
-    options = _fit_options(n_iter, covariance_type, epsilon, reg_covar, sinkhorn_tol, sinkhorn_max_iter)
     rows = []
     for trial_index in trials:
         trial = trial_data(
@@ -256,12 +251,7 @@ def segmentation_map(
     base_seed: int,
     inits=INITS,
     methods=METHODS,
-    n_iter: int = 50,
-    covariance_type: str = "spherical",
-    epsilon: float = 1.0,
-    reg_covar: float = 1e-6,
-    sinkhorn_tol: float = 1e-4,
-    sinkhorn_max_iter: int = 1000,
+    options: FitOptions,
     scale_log_mean: float = 1.0,
     scale_log_sd: float = 0.1,
     test_fraction: float = 0.5,
@@ -285,8 +275,9 @@ def segmentation_map(
         _check_choice("init", init, INITS)
     for method in methods:
         _check_choice("method", method, METHODS)
+    _check_options(options)
+    covariance_type = options.covariance_type
     variance = _init_variance(scale_log_mean, scale_log_sd, init_variance)
-    options = _fit_options(n_iter, covariance_type, epsilon, reg_covar, sinkhorn_tol, sinkhorn_max_iter)
     data = trial_data(
         scene,
         trial,

@@ -2,6 +2,8 @@ r"""Job plan of the C. elegans family: datasets of the config section, pools, fi
 
 from __future__ import annotations
 
+from sinkhorn_em_repro.fitting import FitOptions
+
 __all__ = ["REAL_WORMS", "authors_protocol_dataset", "celegans_datasets", "celegans_pools", "plan_celegans"]
 
 
@@ -111,13 +113,9 @@ def celegans_pools(datasets: dict) -> dict[str, list[str]]:
     return {name: members for name, members in groups.items() if len(members) >= 2}
 
 
-#: Keywords of run_celegans_chunk / segmentation_map taken from the config section as is.
-_FIT_KEYS = (
-    "covariance_type",
-    "epsilon",
-    "reg_covar",
-    "sinkhorn_tol",
-    "sinkhorn_max_iter",
+#: Keywords of run_celegans_chunk / segmentation_map taken from the config section as is (the
+#: fit options travel as one FitOptions record, ``options``).
+_JOB_KEYS = (
     "scale_log_mean",
     "scale_log_sd",
     "test_fraction",
@@ -166,7 +164,11 @@ def plan_celegans(cfg: dict, base_seed: int, dataset_files: dict) -> dict:
         ``segmentation``: the same for :func:`segmentation_map`.
     """
     datasets = celegans_datasets(cfg)
-    fit_keywords = {key: cfg[key] for key in _FIT_KEYS}
+    job_keywords = {key: cfg[key] for key in _JOB_KEYS}
+
+    def fit_options(spec):
+        # Every C. elegans fit runs exactly the dataset's n_iter iterations.
+        return FitOptions.from_config(cfg, tol=0.0, max_iter=spec["n_iter"])
 
     def scene_args(name):
         spec = datasets[name]
@@ -188,9 +190,9 @@ def plan_celegans(cfg: dict, base_seed: int, dataset_files: dict) -> dict:
                         "trials": trials,
                         "base_seed": int(base_seed),
                         "inits": list(cfg["inits"]),
-                        "n_iter": spec["n_iter"],
+                        "options": fit_options(spec),
                         "radii": list(cfg["radii"]),
-                        **fit_keywords,
+                        **job_keywords,
                     },
                     **_job_resources(spec, len(cfg["inits"]), len(trials)),
                 }
@@ -238,8 +240,8 @@ def plan_celegans(cfg: dict, base_seed: int, dataset_files: dict) -> dict:
             "base_seed": int(base_seed),
             "inits": list(cfg["inits"]),
             "methods": list(cfg["methods"]),
-            "n_iter": datasets[chosen]["n_iter"],
-            **fit_keywords,
+            "options": fit_options(datasets[chosen]),
+            **job_keywords,
         },
         **_job_resources(datasets[chosen], len(cfg["inits"]) * len(cfg["methods"]), 1),
     }

@@ -72,7 +72,7 @@ import pandas as pd
 
 from sinkhorn_em_repro.experiments.dlpfc.features import FEATURE_SETS, SpotFeatures
 from sinkhorn_em_repro.experiments.osmfish import kmeanspp_init, match_weights_by_rank, perturb_weights
-from sinkhorn_em_repro.fitting import fit_table_method
+from sinkhorn_em_repro.fitting import FitOptions, fit_table_method
 from sinkhorn_em_repro.seeding import derive_seed
 
 __all__ = [
@@ -99,8 +99,6 @@ METHODS = ("vEM", "oEM", "sEM", "sklearn")
 REESTIMATING = ("oEM", "sklearn")
 #: Starts of the fits (module docstring), in table order.
 STARTS = ("kmeans++", "hc")
-#: Options of one fit, shared by the fit jobs and the map refits (config keys of the same names).
-FIT_OPTIONS = ("tol", "max_iter", "reg_covar", "epsilon", "sinkhorn_tol", "sinkhorn_max_iter")
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -297,7 +295,7 @@ def score_labels(features: SpotFeatures, labels: np.ndarray) -> tuple[float, flo
     return ari(features.layer[mask], labels[mask]), nmi(features.layer[mask], labels[mask])
 
 
-def fit_from_start(method: str, features: SpotFeatures, start: SeedStart, covariance_type: str, options: dict):
+def fit_from_start(method: str, features: SpotFeatures, start: SeedStart, options: FitOptions):
     """:func:`fit_table_method` of ``method`` on ``features`` from ``start`` with the fit ``options``."""
     return fit_table_method(
         method,
@@ -305,8 +303,7 @@ def fit_from_start(method: str, features: SpotFeatures, start: SeedStart, covari
         weights=start.weights,
         means_init=start.means,
         covariances_init=start.covariances,
-        covariance_type=covariance_type,
-        **{key: options[key] for key in FIT_OPTIONS if key in options},
+        options=options,
     )
 
 
@@ -315,18 +312,12 @@ def run_dlpfc_chunk(
     *,
     sample: str,
     feature_set: str,
-    covariance_type: str,
     weights: str,
     method: str,
     seed_indices,
     base_seed: int,
+    options: FitOptions,
     perturb_strength: float = 0.5,
-    tol: float = 1e-4,
-    max_iter: int = 300,
-    reg_covar: float = 1e-6,
-    epsilon: float = 1.0,
-    sinkhorn_tol: float = 1e-5,
-    sinkhorn_max_iter: int = 1000,
     starts=("kmeans++",),
     hc_partitions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
@@ -334,6 +325,10 @@ def run_dlpfc_chunk(
 
     ``starts`` (:data:`STARTS`): ``kmeans++`` fits every seed of ``seed_indices``; ``hc``
     fits those of them that have a partition in ``hc_partitions`` (:func:`hc_partitions`).
+
+    ``options`` are the family's fit options (:meth:`FitOptions.from_config` of the config
+    section) with the setting's ``covariance_type``, as the fits receive them;
+    ``options.reg_covar`` also regularises the start's covariances.
 
     Returns
     -------
@@ -346,18 +341,12 @@ def run_dlpfc_chunk(
     """
     check_choice("features", feature_set, FEATURE_SETS)
     check_choice("method", method, METHODS)
+    covariance_type = options.covariance_type
+    check_choice("covariance_type", covariance_type, COVARIANCE_TYPES)
     for value in starts:
         check_choice("start", value, STARTS)
     if "hc" in starts and hc_partitions is None:
         raise ValueError("the hc start needs hc_partitions (the output of the dlpfc_hc_start job)")
-    options = dict(
-        tol=tol,
-        max_iter=max_iter,
-        reg_covar=reg_covar,
-        epsilon=epsilon,
-        sinkhorn_tol=sinkhorn_tol,
-        sinkhorn_max_iter=sinkhorn_max_iter,
-    )
     common = dict(
         sample=sample,
         feature_set=feature_set,
@@ -365,7 +354,7 @@ def run_dlpfc_chunk(
         weights=weights,
         base_seed=base_seed,
         strength=perturb_strength,
-        reg_covar=reg_covar,
+        reg_covar=options.reg_covar,
     )
     jobs = []
     for start_name in [value for value in STARTS if value in starts]:
@@ -379,7 +368,7 @@ def run_dlpfc_chunk(
     rows = []
     for start_name, seed_index, make_start in jobs:
         start = make_start(seed_index)
-        outcome = fit_from_start(method, features, start, covariance_type, options)
+        outcome = fit_from_start(method, features, start, options)
         model = outcome.model
         ari, nmi = score_labels(features, model.predict(features.X))
         rows.append(

@@ -18,6 +18,7 @@ from sinkhorn_em_repro.experiments.dlpfc.fits import (
     seed_start,
 )
 from sinkhorn_em_repro.experiments.osmfish import match_labels
+from sinkhorn_em_repro.fitting import FitOptions
 from sinkhorn_em_repro.intervals import t_interval
 
 __all__ = [
@@ -111,11 +112,10 @@ def best_seed_maps(
     per_seed: pd.DataFrame,
     *,
     feature_set: str,
-    covariance_type: str,
     weights: str,
     base_seed: int,
+    options: FitOptions,
     perturb_strength: float = 0.5,
-    **fit_options,
 ) -> pd.DataFrame:
     """Spot labels of each method's highest-likelihood seed, for the tissue maps.
 
@@ -124,13 +124,15 @@ def best_seed_maps(
     ``covariance_type``, ``weights``) from the k-means++ start, the seed with the largest ``mean_loglik`` is refitted
     from its recorded start (fits are deterministic given the seed), and its clusters are
     renamed after the layer they overlap most (Hungarian matching, unlabelled spots left
-    out). The refit must reproduce the recorded log-likelihood, else ValueError.
+    out). The refit must reproduce the recorded log-likelihood, else ValueError. ``options``
+    are the fits' options, their ``covariance_type`` the setting of the map.
 
     Returns
     -------
     Long DataFrame: slice, method ("truth" for the annotation), seed_index, ari, spot, x, y,
     label (layer name; "" for unlabelled spots in the truth rows).
     """
+    covariance_type = options.covariance_type
     frames = []
     for sample, features in features_by_slice.items():
         names = features.layer_names
@@ -160,9 +162,9 @@ def best_seed_maps(
                 seed_index=int(best["seed_index"]),
                 base_seed=base_seed,
                 strength=perturb_strength,
-                reg_covar=fit_options.get("reg_covar", 1e-6),
+                reg_covar=options.reg_covar,
             )
-            model = fit_from_start(method, features, start, covariance_type, fit_options).model
+            model = fit_from_start(method, features, start, options).model
             refit = float(model.score(features.X))
             if not np.isclose(refit, best["mean_loglik"], rtol=1e-7, atol=1e-7):
                 raise ValueError(

@@ -34,7 +34,7 @@ def _fit_seed(
     )
     _, _, means, covariances, used, _ = start
     outcome = fit_table_method(
-        method, features.X, weights=used, means_init=means, covariances_init=covariances, **options.keywords()
+        method, features.X, weights=used, means_init=means, covariances_init=covariances, options=options
     )
     return start, outcome
 
@@ -48,13 +48,8 @@ def run_osmfish_chunk(
     method: str,
     seed_indices,
     base_seed: int,
+    options: FitOptions,
     perturb_strength: float = 0.5,
-    tol: float = 1e-6,
-    max_iter: int = 300,
-    reg_covar: float = 1e-6,
-    epsilon: float = 1.0,
-    sinkhorn_tol: float = 1e-9,
-    sinkhorn_max_iter: int = 1000,
 ) -> pd.DataFrame:
     """Fit one method on one setting for a chunk of seeds; one row per seed.
 
@@ -69,6 +64,9 @@ def run_osmfish_chunk(
     method : {"vEM", "oEM", "sEM", "sklearn"}
     seed_indices : iterable of int
         Seed indices of this chunk (see the module docstring for the derived seeds).
+    options : FitOptions
+        The family's fit options (its config section, :meth:`FitOptions.from_config`), as the
+        fits receive them; ``options.reg_covar`` also regularises the start's covariances.
 
     Returns
     -------
@@ -87,14 +85,6 @@ def run_osmfish_chunk(
     _check_choice("weights", weights, WEIGHT_SETTINGS)
     _check_choice("method", method, METHODS)
     rows = []
-    options = FitOptions(
-        tol=tol,
-        max_iter=max_iter,
-        reg_covar=reg_covar,
-        epsilon=epsilon,
-        sinkhorn_tol=sinkhorn_tol,
-        sinkhorn_max_iter=sinkhorn_max_iter,
-    )
     for seed_index in seed_indices:
         start, outcome = _fit_seed(
             features,
@@ -156,13 +146,8 @@ def best_seed_maps(
     target: str = "region",
     weights: str = "true",
     base_seed: int,
+    options: FitOptions,
     perturb_strength: float = 0.5,
-    tol: float = 1e-6,
-    max_iter: int = 300,
-    reg_covar: float = 1e-6,
-    epsilon: float = 1.0,
-    sinkhorn_tol: float = 1e-9,
-    sinkhorn_max_iter: int = 1000,
 ) -> pd.DataFrame:
     """Cell labels of each method's highest-likelihood seed, for maps.
 
@@ -180,14 +165,6 @@ def best_seed_maps(
     """
     from sinkhorn_em.metrics import ari
 
-    options = FitOptions(
-        tol=tol,
-        max_iter=max_iter,
-        reg_covar=reg_covar,
-        epsilon=epsilon,
-        sinkhorn_tol=sinkhorn_tol,
-        sinkhorn_max_iter=sinkhorn_max_iter,
-    )
     frames = []
     for feature_set, features in features_by_set.items():
         truth, names = features.labels(target)
@@ -279,9 +256,7 @@ def crosscheck_oem_sklearn(
                 weights=used,
                 means_init=means,
                 covariances_init=covariances,
-                tol=0.0,
-                max_iter=n_iter,
-                reg_covar=reg_covar,
+                options=FitOptions(tol=0.0, max_iter=n_iter, reg_covar=reg_covar),
             ).model
             for method in ("oEM", "sklearn")
         }

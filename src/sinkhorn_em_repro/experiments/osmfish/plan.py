@@ -3,6 +3,7 @@ r"""Job plan of the osmFISH family: the settings to fit, seed chunks, shared fit
 from __future__ import annotations
 
 from sinkhorn_em_repro._checks import _check_choice
+from sinkhorn_em_repro.fitting import FitOptions
 
 __all__ = ["FEATURE_SETS", "METHODS", "TARGETS", "WEIGHT_SETTINGS", "fit_settings", "plan_osmfish", "seed_chunks"]
 
@@ -59,8 +60,9 @@ def seed_chunks(n_seeds: int, seeds_per_job: int) -> list[list[int]]:
     return [list(range(start, min(start + seeds_per_job, n_seeds))) for start in range(0, n_seeds, seeds_per_job)]
 
 
-#: Keywords of run_osmfish_chunk / best_seed_maps taken from the config section as they are.
-_FIT_KEYS = ("perturb_strength", "tol", "max_iter", "reg_covar", "epsilon", "sinkhorn_tol", "sinkhorn_max_iter")
+#: Keywords of run_osmfish_chunk / best_seed_maps taken from the config section as they are
+#: (the fit options travel as one FitOptions record, ``options``).
+_JOB_KEYS = ("perturb_strength",)
 #: CPU seconds per fit at max_iter 100 on one core (sEM, the slowest); job time limits
 #: take x10 for slow nodes and tighter tolerances.
 _SECONDS_PER_FIT = {"region": 0.3, "celltype": 1.5}
@@ -104,7 +106,11 @@ def plan_osmfish(cfg: dict, base_seed: int) -> dict:
         "settings": settings,
         "chunks": chunks,
         "map_features": map_features,
-        "fit_cfg": {"base_seed": base_seed, **{key: cfg[key] for key in _FIT_KEYS}},
+        "fit_cfg": {
+            "base_seed": base_seed,
+            "options": FitOptions.from_config(cfg),
+            **{key: cfg[key] for key in _JOB_KEYS},
+        },
         "fit_runtime": {target: [_minutes(s * len(chunk)) for chunk in chunks] for target, s in seconds.items()},
         # The map refits one seed of each of (at most) 4 methods per feature set.
         "map_runtime": _minutes(seconds["region"] * 4 * len(map_features)),

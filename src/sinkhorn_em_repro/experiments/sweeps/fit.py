@@ -58,9 +58,9 @@ class _FitResult:
     seconds: float
 
 
-def _fit_options(variant: _Variant, options: FitOptions) -> dict:
-    """The sweep's fit options with the variant's regularisation, as keywords of the fit."""
-    return options.replace(epsilon=variant.epsilon, epsilon_schedule=list(variant.schedule) or None).keywords()
+def _fit_options(variant: _Variant, options: FitOptions) -> FitOptions:
+    """The sweep's fit options with the variant's regularisation."""
+    return options.replace(epsilon=variant.epsilon, epsilon_schedule=variant.schedule or None)
 
 
 def _result(outcome) -> _FitResult:
@@ -76,7 +76,7 @@ def _fit(X, weights, variant: _Variant, means0, covariances0, options: FitOption
             weights=weights,
             means_init=means0,
             covariances_init=covariances0,
-            **_fit_options(variant, options),
+            options=_fit_options(variant, options),
         )
     )
 
@@ -89,7 +89,7 @@ def _fit_starts(X, weights, variant: _Variant, means0s, covariances0s, options: 
         weights=weights,
         means_inits=means0s,
         covariances_inits=covariances0s,
-        **_fit_options(variant, options),
+        options=_fit_options(variant, options),
     )
     return [_result(outcome) for outcome in outcomes]
 
@@ -131,11 +131,7 @@ def _run_chunk(
     exact_proportions: bool,
     pair_weights_by_size: bool | Sequence[bool],
     seed: int,
-    max_iter: int,
-    tol: float,
-    sinkhorn_tol: float,
-    sinkhorn_max_iter: int,
-    reg_covar: float,
+    options: FitOptions,
     success_rtol: float,
     success_atol: float,
     references_cache: dict | None = None,
@@ -165,8 +161,9 @@ def _run_chunk(
         :math:`\alpha_k`, as when a user passes ``means_init`` (``pairing = "as_drawn"``);
         ``True``: reorder by :func:`pair_means_with_weights` (``pairing = "by_size"``). A list
         runs every start under each pairing it names (same initial means, reordered or not).
-    max_iter, tol, sinkhorn_tol, sinkhorn_max_iter, reg_covar
-        Passed to :class:`sinkhorn_em.EOTGaussianMixture`.
+    options : FitOptions
+        The sweep's fit options (its config section, :meth:`FitOptions.from_config`); each
+        variant sets its own ``epsilon`` / ``epsilon_schedule``.
     success_rtol, success_atol : float
         The success rule (:func:`is_success`).
     references_cache : dict, optional
@@ -175,13 +172,8 @@ def _run_chunk(
         changes no number.
     """
     setting = SweepSetting.create(weights, dim, separation)
-    options = FitOptions(
-        tol=float(tol),
-        max_iter=int(max_iter),
-        reg_covar=float(reg_covar),
-        sinkhorn_tol=float(sinkhorn_tol),
-        sinkhorn_max_iter=int(sinkhorn_max_iter),
-    )
+    if not isinstance(options, FitOptions):
+        raise TypeError(f"options must be a FitOptions record (FitOptions.from_config(section)), got {options!r}.")
     exact_proportions = bool(exact_proportions)
     pairings = [
         bool(p)

@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from sinkhorn_em_repro.experiments.sweeps.setting import SweepSetting
+from sinkhorn_em_repro.fitting import FitOptions
 
 __all__ = ["batch_jobs", "plan_epsilon_sweep", "plan_init_sweep", "scaled_count"]
 
@@ -17,15 +18,12 @@ def scaled_count(count: int, sweep_scale: float) -> int:
     return max(1, math.ceil(count * sweep_scale - 1e-9))
 
 
-_FIT_KEYS = (
+#: Keywords of every sweep job taken from the config section as they are (the fit options
+#: travel as one FitOptions record, ``options``).
+_JOB_KEYS = (
     "n_samples",
     "exact_proportions",
     "pair_weights_by_size",
-    "max_iter",
-    "tol",
-    "sinkhorn_tol",
-    "sinkhorn_max_iter",
-    "reg_covar",
     "success_rtol",
     "success_atol",
 )
@@ -37,6 +35,7 @@ def _plan(cfg: Mapping, seed: int, sweep_scale: float, job_keys: Sequence[str]) 
     block = int(cfg["inits_per_job"])
     if block < 1:
         raise ValueError(f"inits_per_job must be >= 1, got {block}.")
+    options = FitOptions.from_config(cfg)
     jobs: dict[str, dict] = {}
     for weights in cfg["weights"]:
         for dim in cfg["dims"]:
@@ -56,7 +55,8 @@ def _plan(cfg: Mapping, seed: int, sweep_scale: float, job_keys: Sequence[str]) 
                             "first_init": first,
                             "n_inits": count,
                             "seed": int(seed),
-                            **{k: cfg[k] for k in (*_FIT_KEYS, *job_keys)},
+                            "options": options,
+                            **{k: cfg[k] for k in (*_JOB_KEYS, *job_keys)},
                         }
     return jobs
 
