@@ -12,12 +12,15 @@ import yaml
 from scipy import stats
 
 from repro_support import DEFAULT_PROFILE, run_snakemake
+from sinkhorn_em_repro.experiments.dlpfc.features import SpotFeatures
+from sinkhorn_em_repro.experiments.dlpfc.fits import hc_partitions, run_dlpfc_chunk
 from sinkhorn_em_repro.experiments.dlpfc.plan import plan_studies
 from sinkhorn_em_repro.experiments.report.comparison_claims import (
     claim_known_proportions,
     claim_spatial_domains,
     claims_spatial_domains,
 )
+from sinkhorn_em_repro.fitting import FitOptions, fit_table_method
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = yaml.safe_load((REPO_ROOT / "workflow/schemas/config.schema.yaml").read_text())["properties"]["dlpfc"]
@@ -55,6 +58,70 @@ def test_plan_runs_the_hc_start_once_unless_the_tree_uses_subsets():
     # The maps refit a k-means++ seed: the plan (run before any job) names the fix.
     with pytest.raises(ValueError, match=r"lacks kmeans\+\+.*add kmeans\+\+ to starts"):
         plan_studies({**section, "starts": ["hc"]}, keys)
+
+
+# ----------------------------------------------------------------------------- fits from the hc start
+def _blobs(sizes=(200, 120, 80), seed=0) -> SpotFeatures:
+    """Three overlapping blobs as spot features (soft responsibilities: the start matters); adjacent = blob sizes."""
+    rng = np.random.default_rng(seed)
+    layer = np.repeat(np.arange(3), sizes)
+    X = 2.5 * np.eye(3)[layer] + rng.normal(size=(layer.size, 3))
+    return SpotFeatures(
+        X=X,
+        layer=layer,
+        layer_names=np.array(["L1", "L2", "WM"]),
+        x=X[:, 0],
+        y=X[:, 1],
+        adjacent=np.array([0.5, 0.3, 0.2]),
+    )
+
+
+@pytest.mark.parametrize("method", ["vEM", "oEM", "sEM", "sklearn"])
+def test_chunk_fits_the_hc_start_with_the_options_record(method):
+    features = _blobs()
+    partitions = hc_partitions(features, sample="toy", feature_set="smoothed", seed_indices=[0], base_seed=3)
+    options = FitOptions(covariance_type="tied", tol=0.0, max_iter=2, reg_covar=0.05)
+    table = run_dlpfc_chunk(
+        features,
+        sample="toy",
+        feature_set="smoothed",
+        weights="adjacent",
+        method=method,
+        seed_indices=[0, 1],
+        base_seed=3,
+        options=options,
+        starts=("kmeans++", "hc"),
+        hc_partitions=partitions,
+    )
+    assert list(table["start"]) == ["kmeans++", "kmeans++", "hc"] and table["seed"].iloc[-1] == -1
+    hc = table.iloc[-1]
+    # The record reaches the hc fit: tol 0 runs exactly max_iter iterations.
+    assert hc["n_iter"] == options.max_iter
+    # Reference start built by hand from the partition: cluster means, pooled scatter + reg_covar, weights by size.
+    labels = partitions.sort_values("spot")["label"].to_numpy()
+    X = features.X
+    means = np.stack([X[labels == k].mean(axis=0) for k in range(3)])
+    centred = X - means[labels]
+    tied = centred.T @ centred / X.shape[0] + options.reg_covar * np.eye(3)
+    sizes = np.bincount(labels, minlength=3)
+    weights = np.empty(3)
+    weights[np.argsort(-sizes)] = np.sort(features.adjacent)[::-1]
+    reference = fit_table_method(
+        method, X, weights=weights, means_init=means, covariances_init=tied, options=options
+    ).model
+    np.testing.assert_allclose(hc["mean_loglik"], reference.score(X), rtol=1e-9)
+    with pytest.raises(ValueError, match="needs hc_partitions"):
+        run_dlpfc_chunk(
+            features,
+            sample="toy",
+            feature_set="smoothed",
+            weights="adjacent",
+            method=method,
+            seed_indices=[0],
+            base_seed=3,
+            options=options,
+            starts=("hc",),
+        )
 
 
 # ----------------------------------------------------------------------------- claim 9 statistics
