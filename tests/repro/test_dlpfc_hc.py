@@ -183,6 +183,8 @@ def test_claim_nine_from_the_hc_start_compares_across_slices():
     claim = claim_spatial_domains(table, start="hc")
     assert claim.verdict == "reproduced", claim.measured  # sEM = oEM + 2 gains, vEM + 1 gain
     assert set(claim.details["n_pairs"]) == {4} and "hc" in claim.criterion
+    # The criterion is rendered text (Holm's rule spelled out), not a template.
+    assert "{" not in claim.criterion and "Holm's step-down correction" in claim.criterion
     assert any("sklearn from the hc start" in line and "vs k-means++ start 0.100" in line for line in claim.measured)
     parts = claims_spatial_domains(table, start="hc")
     assert [c.label for c in parts] == ["9a", "9b"]

@@ -790,7 +790,8 @@ def claim_spatial_domains(
         criterion=(
             f"Start: {start}. Per ({'slice, ' if start == 'kmeans++' else ''}features, covariance type) with "
             f"weights = {weights} and per baseline: paired t-test of ARI(sEM) - ARI(baseline), paired {pairing}; "
-            "the comparisons of all baselines form one family. {superiority_rule(level)} Applied per baseline; reproduced only if reproduced against "
+            f"the comparisons of all baselines form one family. {superiority_rule(level)} Applied per baseline; "
+            "reproduced only if reproduced against "
             f"every baseline ({', '.join(baselines)}). The published ARI ranges are context, not a pass rule."
         ),
         measured=measured,
