@@ -110,6 +110,22 @@ class FitOptions:
             raise TypeError(f"{unknown} are not fit options; use some of {sorted(names)}.")
         return cls(**{key: value for key, value in {**section, **overrides}.items() if key in names})
 
+    @classmethod
+    def check(cls, options, *, fixed_budget_for: str | None = None) -> FitOptions:
+        """``options`` itself, after checking that it is a record (and, for a fixed-budget protocol, its budget).
+
+        ``fixed_budget_for`` names a protocol that runs exactly ``max_iter`` iterations (its
+        trajectories have one row per iteration): then ``tol`` must be 0 and ``max_iter`` >= 1.
+        """
+        if not isinstance(options, cls):
+            raise TypeError(f"options must be a FitOptions record (FitOptions.from_config(section)), got {options!r}.")
+        if fixed_budget_for is not None and (options.tol != 0 or options.max_iter < 1):
+            raise ValueError(
+                f"{fixed_budget_for} run a fixed number of iterations: options need tol=0 and max_iter >= 1, "
+                f"got tol={options.tol}, max_iter={options.max_iter}."
+            )
+        return options
+
     def replace(self, **changes) -> FitOptions:
         """A copy with ``changes``."""
         return replace(self, **changes)
@@ -219,8 +235,7 @@ def fit_table_method_starts(
 def _estimator(method: str, weights: np.ndarray, options: FitOptions, **start) -> EOTGaussianMixture:
     if method not in ESTIMATOR_METHOD:
         raise ValueError(f"method must be one of {TABLE_METHODS}, got {method!r}.")
-    if not isinstance(options, FitOptions):
-        raise TypeError(f"options must be a FitOptions record (FitOptions.from_config(section)), got {options!r}.")
+    FitOptions.check(options)
     return EOTGaussianMixture(
         n_components=weights.size,
         weights=weights,

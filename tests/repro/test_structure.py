@@ -222,6 +222,23 @@ def test_fit_options_are_the_estimators_parameters_and_reach_it_unchanged():
     assert {name: getattr(FitOptions(), name) for name in names} == {name: defaults[name] for name in names}
 
 
+def test_fit_options_are_checked_in_one_place():
+    from sinkhorn_em_repro.experiments.convergence import run_general_k
+    from sinkhorn_em_repro.fitting import FitOptions
+
+    options = FitOptions(tol=0.0, max_iter=3)
+    assert FitOptions.check(options, fixed_budget_for="a protocol") is options
+    with pytest.raises(TypeError, match=r"FitOptions record \(FitOptions.from_config"):
+        FitOptions.check({"tol": 0.0})
+    with pytest.raises(ValueError, match="a protocol run a fixed number of iterations: options need tol=0"):
+        FitOptions.check(options.replace(tol=1e-3), fixed_budget_for="a protocol")
+    with pytest.raises(ValueError, match="max_iter >= 1"):
+        FitOptions.check(options.replace(max_iter=0), fixed_budget_for="a protocol")
+    # A fixed-budget family refuses a tolerance through the same check.
+    with pytest.raises(ValueError, match="general-K trajectories run a fixed number of iterations"):
+        run_general_k(weights=[0.5, 0.5], n_samples=50, dim=1, n_datasets=1, seed=0, options=options.replace(tol=1e-3))
+
+
 def _family_fit_functions():
     from sinkhorn_em_repro.experiments import celegans, convergence, osmfish
     from sinkhorn_em_repro.experiments.dlpfc import fits as dlpfc

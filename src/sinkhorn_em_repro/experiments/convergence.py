@@ -282,11 +282,9 @@ def run_general_k(
     from sinkhorn_em.synthetic import make_mixture
 
     weights = np.asarray(weights, dtype=float)
-    if options.tol != 0 or options.max_iter < 1 or n_datasets < 1:
-        raise ValueError(
-            "the general-K trajectories need options with tol=0 and max_iter >= 1, and n_datasets >= 1; "
-            f"got tol={options.tol}, max_iter={options.max_iter}, n_datasets={n_datasets}."
-        )
+    FitOptions.check(options, fixed_budget_for="the general-K trajectories")
+    if n_datasets < 1:
+        raise ValueError(f"the general-K trajectories need n_datasets >= 1, got {n_datasets}.")
     frames = []
     for dataset in range(n_datasets):
         rng = derive_rng(seed, "convergence", "general_k", dataset)

@@ -141,13 +141,7 @@ def _start(scene, trial, trial_index, init, *, base_seed, covariance_type, varia
 
 def _check_options(options: FitOptions) -> None:
     """The C. elegans protocol: exactly ``options.max_iter`` iterations (``tol = 0``), as the plan sets."""
-    if not isinstance(options, FitOptions):
-        raise TypeError(f"options must be a FitOptions record (FitOptions.from_config(section)), got {options!r}.")
-    if options.tol != 0 or options.max_iter < 1:
-        raise ValueError(
-            "C. elegans fits run a fixed number of iterations: options need tol=0 and max_iter >= 1 "
-            f"(the dataset's n_iter), got tol={options.tol}, max_iter={options.max_iter}."
-        )
+    FitOptions.check(options, fixed_budget_for="C. elegans fits (max_iter is the dataset's n_iter)")
 
 
 def _fit(method, trial: VoxelTrial, start, options: FitOptions, *, keep_trajectory=False):

@@ -172,8 +172,7 @@ def _run_chunk(
         changes no number.
     """
     setting = SweepSetting.create(weights, dim, separation)
-    if not isinstance(options, FitOptions):
-        raise TypeError(f"options must be a FitOptions record (FitOptions.from_config(section)), got {options!r}.")
+    FitOptions.check(options)
     exact_proportions = bool(exact_proportions)
     pairings = [
         bool(p)
