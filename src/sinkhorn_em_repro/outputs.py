@@ -258,7 +258,7 @@ OSMFISH_CROSSCHECK = final_table("osmfish", "osmfish_crosscheck", labels("target
 
 # ------------------------------------------------------------------------------- spatial domains
 # Study "dlpfc" (the DLPFC Visium slices) and study "mob" (the mouse olfactory bulb, sample mOB).
-_SPATIAL_SETTING = labels("slice", "features", "covariance_type", "weights", "method")
+_SPATIAL_SETTING = labels("slice", "features", "covariance_type", "weights", "method", "start")
 _SPATIAL_SEED_COLUMNS = {**_SPATIAL_SETTING, **flags("converged", "sinkhorn_converged")}
 #: Features of one sample for one feature set (NPZ).
 SPATIAL_FEATURES = f"{RESULTS}/dlpfc/{{sample}}/features_{{features}}.npz"
@@ -270,6 +270,8 @@ SPATIAL_FIT = Table(
 #: Inputs and outputs of R's mclust for one sample and feature set (only with ``dlpfc: mclust: enabled``).
 SPATIAL_MCLUST_DIR = f"{RESULTS}/dlpfc/{{sample}}/mclust/{{features}}"
 SPATIAL_MCLUST_SCORED = Table("dlpfc", f"{SPATIAL_MCLUST_DIR}/scored.csv", _SPATIAL_SEED_COLUMNS)
+#: The hc partitions of one sample and feature set (seed_index, seed, spot, label; ``dlpfc: starts`` has hc).
+SPATIAL_HC = Table("dlpfc", f"{RESULTS}/dlpfc/{{sample}}/hc_{{features}}.csv")
 SPATIAL_MAP = Table("dlpfc", f"{RESULTS}/dlpfc/{{study}}_map.csv", labels("slice", "method", "label"))
 DLPFC_SEEDS = final_table("dlpfc", "dlpfc", _SPATIAL_SEED_COLUMNS)
 DLPFC_SUMMARY = final_table("dlpfc", "dlpfc_summary", _SPATIAL_SETTING)

@@ -736,11 +736,13 @@ def test_tiny_run_writes_a_report_with_every_claim(tiny_run_cores2):
     results = tiny_run_cores2.workdir / "results"
     text = (results / "REPORT.md").read_text()
     verdicts = re.findall(r"^\*\*Verdict: (.+)\*\*$", text, re.MULTILINE)
-    # Claim 5 has one verdict per pairing of weights to starts (5a as drawn, 5b by size).
-    assert len(verdicts) == 9 and set(verdicts) <= set(VERDICTS), verdicts
-    for claim_id in (1, 2, 3, 4, 6, 7, 9):
+    # Claim 5 has one verdict per pairing of weights to starts (5a as drawn, 5b by size); claim 9
+    # one for sEM against its baselines (9a) and one for known proportions from the hc start (9b).
+    assert len(verdicts) == 10 and set(verdicts) <= set(VERDICTS), verdicts
+    for claim_id in (1, 2, 3, 4, 6, 7):
         assert f"## Claim {claim_id}:" in text
     assert "## Claim 5a:" in text and "## Claim 5b:" in text
+    assert "## Claim 9a:" in text and "## Claim 9b:" in text
     assert "## Implementation check 8:" in text
     assert re.findall(r"^\*\*Result: (.+)\*\*$", text, re.MULTILINE) == [CHECK_PASSED]
     assert len(re.findall(r"^\*Source\.\* \S", text, re.MULTILINE)) == len(verdicts) + 1

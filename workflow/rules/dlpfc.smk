@@ -4,7 +4,10 @@
 # study "mob" = the olfactory bulb (sample mOB).
 #
 #   dlpfc_features        counts (+ positions, layers) -> results/dlpfc/<sample>/features_<set>.npz
-#   dlpfc_fit             one job per (sample, features, covariance, weights, method, seed chunk)
+#   dlpfc_hc_start        mclust's hierarchical partition -> results/dlpfc/<sample>/hc_<set>.csv
+#                         (dlpfc: starts has hc; shared by every method and setting)
+#   dlpfc_fit             one job per (sample, features, covariance, weights, method, seed chunk),
+#                         every configured start (hc fits of seed j in the job of seed j)
 #   dlpfc_mclust_inputs   features and our starts as CSV for R            (dlpfc: mclust: enabled)
 #   dlpfc_mclust          workflow/scripts/dlpfc_mclust.R: mclust EEE     (dlpfc: mclust: enabled)
 #   dlpfc_mclust_score    ARI/NMI and log-likelihood check of the R fits  (dlpfc: mclust: enabled)
@@ -44,6 +47,8 @@ DLPFC_INPUTS = {
     },
     MOB_SAMPLE: {"counts": dataset_path(DLPFC["mob"]["dataset"])},
 }
+DLPFC_HC = "hc" in DLPFC["starts"]
+DLPFC_HC_FILE = out.SPATIAL_HC.path
 DLPFC_FIT_CFG = {
     "base_seed": config["seed"],
     "perturb_strength": DLPFC["perturb_strength"],
@@ -112,9 +117,39 @@ rule dlpfc_features:
         "../scripts/dlpfc_features.py"
 
 
-rule dlpfc_fit:
+rule dlpfc_hc_start:
     input:
         DLPFC_FEATURES,
+    output:
+        DLPFC_HC_FILE,
+    log:
+        out.log("dlpfc", "{sample}/hc_{features}"),
+    benchmark:
+        out.benchmark("dlpfc", "{sample}/hc_{features}")
+    wildcard_constraints:
+        sample=r"\d+|mOB",
+        features=r"pca|smoothed|pca\+smoothed",
+    resources:
+        # The (m, m) merge costs of m <= 3,700 spots; about 6 s on all spots of a slice.
+        mem_mb=1000,
+        runtime=lambda wc: 2 + 2 * len(DLPFC_PLAN[DLPFC_STUDY_OF[wc.sample]].hc_seeds),
+    params:
+        cfg=lambda wc: {
+            "sample": wc.sample,
+            "feature_set": wc.features,
+            "seed_indices": DLPFC_PLAN[DLPFC_STUDY_OF[wc.sample]].hc_seeds,
+            "base_seed": config["seed"],
+            "hc_model": DLPFC["hc"]["model"],
+            "hc_subset": DLPFC["hc"]["subset"],
+        },
+    script:
+        "../scripts/dlpfc_hc_start.py"
+
+
+rule dlpfc_fit:
+    input:
+        features=DLPFC_FEATURES,
+        hc=DLPFC_HC_FILE if DLPFC_HC else [],
     output:
         out.SPATIAL_FIT.path,
     log:
@@ -152,6 +187,7 @@ rule dlpfc_fit:
             "seed_indices": DLPFC_PLAN[DLPFC_STUDY_OF[wc.sample]].chunks[
                 int(wc.chunk)
             ],
+            "starts": list(DLPFC["starts"]),
             **DLPFC_FIT_CFG,
         },
     script:
@@ -211,6 +247,9 @@ rule dlpfc_mclust:
             "tol": DLPFC["mclust"]["tol"],
             "max_iter": DLPFC["max_iter"],
             "hierarchical_start": DLPFC["mclust"]["hierarchical_start"],
+            "hc_model": DLPFC["hc"]["model"],
+            "hc_subset": DLPFC["hc"]["subset"],
+            "seed": config["seed"],
         },
     script:
         "../scripts/dlpfc_mclust.R"

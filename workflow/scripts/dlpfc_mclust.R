@@ -3,6 +3,7 @@
 #
 #   mclust     em(modelName = "EEE") from our start of each seed (weights, means, tied covariance)
 #   mclust_hc  Mclust(X, G = K, modelNames = "EEE"): mclust's own hierarchical start, once
+#              (tree on every spot when hc_subset is null, as our hc start; else a random subset)
 #
 # Reads CSV tables written by dlpfc_mclust_inputs.py; writes one row per fit (fits), the
 # classification of every fit (labels, one column per fit) and the fitted parameters
@@ -89,7 +90,15 @@ for (seed_index in sort(unique(starts$seed_index))) {
 
 if (isTRUE(cfg[["hierarchical_start"]])) {
   began <- proc.time()[["elapsed"]]
-  fit <- Mclust(X, G = K, modelNames = "EEE", control = control, verbose = FALSE)
+  # The tree on every spot (hc_subset null) as our hc start, else mclust's random subset of that size.
+  hc_subset <- cfg[["hc_subset"]]
+  set.seed(as.integer(cfg[["seed"]]))
+  subset <- if (is.null(hc_subset) || hc_subset >= n) seq_len(n) else sort(sample(seq_len(n), size = hc_subset))
+  mclust.options(hcModelName = cfg[["hc_model"]])
+  fit <- Mclust(
+    X, G = K, modelNames = "EEE", control = control, verbose = FALSE,
+    initialization = list(subset = subset)
+  )
   record("mclust_hc", "none", 0L, fit, proc.time()[["elapsed"]] - began)
 }
 

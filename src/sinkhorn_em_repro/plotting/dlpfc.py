@@ -39,12 +39,18 @@ def _as_frame(table: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_spatial_ari(per_seed: str | os.PathLike | pd.DataFrame, pdf_path, png_path=None) -> None:
-    """Boxes of the ARI over seeds (dots = seeds), grouped by weight setting, coloured by method."""
+    """Boxes of the ARI over seeds (dots = k-means++ seeds), grouped by weight setting, coloured by method.
+
+    Fits from mclust's hierarchical start (table column ``start`` = ``hc``) are black-edged
+    diamonds at their method's position.
+    """
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     table = _as_frame(per_seed)
     table = table[np.isfinite(table["ari"])]
+    starts = table["start"] if "start" in table.columns else pd.Series("kmeans++", index=table.index)
+    hc_rows, table = table[starts == "hc"], table[starts != "hc"]
     apply_style()
     slices = list(dict.fromkeys(table["slice"]))
     panels = [p for p in _PANELS if ((table["features"] == p[0]) & (table["covariance_type"] == p[1])).any()]
@@ -67,6 +73,25 @@ def plot_spatial_ari(per_seed: str | os.PathLike | pd.DataFrame, pdf_path, png_p
             common = dict(data=rows, x="weights", y="ari", hue="method", order=weights, hue_order=methods, ax=ax)
             sns.boxplot(**common, palette=palette, showfliers=False, linewidth=0.6, boxprops={"alpha": 0.35})
             sns.stripplot(**common, palette=palette, dodge=True, size=2, jitter=0.15, legend=False, zorder=3)
+            hc = hc_rows[
+                (hc_rows["slice"] == sample)
+                & (hc_rows["features"] == features)
+                & (hc_rows["covariance_type"] == covariance)
+                & hc_rows["weights"].isin(weights)
+            ]
+            if len(hc):
+                sns.stripplot(
+                    **{**common, "data": hc},
+                    palette=palette,
+                    dodge=True,
+                    jitter=0,
+                    size=5,
+                    marker="D",
+                    edgecolor="black",
+                    linewidth=0.8,
+                    legend=False,
+                    zorder=4,
+                )
             if ax.get_legend() is not None:
                 ax.get_legend().remove()
             ax.set_title(f"{sample}: {features}, {covariance}")

@@ -38,6 +38,23 @@ covariances. The weights are then given to components by rank
 (:func:`sinkhorn_em_repro.experiments.osmfish.match_weights_by_rank`): the largest weight to
 the largest initial cluster, and so on.
 
+Starts (:data:`STARTS`, config ``dlpfc: starts``)
+-------------------------------------------------
+``kmeans++``
+    the seeded start above (``n_seeds`` fits per setting);
+``hc``
+    R mclust's start (``Mclust``'s default): the partition of mclust's model-based
+    agglomerative clustering ``hclass(hc(X, modelName = hc_model, use = "SVD"), K)``
+    (:func:`sinkhorn_em._hc.hierarchical_partition`, equal to R's on the DLPFC features), then
+    the M-step of the fitted covariance type on that hard partition (means, per-cluster or
+    pooled covariances plus ``reg_covar``), weights rank-matched to the cluster sizes as above.
+    With ``hc_subset`` null the tree is built on every spot: the start is deterministic, one
+    fit per setting (seed index 0, ``seed`` -1). With an integer ``hc_subset`` smaller than the
+    sample, seed index ``j`` builds the tree on ``hc_subset`` spots drawn with
+    ``derive_seed(base_seed, "dlpfc", "hc", s, f, j)`` and assigns the rest by one E-step, as
+    ``Mclust`` does above ``mclust.options("subset")`` = 2000 spots (``n_seeds`` fits).
+    oEM and scikit-learn start from the same means, covariances and rank-matched weights.
+
 Seeds
 -----
 Seed index ``j`` of sample ``s`` and feature set ``f`` starts from
@@ -62,9 +79,13 @@ __all__ = [
     "COVARIANCE_TYPES",
     "METHODS",
     "REESTIMATING",
+    "STARTS",
     "WEIGHT_SETTINGS",
     "SeedStart",
     "fit_settings",
+    "hc_partitions",
+    "hc_seed_indices",
+    "hc_start",
     "run_dlpfc_chunk",
     "score_labels",
     "seed_start",
@@ -76,6 +97,8 @@ COVARIANCE_TYPES = ("tied", "full")
 METHODS = ("vEM", "oEM", "sEM", "sklearn")
 #: Methods that re-estimate the weights: the weights only start them.
 REESTIMATING = ("oEM", "sklearn")
+#: Starts of the fits (module docstring), in table order.
+STARTS = ("kmeans++", "hc")
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -183,6 +206,86 @@ def seed_start(
     )
 
 
+def hc_seed_indices(n_seeds: int, hc_subset: int | None) -> list[int]:
+    """Seed indices fitted from the hc start: ``[0]`` when the tree uses every spot (deterministic), else all."""
+    return [0] if hc_subset is None else list(range(n_seeds))
+
+
+def hc_partitions(
+    features: SpotFeatures,
+    *,
+    sample: str,
+    feature_set: str,
+    seed_indices,
+    base_seed: int,
+    hc_model: str = "VVV",
+    hc_subset: int | None = None,
+) -> pd.DataFrame:
+    """The hc partition of each seed (module docstring): long table seed_index, seed, spot, label.
+
+    ``seed`` is -1 when the tree uses every spot (no draw), else the seed of the subset draw.
+    """
+    from sinkhorn_em._hc import hierarchical_partition
+
+    frames = []
+    for seed_index in seed_indices:
+        seed = -1 if hc_subset is None else derive_seed(base_seed, "dlpfc", "hc", sample, feature_set, int(seed_index))
+        labels = hierarchical_partition(
+            features.X,
+            features.n_classes,
+            model=hc_model,
+            subset=hc_subset,
+            random_state=None if seed < 0 else np.random.RandomState(seed % 2**32),
+        )
+        frames.append(
+            pd.DataFrame({"seed_index": int(seed_index), "seed": seed, "spot": np.arange(labels.size), "label": labels})
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def hc_start(
+    features: SpotFeatures,
+    partitions: pd.DataFrame,
+    *,
+    sample: str,
+    feature_set: str,
+    covariance_type: str,
+    weights: str,
+    seed_index: int,
+    base_seed: int,
+    strength: float,
+    reg_covar: float,
+) -> SeedStart:
+    """The hc start of seed ``seed_index`` from its partition (:func:`hc_partitions`): M-step, rank-matched weights."""
+    from sinkhorn_em.gaussian import estimate_gaussian_parameters
+
+    check_choice("covariance_type", covariance_type, COVARIANCE_TYPES)
+    rows = partitions[partitions["seed_index"] == seed_index].sort_values("spot")
+    labels = rows["label"].to_numpy(dtype=np.int64)
+    if labels.size != features.X.shape[0]:
+        raise ValueError(
+            f"the hc partition of seed {seed_index} has {labels.size} spots, the features {features.X.shape[0]}: "
+            "it was made from other features; rerun the dlpfc_hc_start job"
+        )
+    K = features.n_classes
+    resp = np.zeros((labels.size, K))
+    resp[np.arange(labels.size), labels] = 1.0
+    _, means, covariances = estimate_gaussian_parameters(features.X, resp, reg_covar, covariance_type)
+    sizes = np.bincount(labels, minlength=K)
+    # The weight perturbation of seed j is the k-means++ start's: weights paired across starts.
+    perturb_rng = np.random.default_rng(derive_seed(base_seed, "dlpfc", "perturb", sample, feature_set, seed_index))
+    used = setting_weights(features, weights, strength=strength, rng=perturb_rng)
+    oracle = features.proportions()
+    return SeedStart(
+        seed=int(rows["seed"].iloc[0]),
+        means=means,
+        covariances=covariances,
+        weights=match_weights_by_rank(used, sizes),
+        sizes=sizes,
+        weights_tv=float(0.5 * np.abs(np.sort(used) - np.sort(oracle)).sum()),
+    )
+
+
 def score_labels(features: SpotFeatures, labels: np.ndarray) -> tuple[float, float]:
     """ARI and NMI of a clustering against the layers, on the annotated spots only."""
     from sinkhorn_em.metrics import ari, nmi
@@ -215,8 +318,13 @@ def run_dlpfc_chunk(
     base_seed: int,
     options: FitOptions,
     perturb_strength: float = 0.5,
+    starts=("kmeans++",),
+    hc_partitions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Fit one method in one setting of one sample for a chunk of seeds; one row per seed.
+    """Fit one method in one setting of one sample for a chunk of seeds; one row per seed and start.
+
+    ``starts`` (:data:`STARTS`): ``kmeans++`` fits every seed of ``seed_indices``; ``hc``
+    fits those of them that have a partition in ``hc_partitions`` (:func:`hc_partitions`).
 
     ``options`` are the family's fit options (:meth:`FitOptions.from_config` of the config
     section) with the setting's ``covariance_type``, as the fits receive them;
@@ -225,7 +333,7 @@ def run_dlpfc_chunk(
     Returns
     -------
     DataFrame with columns slice (the sample name), features, covariance_type, weights,
-    method, seed_index, seed (the derived start seed), n_components, n_features, n_spots,
+    method, start, seed_index, seed (the derived start seed; -1 for a deterministic start), n_components, n_features, n_spots,
     n_labelled, ari, nmi (on annotated spots), mean_loglik (average log-likelihood per
     spot of the fitted model: the criterion a user without labels would select seeds by),
     converged, sinkhorn_converged (every balanced E-step of sEM reached ``sinkhorn_tol``),
@@ -235,19 +343,31 @@ def run_dlpfc_chunk(
     check_choice("method", method, METHODS)
     covariance_type = options.covariance_type
     check_choice("covariance_type", covariance_type, COVARIANCE_TYPES)
+    for value in starts:
+        check_choice("start", value, STARTS)
+    if "hc" in starts and hc_partitions is None:
+        raise ValueError("the hc start needs hc_partitions (the output of the dlpfc_hc_start job)")
+    common = dict(
+        sample=sample,
+        feature_set=feature_set,
+        covariance_type=covariance_type,
+        weights=weights,
+        base_seed=base_seed,
+        strength=perturb_strength,
+        reg_covar=options.reg_covar,
+    )
+    jobs = []
+    for start_name in [value for value in STARTS if value in starts]:
+        for seed_index in seed_indices:
+            if start_name == "kmeans++":
+                jobs.append((start_name, int(seed_index), lambda j: seed_start(features, seed_index=j, **common)))
+            elif int(seed_index) in set(hc_partitions["seed_index"]):
+                jobs.append(
+                    (start_name, int(seed_index), lambda j: hc_start(features, hc_partitions, seed_index=j, **common))
+                )
     rows = []
-    for seed_index in seed_indices:
-        start = seed_start(
-            features,
-            sample=sample,
-            feature_set=feature_set,
-            covariance_type=covariance_type,
-            weights=weights,
-            seed_index=int(seed_index),
-            base_seed=base_seed,
-            strength=perturb_strength,
-            reg_covar=options.reg_covar,
-        )
+    for start_name, seed_index, make_start in jobs:
+        start = make_start(seed_index)
         outcome = fit_from_start(method, features, start, options)
         model = outcome.model
         ari, nmi = score_labels(features, model.predict(features.X))
@@ -258,6 +378,7 @@ def run_dlpfc_chunk(
                 "covariance_type": covariance_type,
                 "weights": weights,
                 "method": method,
+                "start": start_name,
                 "seed_index": int(seed_index),
                 "seed": start.seed,
                 "n_components": features.n_classes,

@@ -11,9 +11,13 @@ features our methods cluster, in two ways:
     from the same start, but R's implementation and stopping rule (relative change of the
     log-likelihood below ``tol``);
 ``mclust_hc``
-    ``Mclust(X, G = K, modelNames = "EEE")`` as the field calls it: mclust's own
-    deterministic start (model-based hierarchical agglomeration), no weights (table
-    weights ``none``), one fit per sample (seed index 0).
+    ``Mclust(X, G = K, modelNames = "EEE")`` as the field calls it: mclust's own start
+    (model-based hierarchical agglomeration, ``hcModelName`` = ``dlpfc: hc: model``), no
+    weights (table weights ``none``, start ``hc``), one fit per sample (seed index 0). The
+    tree is built as our hc start's is (``dlpfc: hc: subset``): null = every spot
+    (``initialization = list(subset = seq_len(n))``, deterministic, the partition ours
+    reproduces); an integer = mclust's own random subset of that size (``set.seed`` of the
+    config seed, so reruns agree; R's draw is not ours).
 
 :func:`mclust_inputs` writes what the R script reads (CSV only: base R reads it), and
 :func:`score_mclust` turns its outputs into rows of the per-seed table, recomputing the
@@ -186,6 +190,7 @@ def score_mclust(
                 "covariance_type": "tied",
                 "weights": fit.weights,
                 "method": fit.method,
+                "start": "hc" if fit.method == "mclust_hc" else "kmeans++",
                 "seed_index": int(fit.seed_index),
                 "seed": seed if fit.method == "mclust" else -1,
                 "n_components": features.n_classes,

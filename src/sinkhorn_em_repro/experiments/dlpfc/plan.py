@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sinkhorn_em_repro.experiments.dlpfc.fits import fit_settings
+from sinkhorn_em_repro.experiments.dlpfc.fits import STARTS, check_choice, fit_settings, hc_seed_indices
 from sinkhorn_em_repro.experiments.osmfish import seed_chunks
 
 __all__ = ["MOB_SAMPLE", "STUDIES", "StudyPlan", "plan_studies", "slice_dataset_keys"]
@@ -33,6 +33,10 @@ class StudyPlan:
         Weight setting drawn in the study's tissue map.
     mclust_weights : str
         Weight setting whose start mclust shares.
+    starts : tuple of str
+        Starts fitted (:data:`~.fits.STARTS`).
+    hc_seeds : list of int
+        Seed indices with an hc start (empty without it; ``[0]`` when the tree uses every spot).
     """
 
     samples: tuple[str, ...]
@@ -40,6 +44,8 @@ class StudyPlan:
     chunks: list[list[int]]
     map_weights: str
     mclust_weights: str
+    starts: tuple[str, ...] = ("kmeans++",)
+    hc_seeds: list[int] = ()
 
 
 def slice_dataset_keys(slice_id: str) -> dict[str, str]:
@@ -63,7 +69,21 @@ def plan_studies(cfg: Mapping, dataset_keys) -> dict[str, StudyPlan]:
     dataset_keys : collection of str
         The configured dataset keys (``datasets.files``), to name a missing one early.
     """
+    starts = tuple(value for value in STARTS if value in cfg.get("starts", ["kmeans++"]))
+    for value in cfg.get("starts", []):
+        check_choice("dlpfc: starts", value, STARTS)
+    if "kmeans++" not in starts:
+        raise ValueError(
+            f"dlpfc: starts {list(starts)} lacks kmeans++, which the tissue maps (best-likelihood seed) refit; "
+            "add kmeans++ to starts"
+        )
+    hc = cfg.get("hc", {})
+    hc_seeds = hc_seed_indices(cfg["n_seeds"], hc.get("subset")) if "hc" in starts else []
+    # The hc fits of seed j run in the job of seed j's k-means++ fits (no extra jobs).
     chunks = seed_chunks(cfg["n_seeds"], cfg["seeds_per_job"])
+    claim_start = cfg.get("claim", {}).get("start")
+    if claim_start is not None and claim_start not in starts:
+        raise ValueError(f"dlpfc: claim.start {claim_start!r} must be among starts {list(starts)}; add it to starts")
     mob = cfg["mob"]
     for study, section, weight_key in (("dlpfc", cfg, "weight_settings"), ("mob", mob, "weight_settings")):
         _check_subset(
@@ -91,7 +111,9 @@ def plan_studies(cfg: Mapping, dataset_keys) -> dict[str, StudyPlan]:
             cfg["methods"],
             section["reestimate_weights"],
         )
-        return StudyPlan(tuple(samples), settings, chunks, map_weights, section["reestimate_weights"][0])
+        return StudyPlan(
+            tuple(samples), settings, chunks, map_weights, section["reestimate_weights"][0], starts, list(hc_seeds)
+        )
 
     return {
         "dlpfc": study(cfg["slices"], cfg, cfg["map"]["weights"]),

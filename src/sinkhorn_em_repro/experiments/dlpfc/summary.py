@@ -11,6 +11,7 @@ from sinkhorn_em_repro.experiments.dlpfc.features import FEATURE_SETS, SpotFeatu
 from sinkhorn_em_repro.experiments.dlpfc.fits import (
     COVARIANCE_TYPES,
     METHODS,
+    STARTS,
     WEIGHT_SETTINGS,
     fit_from_start,
     score_labels,
@@ -27,19 +28,28 @@ __all__ = [
     "best_seed_maps",
     "combine_per_seed",
     "summarise_dlpfc",
+    "with_start",
 ]
 
 #: Methods in table order: ours, scikit-learn, and R's mclust (EEE) from our start and from its own.
 ALL_METHODS = (*METHODS, "mclust", "mclust_hc")
 #: ``none``: mclust's own start uses no weights.
 ALL_WEIGHTS = (*WEIGHT_SETTINGS, "none")
-SETTING_KEYS = ["slice", "features", "covariance_type", "weights", "method"]
+SETTING_KEYS = ["slice", "features", "covariance_type", "weights", "method", "start"]
 _ORDER = {
     "features": FEATURE_SETS,
     "covariance_type": COVARIANCE_TYPES,
     "weights": ALL_WEIGHTS,
     "method": ALL_METHODS,
+    "start": STARTS,
 }
+
+
+def with_start(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a ``start`` column: rows of tables made before the hc start are k-means++ starts."""
+    if "start" in table.columns:
+        return table
+    return table.assign(start=np.where(table["method"] == "mclust_hc", "hc", "kmeans++"))
 
 
 def _canonical_order(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -50,7 +60,7 @@ def _canonical_order(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 def combine_per_seed(chunks: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Concatenate per-seed chunk tables in canonical order; a seed present twice is an error."""
     keys = [*SETTING_KEYS, "seed_index"]
-    table = pd.concat(list(chunks), ignore_index=True)
+    table = pd.concat([with_start(chunk) for chunk in chunks], ignore_index=True)
     duplicated = table.duplicated(keys)
     if duplicated.any():
         raise ValueError(
@@ -61,7 +71,7 @@ def combine_per_seed(chunks: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 
 def summarise_dlpfc(per_seed: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
-    """One row per (slice, features, covariance_type, weights, method).
+    """One row per (slice, features, covariance_type, weights, method, start).
 
     Columns: the keys, n_components, n_features, n_seeds, ari_mean, ari_sd, ari_low,
     ari_high, nmi_mean, nmi_sd, nmi_low, nmi_high (Student-t ``confidence`` intervals of the
@@ -71,6 +81,7 @@ def summarise_dlpfc(per_seed: pd.DataFrame, *, confidence: float = 0.95) -> pd.D
     median_fit_seconds. Standard deviations use ``ddof=1``.
     """
     rows = []
+    per_seed = with_start(per_seed)
     for key, group in per_seed.groupby(SETTING_KEYS, sort=False):
         row = dict(zip(SETTING_KEYS, key))
         n = len(group)
@@ -110,7 +121,7 @@ def best_seed_maps(
 
     For every slice of ``features_by_slice`` (features of ``feature_set``) and every one of
     our methods and scikit-learn present in ``per_seed`` for (``feature_set``,
-    ``covariance_type``, ``weights``), the seed with the largest ``mean_loglik`` is refitted
+    ``covariance_type``, ``weights``) from the k-means++ start, the seed with the largest ``mean_loglik`` is refitted
     from its recorded start (fits are deterministic given the seed), and its clusters are
     renamed after the layer they overlap most (Hungarian matching, unlabelled spots left
     out). The refit must reproduce the recorded log-likelihood, else ValueError. ``options``
@@ -128,11 +139,13 @@ def best_seed_maps(
         truth = np.where(features.labelled, names[np.maximum(features.layer, 0)], "")
         base = {"slice": str(sample), "spot": np.arange(truth.size), "x": features.x, "y": features.y}
         frames.append(pd.DataFrame({**base, "method": "truth", "seed_index": -1, "ari": 1.0, "label": truth}))
-        rows = per_seed[
-            (per_seed["slice"] == str(sample))
-            & (per_seed["features"] == feature_set)
-            & (per_seed["covariance_type"] == covariance_type)
-            & (per_seed["weights"] == weights)
+        rows = with_start(per_seed)
+        rows = rows[
+            (rows["start"] == "kmeans++")
+            & (rows["slice"] == str(sample))
+            & (rows["features"] == feature_set)
+            & (rows["covariance_type"] == covariance_type)
+            & (rows["weights"] == weights)
         ]
         for method in [m for m in METHODS if m in set(rows["method"])]:
             best = (

@@ -10,8 +10,8 @@ from sinkhorn_em_repro import outputs
 from sinkhorn_em_repro.experiments.report.comparison_claims import (
     claim_celegans,
     claim_osmfish,
-    claim_spatial_domains,
     claims_restarts,
+    claims_spatial_domains,
 )
 from sinkhorn_em_repro.experiments.report.markdown import figure_rows, render_report
 from sinkhorn_em_repro.experiments.report.model_claims import (
@@ -95,7 +95,7 @@ def build_claims(
         ),
         claim_identities(needed("identities"), tables.get("landscape_minima"), gap_tolerance=criteria["gap_tolerance"]),
         *(
-            [claim_spatial_domains(tables["dlpfc"], level=level, **criteria.get("dlpfc", {}))]
+            claims_spatial_domains(tables["dlpfc"], level=level, **criteria.get("dlpfc", {}))
             if tables.get("dlpfc") is not None
             else []
         ),

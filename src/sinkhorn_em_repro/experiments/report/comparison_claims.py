@@ -29,6 +29,7 @@ from sinkhorn_em_repro.outputs import claim_figures
 from sinkhorn_em_repro.paired import (
     clustered_mean_difference,
     mcnemar_exact,
+    paired_mean_difference,
     paired_proportion_difference,
     wilcoxon_p_value,
 )
@@ -39,12 +40,16 @@ __all__ = [
     "PUBLISHED_CONTEXT",
     "SpatialClaim",
     "claim_celegans",
+    "claim_known_proportions",
     "claim_osmfish",
     "claim_restarts",
     "claim_spatial_domains",
     "claims_restarts",
+    "claims_spatial_domains",
     "paired_differences",
+    "paired_over_slices",
     "restarts_needed",
+    "slice_means",
 ]
 
 
@@ -572,17 +577,115 @@ def paired_differences(
     return pd.DataFrame(out, columns=[*columns, "difference", "p_value"])
 
 
+def _with_start(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Tables made before the hc start have no ``start`` column: their rows are k-means++ starts."""
+    if "start" in per_seed.columns:
+        return per_seed
+    return per_seed.assign(start=np.where(per_seed["method"] == "mclust_hc", "hc", "kmeans++"))
+
+
+def slice_means(per_seed: pd.DataFrame, *, start: str, method: str, weights: str | None) -> pd.Series:
+    """Mean ARI over the seeds of each (features, covariance_type, slice) of one start, method and weights.
+
+    ``weights`` None takes the method's rows whatever their weights (mclust_hc's are ``none``).
+    A deterministic start has one fit per slice, so the mean is that fit's ARI.
+    """
+    rows = _with_start(per_seed)
+    rows = rows[(rows["start"] == start) & (rows["method"] == method)]
+    if weights is not None:
+        rows = rows[rows["weights"].astype(str) == weights]
+    rows = rows.assign(slice=rows["slice"].astype(str))
+    return rows.groupby(["features", "covariance_type", "slice"], sort=False)["ari"].mean()
+
+
+def paired_over_slices(first: pd.Series, second: pd.Series, confidence: float = 0.95) -> pd.DataFrame:
+    r"""Per (features, covariance_type): the mean over slices of :math:`\Delta_s = a_s - b_s`, paired by slice.
+
+    ``first`` and ``second`` are :func:`slice_means`; only slices present in both count. The
+    paired t-test and Student-t interval over the slices are
+    :func:`~sinkhorn_em_repro.paired.paired_mean_difference` (``n_slices - 1`` degrees of
+    freedom; NaN below two slices).
+
+    Returns
+    -------
+    DataFrame with features, covariance_type, n_slices, ari_first, ari_second (means over the
+    paired slices), diff_mean, diff_low, diff_high, difference (= diff_mean) and p_value.
+    """
+    both = pd.concat({"first": first, "second": second}, axis=1, join="inner").dropna()
+    out = []
+    for (features, covariance), group in both.groupby(level=["features", "covariance_type"], sort=False):
+        found = paired_mean_difference(group["first"].to_numpy(), group["second"].to_numpy(), confidence)
+        out.append(
+            {
+                "features": features,
+                "covariance_type": covariance,
+                "n_slices": found["n_pairs"],
+                "ari_first": float(group["first"].mean()),
+                "ari_second": float(group["second"].mean()),
+                "diff_mean": found["mean"],
+                "diff_low": found["low"],
+                "diff_high": found["high"],
+                "difference": found["mean"],
+                "p_value": found["p_value"],
+            }
+        )
+    columns = ["features", "covariance_type", "n_slices", "ari_first", "ari_second", "diff_mean", "diff_low"]
+    return pd.DataFrame(out, columns=[*columns, "diff_high", "difference", "p_value"])
+
+
+def _hc_method_lines(per_seed: pd.DataFrame, *, weights: str, reference: str, confidence: float) -> list[str]:
+    """Per method from the hc start: mean ARI over slices, paired over slices against ``reference`` (oEM, free
+    weights) and against the same method from the k-means++ start (mean over its seeds per slice)."""
+    lines = []
+    table = _with_start(per_seed)
+    hc = table[table["start"] == "hc"]
+    methods = [m for m in dict.fromkeys(hc["method"]) if m]
+    base = slice_means(table, start="hc", method=reference, weights=weights)
+    for method in methods:
+        own = slice_means(table, start="hc", method=method, weights=None if method == "mclust_hc" else weights)
+        seeded = slice_means(table, start="kmeans++", method=method, weights=weights)
+        versus = paired_over_slices(own, base, confidence) if method != reference else None
+        against_seeded = paired_over_slices(own, seeded, confidence)
+        for (features, covariance), values in own.groupby(level=["features", "covariance_type"], sort=False):
+            parts = [
+                f"{method} from the hc start ({features}, {covariance}): mean ARI {values.mean():.3f} over {values.size} slices"
+            ]
+            key = (against_seeded["features"] == features) & (against_seeded["covariance_type"] == covariance)
+            if key.any():
+                row = against_seeded[key].iloc[0]
+                parts.append(
+                    f"vs k-means++ start {row.ari_second:.3f}, hc - kmeans++ {_interval(row.diff_mean, row.diff_low, row.diff_high)}"
+                )
+            if versus is not None:
+                key = (versus["features"] == features) & (versus["covariance_type"] == covariance)
+                if key.any():
+                    row = versus[key].iloc[0]
+                    parts.append(
+                        f"{method} - {reference} (hc start) {_interval(row.diff_mean, row.diff_low, row.diff_high)}"
+                    )
+            lines.append("; ".join(parts) + " (paired by slice, Student-t interval over slices).")
+    return lines
+
+
 def claim_spatial_domains(
     per_seed: pd.DataFrame,
     *,
     weights: str = "adjacent",
     baselines: Sequence[str] = ("vEM", "oEM"),
+    start: str = "kmeans++",
     confidence: float = 0.95,
     level: float = 0.05,
     source: str | None = None,
     figures: Sequence[str] | None = None,
 ) -> Claim:
     r"""Claim 9 (this project's own test): spatial domains on DLPFC with an adjacent slice's proportions.
+
+    ``start`` chooses the fits compared (table column ``start``; a table without it holds
+    k-means++ starts only). ``"kmeans++"``: the criterion below, paired over seeds within each
+    slice. ``"hc"`` (mclust's start, deterministic: one fit per slice): per (features,
+    covariance type) and baseline, :math:`\Delta_s` = ARI(sEM) - ARI(b) of slice :math:`s`
+    (mean over seeds when the hc tree is built on random subsets), paired t-test and Student-t
+    interval over the slices (:func:`paired_over_slices`); then the same Holm family and rule.
 
     Claim (the papers do not benchmark DLPFC): with the layer proportions a user could know -
     those of an adjacent slice of the same donor - Sinkhorn-EM finds the cortical layers better
@@ -624,7 +727,21 @@ def claim_spatial_domains(
     missing = [column for column in needed if column not in per_seed.columns]
     if missing:
         raise ValueError(f"{source} lacks columns {missing}; regenerate it with the current pipeline")
-    found = [paired_differences(per_seed, weights=weights, baseline=b, confidence=confidence) for b in baselines]
+    if start not in ("kmeans++", "hc"):
+        raise ValueError(f"start must be 'kmeans++' or 'hc', got {start!r}; fix dlpfc: claim: start.")
+    per_seed = _with_start(per_seed)
+    everything = per_seed
+    per_seed = per_seed[per_seed["start"] == start]
+    if start == "hc":
+        sem = slice_means(per_seed, start="hc", method="sEM", weights=weights)
+        found = [
+            paired_over_slices(sem, slice_means(per_seed, start="hc", method=b, weights=weights), confidence)
+            .rename(columns={"ari_first": "ari_sEM", "ari_second": "ari_baseline", "n_slices": "n_pairs"})
+            .assign(baseline=b)
+            for b in baselines
+        ]
+    else:
+        found = [paired_differences(per_seed, weights=weights, baseline=b, confidence=confidence) for b in baselines]
     family = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
     details = classify_comparisons(family, level) if not family.empty else family
     verdicts, measured = [], []
@@ -650,8 +767,15 @@ def claim_spatial_domains(
             + ", ".join(f"{method} {value:.3f}" for method, value in means.items())
             + "."
         )
+    if "hc" in set(everything["start"]):
+        measured.extend(_hc_method_lines(everything, weights=weights, reference="oEM", confidence=confidence))
     measured.append(PUBLISHED_CONTEXT)
     effect = _mean_effect(details["diff_mean"], "ARI sEM - baseline") if "diff_mean" in details.columns else "n/a"
+    pairing = (
+        "over seeds within each slice (same start per seed)"
+        if start == "kmeans++"
+        else "by slice: one fit per slice from mclust's hierarchical start (hc), interval over the slices"
+    )
     return Claim(
         9,
         title="Spatial domains (DLPFC): better layers with an adjacent slice's proportions",
@@ -664,15 +788,119 @@ def claim_spatial_domains(
         evidence=[source],
         figures=list(figures),
         criterion=(
-            f"Per (slice, features, covariance type) with weights = {weights} and per baseline: paired t-test "
-            "over seeds of ARI(sEM) - ARI(baseline), same start per seed; the comparisons of all baselines form "
-            f"one family. {superiority_rule(level)} Applied per baseline; reproduced only if reproduced against "
+            f"Start: {start}. Per ({'slice, ' if start == 'kmeans++' else ''}features, covariance type) with "
+            f"weights = {weights} and per baseline: paired t-test of ARI(sEM) - ARI(baseline), paired {pairing}; "
+            f"the comparisons of all baselines form one family. {superiority_rule(level)} Applied per baseline; "
+            "reproduced only if reproduced against "
             f"every baseline ({', '.join(baselines)}). The published ARI ranges are context, not a pass rule."
         ),
         measured=measured,
         verdict=combine_verdicts(verdicts) if verdicts else INCONCLUSIVE,
         details=details if not details.empty else None,
         source=OWN_TEST,
-        test="paired t-test over seeds, one comparison per slice (Holm)",
+        test=(
+            "paired t-test over seeds, one comparison per slice (Holm)"
+            if start == "kmeans++"
+            else "paired t-test over slices from the hc start, one comparison per features and covariance (Holm)"
+        ),
         effect=effect,
     )
+
+
+def claim_known_proportions(
+    per_seed: pd.DataFrame,
+    *,
+    known_weights: Sequence[str] = ("oracle", "adjacent"),
+    known_methods: Sequence[str] = ("vEM", "sEM"),
+    free: str = "oEM",
+    free_weights: str = "adjacent",
+    confidence: float = 0.95,
+    level: float = 0.05,
+    source: str | None = None,
+    figures: Sequence[str] | None = None,
+) -> Claim:
+    r"""Claim 9b (this project's own test): known layer proportions help once the start is mclust's.
+
+    From the hc start only (one fit per slice, the start the field uses), for each (features,
+    covariance type), known-weight method :math:`m` (vEM, sEM) and known weights :math:`w`
+    (oracle, adjacent; those present): :math:`\Delta_s = \mathrm{ARI}_s(m, w) -
+    \mathrm{ARI}_s(\text{oEM})`, oEM re-estimating the weights (started from ``free_weights``),
+    paired by slice; paired t-test and Student-t interval over the slices
+    (:func:`paired_over_slices`). All comparisons form one Holm family and the report's
+    superiority rule decides, with "better" meaning known proportions ahead. It fails (not
+    reproduced, contradicted) when known proportions do not beat free weights significantly in a
+    majority of the comparisons.
+    """
+    source = outputs.table("dlpfc").path if source is None else source
+    figures = claim_figures(9) if figures is None else list(figures)
+    require_columns(per_seed, ["slice", "features", "covariance_type", "weights", "method", "ari"], source)
+    table = _with_start(per_seed)
+    base = slice_means(table, start="hc", method=free, weights=free_weights)
+    found = []
+    for method in known_methods:
+        for setting in known_weights:
+            values = slice_means(table, start="hc", method=method, weights=setting)
+            if values.empty:
+                continue
+            found.append(
+                paired_over_slices(values, base, confidence)
+                .rename(columns={"ari_first": "ari_known", "ari_second": f"ari_{free}"})
+                .assign(method=method, weights=setting)
+            )
+    family = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+    details = classify_comparisons(family, level) if not family.empty else family
+    measured = []
+    if details.empty:
+        measured.append(f"No hc-start rows of {list(known_methods)} with weights {list(known_weights)} and {free}.")
+        verdict = INCONCLUSIVE
+    else:
+        verdict = superiority_verdict(details)
+        measured.append(
+            f"{len(details)} comparisons (Holm, family-wise level {level:g}): known proportions significantly "
+            f"better in {int(details['significantly_better'].sum())}, significantly worse in "
+            f"{int(details['significantly_worse'].sum())}, mean difference >= 0 in {int(details['not_below'].sum())}."
+        )
+        for row in details.itertuples():
+            measured.append(
+                f"{row.method} with {row.weights} weights - {free} ({row.features}, {row.covariance_type}, hc start): "
+                f"{_interval(row.diff_mean, row.diff_low, row.diff_high)} over {int(row.n_slices)} slices "
+                f"(mean ARI {row.ari_known:.3f} vs {getattr(row, f'ari_{free}'):.3f}; p = {_fmt(row.p_value)}, "
+                f"Holm {_fmt(row.p_holm)})."
+            )
+    return Claim(
+        9,
+        title="Spatial domains (DLPFC): known proportions help once the start is mclust's",
+        statement=(
+            "From mclust's model-based hierarchical start (the start the field uses), EM and Sinkhorn-EM with known "
+            f"layer proportions ({', '.join(known_weights)}) recover the DLPFC layers better than EM re-estimating "
+            f"the weights ({free}). Source: this project's own test."
+        ),
+        evidence=[source],
+        figures=list(figures),
+        criterion=(
+            f"Start hc. Per (features, covariance type, method in {list(known_methods)}, weights in "
+            f"{list(known_weights)}): paired t-test over slices of ARI(method, weights) - ARI({free}), one fit per "
+            f"slice from the same hc partition; one family. {superiority_rule(level)} ('sEM' read as the known-"
+            "proportions method, the baseline as the free-weights fit.)"
+        ),
+        measured=measured,
+        verdict=verdict,
+        details=details if not details.empty else None,
+        source=OWN_TEST,
+        part="b",
+        test="paired t-test over slices from the hc start (Holm)",
+        effect=_mean_effect(details["diff_mean"], f"ARI known - {free}") if "diff_mean" in details.columns else "n/a",
+    )
+
+
+def claims_spatial_domains(per_seed: pd.DataFrame, *, start: str = "kmeans++", **options) -> list[Claim]:
+    """Claim 9 (:func:`claim_spatial_domains`) and, when the table has hc-start rows, 9a and 9b
+    (:func:`claim_known_proportions`, same weights for oEM, confidence and level)."""
+    import dataclasses
+
+    main = claim_spatial_domains(per_seed, start=start, **options)
+    if "hc" not in set(_with_start(per_seed)["start"]):
+        return [main]
+    shared = {key: options[key] for key in ("confidence", "level", "source", "figures") if key in options}
+    known = claim_known_proportions(per_seed, free_weights=options.get("weights", "adjacent"), **shared)
+    return [dataclasses.replace(main, part="a"), known]
