@@ -126,20 +126,23 @@ class _Clusters:
         self.means = sums / self.size[:, None]
         # Identical rows: zero scatter, zero trace.
         self.trace = np.zeros(m)
-        # The six (p, p) matrices of a slot side by side, so that moving a slot is one copy:
-        # factor, W, the factor and W as hcvvv stores them for later merges (see merge) and the
-        # inverse Cholesky factors of W and of the stored W. Identical rows have zero scatter,
-        # so at the start all are zero.
-        self._mats = np.empty((m, 6, p, p)) if scatter else None
+        # Per slot, side by side so that moving a slot is one copy: the factor and W as hcvvv
+        # stores them for later merges (see merge) and the inverse Cholesky factor of that W.
+        # Identical rows have zero scatter, so at the start all are zero.
+        self._mats = np.empty((m, 3, p, p)) if scatter else None
         if scatter:
             # Written at once, not zero pages faulted in one slot per merge (measured ~0.5 s at m = 3600).
             self._mats.fill(0.0)
-        self.factor, self.W, self.factor_st, self.W_st, self.inv_st, self.inv_chol = (
-            [self._mats[:, i] for i in range(6)] if scatter else [None] * 6
-        )
+        self.factor_st, self.W_st, self.inv_st = [self._mats[:, i] for i in range(3)] if scatter else [None] * 3
+        # The exact factor is read only for the cluster made by the last merge (``fresh``: the
+        # next merge's QR and its own row of costs), so it, its W and the inverse Cholesky
+        # factor of that W are kept for that one slot (an unmerged slot's are zero).
+        self.fresh = -1
+        self.factor = np.zeros((p, p)) if scatter else None
+        self._fresh_W = self._fresh_inv = None
         self.rank = np.zeros(m, dtype=int)  # nonzero rows of factor
         # Traces of W and W_st (the determinant's AM-GM bound, see _LocalCriterion.row), and
-        # whether inv_chol / inv_st of a slot are up to date: they are computed when a merge
+        # whether W_st / inv_st of a slot are up to date: they are computed when a merge
         # cost first needs them (most merges need none), from the same W, hence the same values.
         self.trace_W = np.zeros(m)
         self.trace_st = np.zeros(m)
@@ -174,14 +177,16 @@ class _Clusters:
         self.id[a] = min(self.id[a], self.id[b])
         arrays = [self.size, self.means, self.trace, self.id, self.rank]
         if self.factor is not None:
-            parts = [(self.factor if c == fresh else self.factor_st)[c, : self.rank[c]] for c in (a, b)]
+            parts = [self.factor[: self.rank[c]] if c == fresh else self.factor_st[c, : self.rank[c]] for c in (a, b)]
             # mode="r" is triu of mode="raw"'s transposed array: the same LAPACK geqrf, without
             # np.triu building its mask at every merge.
             h = np.linalg.qr(np.vstack(parts + [v[None, :]]), mode="raw")[0].T
             k = min(h.shape[0], self.p)
             r = np.where(self._upper[:k], h[:k], 0.0)
-            self.factor[a] = 0.0
-            self.factor[a, :k] = r
+            self.factor[:] = 0.0
+            self.factor[:k] = r
+            self.fresh = a
+            self._fresh_W = self._fresh_inv = None
             self.rank[a] = k
             # hcvvv stores every row of the new factor as its FIRST row (src/mclust.f, hcvvv:
             # ``call dcopy( p, r(1,1), p, x(l,1), n)`` in the loop over the rows), and reads row t
@@ -198,15 +203,25 @@ class _Clusters:
             arr[b] = arr[last]
 
     def ready_inverses(self, slots):
-        """Compute ``W``, ``W_st``, ``inv_chol`` and ``inv_st`` of ``slots`` where a merge made them stale."""
+        """Compute ``W_st`` and ``inv_st`` of ``slots`` where a merge made them stale."""
         for c in np.atleast_1d(slots)[~self.inv_ready[slots]]:
-            k = self.rank[c]
-            self.W[c] = self.factor[c, :k].T @ self.factor[c, :k]
             self.W_st[c] = self.factor_st[c].T @ self.factor_st[c]
-            big = self.size[c] > self.p
-            self.inv_chol[c] = self._inverse_cholesky(self.W[c]) if big else np.nan
-            self.inv_st[c] = self._inverse_cholesky(self.W_st[c]) if big else np.nan
+            self.inv_st[c] = self._inverse_cholesky(self.W_st[c]) if self.size[c] > self.p else np.nan
             self.inv_ready[c] = True
+
+    def exact(self, a):
+        """Exact factor, ``W`` and inverse Cholesky factor of ``W`` of slot ``a`` (fresh or unmerged)."""
+        if a != self.fresh:
+            if self.rank[a] != 0:
+                raise RuntimeError(f"slot {a} is neither the last merged cluster nor unmerged")
+            zero = np.zeros((self.p, self.p))
+            return zero, zero, zero
+        if self._fresh_W is None:
+            k = self.rank[a]
+            self._fresh_W = self.factor[:k].T @ self.factor[:k]
+            big = self.size[a] > self.p
+            self._fresh_inv = self._inverse_cholesky(self._fresh_W) if big else np.full((self.p, self.p), np.nan)
+        return self.factor, self._fresh_W, self._fresh_inv
 
     @staticmethod
     def _inverse_cholesky(W):
@@ -340,15 +355,16 @@ class _LocalCriterion:
         """
         cl, p = self.cl, self.p
         out = np.full(J.size, np.nan)
-        cl.ready_inverses(np.append(J, a))
-        big_a = cl.size[a] > p and np.all(np.isfinite(cl.inv_chol[a]))
+        cl.ready_inverses(J)
+        factor_a, W_a, inv_a = cl.exact(a)
+        big_a = cl.size[a] > p and np.all(np.isfinite(inv_a))
         big_j = (cl.size[J] > p) & np.isfinite(cl.inv_st[J, 0, 0])
         small_rank = cl.rank[J] + 1 <= p // 2
         lemma_a = big_a & small_rank if big_a else np.zeros(J.size, dtype=bool)
         lemma_j = ~lemma_a & big_j & (cl.rank[a] + 1 <= p // 2)
         if np.any(lemma_a):
             idx = np.flatnonzero(lemma_a)
-            inv = cl.inv_chol[a]
+            inv = inv_a
             base = -2.0 * np.log(np.abs(np.diag(inv))).sum()
             rows = cl.rank[J[idx]] + 1
             # Factors padded with zero rows (which leave det(I + H H^T) unchanged) in buckets of
@@ -368,12 +384,12 @@ class _LocalCriterion:
             inv = cl.inv_st[J[idx]]
             base = -2.0 * np.log(np.abs(np.diagonal(inv, axis1=1, axis2=2))).sum(axis=1)
             R = int(cl.rank[a]) + 1
-            G = np.concatenate([np.broadcast_to(cl.factor[a, : R - 1], (idx.size, R - 1, p)), v[idx, None, :]], axis=1)
+            G = np.concatenate([np.broadcast_to(factor_a[: R - 1], (idx.size, R - 1, p)), v[idx, None, :]], axis=1)
             H = np.matmul(G, np.swapaxes(inv, 1, 2))
             out[idx] = base + self._logdet_identity_plus(H)
         idx = np.flatnonzero(~(lemma_a | lemma_j))
         if idx.size:
-            W = cl.W_st[J[idx]] + cl.W[a] + v[idx, :, None] * v[idx, None, :]
+            W = cl.W_st[J[idx]] + W_a + v[idx, :, None] * v[idx, None, :]
             try:
                 # Cholesky: half LU's work; a singular stack (rare) goes to slogdet.
                 chol = np.linalg.cholesky(W)
