@@ -19,8 +19,12 @@ the tree (``tests/library/test_hc.py``), with the stored ones every tested tree 
 Cost: the local criteria (EII, VII, VVV) keep the dense ``(m, m)`` matrix of merge costs with
 per-row minima, so that a merge recomputes one row (and the rows whose minimum it was), not the
 whole matrix as the Fortran's scan does; EEE's criterion depends on the pooled scatter and every
-cost changes at each merge (one ``(m, m)`` pass per merge, as in mclust). Memory: the ``(m, m)``
-matrix for the ``m <= subset`` rows merged, never ``(n, n)``.
+cost changes at each merge (one ``(m, m)`` pass per merge, as in mclust). VVV computes a pair's
+determinant only where it can change the cost: ``logaddexp(log det, base)`` is ``base`` to the
+last bit whenever the AM-GM bound ``det M <= (tr M / d)^d`` (plus a margin for rounding) already
+gives ``base``, which on scaled data in 30 dimensions is every pair (the determinant is some 100
+nats below the trace term); the costs, hence the merges, are those of computing every determinant.
+Memory: the ``(m, m)`` matrix for the ``m <= subset`` rows merged, never ``(n, n)``.
 """
 
 from __future__ import annotations
@@ -52,6 +56,12 @@ MCLUST_SUBSET = 2000
 _FLMAX = np.finfo(float).max
 _EPSMIN = 1.1102230246251565e-16  # hceee's EPSMIN
 _EPSMAX = 2.2204460492503131e-16  # hcvvv/hcvii's floor on ALPHA
+# Nats by which a computed log-determinant may exceed the AM-GM bound of the exact matrix
+# (rounding, the determinant lemma on an ill-conditioned factor) before skipping it could
+# change a merge cost: a factor e^30 ~ 1e13.
+_LOGDET_MARGIN = 30.0
+# Rows of the initial (m, m) cost matrix computed at a time (temporaries of a few MB).
+_COST_BLOCK_ROWS = 128
 
 
 def hc_transform(X, use="SVD"):
@@ -116,21 +126,41 @@ class _Clusters:
         self.means = sums / self.size[:, None]
         # Identical rows: zero scatter, zero trace.
         self.trace = np.zeros(m)
-        self.factor = np.zeros((m, p, p)) if scatter else None
-        self.W = np.zeros((m, p, p)) if scatter else None
-        # The factors as hcvvv stores them for later merges (see merge); identical rows have
-        # zero scatter, so at the start both are zero.
-        self.factor_st = np.zeros((m, p, p)) if scatter else None
-        self.W_st = np.zeros((m, p, p)) if scatter else None
-        self.inv_st = np.zeros((m, p, p)) if scatter else None
+        # Per slot, side by side so that moving a slot is one copy: the factor and W as hcvvv
+        # stores them for later merges (see merge) and the inverse Cholesky factor of that W.
+        # Identical rows have zero scatter, so at the start all are zero.
+        self._mats = np.empty((m, 3, p, p)) if scatter else None
+        if scatter:
+            # Written at once, not zero pages faulted in one slot per merge (measured ~0.5 s at m = 3600).
+            self._mats.fill(0.0)
+        self.factor_st, self.W_st, self.inv_st = [self._mats[:, i] for i in range(3)] if scatter else [None] * 3
+        # The exact factor is read only for the cluster made by the last merge (``fresh``: the
+        # next merge's QR and its own row of costs), so it, its W and the inverse Cholesky
+        # factor of that W are kept for that one slot (an unmerged slot's are zero).
+        self.fresh = -1
+        self.factor = np.zeros((p, p)) if scatter else None
+        self._fresh_W = self._fresh_inv = None
         self.rank = np.zeros(m, dtype=int)  # nonzero rows of factor
-        self.inv_chol = np.zeros((m, p, p)) if scatter else None
+        # Traces of W and W_st (the determinant's AM-GM bound, see _LocalCriterion.row), and
+        # whether W_st / inv_st of a slot are up to date: they are computed when a merge
+        # cost first needs them (most merges need none), from the same W, hence the same values.
+        self.trace_W = np.zeros(m)
+        self.trace_st = np.zeros(m)
+        self.inv_ready = np.ones(m, dtype=bool)
         self.id = np.arange(m)  # initial cluster held by each slot (its smallest member)
+        self._upper = np.triu(np.ones((p, p), dtype=bool))
+        self._diff = np.empty((m, p))  # work array of the Ward vectors of one row of costs
 
     def ward(self, a, J):
         """Ward vectors ``v = sqrt(n_a n_j / n_aj) (m_a - m_j)`` and their squared norms."""
         na, nj = self.size[a], self.size[J]
-        v = np.sqrt(na * nj / (na + nj))[:, None] * (self.means[a][None, :] - self.means[J])
+        if isinstance(J, slice):
+            # One row of costs: the same operations into a work array (no allocation per merge).
+            v = self._diff[J]
+            np.subtract(self.means[a], self.means[J], out=v)
+            v *= np.sqrt(na * nj / (na + nj))[:, None]
+        else:
+            v = np.sqrt(na * nj / (na + nj))[:, None] * (self.means[a][None, :] - self.means[J])
         return v, np.einsum("jp,jp->j", v, v)
 
     def merge(self, a, b, last, v, fresh=-1):
@@ -147,26 +177,51 @@ class _Clusters:
         self.id[a] = min(self.id[a], self.id[b])
         arrays = [self.size, self.means, self.trace, self.id, self.rank]
         if self.factor is not None:
-            parts = [(self.factor if c == fresh else self.factor_st)[c, : self.rank[c]] for c in (a, b)]
-            r = np.linalg.qr(np.vstack(parts + [v[None, :]]), mode="r")
-            k = min(r.shape[0], self.p)
-            self.factor[a] = 0.0
-            self.factor[a, :k] = r[:k]
+            parts = [self.factor[: self.rank[c]] if c == fresh else self.factor_st[c, : self.rank[c]] for c in (a, b)]
+            # mode="r" is triu of mode="raw"'s transposed array: the same LAPACK geqrf, without
+            # np.triu building its mask at every merge.
+            h = np.linalg.qr(np.vstack(parts + [v[None, :]]), mode="raw")[0].T
+            k = min(h.shape[0], self.p)
+            r = np.where(self._upper[:k], h[:k], 0.0)
+            self.factor[:] = 0.0
+            self.factor[:k] = r
+            self.fresh = a
+            self._fresh_W = self._fresh_inv = None
             self.rank[a] = k
-            self.W[a] = r[:k].T @ r[:k]
-            self.inv_chol[a] = self._inverse_cholesky(self.W[a]) if self.size[a] > self.p else np.nan
             # hcvvv stores every row of the new factor as its FIRST row (src/mclust.f, hcvvv:
             # ``call dcopy( p, r(1,1), p, x(l,1), n)`` in the loop over the rows), and reads row t
             # back from column t on: the factor other merges see has row t = r[0, t:].
-            stored = np.zeros((self.p, self.p))
-            for t in range(k):
-                stored[t, t:] = r[0, t:]
+            stored = np.where(self._upper[: self.p], r[0], 0.0)
+            stored[k:] = 0.0
             self.factor_st[a] = stored
-            self.W_st[a] = stored.T @ stored
-            self.inv_st[a] = self._inverse_cholesky(self.W_st[a]) if self.size[a] > self.p else np.nan
-            arrays += [self.factor, self.inv_chol, self.W, self.factor_st, self.W_st, self.inv_st]
+            # tr(F^T F) is the sum of F's squares (equal up to rounding, which the bound's margin covers).
+            self.trace_W[a] = np.einsum("ij,ij->", r, r)
+            self.trace_st[a] = np.einsum("ij,ij->", stored, stored)
+            self.inv_ready[a] = False
+            arrays += [self._mats, self.trace_W, self.trace_st, self.inv_ready]
         for arr in arrays:
             arr[b] = arr[last]
+
+    def ready_inverses(self, slots):
+        """Compute ``W_st`` and ``inv_st`` of ``slots`` where a merge made them stale."""
+        for c in np.atleast_1d(slots)[~self.inv_ready[slots]]:
+            self.W_st[c] = self.factor_st[c].T @ self.factor_st[c]
+            self.inv_st[c] = self._inverse_cholesky(self.W_st[c]) if self.size[c] > self.p else np.nan
+            self.inv_ready[c] = True
+
+    def exact(self, a):
+        """Exact factor, ``W`` and inverse Cholesky factor of ``W`` of slot ``a`` (fresh or unmerged)."""
+        if a != self.fresh:
+            if self.rank[a] != 0:
+                raise RuntimeError(f"slot {a} is neither the last merged cluster nor unmerged")
+            zero = np.zeros((self.p, self.p))
+            return zero, zero, zero
+        if self._fresh_W is None:
+            k = self.rank[a]
+            self._fresh_W = self.factor[:k].T @ self.factor[:k]
+            big = self.size[a] > self.p
+            self._fresh_inv = self._inverse_cholesky(self._fresh_W) if big else np.full((self.p, self.p), np.nan)
+        return self.factor, self._fresh_W, self._fresh_inv
 
     @staticmethod
     def _inverse_cholesky(W):
@@ -178,15 +233,14 @@ class _Clusters:
 
 def _last_min_pair(D, rows, lg):
     """Of the pairs with the smallest cost among ``rows``, the one last in packed order (j, then i)."""
-    best, pair = np.inf, None
-    for r in rows:
-        cols = np.flatnonzero(D[r, :lg] == D[r, :lg].min())
-        for c in cols:
-            i, j = (r, c) if r < c else (c, r)
-            if pair is None or (j, i) > (pair[1], pair[0]):
-                pair = (i, j)
-        best = D[r, :lg].min()
-    return pair, best
+    sub = D[rows, :lg]
+    best = sub.min()
+    r, c = np.nonzero(sub == best)
+    r = rows[r]
+    i, j = np.minimum(r, c), np.maximum(r, c)
+    # Packed order: by j, then by i; the last of the tied pairs wins (the Fortran's .le. scan).
+    k = int(np.argmax(j * lg + i))
+    return (int(i[k]), int(j[k])), best
 
 
 class _LocalCriterion:
@@ -205,25 +259,52 @@ class _LocalCriterion:
         self.D = self._initial_costs(m)
 
     def _initial_costs(self, m):
-        """All pair costs at the start: one ``pdist`` of the cluster means (differences taken
-        directly, as the Fortran's ``ddot``, not from a Gram matrix), the determinant pairs of VVV
-        (a merged size above ``d``, only with duplicate rows) row by row."""
-        from scipy.spatial.distance import pdist, squareform
+        r"""All pair costs at the start.
+
+        With :math:`s_{ij} = n_i + n_j` and Ward's :math:`w_{ij} = \frac{n_i n_j}{s_{ij}}
+        \|\bar z_i - \bar z_j\|^2` (squared distances by ``cdist``, differences taken directly
+        as the Fortran's ``ddot``, not from a Gram matrix): EII :math:`w_{ij}`; VII and VVV
+        :math:`s_{ij} \log\bigl(\beta (t_i + t_j + w_{ij} + \alpha) / s_{ij}\bigr) - T_i - T_j`
+        (traces :math:`t`, cluster terms :math:`T`); then, for VVV, the pairs of merged size
+        above ``d`` (only with duplicate rows) row by row with their determinants.
+        """
+        from scipy.spatial.distance import cdist
 
         cl = self.cl
         size = cl.size
-        s = size[:, None] + size[None, :]
-        ward = squareform(pdist(cl.means, "sqeuclidean")) * (size[:, None] * size[None, :] / s)
-        if self.model == "EII":
-            D = ward
-        else:
-            tr = cl.trace[:, None] + cl.trace[None, :] + ward
-            scale = 1.0 if self.model == "VII" else self.beta
-            D = s * np.log(scale * (tr + self.alpha) / s) - self.term[:, None] - self.term[None, :]
+        scale = self.beta if self.model == "VVV" else 1.0
+        D = np.empty((m, m))
+        # Blocks of rows of the upper triangle, each step in place: the (m, m) temporaries, not
+        # the arithmetic, cost the time at m = 2000+. Every entry goes through the same
+        # floating-point operations; all but the two cluster terms are symmetric in (i, j), so
+        # a block is mirrored before they are subtracted, in the order (x - T_i) - T_j of D[i, j].
+        for lo in range(0, m, _COST_BLOCK_ROWS):
+            rows, cols = slice(lo, min(lo + _COST_BLOCK_ROWS, m)), slice(lo, m)
+            s = np.add.outer(size[rows], size[cols])
+            block = cdist(cl.means[rows], cl.means[cols], "sqeuclidean")
+            work = np.multiply.outer(size[rows], size[cols])
+            work /= s
+            block *= work  # Ward's criterion
+            if self.model != "EII":
+                ward, block = block, np.add.outer(cl.trace[rows], cl.trace[cols], out=work)
+                block += ward
+                block += self.alpha
+                block *= scale
+                block /= s
+                np.log(block, out=block)
+                block *= s
+                D[cols, rows] = block.T
+                D[cols, rows] -= self.term[cols, None]
+                D[cols, rows] -= self.term[None, rows]
+                block -= self.term[rows, None]
+                block -= self.term[None, cols]
+            else:
+                D[cols, rows] = block.T
+            D[rows, cols] = block
         np.fill_diagonal(D, np.inf)
         if self.model == "VVV" and 2 * size.max() > self.p:
             for a in np.flatnonzero(size + size.max() > self.p):
-                J = np.flatnonzero((s[a] > self.p) & (np.arange(m) != a))
+                J = np.flatnonzero((size[a] + size > self.p) & (np.arange(m) != a))
                 D[a, J] = D[J, a] = self.row(a, J)
         return D
 
@@ -250,8 +331,18 @@ class _LocalCriterion:
         terms = s * base
         big = np.flatnonzero((s > self.p) & (tr != 0.0))
         if big.size:
-            slots = np.arange(cl.size.size)[J][big]
-            terms[big] = s[big] * np.logaddexp(self._logdets(a, slots, v[big], s[big]), base[big])
+            slots = big + J.start if isinstance(J, slice) else J[big]
+            # The determinant term is negligible (logaddexp returns ``base`` to the last bit)
+            # when even its AM-GM bound, det(M) <= (tr M / d)^d, does; with a margin of
+            # _LOGDET_MARGIN nats for rounding in the computed log-determinants. On the SVD
+            # scaled DLPFC features the bound is 100 nats below ``base`` or more, so this skips
+            # every determinant; a singular M (-inf) also leaves ``base``.
+            with np.errstate(divide="ignore"):
+                bound = self.p * np.log((cl.trace_W[a] + cl.trace_st[slots] + ward[big]) / (self.p * s[big]))
+            need = np.logaddexp(bound + _LOGDET_MARGIN, base[big]) != base[big]
+            if np.any(need):
+                big, slots = big[need], slots[need]
+                terms[big] = s[big] * np.logaddexp(self._logdets(a, slots, v[big], s[big]), base[big])
         return terms - self.term[a] - self.term[J]
 
     def _logdets(self, a, J, v, s):
@@ -264,14 +355,16 @@ class _LocalCriterion:
         """
         cl, p = self.cl, self.p
         out = np.full(J.size, np.nan)
-        big_a = cl.size[a] > p and np.all(np.isfinite(cl.inv_chol[a]))
+        cl.ready_inverses(J)
+        factor_a, W_a, inv_a = cl.exact(a)
+        big_a = cl.size[a] > p and np.all(np.isfinite(inv_a))
         big_j = (cl.size[J] > p) & np.isfinite(cl.inv_st[J, 0, 0])
         small_rank = cl.rank[J] + 1 <= p // 2
         lemma_a = big_a & small_rank if big_a else np.zeros(J.size, dtype=bool)
         lemma_j = ~lemma_a & big_j & (cl.rank[a] + 1 <= p // 2)
         if np.any(lemma_a):
             idx = np.flatnonzero(lemma_a)
-            inv = cl.inv_chol[a]
+            inv = inv_a
             base = -2.0 * np.log(np.abs(np.diag(inv))).sum()
             rows = cl.rank[J[idx]] + 1
             # Factors padded with zero rows (which leave det(I + H H^T) unchanged) in buckets of
@@ -291,12 +384,12 @@ class _LocalCriterion:
             inv = cl.inv_st[J[idx]]
             base = -2.0 * np.log(np.abs(np.diagonal(inv, axis1=1, axis2=2))).sum(axis=1)
             R = int(cl.rank[a]) + 1
-            G = np.concatenate([np.broadcast_to(cl.factor[a, : R - 1], (idx.size, R - 1, p)), v[idx, None, :]], axis=1)
+            G = np.concatenate([np.broadcast_to(factor_a[: R - 1], (idx.size, R - 1, p)), v[idx, None, :]], axis=1)
             H = np.matmul(G, np.swapaxes(inv, 1, 2))
             out[idx] = base + self._logdet_identity_plus(H)
         idx = np.flatnonzero(~(lemma_a | lemma_j))
         if idx.size:
-            W = cl.W_st[J[idx]] + cl.W[a] + v[idx, :, None] * v[idx, None, :]
+            W = cl.W_st[J[idx]] + W_a + v[idx, :, None] * v[idx, None, :]
             try:
                 # Cholesky: half LU's work; a singular stack (rare) goes to slogdet.
                 chol = np.linalg.cholesky(W)
@@ -324,54 +417,55 @@ class _LocalCriterion:
         self.costs = []
         out = []
         fresh = -1
-        for _ in range(count):
-            best = rowmin[:lg].min()
-            (a, b), _ = _last_min_pair(D, np.flatnonzero(rowmin[:lg] == best), lg)
-            out.append((int(cl.id[a]), int(cl.id[b])))
-            self.costs.append(best)
-            last = lg - 1
-            v, _ = cl.ward(a, np.array([b]))
-            if self.model == "EII":
-                # hceii's update of Ward's criterion from d(k, a), d(k, b) and d(a, b).
-                nk, na, nb = cl.size[:lg], cl.size[a], cl.size[b]
-                new = ((nk + na) * D[a, :lg] + (nk + nb) * D[b, :lg] - nk * D[a, b]) / (nk + na + nb)
-                new[b] = new[last]
-            if self.model == "VVV":
-                # hcvvv's tmop: the term of the merged cluster is the chosen cost plus the two terms.
-                self.term[a] = best + self.term[a] + self.term[b]
-            cl.merge(a, b, last, v[0], fresh)
-            fresh = a
-            if self.model == "VII":
-                self.term[a] = self._cluster_term(a)
-            if self.model in ("VII", "VVV"):
-                self.term[b] = self.term[last]
-            # Slot b takes the row and column of the last slot (Fortran's wardsw).
-            stale = (rowarg[:lg] == a) | (rowarg[:lg] == b)
-            stale[b] = stale[last]
-            D[b, :lg] = D[last, :lg]
-            D[:lg, b] = D[:lg, last]
-            D[b, b] = np.inf
-            rowmin[b], rowarg[b] = rowmin[last], rowarg[last]
-            rowarg[:lg][rowarg[:lg] == last] = b
-            D[last, :lg] = np.inf
-            D[:lg, last] = np.inf
-            lg -= 1
-            if lg < 2:
-                break
-            stale = stale[:lg]
-            # The merged cluster's costs with every slot (its own, meaningless, set to inf).
-            with np.errstate(divide="ignore", invalid="ignore"):
+        # log(0) and 0/0 of clusters with zero scatter give -inf / nan costs the minima skip.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for _ in range(count):
+                best = rowmin[:lg].min()
+                (a, b), _ = _last_min_pair(D, np.flatnonzero(rowmin[:lg] == best), lg)
+                out.append((int(cl.id[a]), int(cl.id[b])))
+                self.costs.append(best)
+                last = lg - 1
+                na, nb = cl.size[a], cl.size[b]
+                v = (np.sqrt(na * nb / (na + nb)) * (cl.means[a] - cl.means[b]))[None, :]  # cl.ward(a, [b])
+                if self.model == "EII":
+                    # hceii's update of Ward's criterion from d(k, a), d(k, b) and d(a, b).
+                    nk, na, nb = cl.size[:lg], cl.size[a], cl.size[b]
+                    new = ((nk + na) * D[a, :lg] + (nk + nb) * D[b, :lg] - nk * D[a, b]) / (nk + na + nb)
+                    new[b] = new[last]
+                if self.model == "VVV":
+                    # hcvvv's tmop: the term of the merged cluster is the chosen cost plus the two terms.
+                    self.term[a] = best + self.term[a] + self.term[b]
+                cl.merge(a, b, last, v[0], fresh)
+                fresh = a
+                if self.model == "VII":
+                    self.term[a] = self._cluster_term(a)
+                if self.model in ("VII", "VVV"):
+                    self.term[b] = self.term[last]
+                # Slot b takes the row and column of the last slot (Fortran's wardsw).
+                stale = (rowarg[:lg] == a) | (rowarg[:lg] == b)
+                stale[b] = stale[last]
+                D[b, :lg] = D[last, :lg]
+                D[:lg, b] = D[:lg, last]
+                D[b, b] = np.inf
+                rowmin[b], rowarg[b] = rowmin[last], rowarg[last]
+                rowarg[:lg][rowarg[:lg] == last] = b
+                # Row and column ``last`` are never read again (slots ``>= lg`` are out of every slice).
+                lg -= 1
+                if lg < 2:
+                    break
+                stale = stale[:lg]
+                # The merged cluster's costs with every slot (its own, meaningless, set to inf).
                 row = new[:lg] if self.model == "EII" else self.row(a, slice(0, lg))
-            row[a] = np.inf
-            D[a, :lg] = D[:lg, a] = row
-            # Rows whose minimum was with a or b are recomputed; the others compare with the new cost.
-            better = ~stale & (row < rowmin[:lg])
-            better[a] = False
-            rowmin[:lg][better], rowarg[:lg][better] = row[better], a
-            stale[a] = True
-            redo = np.flatnonzero(stale)
-            rowarg[redo] = D[redo, :lg].argmin(axis=1)
-            rowmin[redo] = D[redo, rowarg[redo]]
+                row[a] = np.inf
+                D[a, :lg] = D[:lg, a] = row
+                # Rows whose minimum was with a or b are recomputed; the others compare with the new cost.
+                better = ~stale & (row < rowmin[:lg])
+                better[a] = False
+                rowmin[:lg][better], rowarg[:lg][better] = row[better], a
+                stale[a] = True
+                redo = np.flatnonzero(stale)
+                rowarg[redo] = D[redo, :lg].argmin(axis=1)
+                rowmin[redo] = D[redo, rowarg[redo]]
         return out
 
     def _cluster_term(self, a):
