@@ -9,6 +9,9 @@ mclust 6.0): each stage merges the pair of clusters whose merge increases the cl
 likelihood's criterion least; clusters live in slots ``0..m-1``, the merged cluster stays in the
 lower slot and the cluster of the last slot moves into the freed one (Fortran's ``wardsw``), and of
 equal criteria the pair last in the packed order ``(j, i)``, ``i < j``, wins (``.le.`` scans).
+Equal means equal in this module's arithmetic: the Fortran computes costs from sqrt-scaled
+differences, so costs that are mathematically tied (integer lattices) come out a few ulps apart
+there, and R's pick among them can differ from ours (``test_r_breaks_exact_ties_by_the_rounding_of_its_own_arithmetic``).
 VVV reproduces one more detail of hcvvv: a cluster's triangular scatter factor ``R`` is stored
 with every row equal to its first row (``call dcopy( p, r(1,1), p, x(l,1), n)``), and every
 merge except those with the cluster just formed reads that stored factor (row ``t`` from column

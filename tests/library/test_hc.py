@@ -203,3 +203,51 @@ def test_estimator_rejects_unsupported_hc_settings():
 def test_one_feature_is_refused_with_the_reason():
     with pytest.raises(ValueError, match="at least two features"):
         hierarchical_partition(np.arange(20.0)[:, None], 2, subset=None)
+
+
+def _lattice(nx=7, ny=4):
+    """Integer grid points, rows ``(i, 2 j)``: every horizontal neighbour pair is exactly tied."""
+    return np.array([(i, 2 * j) for i in range(nx) for j in range(ny)], dtype=float)
+
+
+def test_exact_ties_go_to_the_pair_last_in_packed_order():
+    # Every pair of horizontal neighbours costs exactly 1/2 * 1^2 under EII (integer data, exact
+    # arithmetic); the Fortran's .le. scan over the packed order (j, then i) keeps the last.
+    X = _lattice()
+    _, merges = hc_merges(X, 1, "EII")
+    squared = ((X[:, None, :] - X[None, :, :]) ** 2).sum(axis=-1)
+    i, j = np.nonzero(np.triu(squared == squared[squared > 0].min(), k=1))
+    last = max(zip(j, i))
+    assert len(i) > 1 and merges[0] == (last[1], last[0])
+
+
+@needs_mclust
+def test_r_breaks_exact_ties_by_the_rounding_of_its_own_arithmetic(tmp_path):
+    """Why R's first EII merge on the lattice is not ours: its costs are not tied.
+
+    hceii computes a pair's cost as ``ddot(v, v)``, ``v = sqrt(1/2) x_i - sqrt(1/2) x_j`` for two
+    single rows: sqrt(1/2) is rounded, so the exactly tied 1/2 come out a few ulps apart. The
+    last minimum of those values in packed order (written here as the Fortran computes them) is
+    R's pair; ours come from exact sizes and distances, tied, so the last tied pair wins. On data
+    with exact ties, merges can differ from R's for this reason alone.
+    """
+    X = _lattice()
+    reference = _rscript(
+        tmp_path,
+        X,
+        "h <- hc(X, modelName = 'EII', use = 'VARS')\n"
+        "write.table(t(apply(h, 2, sort)), out, sep = ',', row.names = FALSE, col.names = FALSE)",
+    ).astype(int)
+    half = np.sqrt(0.5)
+    fortran = {}
+    for j in range(1, len(X)):
+        for i in range(j):
+            v = X[i] * half + (-half) * X[j]
+            fortran[(i, j)] = v[0] * v[0] + v[1] * v[1]
+    lowest = min(fortran.values())
+    r_pair = max((pair for pair, cost in fortran.items() if cost == lowest), key=lambda p: (p[1], p[0]))
+    assert tuple(reference[0] - 1) == r_pair
+    tied = [cost for cost in fortran.values() if abs(cost - 0.5) < 1e-12]
+    assert len(set(tied)) > 1  # the exact ties are broken by rounding
+    _, merges = hc_merges(X, 1, "EII")
+    assert merges[0] != r_pair
