@@ -131,11 +131,14 @@ class _Clusters:
         self.trace = np.zeros(m)
         # Per slot, side by side so that moving a slot is one copy: the factor and W as hcvvv
         # stores them for later merges (see merge) and the inverse Cholesky factor of that W.
-        # Identical rows have zero scatter, so at the start all are zero.
+        # Identical rows have zero scatter, so at the start the factors and W are zero and W
+        # has no inverse (NaN, as _inverse_cholesky gives a singular W): a group of more than
+        # d identical rows must not pass for an invertible W in the determinant lemma.
         self._mats = np.empty((m, 3, p, p)) if scatter else None
         if scatter:
             # Written at once, not zero pages faulted in one slot per merge (measured ~0.5 s at m = 3600).
-            self._mats.fill(0.0)
+            self._mats[:, :2] = 0.0
+            self._mats[:, 2] = np.nan
         self.factor_st, self.W_st, self.inv_st = [self._mats[:, i] for i in range(3)] if scatter else [None] * 3
         # The exact factor is read only for the cluster made by the last merge (``fresh``: the
         # next merge's QR and its own row of costs), so it, its W and the inverse Cholesky
@@ -218,7 +221,7 @@ class _Clusters:
             if self.rank[a] != 0:
                 raise RuntimeError(f"slot {a} is neither the last merged cluster nor unmerged")
             zero = np.zeros((self.p, self.p))
-            return zero, zero, zero
+            return zero, zero, np.full((self.p, self.p), np.nan)
         if self._fresh_W is None:
             k = self.rank[a]
             self._fresh_W = self.factor[:k].T @ self.factor[:k]
