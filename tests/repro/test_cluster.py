@@ -242,3 +242,18 @@ def test_cluster_profile_is_accepted_by_snakemake_and_the_plugin(tmp_path):
     defaults = profile["default-resources"]
     expected = rf"mem_mb={defaults['mem_mb']}\b.*runtime={defaults['runtime']}\b"
     assert re.search(expected, dry_run.output), dry_run.describe()
+
+
+def test_test_profiles_groups_form_a_valid_dag_of_the_tiny_run(make_repository_copy, tiny_configfile_args):
+    """Every rule between two grouped rules is in the group too (Snakemake refuses the DAG otherwise).
+
+    A dry run with the test profile's groups and the local executor: no Slurm needed. It caught
+    dlpfc_hc_start, added between dlpfc_features and dlpfc_fit but left out of their group.
+    """
+    workdir = make_repository_copy("groups")
+    groups = yaml.safe_load((TEST_PROFILE / "config.yaml").read_text())["groups"]
+    dry_run = run_snakemake(
+        workdir, "--dry-run", "--cores", "2", *tiny_configfile_args, "--groups", *groups, timeout=300
+    )
+    dry_run.assert_ok()
+    assert "Error in group" not in dry_run.output, dry_run.describe()
