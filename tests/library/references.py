@@ -69,19 +69,18 @@ def semidual_eot(cost, weights, gtol=1e-13):
     log_alpha = np.log(weights)
 
     def plan_of(free):
-        g = np.concatenate([[0.0], free])
-        return a[:, None] * softmax(log_alpha + g - cost, axis=1), g
+        return a[:, None] * softmax(log_alpha + np.concatenate([[0.0], free]) - cost, axis=1)
 
     def negative_dual(free):
         g = np.concatenate([[0.0], free])
         return -(weights @ g - a @ logsumexp(log_alpha + g - cost, axis=1))
 
     def negative_gradient(free):
-        plan, _ = plan_of(free)
+        plan = plan_of(free)
         return -(weights - plan.sum(axis=0))[1:]
 
     def negative_hessian(free):
-        plan, _ = plan_of(free)
+        plan = plan_of(free)
         rows = plan / a[:, None]
         hessian = np.diag(plan.sum(axis=0)) - (rows * a[:, None]).T @ rows
         return hessian[1:, 1:]
@@ -102,7 +101,7 @@ def semidual_eot(cost, weights, gtol=1e-13):
         if np.abs(gradient).max() <= gtol:
             break
         free = free - np.linalg.solve(negative_hessian(free), gradient)
-    plan, _ = plan_of(free)
+    plan = plan_of(free)
     if np.abs(plan.sum(axis=0) - weights).max() > 1e3 * gtol:
         raise RuntimeError(f"semi-dual reference did not converge: {solution.message}")
     return float(-negative_dual(free)), plan

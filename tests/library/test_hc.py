@@ -103,18 +103,23 @@ def test_vvv_reads_factors_as_mclust_stores_them(tmp_path):
     np.testing.assert_array_equal(np.array(merges) + 1, reference)
 
 
+def _assert_vvv_partition_is_mclusts(tmp_path, X, K):
+    """Our VVV tree cut at ``K`` is ``hclass(hc(X, modelName = "VVV", use = "SVD"), K)`` (ARI 1)."""
+    reference = _rscript(
+        tmp_path,
+        X,
+        f"write.table(hclass(hc(X, modelName = 'VVV', use = 'SVD'), {K}), out, sep = ',', "
+        "row.names = FALSE, col.names = FALSE)",
+    )
+    ours = hierarchical_partition(X, K, model="VVV", subset=None)
+    assert adjusted_rand_score(reference[:, 0], ours) == 1.0
+
+
 @needs_mclust
 def test_duplicate_rows_start_as_one_cluster_as_mclust(tmp_path):
     X = _mixture_data(3, 120, 3, 3)
     X = np.vstack([X, X[:15]])  # dupPartition groups identical rows before merging
-    reference = _rscript(
-        tmp_path,
-        X,
-        "write.table(hclass(hc(X, modelName = 'VVV', use = 'SVD'), 3), out, sep = ',', "
-        "row.names = FALSE, col.names = FALSE)",
-    )
-    ours = hierarchical_partition(X, 3, model="VVV", subset=None)
-    assert adjusted_rand_score(reference[:, 0], ours) == 1.0
+    _assert_vvv_partition_is_mclusts(tmp_path, X, 3)
 
 
 @needs_mclust
@@ -274,11 +279,4 @@ def test_groups_of_more_than_d_identical_rows_merge_as_mclust(tmp_path, d, copie
     rng = np.random.default_rng(1000 * d + 10 * copies + seed)
     X = rng.normal(size=(80, d)) * np.arange(1, d + 1)
     X = np.vstack([X] + [X[:4]] * (copies - 1))  # four groups of `copies` identical rows
-    reference = _rscript(
-        tmp_path,
-        X,
-        "write.table(hclass(hc(X, modelName = 'VVV', use = 'SVD'), 3), out, sep = ',', "
-        "row.names = FALSE, col.names = FALSE)",
-    )
-    ours = hierarchical_partition(X, 3, model="VVV", subset=None)
-    assert adjusted_rand_score(reference[:, 0], ours) == 1.0
+    _assert_vvv_partition_is_mclusts(tmp_path, X, 3)

@@ -21,6 +21,7 @@ from sinkhorn_em_repro.experiments.report.comparison_claims import (
     claims_spatial_domains,
 )
 from sinkhorn_em_repro.fitting import FitOptions, fit_table_method
+from test_dlpfc import blob_features
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = yaml.safe_load((REPO_ROOT / "workflow/schemas/config.schema.yaml").read_text())["properties"]["dlpfc"]
@@ -61,19 +62,9 @@ def test_plan_runs_the_hc_start_once_unless_the_tree_uses_subsets():
 
 
 # ----------------------------------------------------------------------------- fits from the hc start
-def _blobs(sizes=(200, 120, 80), seed=0) -> SpotFeatures:
+def _blobs() -> SpotFeatures:
     """Three overlapping blobs as spot features (soft responsibilities: the start matters); adjacent = blob sizes."""
-    rng = np.random.default_rng(seed)
-    layer = np.repeat(np.arange(3), sizes)
-    X = 2.5 * np.eye(3)[layer] + rng.normal(size=(layer.size, 3))
-    return SpotFeatures(
-        X=X,
-        layer=layer,
-        layer_names=np.array(["L1", "L2", "WM"]),
-        x=X[:, 0],
-        y=X[:, 1],
-        adjacent=np.array([0.5, 0.3, 0.2]),
-    )
+    return blob_features(separation=2.5)
 
 
 @pytest.mark.parametrize("method", ["vEM", "oEM", "sEM", "sklearn"])
