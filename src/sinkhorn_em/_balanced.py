@@ -29,8 +29,9 @@ potentials (a rebuild) as soon as it leaves ``[e^-50, e^50]``.
 from __future__ import annotations
 
 import numpy as np
+from scipy import optimize, special
 
-from ._numerics import ABSORB_LOG_BOUND, BLOCK_BYTES, LOG_FLOOR, NARROW, SINGLE_ROUND_OFF
+from ._numerics import ABSORB_LOG_BOUND, BLOCK_BYTES, LOG_FLOOR, NARROW, SINGLE_ROUND_OFF, UNDERFLOW
 from ._parallel import SERIAL
 
 
@@ -397,6 +398,50 @@ class Problem:
             W += gram
         return self._laplacian(W)
 
+    def group_roots(self, idx, groups, f, g):
+        """Exact maximisers of the semi-dual along common shifts of groups of column potentials.
+
+        ``groups[j]`` lists boolean masks over the ``K`` columns of problem ``idx[j]``. For
+        each group ``G``, the shift ``c`` of every ``g_k, k in G`` (the others fixed) with
+        ``sum_i a_i sigmoid(c + l_iG) = sum_{k in G} b_k``, where ``l_iG`` is the logit of the
+        sample's responsibility to the group, ``q_iG = sum_{k in G} exp(f_i + g_k - C_ik/eps)
+        / a_i`` at the current iterate (rows exact): computed in the log domain from the
+        costs, so no kernel floor limits it. A group that shares almost no sample with the
+        other columns has almost no curvature along that shift, so Newton's step along it
+        is meaningless and Sinkhorn's steps move it about one nat each, while its root can
+        lie thousands of nats away. Returns the shifts as ``(len(idx), K)``.
+        """
+        pairs = [(j, mask) for j, masks in enumerate(groups) for mask in masks]
+        logits = np.empty((len(pairs), self.n))
+        log_kernel = self.source.prepare(idx, g)
+        shift = f - self.log_a  # log q_ik = f_i - log a_i + g_k - C_ik/eps
+
+        def one(b, cols):
+            block = log_kernel(cols)
+            block += shift[:, None, cols]
+            # The group's log-sum-exp against its own maximum (its own rows only); the rest's
+            # against the sample's largest entry, redone with its own maximum where it
+            # underflows there (samples deep inside a group, more than ~700 nats from the rest).
+            top = block.max(axis=1)
+            scaled = np.exp(block - top[:, None, :])
+            out = np.empty((len(pairs), cols.stop - cols.start))
+            for p, (j, mask) in enumerate(pairs):
+                rest = (~mask).astype(float) @ scaled[j]
+                with np.errstate(divide="ignore"):
+                    log_rest = np.log(rest) + top[j]
+                lost = rest < UNDERFLOW
+                if lost.any():
+                    log_rest[lost] = _masked_log_sum_exp(block[j][:, lost], ~mask)
+                out[p] = _masked_log_sum_exp(block[j], mask) - log_rest
+            return cols, out
+
+        for cols, part in self.workers.map(one, self.blocks):
+            logits[:, cols] = part
+        shifts = np.zeros((len(idx), self.K))
+        for p, (j, mask) in enumerate(pairs):
+            shifts[j, mask] = _sigmoid_root(logits[p], self.a, self.b[idx[j], mask].sum())
+        return shifts
+
     def log_column_step(self, idx, f):
         """``g = log b - LSE_i(f_i - C_ik/eps)`` in the log domain (when a column mass underflows).
 
@@ -489,3 +534,31 @@ def _rescale(total, top, new_top):
     with np.errstate(invalid="ignore"):
         total *= np.exp(np.where(np.isfinite(top), top - new_top, -np.inf))
     return total
+
+
+def _masked_log_sum_exp(block, mask):
+    """``log sum_{k in mask} exp(block[k, i])`` per column ``i`` of ``block`` (``(K, m)``), exactly."""
+    chosen = block[mask]
+    top = chosen.max(axis=0)
+    return top + np.log(np.exp(chosen - top).sum(axis=0))
+
+
+def _sigmoid_root(logits, a, target):
+    """The ``c`` with ``sum_i a_i sigmoid(c + logits_i) = target`` (increasing in ``c``; ``0 < target < sum a``)."""
+
+    def excess(c):
+        return special.expit(c + logits) @ a - target
+
+    # The mass crosses the target near the logit of the sample where the sorted masses do.
+    order = np.argsort(-logits)
+    crossing = min(np.searchsorted(np.cumsum(a[order]), target), logits.size - 1)
+    centre = -logits[order[crossing]]
+    width = 1.0
+    low, high = centre - width, centre + width
+    while excess(low) > 0.0:
+        width *= 2.0
+        low = centre - width
+    while excess(high) < 0.0:
+        width *= 2.0
+        high = centre + width
+    return optimize.brentq(excess, low, high, xtol=1e-8)

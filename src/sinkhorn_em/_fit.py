@@ -241,6 +241,7 @@ class BalancedEStep:
             max_iter=self.max_iter,
             hessian_init=(self.hessians[active], self.has_hessian[active]),
             newton=self.newton,
+            fallback=np.broadcast_to(log_weights, (count, K)),
         )
         # The semi-dual <a, f - log a> + <b, g - log b> at the last iterate (rows exact).
         f_last = problem.f0 + np.log(problem.u)

@@ -6,6 +6,23 @@ Newton step on the semi-dual with an Armijo line search, or Sinkhorn's column st
 the solution), keeps its own Hessian (reused with BFGS corrections while it contracts the
 residual well enough) and stops at its own tolerance; the problems share only the passes
 over the data.
+
+Two situations defeat both kinds of step, and each has its own exact move:
+
+- a *loose group* of columns, which shares almost no sample with the others (near-hard
+  assignments: a tight component whose known weight exceeds or falls short of the samples
+  near it). The semi-dual is almost flat along the group's common shift until the shift
+  reaches the cost gap to the next samples, possibly thousands of nats: Newton's steps are
+  capped at ``MAX_NEWTON_STEP`` and Sinkhorn's stall. The group is moved to its own root
+  (:func:`_loose_groups`, :meth:`Problem.group_roots`), computed from the costs in the log
+  domain, then the iterations go on from there;
+- a warm start far worse than the plain start (the potentials of a previous E-step after
+  the parameters moved a lot): where the first build is outside the Newton region, the
+  fallback start is tried and the one with the larger semi-dual kept
+  (:func:`_restart_where_better`).
+
+Neither changes what is solved (the same problem, to the same tolerance), only how many
+iterations it takes.
 """
 
 from __future__ import annotations
@@ -13,7 +30,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 from scipy.linalg import lapack
+from scipy.sparse import csgraph
 
 from ._numerics import NARROW, TINY, UNDERFLOW
 
@@ -24,6 +43,14 @@ MAX_NEWTON_STEP = 20.0
 # back inside them instead of being absorbed by a rebuild (see Problem.shift).
 SHIFTABLE_SPAN = 0.8
 MAX_BACKTRACKS = 12
+# Columns coupled by less than this fraction of the smaller column mass are treated as
+# disconnected when a Newton step is too long (see _loose_groups).
+LOOSE_COUPLING = 1e-3
+# A loose group is moved to its root only if its mass is off by more than this fraction of
+# its target.
+LOOSE_RELATIVE_ERROR = 1e-4
+# A Sinkhorn step that leaves more than this fraction of the column residual has stalled.
+STALLED_CONTRACTION = 0.99
 # Ridge on the Hessian, relative to the column masses: keeps it invertible along groups of
 # components that share no point (where the step is then decided by the line search).
 NEWTON_RIDGE = 1e-10
@@ -127,7 +154,48 @@ def newton_steps(hessian, col, residual):
     return steps, ok
 
 
-def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True):
+def semi_dual(problem, idx):
+    """The semi-dual ``<a, f - log a> + <b, g - log b>`` at the problems' iterates (rows exact)."""
+    f = problem.f0[idx] + np.log(problem.u[idx])
+    g = problem.g0[idx] + problem.log_v[idx]
+    return (f - problem.log_a) @ problem.a + np.einsum("sk,sk->s", problem.b[idx], g - problem.log_b[idx])
+
+
+def _outside_newton_region(problem, idx):
+    with np.errstate(divide="ignore"):
+        return ~(np.abs(np.log(problem.col[idx] / problem.b[idx])).max(axis=1) <= NEWTON_REGION)
+
+
+def _restart_where_better(problem, idx, g, fallback, hessian, has_hessian):
+    """Start the problems ``idx`` from ``fallback`` where it beats their warm start on the semi-dual.
+
+    A warm start (the previous E-step's potentials) is usually within a few Newton steps of
+    the solution, but after a large move of the parameters it can be far worse than the
+    plain start: a column potential that dragged far points into a component leaves it
+    thousands of nats off for the next costs, and Sinkhorn's steps (about one nat each)
+    then exhaust the iteration budget. Only warm starts outside the Newton region are
+    compared, so a good warm start costs nothing extra; the semi-dual is concave, so its
+    larger value is the start closer to the solution in objective. Returns the problems
+    that restarted.
+    """
+    far = idx[_outside_newton_region(problem, idx)]
+    far = far[np.any(fallback[far] != g[far], axis=1)]
+    if far.size == 0:
+        return far
+    warm_value = semi_dual(problem, far)
+    warm_g = g[far].copy()
+    problem.build(far, fallback[far])
+    better = semi_dual(problem, far) > warm_value
+    if not better.all():
+        problem.build(far[~better], warm_g[~better])
+    restarted = far[better]
+    g[restarted] = fallback[restarted]
+    has_hessian[restarted] = False
+    hessian[restarted] = 0.0
+    return restarted
+
+
+def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True, fallback=None):
     """Run the iterations of every problem of ``problem`` from column potentials ``g`` (``(S, K)``).
 
     ``tol`` is an array ``(S,)``: problem ``s`` stops when its column residual
@@ -135,8 +203,8 @@ def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True):
     Sinkhorn column half-step, taken by :meth:`Problem.finish` with the returned
     ``log_v``, then makes its columns exact. ``hessian_init`` is ``None`` or a pair
     ``(hessians (S, K, K), available (S,))``. ``newton=False`` takes only Sinkhorn steps.
-    ``relative`` (``(S,)``) loosens ``tol[s]`` to ``relative[s]`` times the residual at the
-    starting point (an inexact solve that shrinks its starting residual by that factor).
+    ``fallback`` (``(S, K)`` or ``None``) is a second starting point, tried where the first
+    build lands outside the Newton region (see :func:`_restart_where_better`).
 
     The problem keeps the last iterate (rows exact, ``u`` and ``log_v``) for the semi-dual
     value; the returned ``log_v`` includes the last column half-step.
@@ -157,6 +225,7 @@ def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True):
     first = np.ones(S, dtype=bool)
     tol = np.array(tol, dtype=float)
     start_residual = np.full(S, np.nan)
+    progress = _Progress(S)
     while True:
         todo = np.flatnonzero(active & rebuild)
         if todo.size:
@@ -173,6 +242,8 @@ def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True):
                 stale[chosen] = False
                 evaluations[chosen] += 1
             started = todo[first[todo]]
+            if fallback is not None and started.size:
+                _restart_where_better(problem, started, g, fallback, hessian, has_hessian)
             start_residual[started] = np.abs(problem.b[started] - problem.col[started]).sum(axis=1)
             first[todo] = False
             rebuild[todo] = False
@@ -199,14 +270,38 @@ def solve(problem, g, *, tol, max_iter, hessian_init=None, newton=True):
         active[current[finished]] = False
         stepping = current[~finished]
         if stepping.size:
-            _step(problem, stepping, g, rebuild, tol, hessian, has_hessian, stale, evaluations, newton)
+            _step(problem, stepping, g, rebuild, tol, hessian, has_hessian, stale, evaluations, newton, progress)
     log_v = problem.log_v.copy()
     regular = ~log_finished
     log_v[regular] += log_b[regular] - np.log(problem.col[regular])
     return Solution(log_v, n_iter, evaluations, hessian, has_hessian, tol, start_residual)
 
 
-def _step(problem, idx, g, rebuild, tol, hessian, has_hessian, stale, evaluations, newton):
+class _Progress:
+    """Per-problem residuals that tell a stalled Sinkhorn phase (see :func:`_stalled`)."""
+
+    def __init__(self, S):
+        self.last = np.full(S, np.inf)  # the column residual at the previous step
+        self.checked = np.full(S, np.inf)  # the residual at the last search for loose groups
+
+
+def _stalled(progress, idx, residual, far):
+    """Problems in Sinkhorn's phase whose last step hardly shrank the residual, not checked at this level.
+
+    Sinkhorn's column step fixes each column's relative error assuming its mass scales
+    with its potential; a loose group's mass does not move until its potential has moved
+    by the cost gap to the next samples, so its steps stall. A stall is checked for loose
+    groups once per halving of the residual, so a slow but loose-free problem pays for few
+    Hessians.
+    """
+    l1 = np.abs(residual).sum(axis=1)
+    stalled = far & (l1 > STALLED_CONTRACTION * progress.last[idx]) & (l1 < 0.5 * progress.checked[idx])
+    progress.last[idx] = l1
+    progress.checked[idx[stalled]] = l1[stalled]
+    return stalled
+
+
+def _step(problem, idx, g, rebuild, tol, hessian, has_hessian, stale, evaluations, newton, progress):
     """One iteration (Newton step with line search, or Sinkhorn step) of the problems ``idx``."""
     b = problem.b[idx]
     col = problem.col[idx]
@@ -220,16 +315,32 @@ def _step(problem, idx, g, rebuild, tol, hessian, has_hessian, stale, evaluation
         # makes more progress per pass.
         near = np.abs(np.log(col / b)).max(axis=1) <= NEWTON_REGION
         fresh = near & (stale[idx] | ~has_hessian[idx])
+        stalled = _stalled(progress, idx, residual, ~near)
+        fresh |= stalled
         if fresh.any():
             chosen = idx[fresh]
             hessian[chosen] = problem.hessian(chosen, problem.u[chosen], problem.log_v[chosen])
             has_hessian[chosen] = True
             stale[chosen] = False
             evaluations[chosen] += 1
-        candidates = np.flatnonzero(near)
+        candidates = np.flatnonzero(near | stalled)
         if candidates.size:
             steps, ok = newton_steps(hessian[idx[candidates]], col[candidates], residual[candidates])
             candidates, steps = candidates[ok], steps[ok]
+        if candidates.size:
+            longest = _longest_step(problem)
+            groups = [
+                _loose_groups(hessian[idx[c]], step, col[c], residual[c], longest) for c, step in zip(candidates, steps)
+            ]
+            rooted = np.array([len(masks) > 0 for masks in groups])
+            if rooted.any():
+                chosen = idx[candidates[rooted]]
+                _take_group_roots(problem, chosen, [m for m in groups if m], g, rebuild, stale)
+                accepted[candidates[rooted]] = True
+                candidates, steps = candidates[~rooted], steps[~rooted]
+            # A stalled problem without loose groups goes on with Sinkhorn's step.
+            keep = near[candidates]
+            candidates, steps = candidates[keep], steps[keep]
         if candidates.size:
             _line_search(problem, idx, candidates, steps, residual, log_v, col, dual, tol, hessian, stale, accepted)
     sinkhorn = np.flatnonzero(~accepted)
@@ -269,10 +380,50 @@ def _step(problem, idx, g, rebuild, tol, hessian, has_hessian, stale, evaluation
             rebuild[out] = True
 
 
+def _longest_step(problem):
+    # Half the absorption bound at most, so that one step does not force a rebuild.
+    return min(MAX_NEWTON_STEP, 0.5 * problem.log_v_bounds[1])
+
+
+def _loose_groups(hessian, step, col, residual, longest):
+    """The groups of columns to move to their own roots: masks (possibly none).
+
+    A Newton step longer than the quadratic model is trusted for (``longest``, see
+    :func:`_longest_step`) runs along a near-null direction of the Laplacian: a group of columns joined to the
+    others only by a vanishing share of samples. The groups are the connected components
+    of the columns' couplings ``W_kl`` (the Hessian's off-diagonal) above ``LOOSE_COUPLING``
+    times the smaller column mass ``col``; every group but the largest that holds a column with an over-long step, and whose mass
+    is off its target, is returned.
+    """
+    long = np.abs(step) > longest
+    if not long.any():
+        return []
+    coupling = np.maximum(-hessian, 0.0)
+    np.fill_diagonal(coupling, 0.0)
+    strong = coupling > LOOSE_COUPLING * np.minimum.outer(col, col)
+    count, labels = csgraph.connected_components(sparse.csr_matrix(strong), directed=False)
+    if count == 1:
+        return []
+    largest = np.argmax(np.bincount(labels))
+    # A group already at its own mass has no root to move to: the long step comes from
+    # residuals elsewhere routed through its weak links, and the line search takes it.
+    error = np.abs(np.bincount(labels, weights=residual, minlength=count))
+    worth = error > LOOSE_RELATIVE_ERROR * np.bincount(labels, weights=col + residual, minlength=count)
+    return [labels == c for c in np.unique(labels[long]) if c != largest and worth[c]]
+
+
+def _take_group_roots(problem, chosen, groups, g, rebuild, stale):
+    """Move each loose group of columns to its own root (:meth:`Problem.group_roots`); rebuild there."""
+    f = problem.f0[chosen] + np.log(problem.u[chosen])
+    current = problem.g0[chosen] + problem.log_v[chosen]
+    g[chosen] = current + problem.group_roots(chosen, groups, f, current)
+    rebuild[chosen] = True
+    stale[chosen] = True
+
+
 def _line_search(problem, idx, candidates, steps, residual, log_v, col, dual, tol, hessian, stale, accepted):
     """Backtracking Armijo line search on the semi-dual for the problems ``idx[candidates]``."""
-    # Half the absorption bound at most, so that one step does not force a rebuild.
-    longest = min(MAX_NEWTON_STEP, 0.5 * problem.log_v_bounds[1])
+    longest = _longest_step(problem)
     t = np.minimum(1.0, longest / np.maximum(np.abs(steps).max(axis=1), TINY))
     res = residual[candidates]
     slope = np.einsum("sk,sk->s", res, steps)  # > 0: the step ascends the semi-dual

@@ -350,6 +350,17 @@ def sinkhorn_newton(
       residual shrinks), falling back to the Sinkhorn half-step if no step is accepted.
       ``H`` is reused, with BFGS corrections, while full steps shrink the residual's norm
       at least tenfold, and recomputed otherwise.
+    * when that step is longer than the model is trusted for (20 nats) along a *loose
+      group* of components, which shares less than 1e-3 of the smaller column mass with
+      the rest (the graph of ``H`` falls apart there), or when Sinkhorn's steps stall
+      (the residual shrinks by less than 1% in a step), the group's potentials are moved
+      together to the group's own root: the shift ``c`` with
+      :math:`\\sum_i a_i\\,\\sigma(c + \\ell_{iG}) = \\sum_{k \\in G} b_k`, where
+      :math:`\\ell_{iG}` is the logit of sample ``i``'s responsibility to the group,
+      computed from the costs in the log domain. Near-hard assignments need such shifts
+      of hundreds to thousands of nats, which capped Newton steps or Sinkhorn's steps
+      (about one nat each) would take hundreds of iterations to make, or never make
+      across the kernel's e^-600 floor.
 
     When the column residual ``||P^T 1 - b||_1`` is at most ``tol`` (or, once, within
     100 ``tol``) a last Sinkhorn column half-step makes the columns exact; its row error,

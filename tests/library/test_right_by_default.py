@@ -203,6 +203,36 @@ def test_default_sinkhorn_em_follows_exact_e_steps_to_1e_8():
         np.testing.assert_allclose(ours["covariances"], covariances, rtol=0, atol=1e-8)
 
 
+def test_default_sinkhorn_em_solves_e_steps_that_pull_samples_across_a_large_cost_gap():
+    # Half the mass is known to sit in a tight component 40 sigma away from 90% of the samples:
+    # the first E-step must pull 240 samples across ~7,000 nats, and the next one starts from
+    # potentials thousands of nats off for the moved parameters. Before the loose-group roots
+    # and the fallback start, 8 of 8 E-steps stopped at sinkhorn_max_iter=1000.
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0.0, 1.0, (540, 2)), rng.normal(40.0, 0.3, (60, 2))])
+    weights = np.array([0.5, 0.5])
+    means, covariances = np.array([[0.0, 0.0], [40.0, 40.0]]), np.stack([np.eye(2), 0.09 * np.eye(2)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        warnings.simplefilter("error", SinkhornConvergenceWarning)
+        model = EOTGaussianMixture(
+            2,
+            weights=weights,
+            means_init=means,
+            covariances_init=covariances,
+            weights_pairing="given",
+            tol=0,
+            max_iter=8,
+            keep_trajectory=True,
+        ).fit(X)
+    losses = np.array(
+        [scipy_eot_loss(X, weights, it["means"], it["covariances"], "full")[0] for it in model.trajectory_]
+    )
+    assert losses[0] > 1000.0  # the start really is that far from balanced
+    np.testing.assert_allclose(model.history_["objective"], losses, rtol=1e-10)
+    assert (np.diff(losses) <= 1e-10 * np.abs(losses[1:])).all()
+
+
 # --------------------------------------------------------------------------- flags
 def test_converged_is_false_when_every_e_step_failed():
     sample = make_mixture(2000, weights=[0.6, 0.3, 0.1], dim=2, separation=5.0, rng=np.random.default_rng(0))

@@ -246,24 +246,77 @@ def test_eps_1e_3_with_components_50_sigma_apart_converges_and_stays_finite(solv
     np.testing.assert_allclose(result.plan, hard, rtol=0, atol=1e-12)
 
 
-@SOLVERS
-def test_eps_1e_3_with_mismatched_marginals_warns_and_stays_finite(solve):
-    # Moving mass across 50 sigma costs ~1e6 in units of eps: Sinkhorn crawls (and Newton,
-    # whose steps are capped, too) and stops at max_iter. It must say so and still return
-    # finite numbers with an exact column marginal.
+@pytest.mark.parametrize(("solve", "max_iter"), [(sinkhorn_log, 300), (sinkhorn_newton, 1)], ids=["sinkhorn", "newton"])
+def test_eps_1e_3_with_mismatched_marginals_warns_and_stays_finite(solve, max_iter):
+    # Moving mass across 50 sigma costs ~1e6 in units of eps: Sinkhorn crawls and stops at
+    # max_iter (Newton solves it, see the next test, so it gets a budget of one step). Each
+    # must say so and still return finite numbers with an exact column marginal.
     x, cost = two_far_clusters((30, 20))
     n = x.size
     a = np.full(n, 1.0 / n)
     b = np.array([0.5, 0.5])
     with pytest.warns(SinkhornConvergenceWarning, match="did not converge"):
-        result = solve(a, b, cost, 1e-3, tol=1e-9, max_iter=300)
+        result = solve(a, b, cost, 1e-3, tol=1e-9, max_iter=max_iter)
     assert not result.converged
-    assert result.n_iter == 300
+    assert result.n_iter == max_iter
     for array in (result.f, result.g, result.plan):
         assert np.all(np.isfinite(array))
     assert np.isfinite(result.marginal_error) and result.marginal_error > 1e-9
     np.testing.assert_allclose(result.plan.sum(axis=0), b, rtol=1e-12)
     assert result.marginal_error == pytest.approx(np.abs(result.plan.sum(axis=1) - a).sum(), rel=1e-9)
+
+
+def assert_is_the_entropic_plan(result, a, b, scaled_cost, tol):
+    """The optimality certificate: a plan ``exp(f_i + g_k - C_ik/eps)`` with both marginals met is the solution.
+
+    The entropic problem is strictly convex, so a plan of the Gibbs form whose marginals are
+    ``a`` and ``b`` is its unique minimiser, whatever solver produced it. Entries below
+    e^-600 of their row's largest are stored at that floor (``_numerics.LOG_FLOOR``).
+    """
+    gibbs = np.exp(result.f[:, None] + result.g[None, :] - scaled_cost)
+    np.testing.assert_allclose(result.plan, gibbs, rtol=1e-9, atol=1e-250)
+    np.testing.assert_allclose(result.plan.sum(axis=0), b, rtol=1e-12)
+    assert np.abs(result.plan.sum(axis=1) - a).sum() <= tol
+
+
+def test_newton_moves_a_loose_component_to_its_root_at_eps_1e_3():
+    # The mismatched problem above: 5 of the 30 samples near 0 must go to the component at
+    # 50, about 1e6 nats away. Sinkhorn's steps (and Newton steps capped at 20 nats) crawl;
+    # the loose component's own root reaches it in one pass. At eps = 1e-3 the plan is the
+    # hard assignment of the 5 samples nearest to 50 (neighbours differ by ~1e3 nats).
+    x, cost = two_far_clusters((30, 20))
+    n = x.size
+    a = np.full(n, 1.0 / n)
+    b = np.array([0.5, 0.5])
+    result = sinkhorn_newton(a, b, cost, 1e-3, tol=1e-10, max_iter=20)
+    assert result.converged
+    assert_is_the_entropic_plan(result, a, b, cost / 1e-3, 1e-10)
+    moved = np.argsort(x[:30])[-5:]
+    hard = np.zeros((n, 2))
+    hard[np.arange(n), (x > 25).astype(int)] = 1.0 / n
+    hard[moved] = [0.0, 1.0 / n]
+    np.testing.assert_allclose(result.plan, hard, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_newton_shifts_a_loose_group_of_components_together(seed):
+    # Components 0 and 1 share the samples near 0 and 1; component 2 sits 60 sigma away with
+    # 20% of the samples but 40% of the mass: the group {0, 1} must give samples to it
+    # across ~1800 nats, a common shift of both potentials, at eps = 1.
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.normal(0.0, 1.0, 40), rng.normal(1.0, 1.0, 40), rng.normal(60.0, 1.0, 20)])
+    centres = np.array([0.0, 1.0, 60.0])
+    cost = 0.5 * (x[:, None] - centres[None, :]) ** 2
+    n = x.size
+    a = np.full(n, 1.0 / n)
+    b = np.array([0.3, 0.3, 0.4])
+    result = sinkhorn_newton(a, b, cost, 1.0, tol=1e-10, max_iter=50)
+    assert result.converged
+    assert_is_the_entropic_plan(result, a, b, cost, 1e-10)
+    # The group moved as one: its two potentials stay within the costs' scale of each other
+    # while the loose component's is hundreds of nats away.
+    assert abs(result.g[0] - result.g[1]) < 10.0
+    assert result.g[2] - result.g[:2].max() > 100.0
 
 
 @SOLVERS
@@ -615,3 +668,36 @@ def test_a_finish_that_releases_the_kernel_gives_the_same_plan_and_later_passes_
     # The plan is diag(u) exp(f0 + g0 - C) diag(v), by its definition.
     expected = problem.u[0][:, None] * np.exp(problem.f0[0][:, None] + problem.g0[0][None, :] - cost + log_v)
     np.testing.assert_allclose(kept, expected, rtol=1e-13)
+
+
+def semi_dual_value(a, b, scaled_cost, g):
+    """``<b, g - log b> + <a, f - log a>`` with rows exact: ``f_i = log a_i - LSE_k(g_k - C_ik/eps)``."""
+    f = np.log(a) - logsumexp(g[None, :] - scaled_cost, axis=1)
+    return b @ (g - np.log(b)) + a @ (f - np.log(a))
+
+
+@pytest.mark.parametrize(("warm_shift", "warm_is_better"), [(30.0, False), (3.0, True)])
+def test_a_far_warm_start_gives_way_to_the_fallback_with_the_larger_semi_dual(warm_shift, warm_is_better):
+    from sinkhorn_em import _balanced, _newton
+
+    a, b, cost = random_problem(5)
+    K = cost.shape[1]
+    solution = sinkhorn_newton(a, b, cost, 1.0, tol=1e-12, max_iter=1000).g
+    warm, cold = solution.copy(), solution.copy()
+    warm[0] += warm_shift  # a column off the solution
+    cold[0] -= 8.0
+    # The premises, from an independent evaluation: which start is better, and that the warm
+    # one is outside the Newton region (where the comparison is made).
+    assert (semi_dual_value(a, b, cost, warm) > semi_dual_value(a, b, cost, cold)) == warm_is_better
+    problem = _balanced.Problem(_balanced.DenseCost(cost), a, b[None, :], store=True)
+    g = warm[None, :].copy()
+    problem.build(np.arange(1), g)
+    assert _newton._outside_newton_region(problem, np.arange(1))[0]
+    hessian, has_hessian = np.ones((1, K, K)), np.ones(1, dtype=bool)
+    restarted = _newton._restart_where_better(problem, np.arange(1), g, cold[None, :], hessian, has_hessian)
+    assert (restarted.size == 0) == warm_is_better
+    kept = warm if warm_is_better else cold
+    np.testing.assert_allclose(problem.g0[0], kept)
+    np.testing.assert_allclose(g[0], kept)
+    assert has_hessian[0] == warm_is_better  # the warm start's curvature does not carry over
+    assert _newton.semi_dual(problem, np.arange(1))[0] == pytest.approx(semi_dual_value(a, b, cost, kept), rel=1e-12)
