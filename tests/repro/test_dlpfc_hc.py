@@ -186,25 +186,43 @@ def test_claim_nine_from_the_hc_start_compares_across_slices():
 
 # ----------------------------------------------------------------------------- tiny pipeline run
 @pytest.mark.pipeline
-def test_tiny_run_fits_every_method_from_the_hc_start(make_repository_copy, tiny_configfile_args, tmp_path):
-    workdir = make_repository_copy("hc_start")
+@pytest.mark.parametrize("subset", [None, 400], ids=["all-spots", "subset-400"])
+def test_tiny_run_fits_every_method_from_the_hc_start(make_repository_copy, tiny_configfile_args, tmp_path, subset):
+    workdir = make_repository_copy(f"hc_start_{subset}")
+    override = tmp_path / "hc.yaml"
+    override.write_text(yaml.safe_dump({"dlpfc": {"hc": {"model": "VVV", "subset": subset}}}))
     targets = ["results/tables/dlpfc.csv", "results/tables/dlpfc_summary.csv", "results/tables/mob.csv"]
-    run = run_snakemake(workdir, *targets, "--workflow-profile", DEFAULT_PROFILE, "--cores", "2", *tiny_configfile_args)
+    run = run_snakemake(
+        workdir, *targets, "--workflow-profile", DEFAULT_PROFILE, "--cores", "2", *tiny_configfile_args, str(override)
+    )
     run.assert_ok()
     config = yaml.safe_load((workdir / "tests" / "config" / "config.yaml").read_text())["dlpfc"]
+    # With every spot the tree is deterministic: one fit per setting, seed index 0, no seed.
+    # On a random subset of spots each seed draws its own subset: n_seeds fits per setting.
+    hc_fits = 1 if subset is None else config["n_seeds"]
     for name, samples in (("dlpfc", config["slices"]), ("mob", ["mOB"])):
         table = pd.read_csv(workdir / "results" / "tables" / f"{name}.csv", dtype={"slice": str})
         for sample in samples:
             rows = table[table["slice"] == sample]
             hc = rows[rows["start"] == "hc"]
+            kmeans = rows[rows["start"] == "kmeans++"]
             assert set(hc["method"]) == {"vEM", "oEM", "sEM", "sklearn"}, rows[["method", "start"]]
-            # Deterministic start: one fit per setting, seed index 0, no seed.
-            assert (hc["seed_index"] == 0).all() and (hc["seed"] == -1).all()
-            assert not hc.duplicated(["features", "covariance_type", "weights", "method"]).any()
-            assert len(rows[rows["start"] == "kmeans++"]) == config["n_seeds"] * len(hc)
+            settings = ["features", "covariance_type", "weights", "method"]
+            assert (hc.groupby(settings)["seed_index"].nunique() == hc_fits).all()
+            assert not hc.duplicated([*settings, "seed_index"]).any()
+            if subset is None:
+                assert (hc["seed_index"] == 0).all() and (hc["seed"] == -1).all()
+            else:
+                assert (hc["seed"] != -1).all() and hc.groupby("seed_index")["seed"].nunique().eq(1).all()
+                assert hc["seed"].nunique() == hc_fits  # each seed its own subset
+            assert len(kmeans) == config["n_seeds"] * len(hc) // hc_fits
             assert hc["ari"].between(-0.5, 1.0).all() and np.isfinite(hc["mean_loglik"]).all()
             # Every method starts from the same partition: tied oEM and scikit-learn reach the same fit.
             tied = hc[(hc["covariance_type"] == "tied") & hc["method"].isin(["oEM", "sklearn"])]
-            np.testing.assert_allclose(tied["mean_loglik"].iloc[0], tied["mean_loglik"].iloc[1], rtol=1e-4)
+            for _, pair in tied.groupby("seed_index"):
+                np.testing.assert_allclose(pair["mean_loglik"].iloc[0], pair["mean_loglik"].iloc[1], rtol=1e-4)
     summary = pd.read_csv(workdir / "results" / "tables" / "dlpfc_summary.csv")
-    assert set(summary["start"]) == {"kmeans++", "hc"} and (summary.loc[summary["start"] == "hc", "n_seeds"] == 1).all()
+    assert (
+        set(summary["start"]) == {"kmeans++", "hc"}
+        and (summary.loc[summary["start"] == "hc", "n_seeds"] == hc_fits).all()
+    )
