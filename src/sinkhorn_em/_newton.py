@@ -48,7 +48,7 @@ MAX_BACKTRACKS = 12
 LOOSE_COUPLING = 1e-3
 # A loose group is moved to its root only if its mass is off by more than this fraction of
 # its target.
-LOOSE_RELATIVE_ERROR = 1e-4
+LOOSE_RELATIVE_ERROR = 1e-2
 # A Sinkhorn step that leaves more than this fraction of the column residual has stalled.
 STALLED_CONTRACTION = 0.99
 # Ridge on the Hessian, relative to the column masses: keeps it invertible along groups of
