@@ -11,7 +11,6 @@ import pytest
 import yaml
 from scipy import stats
 
-from repro_support import DEFAULT_PROFILE, run_snakemake
 from sinkhorn_em_repro.experiments.dlpfc.features import SpotFeatures
 from sinkhorn_em_repro.experiments.dlpfc.fits import hc_partitions, run_dlpfc_chunk
 from sinkhorn_em_repro.experiments.dlpfc.plan import plan_studies
@@ -186,11 +185,9 @@ def test_claim_nine_from_the_hc_start_compares_across_slices():
 
 # ----------------------------------------------------------------------------- tiny pipeline run
 @pytest.mark.pipeline
-def test_tiny_run_fits_every_method_from_the_hc_start(make_repository_copy, tiny_configfile_args, tmp_path):
-    workdir = make_repository_copy("hc_start")
-    targets = ["results/tables/dlpfc.csv", "results/tables/dlpfc_summary.csv", "results/tables/mob.csv"]
-    run = run_snakemake(workdir, *targets, "--workflow-profile", DEFAULT_PROFILE, "--cores", "2", *tiny_configfile_args)
-    run.assert_ok()
+def test_tiny_run_fits_every_method_from_the_hc_start(tiny_run_cores2):
+    # The tiny config keeps the default's starts (kmeans++ and hc): the shared tiny run made these tables.
+    workdir = tiny_run_cores2.workdir
     config = yaml.safe_load((workdir / "tests" / "config" / "config.yaml").read_text())["dlpfc"]
     for name, samples in (("dlpfc", config["slices"]), ("mob", ["mOB"])):
         table = pd.read_csv(workdir / "results" / "tables" / f"{name}.csv", dtype={"slice": str})
