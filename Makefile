@@ -6,6 +6,7 @@
 # Both reuse .venv when it exists and reinstall only when pyproject.toml changed.
 # Variables: CORES (default: all), MIRROR (a local copy of the datasets, instead of
 # downloading them), SNAKEMAKE_ARGS (extra snakemake options), PYTEST_ARGS,
+# TEST_WORKERS (pytest-xdist workers, default 2; 0 runs the tests in one process),
 # PYTHON (interpreter that creates the venv, default python3).
 
 PYTHON ?= python3
@@ -13,7 +14,11 @@ VENV ?= .venv
 CORES ?= all
 MIRROR ?=
 SNAKEMAKE_ARGS ?=
-PYTEST_ARGS ?= -ra --durations=15
+# Two workers even on a 2-core machine: the Slurm and pipeline tests spend most of their time
+# waiting (Slurm polling, job start-ups), which the other worker fills. loadgroup keeps each
+# xdist_group (the Slurm tests, say) on one worker; the tiny runs are shared across workers.
+TEST_WORKERS ?= 2
+PYTEST_ARGS ?= -ra --durations=15 -n $(TEST_WORKERS) --dist loadgroup
 
 BIN := $(VENV)/bin
 # Marks an install of the current pyproject.toml into the venv.

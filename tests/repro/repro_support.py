@@ -6,7 +6,9 @@ yet committed is tested too, while ``results/``, ``resources/`` and ``.venv/``
 stay behind) into a temporary directory and run there. A tiny run costs minutes,
 so each variant runs once per test session and every test that needs it shares
 the result through a session-scoped fixture (``tiny_run_cores2``,
-``tiny_run_cores1``).
+``tiny_run_cores1``). Under pytest-xdist (``make test`` runs two workers) "once per
+session" holds across the workers too: the first worker to need a run makes it under a
+file lock, the others wait for it and read its record.
 
 The datasets come from a local mirror when one is found (the environment variable
 ``SINKHORN_EM_MIRROR``, else ``../shared/data`` beside the repository, which is
@@ -17,6 +19,8 @@ an override file; without a mirror the pipeline downloads from upstream.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import json
 import os
 import re
 import resource
@@ -318,26 +322,65 @@ def _tiny_run(make_repository_copy, configfile_args, cores: int) -> TinyRun:
         str(cores),
         *configfile_args,
     )
-    run.assert_ok()
     print(f"\ntiny run with --cores {cores}: {run.seconds:.1f} s wall, {run.cpu_seconds:.1f} s CPU")
     return TinyRun(run=run, configfile_args=configfile_args, cores=cores)
 
 
+def _tiny_run_to_json(tiny: TinyRun) -> str:
+    run = dataclasses.asdict(tiny.run)
+    run["workdir"] = str(tiny.run.workdir)
+    return json.dumps({"run": run, "configfile_args": tiny.configfile_args, "cores": tiny.cores})
+
+
+def _tiny_run_from_json(text: str) -> TinyRun:
+    record = json.loads(text)
+    run = record["run"]
+    run = SnakemakeRun(**{**run, "workdir": Path(run["workdir"]), "args": tuple(run["args"])})
+    return TinyRun(run=run, configfile_args=tuple(record["configfile_args"]), cores=record["cores"])
+
+
+def _shared_tiny_run(tmp_path_factory, make_repository_copy, configfile_args, cores: int) -> TinyRun:
+    """The tiny run with ``cores``, made once per session even when xdist runs several workers.
+
+    Each worker has its own session fixtures, so without this every worker whose tests ask
+    for a tiny run would repeat it (minutes each, on a 2-core machine). The workers of one
+    session share the parent of their base temporary directories: the first one to get the
+    lock makes the run (in its own temporary directory, which outlives the worker) and writes
+    its record; the others wait on the lock, then read the record. The run is recorded
+    whatever its exit status, so a failed run fails every test that uses it, without reruns.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        tiny = _tiny_run(make_repository_copy, configfile_args, cores)
+    else:
+        shared = tmp_path_factory.getbasetemp().parent
+        record = shared / f"tiny_run_cores{cores}.json"
+        with open(shared / f"tiny_run_cores{cores}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if record.is_file():
+                tiny = _tiny_run_from_json(record.read_text())
+            else:
+                tiny = _tiny_run(make_repository_copy, configfile_args, cores)
+                record.write_text(_tiny_run_to_json(tiny))
+    tiny.run.assert_ok()
+    return tiny
+
+
 @pytest.fixture(scope="session")
-def tiny_run_cores2(make_repository_copy, tiny_configfile_args) -> TinyRun:
+def tiny_run_cores2(tmp_path_factory, make_repository_copy, tiny_configfile_args) -> TinyRun:
     """The tiny config run end to end with ``--cores 2``, once per session.
 
     Fails (as a setup error of every test using it) when the run fails. Tests may
     run more commands in ``workdir`` but must not change what it produced: other
     tests, such as the Slurm comparison, compare against it.
     """
-    return _tiny_run(make_repository_copy, tiny_configfile_args, cores=2)
+    return _shared_tiny_run(tmp_path_factory, make_repository_copy, tiny_configfile_args, cores=2)
 
 
 @pytest.fixture(scope="session")
-def tiny_run_cores1(make_repository_copy, tiny_configfile_args) -> TinyRun:
+def tiny_run_cores1(tmp_path_factory, make_repository_copy, tiny_configfile_args) -> TinyRun:
     """The tiny config run end to end with ``--cores 1``, in its own copy, once per session."""
-    return _tiny_run(make_repository_copy, tiny_configfile_args, cores=1)
+    return _shared_tiny_run(tmp_path_factory, make_repository_copy, tiny_configfile_args, cores=1)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -185,17 +185,7 @@ def test_claim_nine_from_the_hc_start_compares_across_slices():
 
 
 # ----------------------------------------------------------------------------- tiny pipeline run
-@pytest.mark.pipeline
-@pytest.mark.parametrize("subset", [None, 400], ids=["all-spots", "subset-400"])
-def test_tiny_run_fits_every_method_from_the_hc_start(make_repository_copy, tiny_configfile_args, tmp_path, subset):
-    workdir = make_repository_copy(f"hc_start_{subset}")
-    override = tmp_path / "hc.yaml"
-    override.write_text(yaml.safe_dump({"dlpfc": {"hc": {"model": "VVV", "subset": subset}}}))
-    targets = ["results/tables/dlpfc.csv", "results/tables/dlpfc_summary.csv", "results/tables/mob.csv"]
-    run = run_snakemake(
-        workdir, *targets, "--workflow-profile", DEFAULT_PROFILE, "--cores", "2", *tiny_configfile_args, str(override)
-    )
-    run.assert_ok()
+def _assert_every_method_fits_from_the_hc_start(workdir, subset):
     config = yaml.safe_load((workdir / "tests" / "config" / "config.yaml").read_text())["dlpfc"]
     # With every spot the tree is deterministic: one fit per setting, seed index 0, no seed.
     # On a random subset of spots each seed draws its own subset: n_seeds fits per setting.
@@ -222,7 +212,27 @@ def test_tiny_run_fits_every_method_from_the_hc_start(make_repository_copy, tiny
             for _, pair in tied.groupby("seed_index"):
                 np.testing.assert_allclose(pair["mean_loglik"].iloc[0], pair["mean_loglik"].iloc[1], rtol=1e-4)
     summary = pd.read_csv(workdir / "results" / "tables" / "dlpfc_summary.csv")
-    assert (
-        set(summary["start"]) == {"kmeans++", "hc"}
-        and (summary.loc[summary["start"] == "hc", "n_seeds"] == hc_fits).all()
+    hc_rows = summary["start"] == "hc"
+    assert set(summary["start"]) == {"kmeans++", "hc"} and (summary.loc[hc_rows, "n_seeds"] == hc_fits).all()
+
+
+@pytest.mark.pipeline
+def test_tiny_run_fits_every_method_from_the_hc_start(tiny_run_cores2):
+    # The tiny config keeps the default's starts (kmeans++ and hc, the tree on every spot):
+    # the shared tiny run made these tables.
+    _assert_every_method_fits_from_the_hc_start(tiny_run_cores2.workdir, subset=None)
+
+
+@pytest.mark.pipeline
+def test_tiny_run_with_an_hc_subset_fits_each_seed_from_its_own_tree(
+    make_repository_copy, tiny_configfile_args, tmp_path
+):
+    workdir = make_repository_copy("hc_subset")
+    override = tmp_path / "hc.yaml"
+    override.write_text(yaml.safe_dump({"dlpfc": {"hc": {"model": "VVV", "subset": 400}}}))
+    targets = ["results/tables/dlpfc.csv", "results/tables/dlpfc_summary.csv", "results/tables/mob.csv"]
+    run = run_snakemake(
+        workdir, *targets, "--workflow-profile", DEFAULT_PROFILE, "--cores", "2", *tiny_configfile_args, str(override)
     )
+    run.assert_ok()
+    _assert_every_method_fits_from_the_hc_start(workdir, subset=400)

@@ -21,6 +21,9 @@ from repro_support import DEFAULT_PROFILE, TINY_CONFIG, declared_final_outputs, 
 pytestmark = pytest.mark.pipeline
 
 WALL_TIME_SUFFIX = "seconds"
+# The tests that run Snakemake in the shared tiny run's directory go to one pytest-xdist worker,
+# one after another, so that two Snakemake processes never work in that directory at once.
+IN_THE_TINY_RUNS_DIRECTORY = pytest.mark.xdist_group("tiny_run_cores2_workdir")
 
 
 def test_workflow_passes_lint(pristine_copy):
@@ -57,6 +60,7 @@ def test_tiny_run_creates_every_final_output_non_empty(tiny_run_cores2, final_ou
     assert not empty, f"created empty: {empty}"
 
 
+@IN_THE_TINY_RUNS_DIRECTORY
 def test_second_tiny_run_has_nothing_to_do(tiny_run_cores2, final_outputs):
     workdir = tiny_run_cores2.workdir
     before = {path: (workdir / path).stat().st_mtime_ns for path in final_outputs}
@@ -144,6 +148,7 @@ def _report_entries(html: str) -> dict:
     return json.loads(match.group(1))
 
 
+@IN_THE_TINY_RUNS_DIRECTORY
 def test_html_report_shows_every_figure_with_a_caption(tiny_run_cores2, final_outputs):
     report = tiny_run_cores2.workdir / "results" / "report.html"
     made = run_snakemake(tiny_run_cores2.workdir, "--report", str(report), *tiny_run_cores2.configfile_args)
