@@ -47,10 +47,13 @@ install: $(INSTALLED)  ## create .venv and install the package with the reproduc
 reproduce: $(INSTALLED)  ## run the full pipeline (CORES=N, MIRROR=dir), then the HTML report; resumes an interrupted run
 	PYTHONPATH="$(CURDIR)/src$${PYTHONPATH:+:$$PYTHONPATH}" $(BIN)/python -m sinkhorn_em_repro.locks $(MIRROR_CONFIG) $(SNAKEMAKE_ARGS)
 	$(SNAKEMAKE) --cores $(CORES) $(MIRROR_CONFIG) $(SNAKEMAKE_ARGS)
-	$(MAKE) --no-print-directory report
+	$(REPORT)
 
+# Run in the recipe, not as `$(MAKE) report`: a sub-make would not inherit `-o $(INSTALLED)`
+# (make keeps -o out of MAKEFLAGS) and could reinstall the venv from another tree.
+REPORT = $(BIN)/snakemake --report results/report.html $(MIRROR_CONFIG) $(SNAKEMAKE_ARGS)
 report: $(INSTALLED)  ## results/report.html from a finished run
-	$(BIN)/snakemake --report results/report.html $(MIRROR_CONFIG) $(SNAKEMAKE_ARGS)
+	$(REPORT)
 
 test: $(INSTALLED)  ## the whole test suite, pipeline runs included
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from repro_support import RUN_TIMEOUT_SECONDS, TINY_CONFIG, _subprocess_environment
+from repro_support import RUN_TIMEOUT_SECONDS, TINY_CONFIG, _subprocess_environment, copy_repository
 from test_pipeline import _table_without_wall_time
 
 pytestmark = pytest.mark.pipeline
@@ -142,3 +142,25 @@ def test_hard_kill_then_the_same_command_resumes(make_repository_copy, tiny_run_
     assert tables == sorted(p.relative_to(reference) for p in (reference / "tables").glob("*.csv"))
     for name in tables:
         assert _table_without_wall_time(results / name) == _table_without_wall_time(reference / name), name
+
+
+def test_the_reproduce_command_never_reinstalls_the_venv_under_test(tmp_path):
+    # The copy's pyproject.toml is newer than the venv's install stamp (as in every repository
+    # copy of a checkout whose venv was installed earlier): with `-o` the whole command, the
+    # report included, must use the venv as it is. A sub-make for the report once ignored
+    # `-o` and ran `pip install --editable` from the copy into the venv under test.
+    copy = copy_repository(tmp_path / "copy")
+    (copy / "pyproject.toml").touch()
+    venv = Path(sys.executable).parent.parent
+    dry_run = subprocess.run(
+        ["make", "-n", *_reproduce_command(None)[1:]],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_subprocess_environment(copy),
+    )
+    assert dry_run.returncode == 0, dry_run.stderr
+    assert "snakemake --report" in dry_run.stdout, dry_run.stdout
+    assert "pip install" not in dry_run.stdout, dry_run.stdout
+    assert str(venv) in dry_run.stdout
