@@ -243,11 +243,7 @@ class BalancedEStep:
             newton=self.newton,
             fallback=np.broadcast_to(log_weights, (count, K)),
         )
-        # The semi-dual <a, f - log a> + <b, g - log b> at the last iterate (rows exact).
-        f_last = problem.f0 + np.log(problem.u)
-        value = epsilon * (
-            (f_last - np.log(a)) @ a + np.einsum("sk,sk->s", weights, problem.g0 + problem.log_v - log_weights)
-        )
+        value = epsilon * _newton.semi_dual(problem, np.arange(count))
         self.log_g[active] = problem.g0 + solution.log_v
         self.hessians[active] = solution.hessian
         self.has_hessian[active] = solution.has_hessian

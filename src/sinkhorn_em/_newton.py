@@ -313,7 +313,7 @@ def _step(problem, idx, g, rebuild, tol, hessian, has_hessian, stale, evaluation
         # Far from the solution (a column mass off by more than a factor e) the quadratic model
         # is poor, and the Sinkhorn step, which fixes every column's relative error at once,
         # makes more progress per pass.
-        near = np.abs(np.log(col / b)).max(axis=1) <= NEWTON_REGION
+        near = ~_outside_newton_region(problem, idx)
         fresh = near & (stale[idx] | ~has_hessian[idx])
         stalled = _stalled(progress, idx, residual, ~near)
         fresh |= stalled
