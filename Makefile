@@ -39,10 +39,10 @@ $(BIN)/python:
 
 $(INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install --editable '.[reproduce,test,cluster]'
+	$(BIN)/python -m pip install --editable '.[reproduce,test,cluster,dask]'
 	touch $@
 
-install: $(INSTALLED)  ## create .venv and install the package with the reproduce, test and cluster extras
+install: $(INSTALLED)  ## create .venv and install the package with the reproduce, test, cluster and dask extras
 
 reproduce: $(INSTALLED)  ## run the full pipeline (CORES=N, MIRROR=dir), then the HTML report; resumes an interrupted run
 	PYTHONPATH="$(CURDIR)/src$${PYTHONPATH:+:$$PYTHONPATH}" $(BIN)/python -m sinkhorn_em_repro.locks $(MIRROR_CONFIG) $(SNAKEMAKE_ARGS)

@@ -256,6 +256,16 @@ class BalancedEStep:
         return EStepResult(stats, value, nll, solution.n_iter, solved, np.full(count, self.tol))
 
 
+def e_steps(design):
+    """The E-step constructors ``(row_normalised(workers), balanced(alpha, n_starts, **options))`` of ``design``.
+
+    The in-memory ones (:class:`RowNormalisedEStep`, :class:`BalancedEStep`) unless the
+    design brings its own (``design.e_steps``: the Dask backend, :mod:`._dask`); the loop
+    :func:`run` is the same for both.
+    """
+    return getattr(design, "e_steps", (RowNormalisedEStep, BalancedEStep))
+
+
 # ---------------------------------------------------------------------- the loop
 def run(design, alpha, means, covariances, options, *, out=print):
     """Fit every start ``(means[s], covariances[s])``; a list of :class:`Run`.
@@ -276,8 +286,10 @@ def _run(design, alpha, means, covariances, options, out, workers):
     schedule = opts.schedule
     weights = np.broadcast_to(alpha, (S, K)).copy()
 
+    row_normalised, balanced = e_steps(design)
+
     def balanced_step():
-        return BalancedEStep(
+        return balanced(
             alpha,
             S,
             tol=opts.sinkhorn_tol,
@@ -287,7 +299,7 @@ def _run(design, alpha, means, covariances, options, out, workers):
             workers=workers,
         )
 
-    e_step = balanced_step() if opts.method == "sinkhorn" else RowNormalisedEStep(workers)
+    e_step = balanced_step() if opts.method == "sinkhorn" else row_normalised(workers)
     # em/oem with track_eot_loss: the EOT loss of every iterate, by a balanced solve that
     # does not feed the fit.
     eot_tracker = balanced_step() if opts.method != "sinkhorn" and opts.track_eot_loss else None

@@ -34,7 +34,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _fit
+from . import _dask, _fit
 from ._balanced import sample_blocks
 from ._covariance import get_covariance
 from ._design import make_design
@@ -69,6 +69,9 @@ DEFAULT_SINKHORN_TOL = 1e-10
 #: and :meth:`~EOTGaussianMixture.transport_plan`, whatever the fit's own settings.
 INFERENCE_SINKHORN_TOL = 1e-12
 INFERENCE_SINKHORN_MAX_ITER = 10_000
+#: Rows gathered on the client for the default initialisation of a fit to a dask array
+#: (k-means++ on a uniform random sample of this many rows; the data stay on the workers).
+DASK_INIT_SAMPLE = 100_000
 # A rise of the objective beyond this (relative) is more than rounding: the fit warns.
 _RISE_RTOL = 1e-10
 
@@ -393,6 +396,8 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         """
         alpha, schedule = self._check_hyperparameters()
         continuing = self.warm_start and hasattr(self, "means_")
+        if _dask.is_dask_array(X):
+            return self._fit_predict_dask(X, alpha, schedule, continuing)
         X = self._validated_data(X, reset=not continuing)
         design = make_design(X, self.covariance_type)
         if continuing:
@@ -407,6 +412,61 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
                 # mclust's EM starts from the M-step of the hc partition: proportions n_k / n.
                 alpha = np.stack([proportions for _, _, proportions in starts])
             starts = [(means, covariances) for means, covariances, _ in starts]
+        runs = _fit.run_starts(design, alpha, starts, self._options(schedule))
+        best = runs[0]
+        for run in runs[1:]:
+            if run.objective < best.objective:
+                best = run
+        self._set_fitted(best)
+        return self.predict(X)
+
+    def _fit_predict_dask(self, X, alpha, schedule, continuing):
+        """:meth:`fit_predict` on a row-chunked dask array: the passes are map-reduces over its chunks.
+
+        The data stay on the workers (those of the current ``distributed`` client, else dask's
+        default scheduler): each chunk's design is built and persisted where it is computed,
+        and only parameters and ``K``-, ``K x p``- and ``K x K``-sized sums travel
+        (:mod:`._dask`). ``means_init``/``covariances_init`` work as in memory. The default
+        initialisation (any ``init``) runs k-means++ on a uniform random sample of at most
+        ``DASK_INIT_SAMPLE`` rows, the only rows gathered on the client, then the covariances
+        around those means by one map-reduce pass. Returns the labels as a dask array.
+        """
+        _dask.check_dask_array(X, self.n_features_in_ if continuing else None)
+        if X.shape[0] < self.n_components:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components={self.n_components}, "
+                f"n_samples={X.shape[0]}; reduce n_components or provide more data."
+            )
+        if not continuing:
+            self.n_features_in_ = int(X.shape[1])
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        design = _dask.DaskDesign(X, self.covariance_type)
+        K, d = self.n_components, design.d
+        if continuing:
+            if self.method == "oem":
+                alpha = self.weights_
+            starts = [(self.means_.copy(), self.covariances_.copy())]
+        else:
+            rng = check_random_state(self.random_state)
+            starts = []
+            for _ in range(self.n_init):
+                if self.means_init is not None:
+                    means = check_means(self.means_init, K, d).copy()
+                else:
+                    from sklearn.cluster import kmeans_plusplus
+
+                    sample = _dask.sample_rows(X, DASK_INIT_SAMPLE, rng)
+                    means, _ = kmeans_plusplus(sample, K, random_state=rng)
+                if self.covariances_init is not None:
+                    covariances = self._checked_covariances_init(d)
+                else:
+                    covariances = _dask.covariances_around(design, means, self.reg_covar)
+                if self.weights_pairing == "size" and not np.all(alpha == alpha[0]):
+                    order = _order_by_size(_dask.cell_sizes(design, means), alpha)
+                    means = means[order]
+                    covariances = get_covariance(self.covariance_type).reorder(covariances, order)
+                starts.append((means, covariances))
         runs = _fit.run_starts(design, alpha, starts, self._options(schedule))
         best = runs[0]
         for run in runs[1:]:
@@ -540,32 +600,105 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             prec_chol=self.precisions_cholesky_,
         )
 
+    def _dask_rows(self, X, function, n_columns):
+        """``function(cost_block)`` on every row chunk of a dask array ``X``: a dask array."""
+        check_is_fitted(self)
+        _dask.check_dask_array(X, self.n_features_in_, min_samples=1)
+        means, covariances = self.means_, self.covariances_
+        covariance_type, prec_chol = self.covariance_type, self.precisions_cholesky_
+
+        def block(chunk):
+            cost = gaussian_cost(
+                np.asarray(chunk, dtype=np.float64), means, covariances, covariance_type, prec_chol=prec_chol
+            )
+            return function(cost)
+
+        return _dask.map_rows(X, block, n_columns)
+
     def score_samples(self, X):
-        """Log-density ``log sum_k w_k N(x; mu_k, Sigma_k)`` of each sample."""
+        """Log-density ``log sum_k w_k N(x; mu_k, Sigma_k)`` of each sample (a dask array for a dask ``X``)."""
+        check_is_fitted(self)
+        log_weights = np.log(self.weights_)[None, :]
+        if _dask.is_dask_array(X):
+            return self._dask_rows(X, lambda cost: logsumexp(log_weights - cost, axis=1), None)
         cost = self._cost(X)
-        return logsumexp(np.log(self.weights_)[None, :] - cost, axis=1)
+        return logsumexp(log_weights - cost, axis=1)
 
     def score(self, X, y=None):
-        """Mean log-likelihood of ``X`` under the fitted mixture."""
-        return float(self.score_samples(X).mean())
+        """Mean log-likelihood of ``X`` under the fitted mixture (a float, for a dask ``X`` too)."""
+        scores = self.score_samples(X)
+        return float(scores.mean().compute() if _dask.is_dask_array(X) else scores.mean())
 
     def predict_proba(self, X):
-        """Posterior probabilities ``P(component k | x_i)`` under ``weights_`` (rows sum to 1)."""
-        cost = self._cost(X)
-        log_joint = np.log(self.weights_)[None, :] - cost
-        return np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+        """Posterior probabilities ``P(component k | x_i)`` under ``weights_`` (rows sum to 1).
+
+        A dask array for a dask ``X`` (computed chunk by chunk where the chunks are).
+        """
+        check_is_fitted(self)
+        log_weights = np.log(self.weights_)[None, :]
+
+        def proba(cost):
+            log_joint = log_weights - cost
+            return np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+
+        if _dask.is_dask_array(X):
+            return self._dask_rows(X, proba, self.n_components)
+        return proba(self._cost(X))
 
     def predict(self, X):
-        """Most probable component of each sample."""
+        """Most probable component of each sample (a dask array for a dask ``X``)."""
         return self.predict_proba(X).argmax(axis=1)
 
+    def _dask_potential(self, X):
+        """Column potential and EOT loss of the balanced problem of a dask ``X`` at the fitted parameters."""
+        check_is_fitted(self)
+        _dask.check_dask_array(X, self.n_features_in_)
+        design = _dask.DaskDesign(X, self.covariance_type)
+        g, ratio, value, solved = _dask.balanced_potential(
+            design,
+            self.means_,
+            self.covariances_,
+            self.weights_,
+            float(self.epsilon),
+            INFERENCE_SINKHORN_TOL,
+            INFERENCE_SINKHORN_MAX_ITER,
+        )
+        if not solved:
+            warnings.warn(
+                f"The balanced solve stopped at {INFERENCE_SINKHORN_MAX_ITER} iterations before reaching "
+                f"{INFERENCE_SINKHORN_TOL:g}; increase epsilon.",
+                SinkhornConvergenceWarning,
+                stacklevel=3,
+            )
+        return g, ratio, value, design.n
+
     def transport_plan(self, X):
-        """Balanced plan (rows 1/n, columns ``weights_``) between ``X`` and the components."""
+        """Balanced plan (rows 1/n, columns ``weights_``) between ``X`` and the components.
+
+        For a dask ``X``: a dask array, ``P_ik = (1/n) q_ik alpha_k / c_k`` with ``q_ik``
+        proportional to ``alpha_k e^{g_k - C_ik / eps}`` (rows summing to 1) at the column
+        potential ``g`` of a balanced solve at the fitted parameters (:mod:`._dask`, to
+        ``INFERENCE_SINKHORN_TOL``), ``c`` its column masses: the last column step makes
+        the columns exact, as in memory.
+        """
+        if _dask.is_dask_array(X):
+            g, ratio, _, n = self._dask_potential(X)
+            log_weights = np.log(self.weights_)[None, :] + g[None, :]
+            eps = float(self.epsilon)
+
+            def plan(cost):
+                logits = log_weights - cost / eps
+                logits -= logsumexp(logits, axis=1, keepdims=True)
+                return np.exp(logits) * (ratio / n)[None, :]
+
+            return self._dask_rows(X, plan, self.n_components)
         _, result = self._balanced(self._cost(X), self.weights_, float(self.epsilon))
         return result.plan
 
     def eot_loss(self, X):
-        """EOT loss of ``X`` at the fitted parameters (entropic weight ``epsilon``)."""
+        """EOT loss of ``X`` at the fitted parameters (entropic weight ``epsilon``); a float."""
+        if _dask.is_dask_array(X):
+            return self._dask_potential(X)[2]
         value, _ = self._balanced(self._cost(X), self.weights_, float(self.epsilon))
         return value
 
@@ -608,6 +741,13 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         ]
         labels = np.repeat(np.arange(self.n_components), counts)
         return np.vstack(parts), labels
+
+
+def _order_by_size(sizes, weights):
+    """The order of :func:`pairing_by_size` from the cell sizes."""
+    order = np.empty(weights.size, dtype=int)
+    order[np.argsort(-weights, kind="stable")] = np.argsort(-np.asarray(sizes), kind="stable")
+    return order
 
 
 def pairing_by_size(X, means, weights):

@@ -1,0 +1,484 @@
+"""The Dask backend: a fit whose passes are map-reduces over the row chunks of a ``dask.array``.
+
+Every pass of a fit is a sum over samples (:mod:`._fit`), so over row chunks it is one map
+(a chunk's partial sums, computed where the chunk lives) and one reduce (the partial sums
+added on the client **in chunk order**, so the result does not depend on which worker
+finished first). :class:`DaskDesign` holds one :mod:`._design` design per chunk, built and
+persisted on the workers from the chunks (``X - centre`` with the global mean as
+``centre``, a dask reduction); only parameters (``K x p`` cost coefficients, the ``K``
+column potential) travel to the workers and only ``K``-sized sums, ``K x p`` moment
+statistics and ``K x K`` Hessians come back. The parameter-only methods (``coefficients``,
+``parameters``) are those of a local two-row template design with the same centre, so the
+estimates are computed by the same code as in memory.
+
+The E-steps have the interface of :class:`._fit.RowNormalisedEStep` and
+:class:`._fit.BalancedEStep` (``solve(design, coefficients, weights, epsilon, active, *,
+statistics)``) and :func:`._fit.run` takes them from the design (``design.e_steps``): the fit
+loop is the in-memory one. The balanced E-step maximises the semi-dual
+
+.. math:: D(g) = \\sum_k \\alpha_k g_k - \\frac1n\\sum_i \\log\\sum_k \\alpha_k e^{g_k - C_{ik}/\\varepsilon}
+
+(rows exact: :math:`P_{ik} = \\frac1n \\alpha_k e^{g_k - C_{ik}/\\varepsilon} / \\sum_l \\alpha_l
+e^{g_l - C_{il}/\\varepsilon}`) by Newton steps with the exact gradient
+:math:`\\alpha - P^\\top 1` and the (negated) Hessian :math:`H = \\mathrm{diag}(P^\\top 1) - n
+\\sum_i P_i P_i^\\top`, positive semi-definite with the constants as null space (solved as
+:math:`H + \\alpha\\alpha^\\top`, whose solution has :math:`\\alpha^\\top\\delta = 0`), an Armijo
+line search, and Sinkhorn's column step when the line search fails; it stops when the
+column marginal's L1 error is at most ``tol``, then takes the last column step and the
+statistics pass as :class:`._fit.BalancedEStep` does (objective: ``epsilon * D(g)``).
+
+Persisted chunk designs are Dask data: a worker that dies loses its chunks, and Dask
+recomputes them from the task graph of ``X`` (its retries); the fit's arithmetic is the same.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _fit
+from ._balanced import sample_blocks
+from ._design import make_design
+from ._numerics import LOG_FLOOR
+
+__all__ = ["DaskDesign", "is_dask_array"]
+
+_INSTALL_HINT = "install the Dask extra: pip install 'sinkhorn-em[dask]'"
+# Newton's step on the column potential is not trusted beyond this change (in nats).
+_MAX_STEP = 20.0
+_MAX_BACKTRACKS = 12
+# Newton steps once every column mass is within this log-ratio of its target; Sinkhorn's
+# column steps before (as :mod:`._newton`).
+_NEWTON_REGION = 1.0
+_ARMIJO = 1e-4
+# Below this predicted increase of D, rounding hides Armijo's test: a step is accepted
+# when it shrinks the column residual.
+_ROUNDING_LEVEL = 1e-13
+
+
+def is_dask_array(X) -> bool:
+    """Whether ``X`` is a ``dask.array.Array``, without importing dask when it is not loaded."""
+    module = type(X).__module__ or ""
+    return module.split(".")[0] == "dask" and hasattr(X, "chunks") and hasattr(X, "to_delayed")
+
+
+def import_dask():
+    """``(dask, dask.array)``, or an ImportError naming the extra."""
+    try:
+        import dask
+        import dask.array as da
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(f"Fitting a dask array needs dask[array] and distributed; {_INSTALL_HINT}.") from error
+    return dask, da
+
+
+def check_dask_array(X, n_features=None, min_samples=2):
+    """Check the shape, chunking and dtype of a dask array ``X`` (values are checked per chunk)."""
+    if X.ndim != 2:
+        raise ValueError(f"Expected a 2-D dask array (n_samples, n_features), got {X.ndim} dimensions.")
+    if len(X.chunks[1]) != 1:
+        raise ValueError(
+            f"The dask array is chunked along its columns ({len(X.chunks[1])} column chunks); each chunk must "
+            "hold whole rows: rechunk with X.rechunk({1: -1})."
+        )
+    if not np.issubdtype(X.dtype, np.number):
+        raise ValueError(f"Expected a numeric dask array, got dtype {X.dtype}.")
+    n, d = X.shape
+    if np.isnan(n):
+        raise ValueError("The dask array's chunk sizes are unknown; call X.compute_chunk_sizes() first.")
+    if n < min_samples:
+        raise ValueError(f"Expected n_samples >= {min_samples}, got {n}.")
+    if n_features is not None and d != n_features:
+        raise ValueError(f"X has {d} features, but the estimator was fitted with {n_features} features.")
+
+
+def _chunk_design(chunk, covariance_type, shift, index, first_row):
+    """A chunk's design (run on a worker); non-finite values are an error naming the chunk."""
+    chunk = np.asarray(chunk, dtype=float)
+    if not np.all(np.isfinite(chunk)):
+        row = first_row + int(np.flatnonzero(~np.isfinite(chunk).all(axis=1))[0])
+        raise ValueError(
+            f"X holds NaN or infinity in chunk {index} (first at row {row}); remove or impute those rows "
+            "(e.g. X[da.isfinite(X).all(axis=1)])."
+        )
+    return make_design(chunk, covariance_type, shift=shift)
+
+
+class DaskDesign:
+    """The design of a row-chunked dask array ``X`` for ``covariance_type`` (see the module docstring).
+
+    The chunk designs are persisted where the scheduler runs them (the workers of the
+    current ``distributed`` client, else dask's default scheduler in this process); nothing
+    of size ``n`` reaches the client.
+    """
+
+    def __init__(self, X, covariance_type, shift=None):
+        dask, _ = import_dask()
+        check_dask_array(X)
+        self._dask = dask
+        self.n, self.d = (int(v) for v in X.shape)
+        X = X.astype(float)
+        self.shift = X.mean(axis=0).compute() if shift is None else np.asarray(shift, dtype=float)
+        self.template = make_design(np.tile(self.shift, (2, 1)), covariance_type, shift=self.shift)
+        self.covariance = self.template.covariance
+        self.covariance_type = self.template.covariance_type
+        self.n_features = self.template.n_features
+        self.chunk_rows = [int(c) for c in X.chunks[0]]
+        starts = np.concatenate([[0], np.cumsum(self.chunk_rows)[:-1]])
+        make = dask.delayed(_chunk_design, pure=True)
+        delayed = [
+            make(chunk, covariance_type, self.shift, index, int(first))
+            for index, (chunk, first) in enumerate(zip(X.to_delayed().ravel(), starts))
+        ]
+        self.chunks = list(dask.persist(*delayed))
+
+    # the parameter-only interface of a design (used by _fit)
+    def coefficients(self, means, covariances):
+        return self.template.coefficients(means, covariances)
+
+    def coefficients_from_precision_cholesky(self, means, prec_chol):
+        return self.template.coefficients_from_precision_cholesky(means, prec_chol)
+
+    def log_kernel_coefficients(self, coefficients, offsets, scale):
+        return self.template.log_kernel_coefficients(coefficients, offsets, scale)
+
+    def parameters(self, stats, reg_covar, masses=None):
+        return self.template.parameters(stats, reg_covar, masses=masses)
+
+    @property
+    def e_steps(self):
+        """The E-step constructors :func:`._fit.run` uses for this design (row-normalised, balanced)."""
+        return (lambda workers: DaskRowNormalisedEStep()), (
+            lambda alpha, n_starts, *, tol, max_iter, newton, working_memory, workers: DaskBalancedEStep(
+                alpha, n_starts, tol=tol, max_iter=max_iter, newton=newton
+            )
+        )
+
+    def map_reduce(self, function, *args):
+        """``function(chunk_design, *args)`` on every chunk, the results added in chunk order.
+
+        ``function`` returns a tuple of arrays (or None entries); the sum of each entry over
+        the chunks is returned, added chunk after chunk on the client.
+        """
+        dask = self._dask
+        task = dask.delayed(function, pure=True)
+        args = [dask.delayed(arg) if isinstance(arg, np.ndarray) and arg.size > 64 else arg for arg in args]
+        parts = dask.compute(*[task(chunk, *args) for chunk in self.chunks])
+        total = list(parts[0])
+        for part in parts[1:]:
+            for j, value in enumerate(part):
+                if value is not None:
+                    total[j] = total[j] + value
+        return tuple(total)
+
+
+# ---------------------------------------------------------------------- chunk passes (on the workers)
+def _em_chunk(design, log_joint, log_joint_1, statistics):
+    S, K = _shape(log_joint)
+    total, nll_total, stats = np.zeros(S), None if log_joint_1 is None else np.zeros(S), None
+    for cols in sample_blocks(design.n, S * K):
+        if log_joint_1 is not None:
+            nll_total += _fit._log_sum_exp_rows(design.log_kernel(log_joint_1, cols)).sum(axis=1)
+        block = design.log_kernel(log_joint, cols)
+        top = block.max(axis=1)
+        block -= top[:, None, :]
+        np.maximum(block, LOG_FLOOR, out=block)
+        np.exp(block, out=block)
+        row_sum = block.sum(axis=1)
+        total += top.sum(axis=1) + np.log(row_sum).sum(axis=1)
+        if statistics:
+            part = design.scaled_statistics(block, 1.0 / row_sum, None, cols)
+            stats = part if stats is None else stats + part
+    return total, nll_total, stats
+
+
+def _nll_chunk(design, log_joint):
+    S, K = _shape(log_joint)
+    total = np.zeros(S)
+    for cols in sample_blocks(design.n, S * K):
+        total += _fit._log_sum_exp_rows(design.log_kernel(log_joint, cols)).sum(axis=1)
+    return (total,)
+
+
+def _shape(prepared):
+    """``(S, K)`` of prepared log-kernel coefficients (an array for moment designs, a tuple otherwise)."""
+    if isinstance(prepared, np.ndarray):
+        return prepared.shape[:2]
+    return prepared[0][2].shape
+
+
+def _row_normalised(design, log_joint, cols):
+    """``(Q, log Z)``: rows of ``exp(log_joint)`` normalised to 1 and their log sums, ``(S, K, B)``, ``(S, B)``."""
+    block = design.log_kernel(log_joint, cols)
+    top = block.max(axis=1)
+    block -= top[:, None, :]
+    np.maximum(block, LOG_FLOOR, out=block)
+    np.exp(block, out=block)
+    row_sum = block.sum(axis=1)
+    block /= row_sum[:, None, :]
+    return block, top + np.log(row_sum)
+
+
+def _balanced_chunk(design, log_joint, hessian):
+    """Partial sums of a semi-dual evaluation: ``sum_i log Z_i``, ``sum_i Q_i`` and ``sum_i Q_i Q_i^T``."""
+    S, K = _shape(log_joint)
+    log_z, col = np.zeros(S), np.zeros((S, K))
+    gram = np.zeros((S, K, K)) if hessian else None
+    for cols in sample_blocks(design.n, S * K):
+        q, lz = _row_normalised(design, log_joint, cols)
+        log_z += lz.sum(axis=1)
+        col += q.sum(axis=2)
+        if hessian:
+            gram += np.matmul(q, np.swapaxes(q, 1, 2))
+    return log_z, col, gram
+
+
+def _finish_chunk(design, log_joint, ratio, log_joint_1, statistics):
+    """The last pass: rows of ``P = Q diag(ratio) / n``, their L1 error, the plan's statistics, the NLL sums."""
+    S, K = _shape(log_joint)
+    row_error, stats = np.zeros(S), None
+    nll_total = None if log_joint_1 is None else np.zeros(S)
+    for cols in sample_blocks(design.n, S * K):
+        q, _ = _row_normalised(design, log_joint, cols)
+        rows = np.einsum("skb,sk->sb", q, ratio)  # n * (row sums of P)
+        row_error += np.abs(rows - 1.0).sum(axis=1)
+        if statistics:
+            part = design.scaled_statistics(q, np.ones((S, q.shape[2])), ratio, cols)
+            stats = part if stats is None else stats + part
+        if log_joint_1 is not None:
+            nll_total += _fit._log_sum_exp_rows(design.log_kernel(log_joint_1, cols)).sum(axis=1)
+    return row_error, stats, nll_total
+
+
+def _scaled_stats(stats, n):
+    return None if stats is None else stats / n
+
+
+# ---------------------------------------------------------------------- E-steps (on the client)
+class DaskRowNormalisedEStep:
+    """:class:`._fit.RowNormalisedEStep` over the chunks of a :class:`DaskDesign` (one map-reduce)."""
+
+    balanced = False
+
+    def solve(self, design, coefficients, weights, epsilon, active, *, statistics):
+        log_weights = np.log(weights)
+        log_joint = design.log_kernel_coefficients(coefficients, log_weights, 1.0 / epsilon)
+        log_joint_1 = None if epsilon == 1.0 else design.log_kernel_coefficients(coefficients, log_weights, 1.0)
+        total, nll_total, stats = design.map_reduce(_em_chunk, log_joint, log_joint_1, bool(statistics))
+        objective = -epsilon * total / design.n
+        nll = objective.copy() if nll_total is None else -nll_total / design.n
+        count = active.size
+        return _fit.EStepResult(
+            stats, objective, nll, np.zeros(count, dtype=int), np.ones(count, dtype=bool), np.full(count, np.nan)
+        )
+
+
+class DaskBalancedEStep:
+    """:class:`._fit.BalancedEStep` over the chunks of a :class:`DaskDesign` (see the module docstring).
+
+    ``newton=False`` takes Sinkhorn column steps only. The column potential ``g`` of each
+    start warm-starts its next E-step.
+    """
+
+    balanced = True
+
+    def __init__(self, alpha, n_starts, *, tol, max_iter, newton=True):
+        self.tol, self.max_iter, self.newton = float(tol), int(max_iter), bool(newton)
+        self.g = np.zeros((n_starts, np.asarray(alpha).size))
+
+    def _evaluate(self, design, coefficients, log_weights, g, epsilon, hessian):
+        """``(D, col, H)`` at ``g``: the semi-dual, the column masses and the Newton matrix (or None)."""
+        n = design.n
+        log_joint = design.log_kernel_coefficients(coefficients, log_weights + g, 1.0 / epsilon)
+        log_z, col, gram = design.map_reduce(_balanced_chunk, log_joint, bool(hessian))
+        alpha = np.exp(log_weights)
+        value = np.einsum("sk,sk->s", alpha, g) - log_z / n
+        col = col / n
+        H = None
+        if hessian:
+            H = -gram / n
+            H[:, np.arange(col.shape[1]), np.arange(col.shape[1])] += col
+        return value, col, H
+
+    def potential(self, design, coefficients, weights, epsilon, active):
+        """Solve to ``tol``: ``(g, D, col, n_iter, solved)`` for the starts ``active``."""
+        log_weights = np.log(weights)
+        alpha = weights
+        g = self.g[active].copy()
+        newton = self.newton
+        value, col, H = self._evaluate(design, coefficients, log_weights, g, epsilon, newton)
+        # A warm start far worse than the plain start (g = 0: the EM E-step) after a large
+        # move of the parameters: where it is outside the Newton region, keep the start with
+        # the larger semi-dual (it is concave: the one closer to the solution in value).
+        far = _outside_newton_region(col, alpha) & np.any(g != 0.0, axis=1)
+        if far.any():
+            plain = np.where(far[:, None], 0.0, g)
+            plain_value, plain_col, plain_H = self._evaluate(design, coefficients, log_weights, plain, epsilon, newton)
+            better = far & (plain_value > value)
+            g, value, col, H = _take((g, value, col, H), (plain, plain_value, plain_col, plain_H), better)
+        n_iter = np.zeros(active.size, dtype=int)
+        for _ in range(self.max_iter):
+            error = np.abs(col - alpha).sum(axis=1)
+            going = error > self.tol
+            if not going.any():
+                break
+            n_iter[going] += 1
+            residual = alpha - col
+            step = np.zeros_like(g)
+            sinkhorn = _outside_newton_region(col, alpha) | (not newton)
+            for s in np.flatnonzero(going):
+                if not sinkhorn[s]:
+                    matrix = H[s] + np.outer(alpha[s], alpha[s])
+                    try:
+                        step[s] = np.linalg.solve(matrix, residual[s])
+                    except np.linalg.LinAlgError:
+                        step[s] = np.log(alpha[s] / col[s])
+                    longest = np.abs(step[s]).max()
+                    if longest > _MAX_STEP:
+                        step[s] *= _MAX_STEP / longest
+                else:
+                    step[s] = np.log(alpha[s] / col[s])
+            sinkhorn &= going
+            predicted = np.einsum("sk,sk->s", residual, step)
+            t = np.where(going & ~sinkhorn, 1.0, 0.0)
+            trial = (g, value, col, H)
+            # Sinkhorn's column step never lowers D: no line search.
+            accepted = ~going | sinkhorn
+            if sinkhorn.any():
+                trial_value, trial_col, trial_H = self._evaluate(
+                    design, coefficients, log_weights, np.where(sinkhorn[:, None], g + step, g), epsilon, newton
+                )
+                trial = _take(trial, (g + step, trial_value, trial_col, trial_H), sinkhorn)
+            if accepted.all():
+                g, value, col, H = trial
+                continue
+            for _ in range(_MAX_BACKTRACKS):
+                trial_g = g + t[:, None] * step
+                trial_value, trial_col, trial_H = self._evaluate(
+                    design, coefficients, log_weights, trial_g, epsilon, newton
+                )
+                gain = trial_value - value
+                shrinks = np.abs(trial_col - alpha).sum(axis=1) < error
+                good = (gain >= _ARMIJO * t * predicted) | ((np.abs(t * predicted) < _ROUNDING_LEVEL) & shrinks)
+                good &= ~accepted
+                trial = _take(trial, (trial_g, trial_value, trial_col, trial_H), good)
+                accepted |= good
+                if accepted.all():
+                    break
+                t = np.where(accepted, 0.0, t * 0.5)
+            else:
+                # The line search failed: Sinkhorn's column step, which never lowers D.
+                failed = ~accepted
+                sinkhorn_g = g.copy()
+                sinkhorn_g[failed] += np.log(alpha[failed] / col[failed])
+                step_value, step_col, step_H = self._evaluate(
+                    design, coefficients, log_weights, sinkhorn_g, epsilon, newton
+                )
+                trial = _take(trial, (sinkhorn_g, step_value, step_col, step_H), failed)
+            g, value, col, H = trial
+        solved = np.abs(col - alpha).sum(axis=1) <= self.tol
+        return g, value, col, n_iter, solved
+
+    def solve(self, design, coefficients, weights, epsilon, active, *, statistics):
+        n = design.n
+        log_weights = np.log(weights)
+        g, value, col, n_iter, _ = self.potential(design, coefficients, weights, epsilon, active)
+        ratio = weights / col  # the last column step: columns exact
+        self.g[active] = g + np.log(ratio)
+        log_joint = design.log_kernel_coefficients(coefficients, log_weights + g, 1.0 / epsilon)
+        log_joint_1 = design.log_kernel_coefficients(coefficients, log_weights, 1.0)
+        row_error, stats, nll_total = design.map_reduce(_finish_chunk, log_joint, ratio, log_joint_1, bool(statistics))
+        solved = row_error / n <= self.tol
+        return _fit.EStepResult(
+            _scaled_stats(stats, n), epsilon * value, -nll_total / n, n_iter, solved, np.full(active.size, self.tol)
+        )
+
+
+def _outside_newton_region(col, alpha):
+    """Starts whose column masses are not all within ``_NEWTON_REGION`` (log-ratio) of ``alpha``."""
+    with np.errstate(divide="ignore"):
+        return ~(np.abs(np.log(col / alpha)).max(axis=1) <= _NEWTON_REGION)
+
+
+def _take(current, new, mask):
+    """``current`` with the starts ``mask`` replaced by ``new`` (tuples of per-start arrays)."""
+    out = []
+    for old, fresh in zip(current, new):
+        if old is None:
+            out.append(None)
+            continue
+        value = old.copy()
+        value[mask] = fresh[mask]
+        out.append(value)
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------- initialisation and inference
+def _nearest_chunk(design, means_c, K, statistics):
+    """Counts of the points nearest to each (centred) mean and, optionally, their hard statistics."""
+    counts, stats, pooled = np.zeros(K), None, None
+    squared = np.einsum("kd,kd->k", means_c, means_c)
+    for cols in sample_blocks(design.n, K):
+        X = centred_rows(design, cols)
+        labels = (squared[None, :] - 2.0 * X @ means_c.T).argmin(axis=1)
+        counts += np.bincount(labels, minlength=K)
+        if statistics:
+            hard = np.zeros((1, K, X.shape[0]))
+            hard[0, labels, np.arange(X.shape[0])] = 1.0
+            part = design.statistics(hard, cols)
+            ones = design.statistics(np.ones((1, 1, X.shape[0])), cols)
+            stats = part if stats is None else stats + part
+            pooled = ones if pooled is None else pooled + ones
+    return counts, stats, pooled
+
+
+def centred_rows(design, cols):
+    """The rows ``cols`` of a chunk design's centred data, ``(B, d)``."""
+    if hasattr(design, "features"):
+        return design.features[design.n_second : design.n_second + design.d, cols].T
+    return design.X[cols]
+
+
+def covariances_around(design, means, reg_covar):
+    """:func:`._fit.covariances_around` as one map-reduce over the chunks."""
+    K = means.shape[0]
+    counts, stats, pooled = design.map_reduce(_nearest_chunk, means - design.shift, K, True)
+    covariances = design.parameters(stats, reg_covar)[2][0]
+    sparse = counts < 2
+    if np.any(sparse) and design.covariance.per_component:
+        covariances[sparse] = design.parameters(pooled, reg_covar)[2][0, 0]
+    return covariances
+
+
+def cell_sizes(design, means):
+    """Number of points nearest to each mean (Euclidean), one map-reduce."""
+    return design.map_reduce(_nearest_chunk, means - design.shift, means.shape[0], False)[0]
+
+
+def sample_rows(X, size, rng):
+    """A uniform random sample of at most ``size`` rows of ``X``, gathered (the only rows that reach the client)."""
+    n = X.shape[0]
+    if n <= size:
+        rows = np.arange(n)
+    else:
+        rows = np.sort(rng.choice(n, size=size, replace=False))
+    return np.asarray(X[rows].compute(), dtype=float)
+
+
+def map_rows(X, function, n_columns, dtype=float):
+    """``function`` on every row chunk of ``X`` (a dask array), giving ``(n, n_columns)`` or ``(n,)`` chunks."""
+    if n_columns is None:
+        return X.map_blocks(function, drop_axis=1, dtype=dtype)
+    return X.map_blocks(function, chunks=(X.chunks[0], (n_columns,)), dtype=dtype)
+
+
+def balanced_potential(design, means, covariances, weights, epsilon, tol, max_iter):
+    """The balanced problem at fixed parameters, solved to ``tol``: ``(g, ratio, value, solved)``.
+
+    ``g`` is the column potential with rows exact, ``ratio = alpha / (P^T 1)`` its last
+    column step (the plan ``P diag(ratio)`` has exact columns), ``value = epsilon * D(g)``
+    the EOT loss (to ``O(tol^2)``).
+    """
+    step = DaskBalancedEStep(weights, 1, tol=tol, max_iter=max_iter)
+    coefficients = design.coefficients(means[None], covariances[None])
+    g, value, col, _, solved = step.potential(design, coefficients, weights[None], float(epsilon), np.arange(1))
+    return g[0], weights / col[0], float(epsilon * value[0]), bool(solved[0])
