@@ -215,6 +215,19 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         while the fit's threads run (process-wide, through threadpoolctl). It pays once a
         pass has several blocks of ~1 MiB (``n K`` above ~10^5); the Newton steps on the
         ``K x K`` systems and the other per-iteration work outside the passes stay serial.
+        Not used for a dask ``X`` (the scheduler's workers run the passes).
+
+    Notes
+    -----
+    ``fit`` also takes a row-chunked ``dask.array`` (extra ``sinkhorn-em[dask]``): every
+    pass is then a map-reduce over its chunks on the current ``distributed`` client (else
+    dask's default scheduler), the data never gathered, and the fitted parameters equal the
+    in-memory fit's to rounding. ``means_init``/``covariances_init`` work as in memory;
+    without them every ``init`` is k-means++ on a uniform random sample of at most
+    ``DASK_INIT_SAMPLE`` (100,000) rows, the only rows that reach the client, then the
+    covariances around those means by one pass. ``predict``, ``predict_proba``,
+    ``score_samples`` and ``transport_plan`` return dask arrays; ``score``, ``eot_loss``,
+    ``bic`` and ``aic`` floats.
 
     Attributes
     ----------
@@ -712,12 +725,12 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
 
         Known weights (``em``, ``sinkhorn``) are not counted as free parameters.
         """
-        X = np.asarray(X)
+        X = X if _dask.is_dask_array(X) else np.asarray(X)
         return -2.0 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
 
     def aic(self, X):
         """Akaike information criterion ``-2 log L + 2 p`` (parameters counted as in :meth:`bic`)."""
-        X = np.asarray(X)
+        X = X if _dask.is_dask_array(X) else np.asarray(X)
         return -2.0 * self.score(X) * X.shape[0] + 2.0 * self._n_parameters()
 
     def sample(self, n_samples=1):
@@ -806,6 +819,11 @@ def fit_many(estimator, X, means_init, covariances_init=None):
     list of EOTGaussianMixture
         Fitted clones of ``estimator`` in the order of the starts.
     """
+    if _dask.is_dask_array(X):
+        raise TypeError(
+            "fit_many takes an in-memory array; for a dask array, fit one estimator per start "
+            "(EOTGaussianMixture(means_init=...).fit(X)), each pass a map-reduce over its chunks."
+        )
     means_init = np.asarray(means_init, dtype=float)
     if means_init.ndim != 3:
         raise ValueError(f"means_init must have shape (n_starts, n_components, n_features), got {means_init.shape}.")
