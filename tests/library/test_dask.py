@@ -255,3 +255,15 @@ def test_missing_dask_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask", None)
     with pytest.raises(ImportError, match=r"pip install 'sinkhorn-em\[dask\]'"):
         dask_backend.import_dask()
+
+
+def test_unsolved_estep_keeps_converged_honest(client):
+    """E-steps cut at sinkhorn_max_iter are not solved: the fit warns and converged_ is False, as in memory."""
+    from sinkhorn_em.sinkhorn import SinkhornConvergenceWarning
+
+    _, X = mixture_data(6)
+    kw = params("sinkhorn", "full", "given", sinkhorn_max_iter=1, tol=1e-3, max_iter=30)
+    for data in (X, as_dask(X)):
+        with pytest.warns(SinkhornConvergenceWarning, match="stopped at sinkhorn_max_iter=1"):
+            model = EOTGaussianMixture(**kw).fit(data)
+        assert not model.converged_
