@@ -27,7 +27,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.special import logsumexp
 from sklearn import get_config
 from sklearn.base import BaseEstimator, DensityMixin, clone
 from sklearn.exceptions import ConvergenceWarning
@@ -382,7 +381,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
         """Fit the mixture to ``X`` (array of shape (n_samples, n_features))."""
-        self.fit_predict(X, y)
+        self._fit(X)
         return self
 
     def fit_predict(self, X, y=None):
@@ -391,6 +390,10 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         As scikit-learn's ``GaussianMixture.fit_predict``: the labels are those of
         :meth:`predict` at the fitted parameters.
         """
+        return self.predict(self._fit(X))
+
+    def _fit(self, X):
+        """Fit to ``X``; returns the validated data (labels are computed only when asked for)."""
         alpha, schedule = self._check_hyperparameters()
         continuing = self.warm_start and hasattr(self, "means_")
         X = self._validated_data(X, reset=not continuing)
@@ -413,7 +416,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             if run.objective < best.objective:
                 best = run
         self._set_fitted(best)
-        return self.predict(X)
+        return X
 
     def _set_fitted(self, run):
         self.weights_, self.means_, self.covariances_ = run.weights, run.means, run.covariances
@@ -540,10 +543,15 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             prec_chol=self.precisions_cholesky_,
         )
 
+    def _log_joint(self, X):
+        """``log w_k - C_ik = log w_k N(x_i; mu_k, Sigma_k)``, ``(n, K)``."""
+        log_joint = self._cost(X)
+        np.subtract(np.log(self.weights_)[None, :], log_joint, out=log_joint)
+        return log_joint
+
     def score_samples(self, X):
         """Log-density ``log sum_k w_k N(x; mu_k, Sigma_k)`` of each sample."""
-        cost = self._cost(X)
-        return logsumexp(np.log(self.weights_)[None, :] - cost, axis=1)
+        return _log_sum_exp_rows(self._log_joint(X))
 
     def score(self, X, y=None):
         """Mean log-likelihood of ``X`` under the fitted mixture."""
@@ -551,13 +559,13 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
 
     def predict_proba(self, X):
         """Posterior probabilities ``P(component k | x_i)`` under ``weights_`` (rows sum to 1)."""
-        cost = self._cost(X)
-        log_joint = np.log(self.weights_)[None, :] - cost
-        return np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+        log_joint = self._log_joint(X)
+        log_joint -= _log_sum_exp_rows(log_joint)[:, None]
+        return np.exp(log_joint, out=log_joint)
 
     def predict(self, X):
-        """Most probable component of each sample."""
-        return self.predict_proba(X).argmax(axis=1)
+        """Most probable component of each sample (the largest ``log w_k N(x; mu_k, Sigma_k)``)."""
+        return self._log_joint(X).argmax(axis=1)
 
     def transport_plan(self, X):
         """Balanced plan (rows 1/n, columns ``weights_``) between ``X`` and the components."""
@@ -608,6 +616,12 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         ]
         labels = np.repeat(np.arange(self.n_components), counts)
         return np.vstack(parts), labels
+
+
+def _log_sum_exp_rows(values):
+    """``log sum_k exp(values[i, k])`` per row, against each row's maximum (finite rows)."""
+    top = values.max(axis=1)
+    return top + np.log(np.exp(values - top[:, None]).sum(axis=1))
 
 
 def pairing_by_size(X, means, weights):
