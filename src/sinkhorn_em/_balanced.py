@@ -31,7 +31,15 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize, special
 
-from ._numerics import ABSORB_LOG_BOUND, BLOCK_BYTES, LOG_FLOOR, NARROW, SINGLE_ROUND_OFF, UNDERFLOW
+from ._numerics import (
+    ABSORB_LOG_BOUND,
+    BLOCK_BYTES,
+    LOG_FLOOR,
+    NARROW,
+    SATURATED_LOGIT,
+    SINGLE_ROUND_OFF,
+    UNDERFLOW,
+)
 from ._parallel import SERIAL
 
 
@@ -412,6 +420,10 @@ class Problem:
         lie thousands of nats away. Returns the shifts as ``(len(idx), K)``.
         """
         pairs = [(j, mask) for j, masks in enumerate(groups) for mask in masks]
+        # The complements of one problem's groups as rows of one matrix: their masses against
+        # the sample maximum are one product with the block.
+        rest_masks = [(~np.stack(masks)).astype(float) if masks else None for masks in groups]
+        first = np.cumsum([0] + [len(masks) for masks in groups])
         logits = np.empty((len(pairs), self.n))
         log_kernel = self.source.prepare(idx, g)
         shift = f - self.log_a  # log q_ik = f_i - log a_i + g_k - C_ik/eps
@@ -425,14 +437,18 @@ class Problem:
             top = block.max(axis=1)
             scaled = np.exp(block - top[:, None, :])
             out = np.empty((len(pairs), cols.stop - cols.start))
-            for p, (j, mask) in enumerate(pairs):
-                rest = (~mask).astype(float) @ scaled[j]
-                with np.errstate(divide="ignore"):
-                    log_rest = np.log(rest) + top[j]
-                lost = rest < UNDERFLOW
-                if lost.any():
-                    log_rest[lost] = _masked_log_sum_exp(block[j][:, lost], ~mask)
-                out[p] = _masked_log_sum_exp(block[j], mask) - log_rest
+            for j, masks in enumerate(groups):
+                if not masks:
+                    continue
+                rests = rest_masks[j] @ scaled[j]
+                for r, mask in enumerate(masks):
+                    rest = rests[r]
+                    with np.errstate(divide="ignore"):
+                        log_rest = np.log(rest) + top[j]
+                    lost = rest < UNDERFLOW
+                    if lost.any():
+                        log_rest[lost] = _masked_log_sum_exp(block[j][:, lost], ~mask)
+                    out[first[j] + r] = _masked_log_sum_exp(block[j], mask) - log_rest
             return cols, out
 
         for cols, part in self.workers.map(one, self.blocks):
@@ -544,14 +560,26 @@ def _masked_log_sum_exp(block, mask):
 
 
 def _sigmoid_root(logits, a, target):
-    """The ``c`` with ``sum_i a_i sigmoid(c + logits_i) = target`` (increasing in ``c``; ``0 < target < sum a``)."""
+    """The ``c`` with ``sum_i a_i sigmoid(c + logits_i) = target`` (increasing in ``c``; ``0 < target < sum a``).
+
+    Bracketed around the logit where the masses, sorted by logit, reach ``target``; then
+    solved on the samples that are not saturated over the bracket: a sample with
+    ``|c + logit| > SATURATED_LOGIT`` for every ``c`` in it adds ``a_i`` or nothing to within
+    ``e^-40 a_i`` (a loose group's root turns on the few samples near it, not on the rest).
+    """
 
     def excess(c):
         return special.expit(c + logits) @ a - target
 
-    # The mass crosses the target near the logit of the sample where the sorted masses do.
-    order = np.argsort(-logits)
-    crossing = min(np.searchsorted(np.cumsum(a[order]), target), logits.size - 1)
+    n = logits.size
+    # Only the largest logits can hold the crossing: enough of them to carry ``target``.
+    enough = n if a.min() <= 0.0 else min(n, int(np.ceil(target / a.min())) + 1)
+    if enough < n:
+        largest = np.argpartition(-logits, enough - 1)[:enough]
+        order = largest[np.argsort(-logits[largest])]
+    else:
+        order = np.argsort(-logits)
+    crossing = min(np.searchsorted(np.cumsum(a[order]), target), order.size - 1)
     centre = -logits[order[crossing]]
     width = 1.0
     low, high = centre - width, centre + width
@@ -561,4 +589,16 @@ def _sigmoid_root(logits, a, target):
     while excess(high) < 0.0:
         width *= 2.0
         high = centre + width
-    return optimize.brentq(excess, low, high, xtol=1e-8)
+    uncertain = (logits + high > -SATURATED_LOGIT) & (logits + low < SATURATED_LOGIT)
+    saturated_mass = a[logits + low >= SATURATED_LOGIT].sum()
+    near, near_a = logits[uncertain], a[uncertain]
+
+    def near_excess(c):
+        return special.expit(c + near) @ near_a + saturated_mass - target
+
+    # The two functions differ by less than e^-40: a sign lost at an end means that end is the root.
+    if near_excess(low) >= 0.0:
+        return low
+    if near_excess(high) <= 0.0:
+        return high
+    return optimize.brentq(near_excess, low, high, xtol=1e-8)

@@ -9,6 +9,8 @@ mclust 6.0): each stage merges the pair of clusters whose merge increases the cl
 likelihood's criterion least; clusters live in slots ``0..m-1``, the merged cluster stays in the
 lower slot and the cluster of the last slot moves into the freed one (Fortran's ``wardsw``), and of
 equal criteria the pair last in the packed order ``(j, i)``, ``i < j``, wins (``.le.`` scans).
+Every row starts as a cluster of its own, identical rows included, as R's ``hc`` does (its
+``dupPartition`` default is never passed on; see :func:`hc_merges`).
 Equal means equal in this module's arithmetic: the Fortran computes costs from sqrt-scaled
 differences, so costs that are mathematically tied (integer lattices) come out a few ulps apart
 there, and R's pick among them can differ from ours (``test_r_breaks_exact_ties_by_the_rounding_of_its_own_arithmetic``).
@@ -100,15 +102,9 @@ def hc_transform(X, use="SVD"):
     return (Z @ vt.T) / np.sqrt(singular)
 
 
-def _initial_groups(Z):
-    """mclust's ``dupPartition``: identical rows form one initial cluster, numbered by first occurrence."""
-    _, first, inverse = np.unique(Z, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    # Number the groups by first occurrence (partconv(consec = TRUE)).
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return rank[inverse], order.size
+def _distinct_rows(Z):
+    """Number of distinct rows of ``Z`` (exactly equal rows counted once)."""
+    return np.unique(Z, axis=0).shape[0]
 
 
 class _Clusters:
@@ -272,7 +268,7 @@ class _LocalCriterion:
         as the Fortran's ``ddot``, not from a Gram matrix): EII :math:`w_{ij}`; VII and VVV
         :math:`s_{ij} \log\bigl(\beta (t_i + t_j + w_{ij} + \alpha) / s_{ij}\bigr) - T_i - T_j`
         (traces :math:`t`, cluster terms :math:`T`); then, for VVV, the pairs of merged size
-        above ``d`` (only with duplicate rows) row by row with their determinants.
+        above ``d`` (only when started from a partition with groups) row by row with their determinants.
         """
         from scipy.spatial.distance import cdist
 
@@ -503,7 +499,8 @@ class _EEECriterion:
         trc0 = float(np.einsum("ij,ij->", centred, centred)) / p
         self.delog = np.log(trc0 + _EPSMIN)
         self.W = np.zeros((p, p))
-        # Fortran's q: 1, plus 2 for each duplicate row (a zero vector, no rank), plus 1 per merge.
+        # Fortran's q: 1, plus 2 per row beyond the initial clusters (its simulated merges of a given
+        # partition; hc_merges starts from singletons, n == m), plus 1 per merge.
         self.q = 1 + 2 * (n - m)
         self.rank = 0
         self.trcw = 0.0
@@ -524,12 +521,25 @@ class _EEECriterion:
         return np.maximum(sq[:, None] + sq[None, :] - 2.0 * g, 0.0)
 
     def _logdets(self, means, factor):
-        """``log det(W + v v^T)`` of every pair (``-inf`` where it is singular)."""
+        """``log det(W + v v^T)`` of every pair (``-inf`` where it is singular).
+
+        The rank of ``W`` is its numerical rank (eigenvalues above ``p eps`` times the largest,
+        as ``numpy.linalg.matrix_rank``), at most the number of nonzero Ward vectors added
+        (``self.rank``, which skips the eigendecomposition while it is below ``p - 1``). The two
+        differ with duplicated rows: merging copies of a row adds a Ward vector that is zero
+        but for rounding (about 1e-17), so ``W`` is singular and its computed eigenvalues are
+        rounding residues (zero, or of either sign about 1e-35); taken as a full rank they
+        gave NaN criteria. hceee's Givens factor turns those residues into finite log
+        determinants far below ``DELOG`` (-166 where the exact value is ``-inf``), which choose
+        as ``-inf`` does (``log(exp(d) + t)`` is ``log t`` to the last bit).
+        """
         p = self.p
-        rank = min(self.rank, p)
-        if rank < p - 1:
+        if min(self.rank, p) < p - 1:
             return np.full(factor.shape, -np.inf)
         lam, Q = np.linalg.eigh(self.W)
+        rank = int(np.sum(lam > lam[-1] * p * np.finfo(float).eps)) if lam[-1] > 0.0 else 0
+        if rank < p - 1:
+            return np.full(factor.shape, -np.inf)
         if rank == p - 1:
             # W's null vector e: det(W + v v^T) = pdet(W) (e^T v)^2.
             beta = means @ Q[:, 0]
@@ -616,9 +626,20 @@ def check_hc_options(model, subset, n_clusters, *, model_name="hc model", subset
 def hc_merges(Z, n_clusters=1, model="VVV"):
     """Merge sequence of mclust's ``hc`` on ``Z`` (already transformed), down to ``n_clusters``.
 
-    Returns ``(groups, merges)``: the initial cluster of each row (identical rows share one,
-    mclust's ``dupPartition``) and the merges in order, each as the pair of initial-cluster
-    ids ``(a, b)``, ``a < b``, of the smallest rows of the two clusters it joins.
+    Returns ``(groups, merges)``: the initial cluster of each row and the merges in order, each
+    as the pair of initial-cluster ids ``(a, b)``, ``a < b``, of the smallest rows of the two
+    clusters it joins. Every row starts as a cluster of its own, identical rows included, as in
+    R: ``hc``'s default ``partition = dupPartition(data)`` (documented since mclust 5.4.8 as
+    keeping duplicates in one group) is never evaluated, because ``hc`` forwards to ``hcVVV``
+    etc. only the arguments it was called with (``match.call``), and their ``partition = NULL``
+    is ``1:n`` (mclust 6.0.0, installed here, and the source of 6.1.3:
+    ``attr(hc(X), "initialPartition")`` is ``1:n`` with duplicated rows). Copies of a row then
+    need not merge with each other first: ``n_k >= 2`` copies (zero scatter) joined by a point at
+    Ward distance ``w`` have a rank-one scatter, singular for ``d >= 2``, so the determinant is
+    omitted (or, computed, a negligible residue) and the cost is ``(n_k + 1) log((w + alpha) / (n_k + 1)) - n_k log(alpha / n_k) -
+    log(alpha)`` (``beta = 1``), below the ``-2 log 2`` of two single copies when ``w`` is small
+    against ``alpha``; such a cluster absorbs neighbours, and other rows' copies, before those
+    copies meet. Hence ``groups`` is ``0..n-1``.
     """
     check_hc_options(model, None, n_clusters)
     Z = np.asarray(Z, dtype=float)
@@ -627,12 +648,14 @@ def hc_merges(Z, n_clusters=1, model="VVV"):
             "hc needs data with at least two features (mclust starts one-dimensional data from quantiles "
             f"instead); got shape {Z.shape}."
         )
-    groups, m = _initial_groups(Z)
-    if n_clusters > m:
+    distinct = _distinct_rows(Z)
+    if n_clusters > distinct:
         raise ValueError(
-            f"n_clusters={n_clusters} exceeds the number of distinct rows ({m}) the hierarchical start "
-            "merges; reduce n_components or remove duplicate rows' weight by using a larger subset."
+            f"n_clusters={n_clusters} exceeds the number of distinct rows ({distinct}): some clusters would "
+            "hold only copies of a point another cluster holds; reduce n_components or use a larger subset."
         )
+    m = Z.shape[0]
+    groups = np.arange(m)
     if m == n_clusters:
         return groups, []
     engine = _EEECriterion(Z, groups, m) if model == "EEE" else _LocalCriterion(model, Z, groups, m)

@@ -19,6 +19,7 @@ __all__ = [
     "BLOCK_BYTES",
     "LOG_FLOOR",
     "NARROW",
+    "SATURATED_LOGIT",
     "SINGLE_ROUND_OFF",
     "TINY",
     "UNDERFLOW",
@@ -66,3 +67,9 @@ NARROW = 8
 # ~100x slower). The absolute change, < 6e-20 per entry, is far below single precision for
 # the entries that matter (~ sqrt(1/n)).
 SINGLE_ROUND_OFF = np.float32(2.0**-40)
+
+# A group root (``_balanced._sigmoid_root``) is solved on the samples whose logit lies within
+# this distance of the bracket: beyond it a sample adds its whole mass a_i or none of it to
+# within expit(-40) a_i = 4e-18 a_i, so the mass function changes by < 4.3e-18 (sum a = 1),
+# far below the roots' tolerance and the E-step's 1e-10.
+SATURATED_LOGIT = 40.0

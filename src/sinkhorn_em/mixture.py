@@ -27,7 +27,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.special import logsumexp
 from sklearn import get_config
 from sklearn.base import BaseEstimator, DensityMixin, clone
 from sklearn.exceptions import ConvergenceWarning
@@ -398,7 +397,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None):
         """Fit the mixture to ``X`` (array of shape (n_samples, n_features))."""
-        self.fit_predict(X, y)
+        self._fit(X)
         return self
 
     def fit_predict(self, X, y=None):
@@ -407,10 +406,14 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         As scikit-learn's ``GaussianMixture.fit_predict``: the labels are those of
         :meth:`predict` at the fitted parameters.
         """
+        return self.predict(self._fit(X))
+
+    def _fit(self, X):
+        """Fit to ``X``; returns the validated data (labels are computed only when asked for)."""
         alpha, schedule = self._check_hyperparameters()
         continuing = self.warm_start and hasattr(self, "means_")
         if _dask.is_dask_array(X):
-            return self._fit_predict_dask(X, alpha, schedule, continuing)
+            return self._fit_dask(X, alpha, schedule, continuing)
         X = self._validated_data(X, reset=not continuing)
         design = make_design(X, self.covariance_type)
         if continuing:
@@ -431,10 +434,10 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             if run.objective < best.objective:
                 best = run
         self._set_fitted(best)
-        return self.predict(X)
+        return X
 
-    def _fit_predict_dask(self, X, alpha, schedule, continuing):
-        """:meth:`fit_predict` on a row-chunked dask array: the passes are map-reduces over its chunks.
+    def _fit_dask(self, X, alpha, schedule, continuing):
+        """:meth:`_fit` on a row-chunked dask array: the passes are map-reduces over its chunks.
 
         The data stay on the workers (those of the current ``distributed`` client, else dask's
         default scheduler): each chunk's design is built and persisted where it is computed,
@@ -442,7 +445,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
         (:mod:`._dask`). ``means_init``/``covariances_init`` work as in memory. The default
         initialisation (any ``init``) runs k-means++ on a uniform random sample of at most
         ``DASK_INIT_SAMPLE`` rows, the only rows gathered on the client, then the covariances
-        around those means by one map-reduce pass. Returns the labels as a dask array.
+        around those means by one map-reduce pass. Returns ``X``.
         """
         _dask.check_dask_array(X, self.n_features_in_ if continuing else None)
         if X.shape[0] < self.n_components:
@@ -486,7 +489,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             if run.objective < best.objective:
                 best = run
         self._set_fitted(best)
-        return self.predict(X)
+        return X
 
     def _set_fitted(self, run):
         self.weights_, self.means_, self.covariances_ = run.weights, run.means, run.covariances
@@ -613,29 +616,34 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
             prec_chol=self.precisions_cholesky_,
         )
 
-    def _dask_rows(self, X, function, n_columns):
-        """``function(cost_block)`` on every row chunk of a dask array ``X``: a dask array."""
+    def _dask_rows(self, X, method, n_columns):
+        """The in-memory ``method`` on every row chunk of a dask array ``X``: a dask array.
+
+        ``method`` is a method's name, or a function of a chunk's ``(B, K)`` costs. The fitted
+        estimator travels to the workers with the task (its parameters are small).
+        """
         check_is_fitted(self)
         _dask.check_dask_array(X, self.n_features_in_, min_samples=1)
-        means, covariances = self.means_, self.covariances_
-        covariance_type, prec_chol = self.covariance_type, self.precisions_cholesky_
 
         def block(chunk):
-            cost = gaussian_cost(
-                np.asarray(chunk, dtype=np.float64), means, covariances, covariance_type, prec_chol=prec_chol
-            )
-            return function(cost)
+            chunk = np.asarray(chunk, dtype=np.float64)
+            if callable(method):
+                return method(self._cost(chunk))
+            return getattr(self, method)(chunk)
 
         return _dask.map_rows(X, block, n_columns)
 
+    def _log_joint(self, X):
+        """``log w_k - C_ik = log w_k N(x_i; mu_k, Sigma_k)``, ``(n, K)``."""
+        log_joint = self._cost(X)
+        np.subtract(np.log(self.weights_)[None, :], log_joint, out=log_joint)
+        return log_joint
+
     def score_samples(self, X):
         """Log-density ``log sum_k w_k N(x; mu_k, Sigma_k)`` of each sample (a dask array for a dask ``X``)."""
-        check_is_fitted(self)
-        log_weights = np.log(self.weights_)[None, :]
         if _dask.is_dask_array(X):
-            return self._dask_rows(X, lambda cost: logsumexp(log_weights - cost, axis=1), None)
-        cost = self._cost(X)
-        return logsumexp(log_weights - cost, axis=1)
+            return self._dask_rows(X, "score_samples", None)
+        return _log_sum_exp_rows(self._log_joint(X))
 
     def score(self, X, y=None):
         """Mean log-likelihood of ``X`` under the fitted mixture (a float, for a dask ``X`` too)."""
@@ -647,20 +655,17 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
 
         A dask array for a dask ``X`` (computed chunk by chunk where the chunks are).
         """
-        check_is_fitted(self)
-        log_weights = np.log(self.weights_)[None, :]
-
-        def proba(cost):
-            log_joint = log_weights - cost
-            return np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
-
         if _dask.is_dask_array(X):
-            return self._dask_rows(X, proba, self.n_components)
-        return proba(self._cost(X))
+            return self._dask_rows(X, "predict_proba", self.n_components)
+        log_joint = self._log_joint(X)
+        log_joint -= _log_sum_exp_rows(log_joint)[:, None]
+        return np.exp(log_joint, out=log_joint)
 
     def predict(self, X):
-        """Most probable component of each sample (a dask array for a dask ``X``)."""
-        return self.predict_proba(X).argmax(axis=1)
+        """Most probable component of each sample (the largest ``log w_k N(x; mu_k, Sigma_k)``; dask for dask)."""
+        if _dask.is_dask_array(X):
+            return self._dask_rows(X, "predict", None)
+        return self._log_joint(X).argmax(axis=1)
 
     def _dask_potential(self, X):
         """Column potential and EOT loss of the balanced problem of a dask ``X`` at the fitted parameters."""
@@ -701,7 +706,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
 
             def plan(cost):
                 logits = log_weights - cost / eps
-                logits -= logsumexp(logits, axis=1, keepdims=True)
+                logits -= _log_sum_exp_rows(logits)[:, None]
                 return np.exp(logits) * (ratio / n)[None, :]
 
             return self._dask_rows(X, plan, self.n_components)
@@ -761,6 +766,12 @@ def _order_by_size(sizes, weights):
     order = np.empty(weights.size, dtype=int)
     order[np.argsort(-weights, kind="stable")] = np.argsort(-np.asarray(sizes), kind="stable")
     return order
+
+
+def _log_sum_exp_rows(values):
+    """``log sum_k exp(values[i, k])`` per row, against each row's maximum (finite rows)."""
+    top = values.max(axis=1)
+    return top + np.log(np.exp(values - top[:, None]).sum(axis=1))
 
 
 def pairing_by_size(X, means, weights):

@@ -114,6 +114,7 @@ def test_oem_matches_sklearn_after_20_iterations(covariance_type):
     np.testing.assert_allclose(ours.precisions_cholesky_, reference.precisions_cholesky_, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(ours.score_samples(X), reference.score_samples(X), rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(ours.predict_proba(X), reference.predict_proba(X), rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(ours.predict(X), reference.predict(X))
 
 
 def sklearn_twin(model):

@@ -319,6 +319,33 @@ def test_newton_shifts_a_loose_group_of_components_together(seed):
     assert result.g[2] - result.g[:2].max() > 100.0
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_a_group_root_equals_the_root_of_the_whole_mass_function(seed):
+    # _sigmoid_root solves on the samples near its bracket only; the independent reference
+    # is scipy's root of the full sum_i a_i sigmoid(c + l_i) - target, over every sample.
+    # Logits spread over thousands of nats (a loose group: most samples saturated either
+    # way), a few near the crossing; uniform and uneven a; small and large targets.
+    from scipy import optimize, special
+
+    from sinkhorn_em._balanced import _sigmoid_root
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    logits = np.concatenate([rng.normal(-2000.0, 300.0, n - 60), rng.normal(5.0, 3.0, 30), rng.normal(800, 50, 30)])
+    rng.shuffle(logits)
+    a = np.full(n, 1.0 / n) if seed % 2 == 0 else rng.dirichlet(np.ones(n))
+    target = [0.003, 0.012, 0.5][seed % 3] if seed % 3 < 2 else a[logits > 0].sum() + 0.2
+
+    def whole(c):
+        return special.expit(c + logits) @ a - target
+
+    reference = optimize.brentq(whole, -1e5, 1e5, xtol=1e-12, rtol=1e-15)
+    root = _sigmoid_root(logits, a, target)
+    assert abs(root - reference) < 1e-7
+    slope = (special.expit(reference + logits) * special.expit(-reference - logits)) @ a
+    assert abs(whole(root)) <= 1e-7 * slope + 1e-15
+
+
 @SOLVERS
 def test_warn_false_silences_the_convergence_warning(solve):
     a, b, cost = random_problem(3)
