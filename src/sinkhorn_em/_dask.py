@@ -38,21 +38,15 @@ import numpy as np
 from . import _fit
 from ._balanced import sample_blocks
 from ._design import make_design
+from ._newton import MAX_BACKTRACKS, MAX_NEWTON_STEP, NEWTON_REGION, ROUNDING_LEVEL
 from ._numerics import LOG_FLOOR
 
 __all__ = ["DaskDesign", "is_dask_array"]
 
 _INSTALL_HINT = "install the Dask extra: pip install 'sinkhorn-em[dask]'"
-# Newton's step on the column potential is not trusted beyond this change (in nats).
-_MAX_STEP = 20.0
-_MAX_BACKTRACKS = 12
-# Newton steps once every column mass is within this log-ratio of its target; Sinkhorn's
-# column steps before (as :mod:`._newton`).
-_NEWTON_REGION = 1.0
+# The line search's constants are the in-memory solver's (:mod:`._newton`, each with its reason);
+# Armijo's sufficient-increase fraction as there.
 _ARMIJO = 1e-4
-# Below this predicted increase of D, rounding hides Armijo's test: a step is accepted
-# when it shrinks the column residual.
-_ROUNDING_LEVEL = 1e-13
 
 
 def is_dask_array(X) -> bool:
@@ -333,8 +327,8 @@ class DaskBalancedEStep:
                     except np.linalg.LinAlgError:
                         step[s] = np.log(alpha[s] / col[s])
                     longest = np.abs(step[s]).max()
-                    if longest > _MAX_STEP:
-                        step[s] *= _MAX_STEP / longest
+                    if longest > MAX_NEWTON_STEP:
+                        step[s] *= MAX_NEWTON_STEP / longest
                 else:
                     step[s] = np.log(alpha[s] / col[s])
             sinkhorn &= going
@@ -351,14 +345,14 @@ class DaskBalancedEStep:
             if accepted.all():
                 g, value, col, H = trial
                 continue
-            for _ in range(_MAX_BACKTRACKS):
+            for _ in range(MAX_BACKTRACKS):
                 trial_g = g + t[:, None] * step
                 trial_value, trial_col, trial_H = self._evaluate(
                     design, coefficients, log_weights, trial_g, epsilon, newton
                 )
                 gain = trial_value - value
                 shrinks = np.abs(trial_col - alpha).sum(axis=1) < error
-                good = (gain >= _ARMIJO * t * predicted) | ((np.abs(t * predicted) < _ROUNDING_LEVEL) & shrinks)
+                good = (gain >= _ARMIJO * t * predicted) | ((np.abs(t * predicted) < ROUNDING_LEVEL) & shrinks)
                 good &= ~accepted
                 trial = _take(trial, (trial_g, trial_value, trial_col, trial_H), good)
                 accepted |= good
@@ -394,9 +388,9 @@ class DaskBalancedEStep:
 
 
 def _outside_newton_region(col, alpha):
-    """Starts whose column masses are not all within ``_NEWTON_REGION`` (log-ratio) of ``alpha``."""
+    """Starts whose column masses are not all within ``NEWTON_REGION`` (log-ratio) of ``alpha``."""
     with np.errstate(divide="ignore"):
-        return ~(np.abs(np.log(col / alpha)).max(axis=1) <= _NEWTON_REGION)
+        return ~(np.abs(np.log(col / alpha)).max(axis=1) <= NEWTON_REGION)
 
 
 def _take(current, new, mask):
