@@ -428,12 +428,7 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
                 # mclust's EM starts from the M-step of the hc partition: proportions n_k / n.
                 alpha = np.stack([proportions for _, _, proportions in starts])
             starts = [(means, covariances) for means, covariances, _ in starts]
-        runs = _fit.run_starts(design, alpha, starts, self._options(schedule))
-        best = runs[0]
-        for run in runs[1:]:
-            if run.objective < best.objective:
-                best = run
-        self._set_fitted(best)
+        self._fit_best(design, alpha, starts, schedule)
         return X
 
     def _fit_dask(self, X, alpha, schedule, continuing):
@@ -483,13 +478,17 @@ class EOTGaussianMixture(DensityMixin, BaseEstimator):
                     means = means[order]
                     covariances = get_covariance(self.covariance_type).reorder(covariances, order)
                 starts.append((means, covariances))
+        self._fit_best(design, alpha, starts, schedule)
+        return X
+
+    def _fit_best(self, design, alpha, starts, schedule):
+        """Run every start (in memory or on Dask: the design decides) and keep the lowest objective."""
         runs = _fit.run_starts(design, alpha, starts, self._options(schedule))
         best = runs[0]
         for run in runs[1:]:
             if run.objective < best.objective:
                 best = run
         self._set_fitted(best)
-        return X
 
     def _set_fitted(self, run):
         self.weights_, self.means_, self.covariances_ = run.weights, run.means, run.covariances
