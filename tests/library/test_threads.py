@@ -132,9 +132,10 @@ def test_threads_run_the_blocks_and_blas_comes_back():
     gate = threading.Barrier(2, timeout=10)
 
     def block(b, cols):
-        names.add(threading.current_thread().name)
-        if b < 2:
-            gate.wait()  # the first two blocks only pass once both run at the same time
+        name = threading.current_thread().name
+        if name not in names:
+            names.add(name)
+            gate.wait()  # each thread's first block only passes once both threads run at the same time
         return b
 
     with Workers(2) as workers:
