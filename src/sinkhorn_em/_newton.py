@@ -47,8 +47,10 @@ MAX_BACKTRACKS = 12
 # disconnected when a Newton step is too long (see _loose_groups).
 LOOSE_COUPLING = 1e-3
 # A loose group is moved to its root only if its mass is off by more than this fraction of
-# its target.
+# its target, or if it holds at least LOOSE_RESIDUAL_SHARE of the column residual (at the
+# end of a solve the last loose group's error is all that is left, however small).
 LOOSE_RELATIVE_ERROR = 1e-2
+LOOSE_RESIDUAL_SHARE = 0.25
 # A Sinkhorn step that leaves more than this fraction of the column residual has stalled.
 STALLED_CONTRACTION = 0.99
 # Ridge on the Hessian, relative to the column masses: keeps it invertible along groups of
@@ -329,9 +331,14 @@ def _step(problem, idx, g, rebuild, tol, hessian, has_hessian, stale, evaluation
             candidates, steps = candidates[ok], steps[ok]
         if candidates.size:
             longest = _longest_step(problem)
-            groups = [
-                _loose_groups(hessian[idx[c]], step, col[c], residual[c], longest) for c, step in zip(candidates, steps)
-            ]
+            groups = []
+            for j, c in enumerate(candidates):
+                to_root, held = _loose_groups(hessian[idx[c]], steps[j], col[c], residual[c], longest)
+                groups.append(to_root)
+                if not to_root and held.any():
+                    step, ok = held_newton_steps(hessian[idx[c]], col[c], residual[c], held)
+                    if ok:
+                        steps[j] = step
             rooted = np.array([len(masks) > 0 for masks in groups])
             if rooted.any():
                 chosen = idx[candidates[rooted]]
@@ -386,30 +393,59 @@ def _longest_step(problem):
 
 
 def _loose_groups(hessian, step, col, residual, longest):
-    """The groups of columns to move to their own roots: masks (possibly none).
+    """The loose groups of columns: ``(to_root, held)``, masks of the groups to move to their own roots and of the columns to hold still.
 
     A Newton step longer than the quadratic model is trusted for (``longest``, see
-    :func:`_longest_step`) runs along a near-null direction of the Laplacian: a group of columns joined to the
-    others only by a vanishing share of samples. The groups are the connected components
-    of the columns' couplings ``W_kl`` (the Hessian's off-diagonal) above ``LOOSE_COUPLING``
-    times the smaller column mass ``col``; every group but the largest that holds a column with an over-long step, and whose mass
-    is off its target, is returned.
+    :func:`_longest_step`) runs along a near-null direction of the Laplacian: a group of
+    columns joined to the others only by a vanishing share of samples. The groups are the
+    connected components of the columns' couplings ``W_kl`` (the Hessian's off-diagonal)
+    above ``LOOSE_COUPLING`` times the smaller column mass ``col``. Every group but the
+    largest whose step is over-long relative to the largest group's is loose. A loose group
+    whose mass is off its target by more than ``LOOSE_RELATIVE_ERROR``, or which holds at
+    least ``LOOSE_RESIDUAL_SHARE`` of the column residual, is returned in ``to_root``; the
+    columns of the other loose groups are ``held`` (a boolean mask over the columns): their
+    near-null coordinate would otherwise scale the whole step down to ``longest`` and
+    stall the columns that are far off.
     """
-    long = np.abs(step) > longest
-    if not long.any():
-        return []
+    K = col.size
+    nothing = ([], np.zeros(K, dtype=bool))
+    # A step is defined up to a common shift of every column (the Laplacian's null
+    # direction), so only its spread tells a long one.
+    if np.ptp(step) <= longest:
+        return nothing
     coupling = np.maximum(-hessian, 0.0)
     np.fill_diagonal(coupling, 0.0)
     strong = coupling > LOOSE_COUPLING * np.minimum.outer(col, col)
     count, labels = csgraph.connected_components(sparse.csr_matrix(strong), directed=False)
     if count == 1:
-        return []
+        return nothing
     largest = np.argmax(np.bincount(labels))
-    # A group already at its own mass has no root to move to: the long step comes from
-    # residuals elsewhere routed through its weak links, and the line search takes it.
+    # Long relative to the largest group's own shift: the solver may put the common shift
+    # anywhere, e.g. on the loose columns, which then look still while the rest moves.
+    long = np.abs(step - np.median(step[labels == largest])) > longest
+    loose = [c for c in np.unique(labels[long]) if c != largest]
     error = np.abs(np.bincount(labels, weights=residual, minlength=count))
-    worth = error > LOOSE_RELATIVE_ERROR * np.bincount(labels, weights=col + residual, minlength=count)
-    return [labels == c for c in np.unique(labels[long]) if c != largest and worth[c]]
+    worth = (error > LOOSE_RELATIVE_ERROR * np.bincount(labels, weights=col + residual, minlength=count)) | (
+        error >= LOOSE_RESIDUAL_SHARE * np.abs(residual).sum()
+    )
+    to_root = [labels == c for c in loose if worth[c]]
+    held = np.isin(labels, [c for c in loose if not worth[c]])
+    return to_root, held
+
+
+def held_newton_steps(hessian, col, residual, held):
+    """Newton steps with the ``held`` columns (a mask) kept still: the block system on the others.
+
+    The step of the free columns ``F`` solves ``(H_FF + pin) d_F = r_F`` (pinned as in
+    :func:`newton_steps`); ``H_FF`` is positive definite on ``F``'s non-constant directions, so
+    ``r . d = r_F . d_F > 0``: an ascent direction of the semi-dual, as the full step is.
+    Returns ``(step, ok)``.
+    """
+    free = ~held
+    steps, ok = newton_steps(hessian[np.ix_(free, free)][None], col[free][None], residual[free][None])
+    step = np.zeros(col.size)
+    step[free] = steps[0]
+    return step, bool(ok[0])
 
 
 def _take_group_roots(problem, chosen, groups, g, rebuild, stale):
