@@ -233,18 +233,6 @@ class _Clusters:
             return np.full(W.shape, np.nan)
 
 
-def _last_min_pair(D, rows, lg):
-    """Of the pairs with the smallest cost among ``rows``, the one last in packed order (j, then i)."""
-    sub = D[rows, :lg]
-    best = sub.min()
-    r, c = np.nonzero(sub == best)
-    r = rows[r]
-    i, j = np.minimum(r, c), np.maximum(r, c)
-    # Packed order: by j, then by i; the last of the tied pairs wins (the Fortran's .le. scan).
-    k = int(np.argmax(j * lg + i))
-    return (int(i[k]), int(j[k])), best
-
-
 class _LocalCriterion:
     """EII, VII and VVV: the cost of merging two clusters depends on those two clusters only."""
 
@@ -252,6 +240,12 @@ class _LocalCriterion:
         n, p = Z.shape
         self.model, self.p = model, p
         self.cl = _Clusters(Z, groups, m, scatter=(model == "VVV"))
+        # Work arrays of one row of costs (see _pair_terms), allocated once for all merges.
+        self._slots = np.arange(m)
+        self._ward, self._tr, self._arg, self._terms = np.empty((4, m))
+        self._need = np.empty(m, dtype=bool)
+        # EII has neither alpha, beta nor cluster terms (its costs are Ward's).
+        self.alpha, self.beta, self.term = 0.0, 1.0, np.zeros(m)
         if model in ("VII", "VVV"):
             # hcVII/hcVVV: alpha = traceW(data / sqrt(n p)), floored at EPSMAX; beta = 1.
             centred = Z - Z.mean(axis=0)
@@ -320,32 +314,56 @@ class _LocalCriterion:
         return s * np.logaddexp(logdet, np.log(base))
 
     def row(self, a, J):
-        """Costs of merging the cluster of slot ``a`` with those of slots ``J`` (array or slice)."""
-        cl = self.cl
-        v, ward = cl.ward(a, J)
+        """Costs of merging the cluster of slot ``a`` with those of slots ``J`` (index array or slice)."""
+        J = self._slots[J] if isinstance(J, slice) else np.asarray(J)
+        terms = self._pair_terms(a, J)
+        if self.model == "EII":
+            return terms.copy()
+        return terms - self.term[a] - self.term[J]
+
+    def _pair_terms(self, a, J):
+        r"""The merged clusters' terms :math:`s_{aj} \log(\cdot)` of ``a`` with each of ``J``, in a work array.
+
+        EII: Ward's criterion. VII: :math:`s \log\bigl((\operatorname{tr} + \alpha) / s\bigr)`.
+        VVV: :math:`s\,\mathrm{logaddexp}\bigl(\log\det(W/s), \log(\beta(\operatorname{tr} +
+        \alpha)/s)\bigr)`, the determinant omitted (``-inf``) for ``s <= d`` or a zero trace.
+        The per-pair arithmetic is compiled (:mod:`sinkhorn_em._hc_kernels`); the logarithm of the
+        trace term is numpy's, and the rare determinants are computed here (:meth:`_logdets`).
+        """
+        from ._hc_kernels import cost_arguments, trace_costs
+
+        cl, n = self.cl, J.size
+        v, ward, tr, arg = cl._diff[:n], self._ward[:n], self._tr[:n], self._arg[:n]
+        cost_arguments(cl.means, cl.size, cl.trace, a, J, self.beta, self.alpha, v, ward, tr, arg)
         if self.model == "EII":
             return ward
-        s = cl.size[a] + cl.size[J]
-        tr = cl.trace[a] + cl.trace[J] + ward
-        if self.model == "VII":
-            return s * np.log((tr + self.alpha) / s) - self.term[a] - self.term[J]
-        base = np.log(self.beta * (tr + self.alpha) / s)
-        terms = s * base
-        big = np.flatnonzero((s > self.p) & (tr != 0.0))
-        if big.size:
-            slots = big + J.start if isinstance(J, slice) else J[big]
-            # The determinant term is negligible (logaddexp returns ``base`` to the last bit)
-            # when even its AM-GM bound, det(M) <= (tr M / d)^d, does; with a margin of
-            # _LOGDET_MARGIN nats for rounding in the computed log-determinants. On the SVD
-            # scaled DLPFC features the bound is 100 nats below ``base`` or more, so this skips
-            # every determinant; a singular M (-inf) also leaves ``base``.
-            with np.errstate(divide="ignore"):
-                bound = self.p * np.log((cl.trace_W[a] + cl.trace_st[slots] + ward[big]) / (self.p * s[big]))
-            need = np.logaddexp(bound + _LOGDET_MARGIN, base[big]) != base[big]
-            if np.any(need):
-                big, slots = big[need], slots[need]
-                terms[big] = s[big] * np.logaddexp(self._logdets(a, slots, v[big], s[big]), base[big])
-        return terms - self.term[a] - self.term[J]
+        base = np.log(arg, out=arg)
+        terms, need = self._terms[:n], self._need[:n]
+        # The determinant term is negligible (logaddexp returns ``base`` to the last bit) when even
+        # its AM-GM bound, det(M) <= (tr M / d)^d, does; with a margin of _LOGDET_MARGIN nats for
+        # rounding in the computed log-determinants. On the SVD scaled DLPFC features the bound is
+        # 100 nats below ``base`` or more, so this skips every determinant; a singular M (-inf)
+        # also leaves ``base``.
+        count = trace_costs(
+            cl.size,
+            a,
+            J,
+            base,
+            tr,
+            ward,
+            cl.trace_W,
+            cl.trace_st,
+            self.p,
+            _LOGDET_MARGIN,
+            self.model == "VVV",
+            terms,
+            need,
+        )
+        if count:
+            big = np.flatnonzero(need)
+            s = cl.size[a] + cl.size[J[big]]
+            terms[big] = s * np.logaddexp(self._logdets(a, J[big], v[big], s), base[big])
+        return terms
 
     def _logdets(self, a, J, v, s):
         """``log det((W_a + W_j + v v^T) / s)``; ``-inf`` for a singular matrix (vvvtij's -FLMAX).
@@ -411,63 +429,51 @@ class _LocalCriterion:
         return np.linalg.slogdet(M)[1]
 
     def merges(self, count):
-        """``count`` merges, each as the pair of initial-cluster ids it joins."""
+        """``count`` merges, each as the pair of initial-cluster ids it joins.
+
+        A merge reads the smallest cost (:func:`~sinkhorn_em._hc_kernels.best_pair`), merges the
+        clusters, computes the merged cluster's row of costs (hceii's Lance-Williams update for
+        EII, :meth:`_pair_terms` otherwise) and writes it into ``D``, keeping the row minima
+        (:func:`~sinkhorn_em._hc_kernels.update_costs`).
+        """
+        from ._hc_kernels import best_pair, update_costs, ward_row
+
         cl, D = self.cl, self.D
         lg = D.shape[0]
         rowarg = D.argmin(axis=1)
         rowmin = D[np.arange(lg), rowarg]
+        stale = np.empty(lg, dtype=bool)
         self.costs = []
         out = []
         fresh = -1
         # log(0) and 0/0 of clusters with zero scatter give -inf / nan costs the minima skip.
         with np.errstate(divide="ignore", invalid="ignore"):
             for _ in range(count):
-                best = rowmin[:lg].min()
-                (a, b), _ = _last_min_pair(D, np.flatnonzero(rowmin[:lg] == best), lg)
+                a, b, best = best_pair(D, rowmin, lg)
                 out.append((int(cl.id[a]), int(cl.id[b])))
                 self.costs.append(best)
                 last = lg - 1
                 na, nb = cl.size[a], cl.size[b]
-                v = (np.sqrt(na * nb / (na + nb)) * (cl.means[a] - cl.means[b]))[None, :]  # cl.ward(a, [b])
+                v = np.sqrt(na * nb / (na + nb)) * (cl.means[a] - cl.means[b])  # cl.ward(a, [b])
                 if self.model == "EII":
-                    # hceii's update of Ward's criterion from d(k, a), d(k, b) and d(a, b).
-                    nk, na, nb = cl.size[:lg], cl.size[a], cl.size[b]
-                    new = ((nk + na) * D[a, :lg] + (nk + nb) * D[b, :lg] - nk * D[a, b]) / (nk + na + nb)
-                    new[b] = new[last]
+                    # Before the merge: it reads the two clusters' sizes and costs.
+                    ward_row(D, cl.size, a, b, lg, self._terms)
                 if self.model == "VVV":
                     # hcvvv's tmop: the term of the merged cluster is the chosen cost plus the two terms.
                     self.term[a] = best + self.term[a] + self.term[b]
-                cl.merge(a, b, last, v[0], fresh)
+                cl.merge(a, b, last, v, fresh)
                 fresh = a
                 if self.model == "VII":
                     self.term[a] = self._cluster_term(a)
                 if self.model in ("VII", "VVV"):
                     self.term[b] = self.term[last]
-                # Slot b takes the row and column of the last slot (Fortran's wardsw).
-                stale = (rowarg[:lg] == a) | (rowarg[:lg] == b)
-                stale[b] = stale[last]
-                D[b, :lg] = D[last, :lg]
-                D[:lg, b] = D[:lg, last]
-                D[b, b] = np.inf
-                rowmin[b], rowarg[b] = rowmin[last], rowarg[last]
-                rowarg[:lg][rowarg[:lg] == last] = b
-                # Row and column ``last`` are never read again (slots ``>= lg`` are out of every slice).
                 lg -= 1
                 if lg < 2:
                     break
-                stale = stale[:lg]
-                # The merged cluster's costs with every slot (its own, meaningless, set to inf).
-                row = new[:lg] if self.model == "EII" else self.row(a, slice(0, lg))
-                row[a] = np.inf
-                D[a, :lg] = D[:lg, a] = row
-                # Rows whose minimum was with a or b are recomputed; the others compare with the new cost.
-                better = ~stale & (row < rowmin[:lg])
-                better[a] = False
-                rowmin[:lg][better], rowarg[:lg][better] = row[better], a
-                stale[a] = True
-                redo = np.flatnonzero(stale)
-                rowarg[redo] = D[redo, :lg].argmin(axis=1)
-                rowmin[redo] = D[redo, rowarg[redo]]
+                # The merged cluster's costs with every slot, in the slots' new numbering (slot b
+                # now holds the former last cluster, whose costs ward_row moved too).
+                row = self._terms if self.model == "EII" else self._pair_terms(a, self._slots[:lg])
+                update_costs(D, rowmin, rowarg, stale, row, self.term, self.model != "EII", a, b, last)
         return out
 
     def _cluster_term(self, a):

@@ -1,0 +1,164 @@
+"""Compiled kernels of the local hc criteria's merge loop (EII, VII, VVV; :mod:`sinkhorn_em._hc`).
+
+Each merge of :class:`sinkhorn_em._hc._LocalCriterion` reads the smallest cost of the dense
+``(m, m)`` matrix ``D`` (kept with per-row minima), computes one row of costs (the merged cluster
+against every other) and writes it as a row and a column of ``D``. In numpy that is a dozen
+calls on ``m``-vectors and strided column writes per merge, ~0.3 ms at ``m`` ~ 3,600, which made
+the loop's Python cost the bulk of the hc start; here each step is one compiled call over the
+slots. Every value goes through the floating-point operations of the numpy formulation, in the
+same order (``+``, ``-``, ``*``, ``/`` and ``sqrt`` are correctly rounded in both), so the costs and
+the merges are those of that formulation; the logarithm of the costs stays numpy's
+(``np.log`` between :func:`cost_arguments` and :func:`update_costs`): numpy's SIMD ``log`` and
+the C library's, which compiled code calls, may differ in the last bit. Compiled with
+``cache=True``: the first call on a machine compiles (a few seconds), later processes load
+the machine code from numba's cache.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def best_pair(D, rowmin, lg):
+    """The pair of slots ``(i, j)``, ``i < j < lg``, of the smallest cost, and that cost.
+
+    Of equal costs, the pair last in mclust's packed order (by ``j``, then ``i``) wins, as the
+    Fortran's ``.le.`` scans. ``rowmin[r]`` is the smallest of ``D[r, :lg]``, so only the rows
+    whose minimum is the overall one are scanned.
+    """
+    best = np.inf
+    for r in range(lg):
+        if rowmin[r] < best:
+            best = rowmin[r]
+    bi, bj = -1, -1
+    for r in range(lg):
+        if rowmin[r] != best:
+            continue
+        for c in range(lg):
+            if D[r, c] == best:
+                i, j = min(r, c), max(r, c)
+                if j > bj or (j == bj and i > bi):
+                    bi, bj = i, j
+    return bi, bj, best
+
+
+@njit(cache=True)
+def ward_row(D, size, a, b, lg, out):
+    r"""hceii's update of Ward's criterion for the cluster ``a`` + ``b`` against every slot ``k``.
+
+    :math:`w_{k, ab} = \bigl((n_k + n_a) w_{ka} + (n_k + n_b) w_{kb} - n_k w_{ab}\bigr) / (n_k + n_a + n_b)`
+    (Lance-Williams for Ward's method), with the sizes before the merge; ``out[b]`` then takes
+    the value of slot ``lg - 1``, which moves into ``b``.
+    """
+    na, nb = size[a], size[b]
+    for k in range(lg):
+        nk = size[k]
+        out[k] = ((nk + na) * D[a, k] + (nk + nb) * D[b, k] - nk * D[a, b]) / (nk + na + nb)
+    out[b] = out[lg - 1]
+
+
+@njit(cache=True)
+def cost_arguments(means, size, trace, a, J, beta, alpha, v, ward, tr, arg):
+    r"""Ward vectors and the argument of the trace term for cluster ``a`` against clusters ``J``.
+
+    For each ``j`` of ``J`` (row ``t`` of the outputs): the Ward vector
+    :math:`v = \sqrt{n_a n_j / (n_a + n_j)}\,(\bar z_a - \bar z_j)`, its squared norm ``ward``,
+    the merged scatter's trace :math:`t_a + t_j + \|v\|^2` and :math:`\beta (\operatorname{tr} +
+    \alpha) / (n_a + n_j)`, whose logarithm (taken by the caller) is the cost's trace term.
+    """
+    na = size[a]
+    p = means.shape[1]
+    for t in range(J.size):
+        j = J[t]
+        nj = size[j]
+        scale = np.sqrt(na * nj / (na + nj))
+        acc = 0.0
+        for k in range(p):
+            x = (means[a, k] - means[j, k]) * scale
+            v[t, k] = x
+            acc += x * x
+        ward[t] = acc
+        tr[t] = trace[a] + trace[j] + acc
+        arg[t] = beta * (tr[t] + alpha) / (na + nj)
+
+
+@njit(cache=True)
+def _logaddexp(x, y):
+    # numpy's npy_logaddexp: the larger plus log1p(exp(-|x - y|)).
+    if x == y:
+        return x + np.log(2.0)
+    d = x - y
+    if d > 0:
+        return x + np.log1p(np.exp(-d))
+    if d <= 0:
+        return y + np.log1p(np.exp(d))
+    return d
+
+
+@njit(cache=True)
+def trace_costs(size, a, J, base, tr, ward, trace_W, trace_st, p, margin, check_det, terms, need):
+    r"""``terms = s log(base)``'s ``s * base`` and which pairs need their determinant (VVV).
+
+    ``base`` holds the trace term :math:`\log(\beta(\operatorname{tr} + \alpha)/s)`. A pair of
+    merged size ``s > p`` and nonzero trace has the cost :math:`s\,\mathrm{logaddexp}(\log\det(W/s),
+    \text{base})`; its determinant is needed only when the AM-GM bound :math:`\log\det(W/s) \le p
+    \log(\operatorname{tr} W / (p s))`, plus ``margin`` nats, can move ``logaddexp`` off ``base``
+    (see :meth:`sinkhorn_em._hc._LocalCriterion.row`). Returns the number of such pairs.
+    """
+    count = 0
+    na = size[a]
+    for t in range(J.size):
+        j = J[t]
+        s = na + size[j]
+        terms[t] = s * base[t]
+        need[t] = False
+        if check_det and s > p and tr[t] != 0.0:
+            bound = p * np.log((trace_W[a] + trace_st[j] + ward[t]) / (p * s))
+            if _logaddexp(bound + margin, base[t]) != base[t]:
+                need[t] = True
+                count += 1
+    return count
+
+
+@njit(cache=True)
+def update_costs(D, rowmin, rowarg, stale, row, term, subtract, a, b, last):
+    """Cost matrix and row minima after merging slot ``b`` into ``a``, slot ``last`` moving to ``b``.
+
+    ``row[:last]`` is the merged cluster's cost against each slot (new slot numbering), minus
+    the two clusters' terms when ``subtract`` (VII, VVV: ``(row - term[a]) - term[k]``). The
+    last slot's row and column move into ``b`` (Fortran's ``wardsw``); row and column ``a``
+    take the new costs; rows whose minimum was with ``a`` or ``b`` are rescanned, the others
+    compare with their new cost only. ``stale`` is a work array.
+    """
+    lg = last + 1
+    for k in range(lg):
+        stale[k] = rowarg[k] == a or rowarg[k] == b
+    stale[b] = stale[last]
+    for k in range(lg):
+        D[b, k] = D[last, k]
+    for k in range(lg):
+        D[k, b] = D[k, last]
+    D[b, b] = np.inf
+    rowmin[b], rowarg[b] = rowmin[last], rowarg[last]
+    for k in range(lg):
+        if rowarg[k] == last:
+            rowarg[k] = b
+    lg = last
+    term_a = term[a]
+    for k in range(lg):
+        value = (row[k] - term_a) - term[k] if subtract else row[k]
+        if k == a:
+            value = np.inf
+        D[a, k] = value
+        D[k, a] = value
+        if k != a and not stale[k] and value < rowmin[k]:
+            rowmin[k], rowarg[k] = value, a
+    stale[a] = True
+    for r in range(lg):
+        if not stale[r]:
+            continue
+        # np.argmin's rule, as the numpy formulation: the first smallest (a NaN counts as smallest).
+        arg = np.argmin(D[r, :lg])
+        rowarg[r], rowmin[r] = arg, D[r, arg]
