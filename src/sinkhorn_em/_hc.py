@@ -330,13 +330,16 @@ class _LocalCriterion:
         The per-pair arithmetic is compiled (:mod:`sinkhorn_em._hc_kernels`); the logarithm of the
         trace term is numpy's, and the rare determinants are computed here (:meth:`_logdets`).
         """
-        from ._hc_kernels import cost_arguments, trace_costs
+        from ._hc_kernels import trace_arguments, trace_costs, ward_vectors
 
         cl, n = self.cl, J.size
         v, ward, tr, arg = cl._diff[:n], self._ward[:n], self._tr[:n], self._arg[:n]
-        cost_arguments(cl.means, cl.size, cl.trace, a, J, self.beta, self.alpha, v, ward, tr, arg)
+        ward_vectors(cl.means, cl.size, a, J, v)
+        # numpy's summation order (the costs are those of the numpy formulation to the last bit).
+        np.einsum("jp,jp->j", v, v, out=ward)
         if self.model == "EII":
             return ward
+        trace_arguments(cl.size, cl.trace, a, J, self.beta, self.alpha, ward, tr, arg)
         base = np.log(arg, out=arg)
         terms, need = self._terms[:n], self._need[:n]
         # The determinant term is negligible (logaddexp returns ``base`` to the last bit) when even

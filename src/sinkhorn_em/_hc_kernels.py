@@ -7,9 +7,11 @@ calls on ``m``-vectors and strided column writes per merge, ~0.3 ms at ``m`` ~ 3
 the loop's Python cost the bulk of the hc start; here each step is one compiled call over the
 slots. Every value goes through the floating-point operations of the numpy formulation, in the
 same order (``+``, ``-``, ``*``, ``/`` and ``sqrt`` are correctly rounded in both), so the costs and
-the merges are those of that formulation; the logarithm of the costs stays numpy's
-(``np.log`` between :func:`cost_arguments` and :func:`update_costs`): numpy's SIMD ``log`` and
-the C library's, which compiled code calls, may differ in the last bit. Compiled with
+the merges are those of that formulation, bit for bit. Two reductions stay numpy's, called by
+the caller between the kernels: the squared norms of the Ward vectors (``np.einsum``, whose
+SIMD summation order, with fused multiply-adds, depends on the CPU) and the logarithm of the
+costs (``np.log``: numpy's SIMD ``log`` and the C library's, which compiled code calls, may
+differ in the last bit). Compiled with
 ``cache=True``: the first call on a machine compiles (a few seconds), later processes load
 the machine code from numba's cache.
 """
@@ -60,28 +62,29 @@ def ward_row(D, size, a, b, lg, out):
 
 
 @njit(cache=True)
-def cost_arguments(means, size, trace, a, J, beta, alpha, v, ward, tr, arg):
-    r"""Ward vectors and the argument of the trace term for cluster ``a`` against clusters ``J``.
-
-    For each ``j`` of ``J`` (row ``t`` of the outputs): the Ward vector
-    :math:`v = \sqrt{n_a n_j / (n_a + n_j)}\,(\bar z_a - \bar z_j)`, its squared norm ``ward``,
-    the merged scatter's trace :math:`t_a + t_j + \|v\|^2` and :math:`\beta (\operatorname{tr} +
-    \alpha) / (n_a + n_j)`, whose logarithm (taken by the caller) is the cost's trace term.
-    """
+def ward_vectors(means, size, a, J, v):
+    r"""Ward vectors :math:`v_t = \sqrt{n_a n_j / (n_a + n_j)}\,(\bar z_a - \bar z_j)` of ``a`` and each ``j = J[t]``."""
     na = size[a]
-    p = means.shape[1]
     for t in range(J.size):
         j = J[t]
         nj = size[j]
         scale = np.sqrt(na * nj / (na + nj))
-        acc = 0.0
-        for k in range(p):
-            x = (means[a, k] - means[j, k]) * scale
-            v[t, k] = x
-            acc += x * x
-        ward[t] = acc
-        tr[t] = trace[a] + trace[j] + acc
-        arg[t] = beta * (tr[t] + alpha) / (na + nj)
+        for k in range(means.shape[1]):
+            v[t, k] = (means[a, k] - means[j, k]) * scale
+
+
+@njit(cache=True)
+def trace_arguments(size, trace, a, J, beta, alpha, ward, tr, arg):
+    r"""Merged traces :math:`t_a + t_j + \|v_t\|^2` and :math:`\beta(\operatorname{tr} + \alpha) / (n_a + n_j)`.
+
+    ``ward`` holds the squared norms :math:`\|v_t\|^2`; the logarithm of ``arg`` (taken by the
+    caller) is the cost's trace term.
+    """
+    na = size[a]
+    for t in range(J.size):
+        j = J[t]
+        tr[t] = trace[a] + trace[j] + ward[t]
+        arg[t] = beta * (tr[t] + alpha) / (na + size[j])
 
 
 @njit(cache=True)
