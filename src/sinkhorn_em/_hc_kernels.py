@@ -132,36 +132,39 @@ def update_costs(D, rowmin, rowarg, stale, row, term, subtract, a, b, last):
     ``row[:last]`` is the merged cluster's cost against each slot (new slot numbering), minus
     the two clusters' terms when ``subtract`` (VII, VVV: ``(row - term[a]) - term[k]``). The
     last slot's row and column move into ``b`` (Fortran's ``wardsw``); row and column ``a``
-    take the new costs; rows whose minimum was with ``a`` or ``b`` are rescanned, the others
-    compare with their new cost only. ``stale`` is a work array.
+    take the new costs. ``rowmin[k]`` stays the smallest cost of row ``k`` (``rowarg[k]`` one
+    slot that has it): every entry of a row but column ``a`` is an entry it had, so a new cost
+    below the row's minimum is the new minimum; rows whose minimum was with ``a`` or ``b`` and
+    whose new cost is not below it are rescanned, as row ``a``. ``stale`` is a work array.
     """
     lg = last + 1
     for k in range(lg):
         stale[k] = rowarg[k] == a or rowarg[k] == b
     stale[b] = stale[last]
-    for k in range(lg):
-        D[b, k] = D[last, k]
-    for k in range(lg):
-        D[k, b] = D[k, last]
-    D[b, b] = np.inf
     rowmin[b], rowarg[b] = rowmin[last], rowarg[last]
     for k in range(lg):
         if rowarg[k] == last:
             rowarg[k] = b
+    for k in range(lg):
+        D[b, k] = D[last, k]
     lg = last
     term_a = term[a]
+    # One pass over the rows for the column writes (strided: a cache line and a page per row).
+    # Row a's entries k < b are written before the column move reads D[a, last] (k = a, a < b)
+    # and rewritten at k = b after it.
     for k in range(lg):
+        D[k, b] = D[k, last]
         value = (row[k] - term_a) - term[k] if subtract else row[k]
         if k == a:
             value = np.inf
         D[a, k] = value
         D[k, a] = value
-        if k != a and not stale[k] and value < rowmin[k]:
+        if k != a and value < rowmin[k]:
             rowmin[k], rowarg[k] = value, a
+            stale[k] = False
+    D[b, b] = np.inf
     stale[a] = True
     for r in range(lg):
-        if not stale[r]:
-            continue
-        # np.argmin's rule, as the numpy formulation: the first smallest (a NaN counts as smallest).
-        arg = np.argmin(D[r, :lg])
-        rowarg[r], rowmin[r] = arg, D[r, arg]
+        if stale[r]:
+            arg = np.argmin(D[r, :lg])
+            rowarg[r], rowmin[r] = arg, D[r, arg]
