@@ -7,11 +7,11 @@ calls on ``m``-vectors and strided column writes per merge, ~0.3 ms at ``m`` ~ 3
 the loop's Python cost the bulk of the hc start; here each step is one compiled call over the
 slots. Every value goes through the floating-point operations of the numpy formulation, in the
 same order (``+``, ``-``, ``*``, ``/`` and ``sqrt`` are correctly rounded in both), so the costs and
-the merges are those of that formulation, bit for bit. Two reductions stay numpy's, called by
-the caller between the kernels: the squared norms of the Ward vectors (``np.einsum``, whose
-SIMD summation order, with fused multiply-adds, depends on the CPU) and the logarithm of the
-costs (``np.log``: numpy's SIMD ``log`` and the C library's, which compiled code calls, may
-differ in the last bit). Compiled with
+the merges are those of that formulation, bit for bit. The squared norms of the Ward vectors
+follow the summation order of numpy's ``einsum`` kernel (:func:`squared_norm`; where the
+running numpy sums otherwise, the caller takes ``np.einsum``'s), and the logarithm of the costs
+stays numpy's, called between the kernels (``np.log``: numpy's SIMD ``log`` and the C library's,
+which compiled code calls, may differ in the last bit). Compiled with
 ``cache=True``: the first call on a machine compiles (a few seconds), later processes load
 the machine code from numba's cache.
 """
@@ -62,8 +62,37 @@ def ward_row(D, size, a, b, lg, out):
 
 
 @njit(cache=True)
-def ward_vectors(means, size, a, J, v):
-    r"""Ward vectors :math:`v_t = \sqrt{n_a n_j / (n_a + n_j)}\,(\bar z_a - \bar z_j)` of ``a`` and each ``j = J[t]``."""
+def squared_norm(x):
+    """``np.einsum("p,p->", x, x)`` in the order of numpy's x86-64 baseline kernel.
+
+    That kernel (``sum_of_products_contig_contig_outstride0_two``, SSE2) keeps two lanes, lane
+    ``l`` summing elements ``l, l + 2, ...``: per block of eight it adds its four products
+    last first, ``x0^2 + (x2^2 + (x4^2 + (x6^2 + acc)))``; past the blocks one product per
+    lane; then ``lane0 + lane1``; products and sums rounded separately (no fused
+    multiply-add). :func:`sinkhorn_em._hc._squared_norms_are_numpys` checks on the running
+    machine that this is numpy's result to the last bit (other platforms have other kernels).
+    """
+    p = x.size
+    l0 = 0.0
+    l1 = 0.0
+    i = 0
+    while p - i >= 8:
+        for k in (3, 2, 1, 0):
+            l0 = x[i + 2 * k] * x[i + 2 * k] + l0
+            l1 = x[i + 2 * k + 1] * x[i + 2 * k + 1] + l1
+        i += 8
+    while i < p:
+        l0 = x[i] * x[i] + l0
+        if i + 1 < p:
+            l1 = x[i + 1] * x[i + 1] + l1
+        i += 2
+    return l0 + l1
+
+
+@njit(cache=True)
+def ward_vectors(means, size, a, J, v, ward):
+    r"""Ward vectors :math:`v_t = \sqrt{n_a n_j / (n_a + n_j)}\,(\bar z_a - \bar z_j)` of ``a`` and each
+    ``j = J[t]``, and their squared norms (:func:`squared_norm`)."""
     na = size[a]
     for t in range(J.size):
         j = J[t]
@@ -71,6 +100,7 @@ def ward_vectors(means, size, a, J, v):
         scale = np.sqrt(na * nj / (na + nj))
         for k in range(means.shape[1]):
             v[t, k] = (means[a, k] - means[j, k]) * scale
+        ward[t] = squared_norm(v[t])
 
 
 @njit(cache=True)
