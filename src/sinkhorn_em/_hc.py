@@ -113,13 +113,15 @@ def _squared_norms_are_numpys():
     loop takes numpy's (slower) so that its costs stay those of the numpy formulation. Checked
     once per process on rows of 1 to 70 entries spanning 30 orders of magnitude.
     """
-    from ._hc_kernels import ward_vectors
+    from ._hc_kernels import ward_norms
 
     rng = np.random.default_rng(0)
+    size = rng.integers(1, 100, size=64).astype(float)
     for p in range(1, 71):
         means = rng.normal(size=(64, p)) * np.exp(rng.normal(size=(64, p)) * 5)
-        v, ward = np.empty((64, p)), np.empty(64)
-        ward_vectors(means, np.ones(64), 0, np.arange(64), v, ward)
+        ward = np.empty(64)
+        ward_norms(means, size, 0, np.arange(64), ward)
+        v = np.sqrt(size[0] * size / (size[0] + size))[:, None] * (means[0] - means)  # _Clusters.ward
         if not np.array_equal(ward, np.einsum("jp,jp->j", v, v)):
             return False
     return True
@@ -353,13 +355,14 @@ class _LocalCriterion:
         The per-pair arithmetic is compiled (:mod:`sinkhorn_em._hc_kernels`); the logarithm of the
         trace term is numpy's, and the rare determinants are computed here (:meth:`_logdets`).
         """
-        from ._hc_kernels import trace_arguments, trace_costs, ward_vectors
+        from ._hc_kernels import trace_arguments, trace_costs, ward_norms
 
         cl, n = self.cl, J.size
-        v, ward, tr, arg = cl._diff[:n], self._ward[:n], self._tr[:n], self._arg[:n]
-        ward_vectors(cl.means, cl.size, a, J, v, ward)
-        if not _squared_norms_are_numpys():
-            np.einsum("jp,jp->j", v, v, out=ward)
+        ward, tr, arg = self._ward[:n], self._tr[:n], self._arg[:n]
+        if _squared_norms_are_numpys():
+            ward_norms(cl.means, cl.size, a, J, ward)
+        else:
+            ward[:] = cl.ward(a, J)[1]
         if self.model == "EII":
             return ward
         trace_arguments(cl.size, cl.trace, a, J, self.beta, self.alpha, ward, tr, arg)
@@ -388,7 +391,8 @@ class _LocalCriterion:
         if count:
             big = np.flatnonzero(need)
             s = cl.size[a] + cl.size[J[big]]
-            terms[big] = s * np.logaddexp(self._logdets(a, J[big], v[big], s), base[big])
+            v = cl.ward(a, J[big])[0]
+            terms[big] = s * np.logaddexp(self._logdets(a, J[big], v, s), base[big])
         return terms
 
     def _logdets(self, a, J, v, s):

@@ -90,17 +90,22 @@ def squared_norm(x):
 
 
 @njit(cache=True)
-def ward_vectors(means, size, a, J, v, ward):
-    r"""Ward vectors :math:`v_t = \sqrt{n_a n_j / (n_a + n_j)}\,(\bar z_a - \bar z_j)` of ``a`` and each
-    ``j = J[t]``, and their squared norms (:func:`squared_norm`)."""
+def ward_norms(means, size, a, J, ward):
+    r"""Squared norms (:func:`squared_norm`) of the Ward vectors of ``a`` and each ``j = J[t]``.
+
+    :math:`v_t = (\bar z_a - \bar z_j) \sqrt{n_a n_j / (n_a + n_j)}`, as ``_Clusters.ward``
+    computes them; the vectors themselves are not kept (the caller recomputes the few that
+    a determinant needs).
+    """
     na = size[a]
+    v = np.empty(means.shape[1])
     for t in range(J.size):
         j = J[t]
         nj = size[j]
         scale = np.sqrt(na * nj / (na + nj))
-        for k in range(means.shape[1]):
-            v[t, k] = (means[a, k] - means[j, k]) * scale
-        ward[t] = squared_norm(v[t])
+        for k in range(v.size):
+            v[k] = (means[a, k] - means[j, k]) * scale
+        ward[t] = squared_norm(v)
 
 
 @njit(cache=True)
