@@ -67,7 +67,7 @@ _EPSMAX = 2.2204460492503131e-16  # hcvvv/hcvii's floor on ALPHA
 # (rounding, the determinant lemma on an ill-conditioned factor) before skipping it could
 # change a merge cost: a factor e^30 ~ 1e13.
 _LOGDET_MARGIN = 30.0
-# Rows of the initial (m, m) cost matrix computed at a time (temporaries of a few MB).
+# Rows of the initial (m, m) cost matrix computed at a time (their logarithm is one numpy call).
 _COST_BLOCK_ROWS = 128
 
 
@@ -283,45 +283,28 @@ class _LocalCriterion:
         r"""All pair costs at the start.
 
         With :math:`s_{ij} = n_i + n_j` and Ward's :math:`w_{ij} = \frac{n_i n_j}{s_{ij}}
-        \|\bar z_i - \bar z_j\|^2` (squared distances by ``cdist``, differences taken directly
-        as the Fortran's ``ddot``, not from a Gram matrix): EII :math:`w_{ij}`; VII and VVV
+        \|\bar z_i - \bar z_j\|^2` (squared distances summed in order as ``cdist``, differences
+        taken directly as the Fortran's ``ddot``, not from a Gram matrix; compiled,
+        :func:`~sinkhorn_em._hc_kernels.initial_arguments`): EII :math:`w_{ij}`; VII and VVV
         :math:`s_{ij} \log\bigl(\beta (t_i + t_j + w_{ij} + \alpha) / s_{ij}\bigr) - T_i - T_j`
         (traces :math:`t`, cluster terms :math:`T`); then, for VVV, the pairs of merged size
         above ``d`` (only when started from a partition with groups) row by row with their determinants.
         """
-        from scipy.spatial.distance import cdist
+        from ._hc_kernels import initial_arguments, initial_costs
 
         cl = self.cl
         size = cl.size
         scale = self.beta if self.model == "VVV" else 1.0
         D = np.empty((m, m))
-        # Blocks of rows of the upper triangle, each step in place: the (m, m) temporaries, not
-        # the arithmetic, cost the time at m = 2000+. Every entry goes through the same
-        # floating-point operations; all but the two cluster terms are symmetric in (i, j), so
-        # a block is mirrored before they are subtracted, in the order (x - T_i) - T_j of D[i, j].
+        eii = self.model == "EII"
+        # Blocks of rows from the diagonal on (the kernels mirror them below it), so that the
+        # logarithm, numpy's, runs on a few MB at a time.
         for lo in range(0, m, _COST_BLOCK_ROWS):
-            rows, cols = slice(lo, min(lo + _COST_BLOCK_ROWS, m)), slice(lo, m)
-            s = np.add.outer(size[rows], size[cols])
-            block = cdist(cl.means[rows], cl.means[cols], "sqeuclidean")
-            work = np.multiply.outer(size[rows], size[cols])
-            work /= s
-            block *= work  # Ward's criterion
-            if self.model != "EII":
-                ward, block = block, np.add.outer(cl.trace[rows], cl.trace[cols], out=work)
-                block += ward
-                block += self.alpha
-                block *= scale
-                block /= s
-                np.log(block, out=block)
-                block *= s
-                D[cols, rows] = block.T
-                D[cols, rows] -= self.term[cols, None]
-                D[cols, rows] -= self.term[None, rows]
-                block -= self.term[rows, None]
-                block -= self.term[None, cols]
-            else:
-                D[cols, rows] = block.T
-            D[rows, cols] = block
+            hi = min(lo + _COST_BLOCK_ROWS, m)
+            initial_arguments(cl.means, size, cl.trace, self.alpha, scale, lo, hi, D, eii)
+            if not eii:
+                np.log(D[lo:hi, lo:], out=D[lo:hi, lo:])
+                initial_costs(D, size, self.term, lo, hi)
         np.fill_diagonal(D, np.inf)
         if self.model == "VVV" and 2 * size.max() > self.p:
             for a in np.flatnonzero(size + size.max() > self.p):

@@ -203,3 +203,67 @@ def update_costs(D, rowmin, rowarg, stale, row, term, subtract, a, b, last):
         if stale[r]:
             arg = np.argmin(D[r, :lg])
             rowarg[r], rowmin[r] = arg, D[r, arg]
+
+
+@njit(cache=True)
+def initial_arguments(means, size, trace, alpha, scale, lo, hi, D, ward_only):
+    r"""Rows ``lo..hi-1`` of the initial costs from column ``lo`` on, up to their logarithm.
+
+    Ward's :math:`w_{rc} = \|\bar z_r - \bar z_c\|^2 \, n_r n_c / s_{rc}` (the squared distance
+    summed in order, as ``scipy.spatial.distance.cdist``), ``s_{rc} = n_r + n_c``; with
+    ``ward_only`` (EII) that is the cost, written to ``D[r, c]`` and mirrored to ``D[c, r]`` for
+    ``c >= hi``. Otherwise ``D[r, c]`` gets :math:`((t_r + t_c + w_{rc}) + \alpha)\,\beta / s_{rc}`,
+    whose logarithm (numpy's, by the caller) :func:`initial_costs` turns into the cost.
+    Four columns at a time: four independent sums in flight, each still summed in order.
+    """
+    m, p = means.shape
+    sq = np.empty(4)
+    for r in range(lo, hi):
+        for c0 in range(lo, m, 4):
+            width = min(4, m - c0)
+            if width == 4:
+                a0 = a1 = a2 = a3 = 0.0
+                for k in range(p):
+                    x = means[r, k]
+                    d0 = x - means[c0, k]
+                    d1 = x - means[c0 + 1, k]
+                    d2 = x - means[c0 + 2, k]
+                    d3 = x - means[c0 + 3, k]
+                    a0 += d0 * d0
+                    a1 += d1 * d1
+                    a2 += d2 * d2
+                    a3 += d3 * d3
+                sq[0], sq[1], sq[2], sq[3] = a0, a1, a2, a3
+            else:
+                for t in range(width):
+                    acc = 0.0
+                    for k in range(p):
+                        d = means[r, k] - means[c0 + t, k]
+                        acc += d * d
+                    sq[t] = acc
+            for t in range(width):
+                c = c0 + t
+                s = size[r] + size[c]
+                w = sq[t] * (size[r] * size[c] / s)
+                D[r, c] = w if ward_only else ((trace[r] + trace[c] + w) + alpha) * scale / s
+    if ward_only:
+        for c in range(hi, m):
+            for r in range(lo, hi):
+                D[c, r] = D[r, c]
+
+
+@njit(cache=True)
+def initial_costs(D, size, term, lo, hi):
+    r"""Costs :math:`(s_{rc} \log(\cdot) - T_r) - T_c` of rows ``lo..hi-1`` from their logarithms, mirrored.
+
+    ``D[r, c]`` holds the logarithm of the trace term for ``c >= lo``; row ``c >= hi`` gets its
+    entry ``D[c, r] = (s \log(\cdot) - T_c) - T_r`` (column by column: the block's rows stay in
+    cache), the rows themselves ``(s \log(\cdot) - T_r) - T_c``.
+    """
+    m = D.shape[0]
+    for c in range(hi, m):
+        for r in range(lo, hi):
+            D[c, r] = (D[r, c] * (size[r] + size[c]) - term[c]) - term[r]
+    for r in range(lo, hi):
+        for c in range(lo, m):
+            D[r, c] = (D[r, c] * (size[r] + size[c]) - term[r]) - term[c]
