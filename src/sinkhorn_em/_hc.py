@@ -175,8 +175,8 @@ class _Clusters:
         self.trace_st = np.zeros(m)
         self.inv_ready = np.ones(m, dtype=bool)
         self.id = np.arange(m)  # initial cluster held by each slot (its smallest member)
-        self._upper = np.triu(np.ones((p, p), dtype=bool))
         self._diff = np.empty((m, p))  # work array of the Ward vectors of one row of costs
+        self._stack = np.empty((2 * p + 1, p))  # work array of the factors a merge's QR stacks
 
     def ward(self, a, J):
         """Ward vectors ``v = sqrt(n_a n_j / n_aj) (m_a - m_j)`` and their squared norms."""
@@ -197,33 +197,21 @@ class _Clusters:
         each as hcvvv reads it: the exact factor for the cluster made by the previous merge
         (``fresh``, still in the Fortran's work array ``r``), the stored one otherwise.
         """
-        na, nb = self.size[a], self.size[b]
-        self.means[a] = (na * self.means[a] + nb * self.means[b]) / (na + nb)
-        self.size[a] = na + nb
-        self.trace[a] += self.trace[b] + float(v @ v)
-        self.id[a] = min(self.id[a], self.id[b])
+        from ._hc_kernels import merge_moments, stack_factors, store_factor
+
+        merge_moments(self.size, self.means, self.trace, self.id, a, b, float(v @ v))
         arrays = [self.size, self.means, self.trace, self.id, self.rank]
         if self.factor is not None:
-            parts = [self.factor[: self.rank[c]] if c == fresh else self.factor_st[c, : self.rank[c]] for c in (a, b)]
-            # mode="r" is triu of mode="raw"'s transposed array: the same LAPACK geqrf, without
-            # np.triu building its mask at every merge.
-            h = np.linalg.qr(np.vstack(parts + [v[None, :]]), mode="raw")[0].T
-            k = min(h.shape[0], self.p)
-            r = np.where(self._upper[:k], h[:k], 0.0)
-            self.factor[:] = 0.0
-            self.factor[:k] = r
+            n = stack_factors(self.factor, self.factor_st, self.rank, a, b, fresh, v, self._stack)
+            # mode="raw": LAPACK's geqrf, R in the upper triangle of the transposed output.
+            h = np.linalg.qr(self._stack[:n], mode="raw")[0].T
+            k = store_factor(h, n, self.factor, self.factor_st, a)
             self.fresh = a
             self._fresh_W = self._fresh_inv = None
             self.rank[a] = k
-            # hcvvv stores every row of the new factor as its FIRST row (src/mclust.f, hcvvv:
-            # ``call dcopy( p, r(1,1), p, x(l,1), n)`` in the loop over the rows), and reads row t
-            # back from column t on: the factor other merges see has row t = r[0, t:].
-            stored = np.where(self._upper[: self.p], r[0], 0.0)
-            stored[k:] = 0.0
-            self.factor_st[a] = stored
             # tr(F^T F) is the sum of F's squares (equal up to rounding, which the bound's margin covers).
-            self.trace_W[a] = np.einsum("ij,ij->", r, r)
-            self.trace_st[a] = np.einsum("ij,ij->", stored, stored)
+            self.trace_W[a] = np.einsum("ij,ij->", self.factor[:k], self.factor[:k])
+            self.trace_st[a] = np.einsum("ij,ij->", self.factor_st[a], self.factor_st[a])
             self.inv_ready[a] = False
             arrays += [self._mats, self.trace_W, self.trace_st, self.inv_ready]
         for arr in arrays:

@@ -267,3 +267,55 @@ def initial_costs(D, size, term, lo, hi):
     for r in range(lo, hi):
         for c in range(lo, m):
             D[r, c] = (D[r, c] * (size[r] + size[c]) - term[r]) - term[c]
+
+
+@njit(cache=True)
+def merge_moments(size, means, trace, ident, a, b, vv):
+    r"""Size, mean, scatter trace and id of cluster ``a`` after absorbing ``b``.
+
+    :math:`\bar z = (n_a \bar z_a + n_b \bar z_b) / (n_a + n_b)`, :math:`t = t_a + (t_b +
+    \|v\|^2)` with ``vv`` the squared norm of the Ward vector (numpy's, the caller's), the id
+    the smaller of the two.
+    """
+    na, nb = size[a], size[b]
+    for k in range(means.shape[1]):
+        means[a, k] = (na * means[a, k] + nb * means[b, k]) / (na + nb)
+    size[a] = na + nb
+    trace[a] += trace[b] + vv
+    ident[a] = min(ident[a], ident[b])
+
+
+@njit(cache=True)
+def stack_factors(factor, factor_st, rank, a, b, fresh, v, out):
+    """Rows of the two clusters' factors, as hcvvv reads them, on the Ward vector ``v``; their count.
+
+    Cluster ``fresh`` (made by the previous merge) contributes its exact factor ``factor``, any
+    other its stored one ``factor_st``; ``rank`` rows each.
+    """
+    n = 0
+    for c in (a, b):
+        source = factor if c == fresh else factor_st[c]
+        for i in range(rank[c]):
+            out[n, :] = source[i, :]
+            n += 1
+    out[n, :] = v
+    return n + 1
+
+
+@njit(cache=True)
+def store_factor(h, n, factor, stored, a):
+    """The merged cluster's exact factor and the factor hcvvv stores for it, from a QR; its rank.
+
+    ``h`` is the ``(n, d)`` transpose of ``np.linalg.qr(..., mode="raw")``'s first output, whose
+    upper triangle is ``R``; ``factor`` gets the first ``k = min(n, d)`` rows of ``R`` (zeros
+    below), ``stored`` (slot ``a``'s stored factor) row ``t < k`` equal to ``R``'s first row
+    from column ``t`` on: hcvvv's ``call dcopy(p, r(1,1), p, x(l,1), n)`` stores every row of
+    the new factor as its first.
+    """
+    p = factor.shape[1]
+    k = min(n, p)
+    for i in range(p):
+        for j in range(p):
+            factor[i, j] = h[i, j] if i < k and j >= i else 0.0
+            stored[a, i, j] = h[0, j] if i < k and j >= i else 0.0
+    return k
