@@ -108,7 +108,7 @@ def hc_transform(X, use="SVD"):
 def _squared_norms_are_numpys():
     """Whether the compiled squared norms equal ``np.einsum("jp,jp->j", v, v)`` to the last bit here.
 
-    :func:`~sinkhorn_em._hc_kernels.squared_norm` follows the summation order of numpy's x86-64
+    :func:`~sinkhorn_em._hc_kernels.ward_norms` follows the summation order of numpy's x86-64
     baseline kernel; another platform or numpy version may sum otherwise, and then the merge
     loop takes numpy's (slower) so that its costs stay those of the numpy formulation. Checked
     once per process on rows of 1 to 70 entries spanning 30 orders of magnitude.

@@ -8,7 +8,7 @@ the loop's Python cost the bulk of the hc start; here each step is one compiled 
 slots. Every value goes through the floating-point operations of the numpy formulation, in the
 same order (``+``, ``-``, ``*``, ``/`` and ``sqrt`` are correctly rounded in both), so the costs and
 the merges are those of that formulation, bit for bit. The squared norms of the Ward vectors
-follow the summation order of numpy's ``einsum`` kernel (:func:`squared_norm`; where the
+follow the summation order of numpy's ``einsum`` kernel (:func:`_ward_norm`; where the
 running numpy sums otherwise, the caller takes ``np.einsum``'s), and the logarithm of the costs
 stays numpy's, called between the kernels (``np.log``: numpy's SIMD ``log`` and the C library's,
 which compiled code calls, may differ in the last bit). Compiled with
@@ -61,51 +61,53 @@ def ward_row(D, size, a, b, lg, out):
     out[b] = out[lg - 1]
 
 
-@njit(cache=True)
-def squared_norm(x):
-    """``np.einsum("p,p->", x, x)`` in the order of numpy's x86-64 baseline kernel.
+@njit(cache=True, inline="always")
+def _ward_norm(means, a, j, scale):
+    r"""``np.einsum("p,p->", v, v)`` of :math:`v = (\bar z_a - \bar z_j) \cdot` ``scale``, in numpy's order.
 
-    That kernel (``sum_of_products_contig_contig_outstride0_two``, SSE2) keeps two lanes, lane
-    ``l`` summing elements ``l, l + 2, ...``: per block of eight it adds its four products
-    last first, ``x0^2 + (x2^2 + (x4^2 + (x6^2 + acc)))``; past the blocks one product per
-    lane; then ``lane0 + lane1``; products and sums rounded separately (no fused
-    multiply-add). :func:`sinkhorn_em._hc._squared_norms_are_numpys` checks on the running
-    machine that this is numpy's result to the last bit (other platforms have other kernels).
+    numpy's x86-64 baseline kernel (``sum_of_products_contig_contig_outstride0_two``, SSE2)
+    keeps two lanes, lane ``l`` summing elements ``l, l + 2, ...``: per block of eight it adds
+    its four products last first, ``x0^2 + (x2^2 + (x4^2 + (x6^2 + acc)))``; past the blocks
+    one product per lane; then ``lane0 + lane1``; products and sums rounded separately (no
+    fused multiply-add). The entries of ``v`` are formed as they are read (no work array, whose
+    stores and loads would chain one row's sums to the next's).
+    :func:`sinkhorn_em._hc._squared_norms_are_numpys` checks on the running machine that this
+    is numpy's result to the last bit (other platforms have other kernels).
     """
-    p = x.size
+    p = means.shape[1]
     l0 = 0.0
     l1 = 0.0
     i = 0
     while p - i >= 8:
         for k in (3, 2, 1, 0):
-            l0 = x[i + 2 * k] * x[i + 2 * k] + l0
-            l1 = x[i + 2 * k + 1] * x[i + 2 * k + 1] + l1
+            x = (means[a, i + 2 * k] - means[j, i + 2 * k]) * scale
+            y = (means[a, i + 2 * k + 1] - means[j, i + 2 * k + 1]) * scale
+            l0 = x * x + l0
+            l1 = y * y + l1
         i += 8
     while i < p:
-        l0 = x[i] * x[i] + l0
+        x = (means[a, i] - means[j, i]) * scale
+        l0 = x * x + l0
         if i + 1 < p:
-            l1 = x[i + 1] * x[i + 1] + l1
+            y = (means[a, i + 1] - means[j, i + 1]) * scale
+            l1 = y * y + l1
         i += 2
     return l0 + l1
 
 
 @njit(cache=True)
 def ward_norms(means, size, a, J, ward):
-    r"""Squared norms (:func:`squared_norm`) of the Ward vectors of ``a`` and each ``j = J[t]``.
+    r"""Squared norms (:func:`_ward_norm`) of the Ward vectors of ``a`` and each ``j = J[t]``.
 
     :math:`v_t = (\bar z_a - \bar z_j) \sqrt{n_a n_j / (n_a + n_j)}`, as ``_Clusters.ward``
     computes them; the vectors themselves are not kept (the caller recomputes the few that
     a determinant needs).
     """
     na = size[a]
-    v = np.empty(means.shape[1])
     for t in range(J.size):
         j = J[t]
         nj = size[j]
-        scale = np.sqrt(na * nj / (na + nj))
-        for k in range(v.size):
-            v[k] = (means[a, k] - means[j, k]) * scale
-        ward[t] = squared_norm(v)
+        ward[t] = _ward_norm(means, a, j, np.sqrt(na * nj / (na + nj)))
 
 
 @njit(cache=True)
