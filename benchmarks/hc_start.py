@@ -8,7 +8,8 @@ and the CSV are not counted), on DLPFC features (15 PCs and their neighbour mean
 of the same shape (``--synthetic N`` data sets, default 1). Prints both times, their ratio and the
 ARI between the two partitions; with ``--before REF`` also the time of the implementation at git
 revision ``REF`` (run in a subprocess from ``git archive REF src``) and whether its partition is
-ours. ``--repeats N``: the best of N runs on each side (R's inside R). Our times are steady
+ours. ``--repeats N``: the best of N runs on each side (R's inside R), wall-clock and CPU
+seconds (the latter less affected by other processes on a shared machine). Our times are steady
 state: the merge loop's numba kernels are compiled (or loaded from numba's cache) before, and
 that one-off cost is printed first, measured in fresh processes on a small tree: with an empty
 cache (compile) and with the cache it filled (load).
@@ -141,16 +142,16 @@ def revision_src(ref, tmp):
 
 
 def part_start(datasets, K, timeout, before=None, repeats=1):
-    print(f"hc start alone (VVV, use='SVD', all rows; best of {repeats} for each side)")
-    header = f"{'data':>16} {'n':>6} {'d':>3}"
-    if before:
-        header += f" {'before s':>9}"
-    print(
-        header
-        + f" {'ours s':>8} {'R s':>8} {'R/ours':>7}"
-        + (f" {'R/before':>8}" if before else "")
-        + f" {'ARI(ours, R)':>13}"
-    )
+    """Wall-clock seconds of each side and their ratio; then the same for CPU seconds.
+
+    On a shared machine the CPU times (ours ``time.process_time``, R's ``user + system`` of
+    ``system.time``) are less affected by other processes' load than the wall-clock times.
+    """
+    print(f"hc start alone (VVV, use='SVD', all rows; best of {repeats} for each side; wall / CPU seconds)")
+    header = f"{'data':>16} {'n':>6} {'d':>3}" + (f" {'before':>6}" if before else "")
+    header += f" {'ours':>5} {'R':>6} {'R/ours':>6}" + (f" {'R/before':>8}" if before else "")
+    header += f" {'CPU ours':>8} {'CPU R':>6} {'R/ours':>6} {'ARI(ours, R)':>12}"
+    print(header)
     with tempfile.TemporaryDirectory() as tmp:
         old_src = revision_src(before, tmp) if before else None
         for name, X in datasets:
@@ -158,32 +159,35 @@ def part_start(datasets, K, timeout, before=None, repeats=1):
             if old_src is not None:
                 old_times, old_labels = time_in_subprocess(X, K, old_src, calls=repeats)
                 old_seconds = min(old_times)
-            times = []
+                line += f" {old_seconds:6.2f}"
+            wall, cpu = [], []
             with threadpool_limits(1):
                 for _ in range(repeats):
-                    start = time.perf_counter()
+                    start, start_cpu = time.perf_counter(), time.process_time()
                     ours = hierarchical_partition(X, K, model="VVV", subset=None)
-                    times.append(time.perf_counter() - start)
-            seconds = min(times)
-            if old_src is not None:
-                same = "" if np.array_equal(old_labels, ours) else " (partition differs!)"
-                line += f" {old_seconds:9.2f}"
+                    wall.append(time.perf_counter() - start)
+                    cpu.append(time.process_time() - start_cpu)
+            seconds, cpu_seconds = min(wall), min(cpu)
             r = run_r(
                 X,
-                f"t <- min(sapply(seq_len({repeats}), function(i) system.time(h <<- hc(X, modelName = 'VVV', "
-                f"use = 'SVD'))[['elapsed']]))\n"
+                f"t <- sapply(seq_len({repeats}), function(i) system.time(h <<- hc(X, modelName = 'VVV', "
+                f"use = 'SVD'))[c('elapsed', 'user.self', 'sys.self')])\n"
+                f"t <- c(min(t[1, ]), min(t[2, ] + t[3, ]))\n"
                 f"write.table(c(t, hclass(h, {K})), out, sep = ',', row.names = FALSE, col.names = FALSE)",
                 timeout,
             )
             if r is None:
-                print(f"{line} {seconds:8.2f} {'>' + str(timeout):>8}")
+                print(f"{line} {seconds:5.2f} {'>' + str(timeout):>6}")
                 continue
-            r_seconds, r_labels = float(r[0, 0]), r[1:, 0]
+            r_seconds, r_cpu, r_labels = float(r[0, 0]), float(r[1, 0]), r[2:, 0]
             ari = adjusted_rand_score(r_labels, ours)
-            line += f" {seconds:8.2f} {r_seconds:8.2f} {r_seconds / seconds:7.1f}"
+            line += f" {seconds:5.2f} {r_seconds:6.2f} {r_seconds / seconds:6.1f}"
             if old_src is not None:
                 line += f" {r_seconds / old_seconds:8.1f}"
-            print(f"{line} {ari:13.4f}" + (same if old_src is not None else ""), flush=True)
+            line += f" {cpu_seconds:8.2f} {r_cpu:6.2f} {r_cpu / cpu_seconds:6.1f} {ari:12.4f}"
+            if old_src is not None and not np.array_equal(old_labels, ours):
+                line += " (partition differs from before!)"
+            print(line, flush=True)
 
 
 def part_fit(sizes, K, d, timeout):
