@@ -29,6 +29,10 @@ determinant only where it can change the cost: ``logaddexp(log det, base)`` is `
 last bit whenever the AM-GM bound ``det M <= (tr M / d)^d`` (plus a margin for rounding) already
 gives ``base``, which on scaled data in 30 dimensions is every pair (the determinant is some 100
 nats below the trace term); the costs, hence the merges, are those of computing every determinant.
+The local criteria's per-merge steps and the initial matrix run as numba kernels
+(:mod:`sinkhorn_em._hc_kernels`), one call per step instead of a dozen numpy calls, with the
+floating-point operations of the numpy formulation in its order: merges and costs are those of
+that formulation to the last bit.
 Memory: the ``(m, m)`` matrix for the ``m <= subset`` rows merged, never ``(n, n)``.
 """
 
@@ -175,19 +179,12 @@ class _Clusters:
         self.trace_st = np.zeros(m)
         self.inv_ready = np.ones(m, dtype=bool)
         self.id = np.arange(m)  # initial cluster held by each slot (its smallest member)
-        self._diff = np.empty((m, p))  # work array of the Ward vectors of one row of costs
         self._stack = np.empty((2 * p + 1, p))  # work array of the factors a merge's QR stacks
 
     def ward(self, a, J):
-        """Ward vectors ``v = sqrt(n_a n_j / n_aj) (m_a - m_j)`` and their squared norms."""
+        """Ward vectors ``v = sqrt(n_a n_j / n_aj) (m_a - m_j)`` of ``a`` and slots ``J`` (array), and their squared norms."""
         na, nj = self.size[a], self.size[J]
-        if isinstance(J, slice):
-            # One row of costs: the same operations into a work array (no allocation per merge).
-            v = self._diff[J]
-            np.subtract(self.means[a], self.means[J], out=v)
-            v *= np.sqrt(na * nj / (na + nj))[:, None]
-        else:
-            v = np.sqrt(na * nj / (na + nj))[:, None] * (self.means[a][None, :] - self.means[J])
+        v = np.sqrt(na * nj / (na + nj))[:, None] * (self.means[a][None, :] - self.means[J])
         return v, np.einsum("jp,jp->j", v, v)
 
     def merge(self, a, b, last, v, fresh=-1):
