@@ -172,7 +172,7 @@ class _Clusters:
         self.factor = np.zeros((p, p)) if scatter else None
         self._fresh_W = self._fresh_inv = None
         self.rank = np.zeros(m, dtype=int)  # nonzero rows of factor
-        # Traces of W and W_st (the determinant's AM-GM bound, see _LocalCriterion.row), and
+        # Traces of W and W_st (the determinant's AM-GM bound, see _LocalCriterion._pair_terms), and
         # whether W_st / inv_st of a slot are up to date: they are computed when a merge
         # cost first needs them (most merges need none), from the same W, hence the same values.
         self.trace_W = np.zeros(m)

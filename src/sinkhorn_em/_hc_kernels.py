@@ -12,8 +12,8 @@ follow the summation order of numpy's ``einsum`` kernel (:func:`_ward_norm`; whe
 running numpy sums otherwise, the caller takes ``np.einsum``'s), and the logarithm of the costs
 stays numpy's, called between the kernels (``np.log``: numpy's SIMD ``log`` and the C library's,
 which compiled code calls, may differ in the last bit). Compiled with
-``cache=True``: the first call on a machine compiles (a few seconds), later processes load
-the machine code from numba's cache.
+``cache=True``: the first call on a machine compiles (3-15 s measured on the shared 2-core
+machine, docs/SPEED.md), later processes load the machine code from numba's cache (~0.5 s).
 """
 
 from __future__ import annotations
@@ -139,13 +139,13 @@ def _logaddexp(x, y):
 
 @njit(cache=True)
 def trace_costs(size, a, J, base, tr, ward, trace_W, trace_st, p, margin, check_det, terms, need):
-    r"""``terms = s log(base)``'s ``s * base`` and which pairs need their determinant (VVV).
+    r"""The merged clusters' trace terms ``terms[t] = s * base[t]`` and which pairs need a determinant (VVV).
 
     ``base`` holds the trace term :math:`\log(\beta(\operatorname{tr} + \alpha)/s)`. A pair of
     merged size ``s > p`` and nonzero trace has the cost :math:`s\,\mathrm{logaddexp}(\log\det(W/s),
     \text{base})`; its determinant is needed only when the AM-GM bound :math:`\log\det(W/s) \le p
     \log(\operatorname{tr} W / (p s))`, plus ``margin`` nats, can move ``logaddexp`` off ``base``
-    (see :meth:`sinkhorn_em._hc._LocalCriterion.row`). Returns the number of such pairs.
+    (see :meth:`sinkhorn_em._hc._LocalCriterion._pair_terms`). Returns the number of such pairs.
     """
     count = 0
     na = size[a]
