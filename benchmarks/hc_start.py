@@ -4,8 +4,15 @@ Part 1, the start alone: ``sinkhorn_em._hc.hierarchical_partition(X, K, "VVV", s
 against ``hc(X, modelName = "VVV", use = "SVD")`` + ``hclass`` in ``Rscript`` (mclust's default
 model and transformation; R's time is measured inside R with ``system.time``, so R's start-up
 and the CSV are not counted), on DLPFC features (15 PCs and their neighbour means, 30 columns,
-~3,600 spots per slice; from the shared mirror when ``--dlpfc-root`` holds it) or synthetic data
-of the same shape. Prints both times, their ratio and the ARI between the two partitions.
+~3,600 spots per slice; from the shared mirror when ``--dlpfc-root`` holds it) and synthetic data
+of the same shape (``--synthetic N`` data sets, default 1). Prints both times, their ratio and the
+ARI between the two partitions; with ``--before REF`` also the time of the implementation at git
+revision ``REF`` (run in a subprocess from ``git archive REF src``) and whether its partition is
+ours. ``--repeats N``: the best of N runs on each side (R's inside R), wall-clock and CPU
+seconds (the latter less affected by other processes on a shared machine). Our times are steady
+state: the merge loop's numba kernels are compiled (or loaded from numba's cache) before, and
+that one-off cost is printed first, measured in fresh processes on a small tree: with an empty
+cache (compile) and with the cache it filled (load).
 
 Part 2, the whole fit (start + EM, tied covariances, free weights, K = 20, d = 30) at n = 10^4,
 10^5 (and 10^6 with ``--million``): ``EOTGaussianMixture(20, method="oem",
@@ -13,7 +20,8 @@ covariance_type="tied", init="hc")`` against ``Mclust(X, G = 20, modelNames = "E
 builds its tree on 2,000 random rows) with a time limit for R. Prints times, ratio and the
 log-likelihoods (each at its own optimum: the subsets differ).
 
-    python benchmarks/hc_start.py [--dlpfc-root /work/shared/data/spatial/dlpfc] [--million] [--r-timeout 900]
+    python benchmarks/hc_start.py [--dlpfc-root /work/shared/data/spatial/dlpfc] [--before main] [--repeats 1]
+        [--synthetic 1] [--million] [--r-timeout 900] [--skip-start] [--skip-fit]
 
 One BLAS thread for our side (``threadpoolctl``), as R's reference BLAS.
 """
@@ -21,8 +29,10 @@ One BLAS thread for our side (``threadpoolctl``), as R's reference BLAS.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -75,28 +85,109 @@ def synthetic(n, d, K, seed):
     return centres[rng.integers(K, size=n)] + rng.normal(size=(n, d))
 
 
-def part_start(datasets, K, timeout):
-    print("hc start alone (VVV, use='SVD', all rows)")
-    print(f"{'data':>16} {'n':>6} {'d':>3} {'ours s':>8} {'R s':>8} {'R/ours':>7} {'ARI(ours, R)':>13}")
-    for name, X in datasets:
-        with threadpool_limits(1):
-            start = time.perf_counter()
-            ours = hierarchical_partition(X, K, model="VVV", subset=None)
-            seconds = time.perf_counter() - start
-        r = run_r(
-            X,
-            f"t <- system.time(h <- hc(X, modelName = 'VVV', use = 'SVD'))[['elapsed']]\n"
-            f"write.table(c(t, hclass(h, {K})), out, sep = ',', row.names = FALSE, col.names = FALSE)",
-            timeout,
+# Run in a subprocess: one hc tree on the data in argv[1], timed with one BLAS thread; the labels
+# go to argv[2]. Used for the first-call cost (compile or cache load) and for an older revision.
+_TIME_ONE = """
+import sys, time
+import numpy as np
+from threadpoolctl import threadpool_limits
+from sinkhorn_em._hc import hierarchical_partition
+X = np.load(sys.argv[1])
+with threadpool_limits(1):
+    for call in range(int(sys.argv[4])):
+        start = time.perf_counter()
+        labels = hierarchical_partition(X, int(sys.argv[3]), model="VVV", subset=None)
+        print(time.perf_counter() - start)
+np.save(sys.argv[2], labels)
+"""
+
+
+def time_in_subprocess(X, K, src, calls=1, env=None):
+    """Seconds of each of ``calls`` hc trees on ``X`` in a fresh process importing ``src``, and the labels.
+
+    The import of the library is not timed; the first call includes numba's compile or cache load.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        data, labels = Path(tmp) / "x.npy", Path(tmp) / "labels.npy"
+        np.save(data, X)
+        env = {**os.environ, **(env or {}), "PYTHONPATH": str(src)}
+        done = subprocess.run(
+            [sys.executable, "-c", _TIME_ONE, str(data), str(labels), str(K), str(calls)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
         )
-        if r is None:
-            print(f"{name:>16} {len(X):>6} {X.shape[1]:>3} {seconds:8.2f} {'>' + str(timeout):>8}")
-            continue
-        r_seconds, r_labels = float(r[0, 0]), r[1:, 0]
-        ari = adjusted_rand_score(r_labels, ours)
-        print(
-            f"{name:>16} {len(X):>6} {X.shape[1]:>3} {seconds:8.2f} {r_seconds:8.2f} {r_seconds / seconds:7.1f} {ari:13.4f}"
-        )
+        return [float(t) for t in done.stdout.split()], np.load(labels)
+
+
+def compile_cost(K):
+    """First and second call on a small tree (600 x 30) in fresh processes: empty numba cache, then filled."""
+    src = Path(__file__).resolve().parents[1] / "src"
+    X = synthetic(600, 30, K, seed=5)
+    print("numba kernels of the merge loop (600 x 30 synthetic, VVV; fresh processes, import not timed)")
+    with tempfile.TemporaryDirectory() as cache:
+        env = {"NUMBA_CACHE_DIR": cache}
+        for what in ("empty cache (compile)", "cache filled (load)"):
+            (first, second), _ = time_in_subprocess(X, K, src, calls=2, env=env)
+            print(f"  {what:>22}: first call {first:6.2f} s, second call {second:6.3f} s")
+
+
+def revision_src(ref, tmp):
+    """``src`` of git revision ``ref`` of this repository, extracted into ``tmp``."""
+    repo = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "-C", str(repo), "archive", ref, "src"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+    return Path(tmp) / "src"
+
+
+def part_start(datasets, K, timeout, before=None, repeats=1):
+    """Wall-clock seconds of each side and their ratio; then the same for CPU seconds.
+
+    On a shared machine the CPU times (ours ``time.process_time``, R's ``user + system`` of
+    ``system.time``) are less affected by other processes' load than the wall-clock times.
+    """
+    print(f"hc start alone (VVV, use='SVD', all rows; best of {repeats} for each side; wall / CPU seconds)")
+    header = f"{'data':>16} {'n':>6} {'d':>3}" + (f" {'before':>6}" if before else "")
+    header += f" {'ours':>5} {'R':>6} {'R/ours':>6}" + (f" {'R/before':>8}" if before else "")
+    header += f" {'CPU ours':>8} {'CPU R':>6} {'R/ours':>6} {'ARI(ours, R)':>12}"
+    print(header)
+    with tempfile.TemporaryDirectory() as tmp:
+        old_src = revision_src(before, tmp) if before else None
+        for name, X in datasets:
+            line = f"{name:>16} {len(X):>6} {X.shape[1]:>3}"
+            if old_src is not None:
+                old_times, old_labels = time_in_subprocess(X, K, old_src, calls=repeats)
+                old_seconds = min(old_times)
+                line += f" {old_seconds:6.2f}"
+            wall, cpu = [], []
+            with threadpool_limits(1):
+                for _ in range(repeats):
+                    start, start_cpu = time.perf_counter(), time.process_time()
+                    ours = hierarchical_partition(X, K, model="VVV", subset=None)
+                    wall.append(time.perf_counter() - start)
+                    cpu.append(time.process_time() - start_cpu)
+            seconds, cpu_seconds = min(wall), min(cpu)
+            r = run_r(
+                X,
+                f"t <- sapply(seq_len({repeats}), function(i) system.time(h <<- hc(X, modelName = 'VVV', "
+                f"use = 'SVD'))[c('elapsed', 'user.self', 'sys.self')])\n"
+                f"t <- c(min(t[1, ]), min(t[2, ] + t[3, ]))\n"
+                f"write.table(c(t, hclass(h, {K})), out, sep = ',', row.names = FALSE, col.names = FALSE)",
+                timeout,
+            )
+            if r is None:
+                print(f"{line} {seconds:5.2f} {'>' + str(timeout):>6}")
+                continue
+            r_seconds, r_cpu, r_labels = float(r[0, 0]), float(r[1, 0]), r[2:, 0]
+            ari = adjusted_rand_score(r_labels, ours)
+            line += f" {seconds:5.2f} {r_seconds:6.2f} {r_seconds / seconds:6.1f}"
+            if old_src is not None:
+                line += f" {r_seconds / old_seconds:8.1f}"
+            line += f" {cpu_seconds:8.2f} {r_cpu:6.2f} {r_cpu / cpu_seconds:6.1f} {ari:12.4f}"
+            if old_src is not None and not np.array_equal(old_labels, ours):
+                line += " (partition differs from before!)"
+            print(line, flush=True)
 
 
 def part_fit(sizes, K, d, timeout):
@@ -128,16 +219,21 @@ def main():
     parser.add_argument("--r-timeout", type=float, default=900.0)
     parser.add_argument("--skip-start", action="store_true")
     parser.add_argument("--skip-fit", action="store_true")
+    parser.add_argument("--before", metavar="REF", help="also time the hc start of git revision REF (e.g. main)")
+    parser.add_argument("--synthetic", type=int, default=1, metavar="N", help="synthetic 3600 x 30 data sets")
+    parser.add_argument("--repeats", type=int, default=1, help="hc start: best of this many runs, each side")
     args = parser.parse_args()
     if shutil.which("Rscript") is None:
         raise SystemExit("Rscript with mclust is needed for the comparison")
     if not args.skip_start:
+        compile_cost(7)
+        # Our side warmed up: the kernels compiled or loaded before the timed calls.
+        hierarchical_partition(synthetic(200, 30, 7, seed=9), 7, model="VVV", subset=None)
         datasets = []
         if Path(args.dlpfc_root).exists():
             datasets = [(f"DLPFC {s}", X) for s, X in dlpfc_features(args.dlpfc_root)]
-        if not datasets:
-            datasets = [(f"synthetic {seed}", synthetic(3600, 30, 7, seed)) for seed in range(2)]
-        part_start(datasets, 7, args.r_timeout)
+        datasets += [(f"synthetic {seed}", synthetic(3600, 30, 7, seed)) for seed in range(args.synthetic)]
+        part_start(datasets, 7, args.r_timeout, args.before, args.repeats)
     if not args.skip_fit:
         part_fit([10_000, 100_000] + ([1_000_000] if args.million else []), 20, 30, args.r_timeout)
 

@@ -29,10 +29,16 @@ determinant only where it can change the cost: ``logaddexp(log det, base)`` is `
 last bit whenever the AM-GM bound ``det M <= (tr M / d)^d`` (plus a margin for rounding) already
 gives ``base``, which on scaled data in 30 dimensions is every pair (the determinant is some 100
 nats below the trace term); the costs, hence the merges, are those of computing every determinant.
+The local criteria's per-merge steps and the initial matrix run as numba kernels
+(:mod:`sinkhorn_em._hc_kernels`), one call per step instead of a dozen numpy calls, with the
+floating-point operations of the numpy formulation in its order: merges and costs are those of
+that formulation to the last bit.
 Memory: the ``(m, m)`` matrix for the ``m <= subset`` rows merged, never ``(n, n)``.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 from sklearn.utils import check_random_state
@@ -65,7 +71,7 @@ _EPSMAX = 2.2204460492503131e-16  # hcvvv/hcvii's floor on ALPHA
 # (rounding, the determinant lemma on an ill-conditioned factor) before skipping it could
 # change a merge cost: a factor e^30 ~ 1e13.
 _LOGDET_MARGIN = 30.0
-# Rows of the initial (m, m) cost matrix computed at a time (temporaries of a few MB).
+# Rows of the initial (m, m) cost matrix computed at a time (their logarithm is one numpy call).
 _COST_BLOCK_ROWS = 128
 
 
@@ -100,6 +106,29 @@ def hc_transform(X, use="SVD"):
             "drop collinear features (e.g. keep the leading principal components) or pass use='STD'."
         )
     return (Z @ vt.T) / np.sqrt(singular)
+
+
+@functools.cache
+def _squared_norms_are_numpys():
+    """Whether the compiled squared norms equal ``np.einsum("jp,jp->j", v, v)`` to the last bit here.
+
+    :func:`~sinkhorn_em._hc_kernels.ward_norms` follows the summation order of numpy's x86-64
+    baseline kernel; another platform or numpy version may sum otherwise, and then the merge
+    loop takes numpy's (slower) so that its costs stay those of the numpy formulation. Checked
+    once per process on rows of 1 to 70 entries spanning 30 orders of magnitude.
+    """
+    from ._hc_kernels import ward_norms
+
+    rng = np.random.default_rng(0)
+    size = rng.integers(1, 100, size=64).astype(float)
+    for p in range(1, 71):
+        means = rng.normal(size=(64, p)) * np.exp(rng.normal(size=(64, p)) * 5)
+        ward = np.empty(64)
+        ward_norms(means, size, 0, np.arange(64), ward)
+        v = np.sqrt(size[0] * size / (size[0] + size))[:, None] * (means[0] - means)  # _Clusters.ward
+        if not np.array_equal(ward, np.einsum("jp,jp->j", v, v)):
+            return False
+    return True
 
 
 def _distinct_rows(Z):
@@ -143,26 +172,19 @@ class _Clusters:
         self.factor = np.zeros((p, p)) if scatter else None
         self._fresh_W = self._fresh_inv = None
         self.rank = np.zeros(m, dtype=int)  # nonzero rows of factor
-        # Traces of W and W_st (the determinant's AM-GM bound, see _LocalCriterion.row), and
+        # Traces of W and W_st (the determinant's AM-GM bound, see _LocalCriterion._pair_terms), and
         # whether W_st / inv_st of a slot are up to date: they are computed when a merge
         # cost first needs them (most merges need none), from the same W, hence the same values.
         self.trace_W = np.zeros(m)
         self.trace_st = np.zeros(m)
         self.inv_ready = np.ones(m, dtype=bool)
         self.id = np.arange(m)  # initial cluster held by each slot (its smallest member)
-        self._upper = np.triu(np.ones((p, p), dtype=bool))
-        self._diff = np.empty((m, p))  # work array of the Ward vectors of one row of costs
+        self._stack = np.empty((2 * p + 1, p))  # work array of the factors a merge's QR stacks
 
     def ward(self, a, J):
-        """Ward vectors ``v = sqrt(n_a n_j / n_aj) (m_a - m_j)`` and their squared norms."""
+        """Ward vectors ``v = sqrt(n_a n_j / n_aj) (m_a - m_j)`` of ``a`` and slots ``J`` (array), and their squared norms."""
         na, nj = self.size[a], self.size[J]
-        if isinstance(J, slice):
-            # One row of costs: the same operations into a work array (no allocation per merge).
-            v = self._diff[J]
-            np.subtract(self.means[a], self.means[J], out=v)
-            v *= np.sqrt(na * nj / (na + nj))[:, None]
-        else:
-            v = np.sqrt(na * nj / (na + nj))[:, None] * (self.means[a][None, :] - self.means[J])
+        v = np.sqrt(na * nj / (na + nj))[:, None] * (self.means[a][None, :] - self.means[J])
         return v, np.einsum("jp,jp->j", v, v)
 
     def merge(self, a, b, last, v, fresh=-1):
@@ -172,33 +194,21 @@ class _Clusters:
         each as hcvvv reads it: the exact factor for the cluster made by the previous merge
         (``fresh``, still in the Fortran's work array ``r``), the stored one otherwise.
         """
-        na, nb = self.size[a], self.size[b]
-        self.means[a] = (na * self.means[a] + nb * self.means[b]) / (na + nb)
-        self.size[a] = na + nb
-        self.trace[a] += self.trace[b] + float(v @ v)
-        self.id[a] = min(self.id[a], self.id[b])
+        from ._hc_kernels import merge_moments, stack_factors, store_factor
+
+        merge_moments(self.size, self.means, self.trace, self.id, a, b, float(v @ v))
         arrays = [self.size, self.means, self.trace, self.id, self.rank]
         if self.factor is not None:
-            parts = [self.factor[: self.rank[c]] if c == fresh else self.factor_st[c, : self.rank[c]] for c in (a, b)]
-            # mode="r" is triu of mode="raw"'s transposed array: the same LAPACK geqrf, without
-            # np.triu building its mask at every merge.
-            h = np.linalg.qr(np.vstack(parts + [v[None, :]]), mode="raw")[0].T
-            k = min(h.shape[0], self.p)
-            r = np.where(self._upper[:k], h[:k], 0.0)
-            self.factor[:] = 0.0
-            self.factor[:k] = r
+            n = stack_factors(self.factor, self.factor_st, self.rank, a, b, fresh, v, self._stack)
+            # mode="raw": LAPACK's geqrf, R in the upper triangle of the transposed output.
+            h = np.linalg.qr(self._stack[:n], mode="raw")[0].T
+            k = store_factor(h, n, self.factor, self.factor_st, a)
             self.fresh = a
             self._fresh_W = self._fresh_inv = None
             self.rank[a] = k
-            # hcvvv stores every row of the new factor as its FIRST row (src/mclust.f, hcvvv:
-            # ``call dcopy( p, r(1,1), p, x(l,1), n)`` in the loop over the rows), and reads row t
-            # back from column t on: the factor other merges see has row t = r[0, t:].
-            stored = np.where(self._upper[: self.p], r[0], 0.0)
-            stored[k:] = 0.0
-            self.factor_st[a] = stored
             # tr(F^T F) is the sum of F's squares (equal up to rounding, which the bound's margin covers).
-            self.trace_W[a] = np.einsum("ij,ij->", r, r)
-            self.trace_st[a] = np.einsum("ij,ij->", stored, stored)
+            self.trace_W[a] = np.einsum("ij,ij->", self.factor[:k], self.factor[:k])
+            self.trace_st[a] = np.einsum("ij,ij->", self.factor_st[a], self.factor_st[a])
             self.inv_ready[a] = False
             arrays += [self._mats, self.trace_W, self.trace_st, self.inv_ready]
         for arr in arrays:
@@ -233,18 +243,6 @@ class _Clusters:
             return np.full(W.shape, np.nan)
 
 
-def _last_min_pair(D, rows, lg):
-    """Of the pairs with the smallest cost among ``rows``, the one last in packed order (j, then i)."""
-    sub = D[rows, :lg]
-    best = sub.min()
-    r, c = np.nonzero(sub == best)
-    r = rows[r]
-    i, j = np.minimum(r, c), np.maximum(r, c)
-    # Packed order: by j, then by i; the last of the tied pairs wins (the Fortran's .le. scan).
-    k = int(np.argmax(j * lg + i))
-    return (int(i[k]), int(j[k])), best
-
-
 class _LocalCriterion:
     """EII, VII and VVV: the cost of merging two clusters depends on those two clusters only."""
 
@@ -252,6 +250,12 @@ class _LocalCriterion:
         n, p = Z.shape
         self.model, self.p = model, p
         self.cl = _Clusters(Z, groups, m, scatter=(model == "VVV"))
+        # Work arrays of one row of costs (see _pair_terms), allocated once for all merges.
+        self._slots = np.arange(m)
+        self._ward, self._tr, self._arg, self._terms = np.empty((4, m))
+        self._need = np.empty(m, dtype=bool)
+        # EII has neither alpha, beta nor cluster terms (its costs are Ward's).
+        self.alpha, self.beta, self.term = 0.0, 1.0, np.zeros(m)
         if model in ("VII", "VVV"):
             # hcVII/hcVVV: alpha = traceW(data / sqrt(n p)), floored at EPSMAX; beta = 1.
             centred = Z - Z.mean(axis=0)
@@ -264,45 +268,28 @@ class _LocalCriterion:
         r"""All pair costs at the start.
 
         With :math:`s_{ij} = n_i + n_j` and Ward's :math:`w_{ij} = \frac{n_i n_j}{s_{ij}}
-        \|\bar z_i - \bar z_j\|^2` (squared distances by ``cdist``, differences taken directly
-        as the Fortran's ``ddot``, not from a Gram matrix): EII :math:`w_{ij}`; VII and VVV
+        \|\bar z_i - \bar z_j\|^2` (squared distances summed in order as ``cdist``, differences
+        taken directly as the Fortran's ``ddot``, not from a Gram matrix; compiled,
+        :func:`~sinkhorn_em._hc_kernels.initial_arguments`): EII :math:`w_{ij}`; VII and VVV
         :math:`s_{ij} \log\bigl(\beta (t_i + t_j + w_{ij} + \alpha) / s_{ij}\bigr) - T_i - T_j`
         (traces :math:`t`, cluster terms :math:`T`); then, for VVV, the pairs of merged size
         above ``d`` (only when started from a partition with groups) row by row with their determinants.
         """
-        from scipy.spatial.distance import cdist
+        from ._hc_kernels import initial_arguments, initial_costs
 
         cl = self.cl
         size = cl.size
         scale = self.beta if self.model == "VVV" else 1.0
         D = np.empty((m, m))
-        # Blocks of rows of the upper triangle, each step in place: the (m, m) temporaries, not
-        # the arithmetic, cost the time at m = 2000+. Every entry goes through the same
-        # floating-point operations; all but the two cluster terms are symmetric in (i, j), so
-        # a block is mirrored before they are subtracted, in the order (x - T_i) - T_j of D[i, j].
+        eii = self.model == "EII"
+        # Blocks of rows from the diagonal on (the kernels mirror them below it), so that the
+        # logarithm, numpy's, runs on a few MB at a time.
         for lo in range(0, m, _COST_BLOCK_ROWS):
-            rows, cols = slice(lo, min(lo + _COST_BLOCK_ROWS, m)), slice(lo, m)
-            s = np.add.outer(size[rows], size[cols])
-            block = cdist(cl.means[rows], cl.means[cols], "sqeuclidean")
-            work = np.multiply.outer(size[rows], size[cols])
-            work /= s
-            block *= work  # Ward's criterion
-            if self.model != "EII":
-                ward, block = block, np.add.outer(cl.trace[rows], cl.trace[cols], out=work)
-                block += ward
-                block += self.alpha
-                block *= scale
-                block /= s
-                np.log(block, out=block)
-                block *= s
-                D[cols, rows] = block.T
-                D[cols, rows] -= self.term[cols, None]
-                D[cols, rows] -= self.term[None, rows]
-                block -= self.term[rows, None]
-                block -= self.term[None, cols]
-            else:
-                D[cols, rows] = block.T
-            D[rows, cols] = block
+            hi = min(lo + _COST_BLOCK_ROWS, m)
+            initial_arguments(cl.means, size, cl.trace, self.alpha, scale, lo, hi, D, eii)
+            if not eii:
+                np.log(D[lo:hi, lo:], out=D[lo:hi, lo:])
+                initial_costs(D, size, self.term, lo, hi)
         np.fill_diagonal(D, np.inf)
         if self.model == "VVV" and 2 * size.max() > self.p:
             for a in np.flatnonzero(size + size.max() > self.p):
@@ -320,32 +307,61 @@ class _LocalCriterion:
         return s * np.logaddexp(logdet, np.log(base))
 
     def row(self, a, J):
-        """Costs of merging the cluster of slot ``a`` with those of slots ``J`` (array or slice)."""
-        cl = self.cl
-        v, ward = cl.ward(a, J)
+        """Costs of merging the cluster of slot ``a`` with those of slots ``J`` (index array or slice)."""
+        J = self._slots[J] if isinstance(J, slice) else np.asarray(J)
+        terms = self._pair_terms(a, J)
+        if self.model == "EII":
+            return terms.copy()
+        return terms - self.term[a] - self.term[J]
+
+    def _pair_terms(self, a, J):
+        r"""The merged clusters' terms :math:`s_{aj} \log(\cdot)` of ``a`` with each of ``J``, in a work array.
+
+        EII: Ward's criterion. VII: :math:`s \log\bigl((\operatorname{tr} + \alpha) / s\bigr)`.
+        VVV: :math:`s\,\mathrm{logaddexp}\bigl(\log\det(W/s), \log(\beta(\operatorname{tr} +
+        \alpha)/s)\bigr)`, the determinant omitted (``-inf``) for ``s <= d`` or a zero trace.
+        The per-pair arithmetic is compiled (:mod:`sinkhorn_em._hc_kernels`); the logarithm of the
+        trace term is numpy's, and the rare determinants are computed here (:meth:`_logdets`).
+        """
+        from ._hc_kernels import trace_arguments, trace_costs, ward_norms
+
+        cl, n = self.cl, J.size
+        ward, tr, arg = self._ward[:n], self._tr[:n], self._arg[:n]
+        if _squared_norms_are_numpys():
+            ward_norms(cl.means, cl.size, a, J, ward)
+        else:
+            ward[:] = cl.ward(a, J)[1]
         if self.model == "EII":
             return ward
-        s = cl.size[a] + cl.size[J]
-        tr = cl.trace[a] + cl.trace[J] + ward
-        if self.model == "VII":
-            return s * np.log((tr + self.alpha) / s) - self.term[a] - self.term[J]
-        base = np.log(self.beta * (tr + self.alpha) / s)
-        terms = s * base
-        big = np.flatnonzero((s > self.p) & (tr != 0.0))
-        if big.size:
-            slots = big + J.start if isinstance(J, slice) else J[big]
-            # The determinant term is negligible (logaddexp returns ``base`` to the last bit)
-            # when even its AM-GM bound, det(M) <= (tr M / d)^d, does; with a margin of
-            # _LOGDET_MARGIN nats for rounding in the computed log-determinants. On the SVD
-            # scaled DLPFC features the bound is 100 nats below ``base`` or more, so this skips
-            # every determinant; a singular M (-inf) also leaves ``base``.
-            with np.errstate(divide="ignore"):
-                bound = self.p * np.log((cl.trace_W[a] + cl.trace_st[slots] + ward[big]) / (self.p * s[big]))
-            need = np.logaddexp(bound + _LOGDET_MARGIN, base[big]) != base[big]
-            if np.any(need):
-                big, slots = big[need], slots[need]
-                terms[big] = s[big] * np.logaddexp(self._logdets(a, slots, v[big], s[big]), base[big])
-        return terms - self.term[a] - self.term[J]
+        trace_arguments(cl.size, cl.trace, a, J, self.beta, self.alpha, ward, tr, arg)
+        base = np.log(arg, out=arg)
+        terms, need = self._terms[:n], self._need[:n]
+        # The determinant term is negligible (logaddexp returns ``base`` to the last bit) when even
+        # its AM-GM bound, det(M) <= (tr M / d)^d, does; with a margin of _LOGDET_MARGIN nats for
+        # rounding in the computed log-determinants. On the SVD scaled DLPFC features the bound is
+        # 100 nats below ``base`` or more, so this skips every determinant; a singular M (-inf)
+        # also leaves ``base``.
+        count = trace_costs(
+            cl.size,
+            a,
+            J,
+            base,
+            tr,
+            ward,
+            cl.trace_W,
+            cl.trace_st,
+            self.p,
+            _LOGDET_MARGIN,
+            self.model == "VVV",
+            terms,
+            need,
+        )
+        if count:
+            big = np.flatnonzero(need)
+            s = cl.size[a] + cl.size[J[big]]
+            v = cl.ward(a, J[big])[0]
+            terms[big] = s * np.logaddexp(self._logdets(a, J[big], v, s), base[big])
+        return terms
 
     def _logdets(self, a, J, v, s):
         """``log det((W_a + W_j + v v^T) / s)``; ``-inf`` for a singular matrix (vvvtij's -FLMAX).
@@ -411,63 +427,51 @@ class _LocalCriterion:
         return np.linalg.slogdet(M)[1]
 
     def merges(self, count):
-        """``count`` merges, each as the pair of initial-cluster ids it joins."""
+        """``count`` merges, each as the pair of initial-cluster ids it joins.
+
+        A merge reads the smallest cost (:func:`~sinkhorn_em._hc_kernels.best_pair`), merges the
+        clusters, computes the merged cluster's row of costs (hceii's Lance-Williams update for
+        EII, :meth:`_pair_terms` otherwise) and writes it into ``D``, keeping the row minima
+        (:func:`~sinkhorn_em._hc_kernels.update_costs`).
+        """
+        from ._hc_kernels import best_pair, update_costs, ward_row
+
         cl, D = self.cl, self.D
         lg = D.shape[0]
         rowarg = D.argmin(axis=1)
         rowmin = D[np.arange(lg), rowarg]
+        stale = np.empty(lg, dtype=bool)
         self.costs = []
         out = []
         fresh = -1
         # log(0) and 0/0 of clusters with zero scatter give -inf / nan costs the minima skip.
         with np.errstate(divide="ignore", invalid="ignore"):
             for _ in range(count):
-                best = rowmin[:lg].min()
-                (a, b), _ = _last_min_pair(D, np.flatnonzero(rowmin[:lg] == best), lg)
+                a, b, best = best_pair(D, rowmin, lg)
                 out.append((int(cl.id[a]), int(cl.id[b])))
                 self.costs.append(best)
                 last = lg - 1
                 na, nb = cl.size[a], cl.size[b]
-                v = (np.sqrt(na * nb / (na + nb)) * (cl.means[a] - cl.means[b]))[None, :]  # cl.ward(a, [b])
+                v = np.sqrt(na * nb / (na + nb)) * (cl.means[a] - cl.means[b])  # cl.ward(a, [b])
                 if self.model == "EII":
-                    # hceii's update of Ward's criterion from d(k, a), d(k, b) and d(a, b).
-                    nk, na, nb = cl.size[:lg], cl.size[a], cl.size[b]
-                    new = ((nk + na) * D[a, :lg] + (nk + nb) * D[b, :lg] - nk * D[a, b]) / (nk + na + nb)
-                    new[b] = new[last]
+                    # Before the merge: it reads the two clusters' sizes and costs.
+                    ward_row(D, cl.size, a, b, lg, self._terms)
                 if self.model == "VVV":
                     # hcvvv's tmop: the term of the merged cluster is the chosen cost plus the two terms.
                     self.term[a] = best + self.term[a] + self.term[b]
-                cl.merge(a, b, last, v[0], fresh)
+                cl.merge(a, b, last, v, fresh)
                 fresh = a
                 if self.model == "VII":
                     self.term[a] = self._cluster_term(a)
                 if self.model in ("VII", "VVV"):
                     self.term[b] = self.term[last]
-                # Slot b takes the row and column of the last slot (Fortran's wardsw).
-                stale = (rowarg[:lg] == a) | (rowarg[:lg] == b)
-                stale[b] = stale[last]
-                D[b, :lg] = D[last, :lg]
-                D[:lg, b] = D[:lg, last]
-                D[b, b] = np.inf
-                rowmin[b], rowarg[b] = rowmin[last], rowarg[last]
-                rowarg[:lg][rowarg[:lg] == last] = b
-                # Row and column ``last`` are never read again (slots ``>= lg`` are out of every slice).
                 lg -= 1
                 if lg < 2:
                     break
-                stale = stale[:lg]
-                # The merged cluster's costs with every slot (its own, meaningless, set to inf).
-                row = new[:lg] if self.model == "EII" else self.row(a, slice(0, lg))
-                row[a] = np.inf
-                D[a, :lg] = D[:lg, a] = row
-                # Rows whose minimum was with a or b are recomputed; the others compare with the new cost.
-                better = ~stale & (row < rowmin[:lg])
-                better[a] = False
-                rowmin[:lg][better], rowarg[:lg][better] = row[better], a
-                stale[a] = True
-                redo = np.flatnonzero(stale)
-                rowarg[redo] = D[redo, :lg].argmin(axis=1)
-                rowmin[redo] = D[redo, rowarg[redo]]
+                # The merged cluster's costs with every slot, in the slots' new numbering (slot b
+                # now holds the former last cluster, whose costs ward_row moved too).
+                row = self._terms if self.model == "EII" else self._pair_terms(a, self._slots[:lg])
+                update_costs(D, rowmin, rowarg, stale, row, self.term, self.model != "EII", a, b, last)
         return out
 
     def _cluster_term(self, a):

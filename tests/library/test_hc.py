@@ -375,3 +375,26 @@ def test_groups_of_identical_rows_merge_as_mclust(tmp_path, d, copies, seed):
     copies_of = np.concatenate([np.arange(80), np.tile(np.arange(4), copies - 1)])
     if (d, copies, seed) in _TRACED:
         assert any(len(set(at_distinct[copies_of == row])) > 1 for row in range(4))
+
+
+@pytest.mark.parametrize("d", [3, 10])
+@pytest.mark.parametrize("model", ["VII", "VVV"])  # EII's merges update costs by Lance-Williams
+def test_compiled_ward_norms_give_the_costs_of_numpys(monkeypatch, model, d):
+    """The merge loop's compiled squared norms sum in numpy's einsum order: same merges, same costs.
+
+    ``_squared_norms_are_numpys`` decides once per process whether the compiled norms may stand
+    in for ``np.einsum``'s; forced off, the loop takes numpy's. Both runs must agree to the
+    last bit on data whose costs are not tied (d = 10: numpy's kernel sums blocks of eight and
+    a tail; VVV: clusters above d points need their determinants, so the stored factors are
+    exercised too).
+    """
+    import sinkhorn_em._hc as hc
+
+    Z = hc_transform(_mixture_data(5, 250, d, 4))
+    runs = {}
+    for compiled in (True, False):
+        monkeypatch.setattr(hc, "_squared_norms_are_numpys", lambda compiled=compiled: compiled)
+        engine = hc._LocalCriterion(model, Z, np.arange(len(Z)), len(Z))
+        runs[compiled] = (engine.merges(len(Z) - 1), np.array(engine.costs))
+    assert runs[True][0] == runs[False][0]
+    np.testing.assert_array_equal(runs[True][1], runs[False][1])

@@ -1,6 +1,6 @@
 """The library installs on its own: a fresh virtual environment, ``pip install .``, a fit.
 
-The core package ``sinkhorn_em`` must need only numpy, scipy, scikit-learn and pandas;
+The core package ``sinkhorn_em`` must need only numpy, scipy, scikit-learn, pandas and numba;
 the reproduction (``sinkhorn_em_repro``) runs from the checkout and is not in the
 wheel. This test builds the project's wheel, checks that it holds ``sinkhorn_em``
 alone, installs the project into a new venv without extras and checks the rest of
