@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
+from scipy import linalg, sparse
 from scipy.linalg import lapack
 from scipy.sparse import csgraph
 
@@ -123,6 +123,17 @@ def bfgs_update(hessian, step, gradient_change):
     return out
 
 
+def _pinned_systems(hessian, col):
+    """The Newton systems ``H + ridge + pin 1 1^T`` (see :func:`newton_steps`), ``(S, K, K)``."""
+    K = col.shape[1]
+    system = hessian.copy()
+    diag = np.arange(K)
+    system[:, diag, diag] += NEWTON_RIDGE * col
+    pin = (np.trace(hessian, axis1=1, axis2=2) + NEWTON_RIDGE * col.sum(axis=1)) / (K * K)
+    system += pin[:, None, None]
+    return system
+
+
 def newton_steps(hessian, col, residual):
     """Solve the regularised Newton systems; ``(steps, ok)`` with ``ok`` False where singular.
 
@@ -131,11 +142,7 @@ def newton_steps(hessian, col, residual):
     unchanged).
     """
     count, K = col.shape
-    system = hessian.copy()
-    diag = np.arange(K)
-    system[:, diag, diag] += NEWTON_RIDGE * col
-    pin = (np.trace(hessian, axis1=1, axis2=2) + NEWTON_RIDGE * col.sum(axis=1)) / (K * K)
-    system += pin[:, None, None]
+    system = _pinned_systems(hessian, col)
     ok = np.ones(count, dtype=bool)
     try:
         factor = np.linalg.cholesky(system)
@@ -403,12 +410,13 @@ def _loose_groups(hessian, step, col, residual, longest):
     largest whose step is over-long relative to the largest group's is loose. A loose group
     whose mass is off its target by more than ``LOOSE_RELATIVE_ERROR``, or which holds at
     least ``LOOSE_RESIDUAL_SHARE`` of the column residual, is returned in ``to_root``; the
-    columns of the other loose groups are ``held`` (a boolean mask over the columns): their
-    near-null coordinate would otherwise scale the whole step down to ``longest`` and
-    stall the columns that are far off.
+    other loose groups are ``held`` (an integer array over the columns: 0 for the free ones,
+    ``h > 0`` for the columns of held group ``h``): their near-null direction would otherwise
+    scale the whole step down to ``longest`` and stall the columns that are far off (see
+    :func:`held_newton_steps`).
     """
     K = col.size
-    nothing = ([], np.zeros(K, dtype=bool))
+    nothing = ([], np.zeros(K, dtype=int))
     # A step is defined up to a common shift of every column (the Laplacian's null
     # direction), so only its spread tells a long one.
     if np.ptp(step) <= longest:
@@ -429,23 +437,41 @@ def _loose_groups(hessian, step, col, residual, longest):
         error >= LOOSE_RESIDUAL_SHARE * np.abs(residual).sum()
     )
     to_root = [labels == c for c in loose if worth[c]]
-    held = np.isin(labels, [c for c in loose if not worth[c]])
+    held = np.zeros(K, dtype=int)
+    for h, c in enumerate([c for c in loose if not worth[c]], start=1):
+        held[labels == c] = h
     return to_root, held
 
 
 def held_newton_steps(hessian, col, residual, held):
-    """Newton steps with the ``held`` columns (a mask) kept still: the block system on the others.
+    """The Newton step with each held group's common shift tied to the free columns'.
 
-    The step of the free columns ``F`` solves ``(H_FF + pin) d_F = r_F`` (pinned as in
-    :func:`newton_steps`); ``H_FF`` is positive definite on ``F``'s non-constant directions, so
-    ``r . d = r_F . d_F > 0``: an ascent direction of the semi-dual, as the full step is.
+    ``held`` labels the columns as :func:`_loose_groups` returns them. With ``A`` the pinned
+    system of :func:`newton_steps` and one constraint per held group ``G``,
+    ``c_G = 1_G / |G| - 1_F / |F|`` (``F`` the free columns: the group's mean shift equals the
+    free columns'), the step maximises the quadratic model ``r . d - d^T A d / 2`` subject to
+    ``C^T d = 0``:
+
+    .. math:: d = A^{-1} (r - C \\lambda), \\qquad (C^T A^{-1} C) \\lambda = C^T A^{-1} r.
+
+    The group's columns still move against each other (a held group can be at its total mass
+    with its columns apart), and ``r . d = r^T A^{-1} r - (C^T A^{-1} r)^T (C^T A^{-1} C)^{-1}
+    (C^T A^{-1} r) >= 0``: an ascent direction of the semi-dual, as the full step is.
     Returns ``(step, ok)``.
     """
-    free = ~held
-    steps, ok = newton_steps(hessian[np.ix_(free, free)][None], col[free][None], residual[free][None])
-    step = np.zeros(col.size)
-    step[free] = steps[0]
-    return step, bool(ok[0])
+    free = held == 0
+    constraints = np.stack(
+        [(held == h) / np.count_nonzero(held == h) - free / np.count_nonzero(free) for h in np.unique(held[~free])],
+        axis=1,
+    )
+    try:
+        factor = linalg.cho_factor(_pinned_systems(hessian[None], col[None])[0], lower=True)
+        solved = linalg.cho_solve(factor, np.column_stack([residual, constraints]))
+        multipliers = np.linalg.solve(constraints.T @ solved[:, 1:], constraints.T @ solved[:, 0])
+    except (np.linalg.LinAlgError, linalg.LinAlgError):
+        return None, False
+    step = solved[:, 0] - solved[:, 1:] @ multipliers
+    return step, bool(np.all(np.isfinite(step)))
 
 
 def _take_group_roots(problem, chosen, groups, g, rebuild, stale):
