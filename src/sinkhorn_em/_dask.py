@@ -39,7 +39,7 @@ from . import _fit
 from ._balanced import sample_blocks
 from ._design import make_design
 from ._newton import MAX_BACKTRACKS, MAX_NEWTON_STEP, NEWTON_REGION, ROUNDING_LEVEL
-from ._numerics import LOG_FLOOR
+from ._numerics import exp_below_row_max
 
 __all__ = ["DaskDesign", "is_dask_array"]
 
@@ -167,20 +167,15 @@ class DaskDesign:
 
 # ---------------------------------------------------------------------- chunk passes (on the workers)
 def _em_chunk(design, log_joint, log_joint_1, statistics):
+    """A chunk's sums of :func:`._fit.em_pass`'s terms (:func:`._fit.em_block`), its blocks in order."""
     S, K = _shape(log_joint)
     total, nll_total, stats = np.zeros(S), None if log_joint_1 is None else np.zeros(S), None
     for cols in sample_blocks(design.n, S * K):
-        if log_joint_1 is not None:
-            nll_total += _fit._log_sum_exp_rows(design.log_kernel(log_joint_1, cols)).sum(axis=1)
-        block = design.log_kernel(log_joint, cols)
-        top = block.max(axis=1)
-        block -= top[:, None, :]
-        np.maximum(block, LOG_FLOOR, out=block)
-        np.exp(block, out=block)
-        row_sum = block.sum(axis=1)
-        total += top.sum(axis=1) + np.log(row_sum).sum(axis=1)
+        nll_part, total_part, part = _fit.em_block(design, log_joint, log_joint_1, cols, statistics)
+        if nll_part is not None:
+            nll_total += nll_part
+        total += total_part
         if statistics:
-            part = design.scaled_statistics(block, 1.0 / row_sum, None, cols)
             stats = part if stats is None else stats + part
     return total, nll_total, stats
 
@@ -203,10 +198,7 @@ def _shape(prepared):
 def _row_normalised(design, log_joint, cols):
     """``(Q, log Z)``: rows of ``exp(log_joint)`` normalised to 1 and their log sums, ``(S, K, B)``, ``(S, B)``."""
     block = design.log_kernel(log_joint, cols)
-    top = block.max(axis=1)
-    block -= top[:, None, :]
-    np.maximum(block, LOG_FLOOR, out=block)
-    np.exp(block, out=block)
+    top = exp_below_row_max(block)
     row_sum = block.sum(axis=1)
     block /= row_sum[:, None, :]
     return block, top + np.log(row_sum)
