@@ -27,6 +27,17 @@ line search, and Sinkhorn's column step when the line search fails; it stops whe
 column marginal's L1 error is at most ``tol``, then takes the last column step and the
 statistics pass as :class:`._fit.BalancedEStep` does (objective: ``epsilon * D(g)``).
 
+The in-memory solver's two rescues of near-hard E-steps (:mod:`._newton`) are taken over
+with its own functions: a warm start outside the Newton region gives way to the plain start
+``g = 0`` where that has the larger semi-dual, and a *loose group* of columns (sharing
+almost no sample with the others, so that ``D`` is flat along the group's common shift
+until that shift crosses a cost gap of possibly thousands of nats) is found by
+:func:`._newton._loose_groups` from the Newton step (inside the Newton region, or where
+Sinkhorn's steps have stalled, :func:`._newton._stalled`) and moved to its own root
+(:func:`group_roots`). A root is a 1-D equation, a sum over rows: the rows' logits stay on
+the workers, and the client gets their range and, per round of a multisection, the masses
+at 63 points (``P x 64`` numbers a chunk for ``P`` groups; about seven rounds).
+
 Persisted chunk designs are Dask data: a worker that dies loses its chunks, and Dask
 recomputes them from the task graph of ``X`` (its retries); the fit's arithmetic is the same.
 """
@@ -34,12 +45,13 @@ recomputes them from the task graph of ``X`` (its retries); the fit's arithmetic
 from __future__ import annotations
 
 import numpy as np
+from scipy import special
 
-from . import _fit
-from ._balanced import sample_blocks
+from . import _fit, _newton
+from ._balanced import _masked_log_sum_exp, sample_blocks
 from ._design import make_design
 from ._newton import MAX_BACKTRACKS, MAX_NEWTON_STEP, NEWTON_REGION, ROUNDING_LEVEL
-from ._numerics import exp_below_row_max
+from ._numerics import SATURATED_LOGIT, TINY, exp_below_row_max
 
 __all__ = ["DaskDesign", "is_dask_array"]
 
@@ -47,6 +59,12 @@ _INSTALL_HINT = "install the Dask extra: pip install 'sinkhorn-em[dask]'"
 # The line search's constants are the in-memory solver's (:mod:`._newton`, each with its reason);
 # Armijo's sufficient-increase fraction as there.
 _ARMIJO = 1e-4
+# The multisection of a loose group's root (group_roots): points a round (the bracket shrinks
+# by this factor a round), the final width (nats: the in-memory root's brentq xtol), and a
+# bound on the rounds (a 1e6-nat bracket needs 8).
+ROOT_POINTS = 64
+ROOT_XTOL = 1e-8
+ROOT_MAX_ROUNDS = 40
 
 
 def is_dask_array(X) -> bool:
@@ -147,22 +165,41 @@ class DaskDesign:
             )
         )
 
+    def _tasks(self, function, args, chunks):
+        dask = self._dask
+        task = dask.delayed(function, pure=True)
+        args = [dask.delayed(arg) if isinstance(arg, np.ndarray) and arg.size > 64 else arg for arg in args]
+        return [task(chunk, *args) for chunk in (self.chunks if chunks is None else chunks)]
+
+    def map_chunks(self, function, *args, chunks=None):
+        """``function(chunk, *args)`` on every chunk, the results gathered in chunk order.
+
+        ``chunks`` are per-chunk Dask data (persisted by :meth:`persist_map`); by default
+        the chunk designs.
+        """
+        return self._dask.compute(*self._tasks(function, args, chunks))
+
+    def persist_map(self, function, *args):
+        """``function(chunk_design, *args)`` on every chunk, kept on the workers: a list in chunk order."""
+        return list(self._dask.persist(*self._tasks(function, args, None)))
+
     def map_reduce(self, function, *args):
         """``function(chunk_design, *args)`` on every chunk, the results added in chunk order.
 
         ``function`` returns a tuple of arrays (or None entries); the sum of each entry over
         the chunks is returned, added chunk after chunk on the client.
         """
-        dask = self._dask
-        task = dask.delayed(function, pure=True)
-        args = [dask.delayed(arg) if isinstance(arg, np.ndarray) and arg.size > 64 else arg for arg in args]
-        parts = dask.compute(*[task(chunk, *args) for chunk in self.chunks])
-        total = list(parts[0])
-        for part in parts[1:]:
-            for j, value in enumerate(part):
-                if value is not None:
-                    total[j] = total[j] + value
-        return tuple(total)
+        return _add_in_order(self.map_chunks(function, *args))
+
+
+def _add_in_order(parts):
+    """The entry-wise sums of tuples ``parts`` (None entries skipped), added in their order."""
+    total = list(parts[0])
+    for part in parts[1:]:
+        for j, value in enumerate(part):
+            if value is not None:
+                total[j] = total[j] + value
+    return tuple(total)
 
 
 # ---------------------------------------------------------------------- chunk passes (on the workers)
@@ -235,6 +272,34 @@ def _finish_chunk(design, log_joint, ratio, log_joint_1, statistics):
     return row_error, stats, nll_total
 
 
+def _group_logits_chunk(design, log_joint, starts, masks):
+    """Per row, the logit of its responsibility to each group: ``LSE_{k in G} - LSE_{k not in G}``, ``(P, B)``.
+
+    Pair ``p`` is the group ``masks[p]`` of start ``starts[p]``; both log-sum-exps are taken
+    against their own maxima, from the log kernel (no floor).
+    """
+    S, K = _shape(log_joint)
+    out = np.empty((len(starts), design.n))
+    for cols in sample_blocks(design.n, S * K):
+        block = design.log_kernel(log_joint, cols)
+        for p, (s, mask) in enumerate(zip(starts, masks)):
+            out[p, cols] = _masked_log_sum_exp(block[s], mask) - _masked_log_sum_exp(block[s], ~mask)
+    return out
+
+
+def _logit_range_chunk(logits):
+    return logits.min(axis=1), logits.max(axis=1)
+
+
+def _group_mass_chunk(logits, points):
+    """``sum_i expit(points[p, m] + logits[p, i])`` over the chunk's rows, ``(P, M)``."""
+    P, M = points.shape
+    total = np.zeros((P, M))
+    for cols in sample_blocks(logits.shape[1], P * M):
+        total += special.expit(points[:, :, None] + logits[:, None, cols]).sum(axis=2)
+    return (total,)
+
+
 def _scaled_stats(stats, n):
     return None if stats is None else stats / n
 
@@ -285,6 +350,25 @@ class DaskBalancedEStep:
             H[:, np.arange(col.shape[1]), np.arange(col.shape[1])] += col
         return value, col, H
 
+    def _group_shifts(self, design, coefficients, log_weights, g, epsilon, groups):
+        """Shifts ``(len(groups), K)`` moving each loose group ``groups[s]`` of start ``s`` to its root.
+
+        As :meth:`._balanced.Problem.group_roots`: the common shift ``c`` of the group's
+        potentials with column mass ``mean_i expit(c + l_iG) = sum_{k in G} alpha_k``
+        (:func:`group_roots`), the other potentials fixed.
+        """
+        log_joint = design.log_kernel_coefficients(coefficients, log_weights + g, 1.0 / epsilon)
+        pairs = [(s, mask) for s in sorted(groups) for mask in groups[s]]
+        starts = np.array([s for s, _ in pairs])
+        masks = np.array([mask for _, mask in pairs])
+        targets = np.array([np.exp(log_weights[s, mask]).sum() for s, mask in pairs])
+        roots = group_roots(design, log_joint, starts, masks, targets)
+        shifts = np.zeros((len(groups), g.shape[1]))
+        position = {s: j for j, s in enumerate(sorted(groups))}
+        for (s, mask), root in zip(pairs, roots):
+            shifts[position[s], mask] = root
+        return shifts
+
     def potential(self, design, coefficients, weights, epsilon, active):
         """Solve to ``tol``: ``(g, D, col, n_iter, solved)`` for the starts ``active``."""
         log_weights = np.log(weights)
@@ -302,6 +386,7 @@ class DaskBalancedEStep:
             better = far & (plain_value > value)
             g, value, col, H = _take((g, value, col, H), (plain, plain_value, plain_col, plain_H), better)
         n_iter = np.zeros(active.size, dtype=int)
+        progress = _newton._Progress(active.size)
         for _ in range(self.max_iter):
             error = np.abs(col - alpha).sum(axis=1)
             going = error > self.tol
@@ -310,30 +395,44 @@ class DaskBalancedEStep:
             n_iter[going] += 1
             residual = alpha - col
             step = np.zeros_like(g)
-            sinkhorn = _outside_newton_region(col, alpha) | (not newton)
-            for s in np.flatnonzero(going):
-                if not sinkhorn[s]:
-                    matrix = H[s] + np.outer(alpha[s], alpha[s])
-                    try:
-                        step[s] = np.linalg.solve(matrix, residual[s])
-                    except np.linalg.LinAlgError:
-                        step[s] = np.log(alpha[s] / col[s])
-                    longest = np.abs(step[s]).max()
-                    if longest > MAX_NEWTON_STEP:
-                        step[s] *= MAX_NEWTON_STEP / longest
-                else:
-                    step[s] = np.log(alpha[s] / col[s])
-            sinkhorn &= going
+            # Newton steps (_newton.newton_steps, as in memory) inside the region; wherever one is
+            # computed, and where Sinkhorn's steps have stalled outside the region, a look for
+            # loose groups, moved to their roots (as the in-memory solver: _newton._step).
+            outside = _outside_newton_region(col, alpha)
+            stalled = np.zeros(active.size, dtype=bool)
+            if newton:
+                moving = np.flatnonzero(going)
+                stalled[moving] = _newton._stalled(progress, moving, residual[moving], outside[moving])
+            candidates = np.flatnonzero(going & (~outside | stalled)) if newton else np.zeros(0, dtype=int)
+            newton_step = np.zeros(active.size, dtype=bool)
+            groups = {}
+            if candidates.size:
+                steps, ok = _newton.newton_steps(H[candidates], col[candidates], residual[candidates])
+                for s, full in zip(candidates[ok], steps[ok]):
+                    masks = _newton._loose_groups(H[s], full, col[s], residual[s], MAX_NEWTON_STEP)
+                    if masks:
+                        groups[s] = masks
+                    elif not outside[s]:
+                        step[s] = full * min(1.0, MAX_NEWTON_STEP / max(np.abs(full).max(), TINY))
+                        newton_step[s] = True
+            rooted = np.zeros(active.size, dtype=bool)
+            if groups:
+                rooted[list(groups)] = True
+                step[rooted] = self._group_shifts(design, coefficients, log_weights, g, epsilon, groups)
+            sinkhorn = going & ~newton_step & ~rooted
+            step[sinkhorn] = np.log(alpha[sinkhorn] / col[sinkhorn])
+            # Sinkhorn's column step never lowers D, a group root maximises D along the group's
+            # shift: neither is line-searched.
+            direct = sinkhorn | rooted
             predicted = np.einsum("sk,sk->s", residual, step)
-            t = np.where(going & ~sinkhorn, 1.0, 0.0)
+            t = np.where(going & ~direct, 1.0, 0.0)
             trial = (g, value, col, H)
-            # Sinkhorn's column step never lowers D: no line search.
-            accepted = ~going | sinkhorn
-            if sinkhorn.any():
+            accepted = ~going | direct
+            if direct.any():
                 trial_value, trial_col, trial_H = self._evaluate(
-                    design, coefficients, log_weights, np.where(sinkhorn[:, None], g + step, g), epsilon, newton
+                    design, coefficients, log_weights, np.where(direct[:, None], g + step, g), epsilon, newton
                 )
-                trial = _take(trial, (g + step, trial_value, trial_col, trial_H), sinkhorn)
+                trial = _take(trial, (g + step, trial_value, trial_col, trial_H), direct)
             if accepted.all():
                 g, value, col, H = trial
                 continue
@@ -377,6 +476,40 @@ class DaskBalancedEStep:
         return _fit.EStepResult(
             _scaled_stats(stats, n), epsilon * value, -nll_total / n, n_iter, solved, np.full(active.size, self.tol)
         )
+
+
+def group_roots(design, log_joint, starts, masks, targets):
+    """The shifts ``c_p`` with ``mean_i expit(c_p + l_ip) = targets[p]``, over the chunks of ``design``.
+
+    ``l_ip`` is row ``i``'s logit of its responsibility to the group ``masks[p]`` of start
+    ``starts[p]`` (:func:`_group_logits_chunk`, the in-memory root's logits); the mass
+    ``mean_i expit(c + l_ip)`` increases in ``c`` from 0 to 1. The logits are computed and
+    kept on the workers (``P`` doubles a row, beside the chunk's design, released on
+    return); the client gets their range, a bracket ``[-max l - SATURATED_LOGIT, -min l +
+    SATURATED_LOGIT]`` whose ends have masses within ``expit(-SATURATED_LOGIT) = 4e-18`` of
+    0 and 1, and then narrows it by a multisection: a round evaluates ``ROOT_POINTS - 1``
+    inner points of every bracket in one map-reduce (``P x ROOT_POINTS`` sums a chunk) and
+    keeps the sub-interval where the mass crosses its target, until the brackets are at
+    most ``ROOT_XTOL`` wide (the in-memory root's ``brentq`` tolerance): about seven rounds
+    for a gap of thousands of nats.
+    """
+    logits = design.persist_map(_group_logits_chunk, log_joint, starts, masks)
+    ranges = design.map_chunks(_logit_range_chunk, chunks=logits)
+    low = -np.max([high for _, high in ranges], axis=0) - SATURATED_LOGIT
+    high = -np.min([low for low, _ in ranges], axis=0) + SATURATED_LOGIT
+    fractions = np.arange(1, ROOT_POINTS) / ROOT_POINTS
+    pairs = np.arange(len(starts))
+    for _ in range(ROOT_MAX_ROUNDS):
+        if np.all(high - low <= ROOT_XTOL):
+            break
+        points = low[:, None] + (high - low)[:, None] * fractions
+        (mass,) = _add_in_order(design.map_chunks(_group_mass_chunk, points, chunks=logits))
+        above = mass / design.n >= targets[:, None]
+        # The first inner point at or above the target ends the sub-interval (the last one if none is).
+        first = np.where(above.any(axis=1), above.argmax(axis=1), ROOT_POINTS - 1)
+        grid = np.column_stack([low, points, high])
+        low, high = grid[pairs, first], grid[pairs, first + 1]
+    return 0.5 * (low + high)
 
 
 def _outside_newton_region(col, alpha):
