@@ -317,11 +317,12 @@ def test_estep_across_a_large_cost_gap_equals_the_in_memory_fit(client):
     assert_close_fit(reference, distributed)
 
 
-@pytest.mark.parametrize("method", ["em", "sinkhorn"])
+@pytest.mark.parametrize("method", ["em", "oem", "sinkhorn"])
 def test_warm_start_continues_the_previous_fit_as_in_memory(client, method):
     """warm_start=True on a dask array: the second fit starts from the first one's parameters, as in
-    memory: 4 + 4 iterations on each backend end where the in-memory 4 + 4 end, and where one fit of 8
-    does (the E-steps are solved to TIGHT: the potentials they restart from change only their cost)."""
+    memory (and oEM from its weights): 4 + 4 iterations on each backend end where the in-memory 4 + 4
+    end, and where one fit of 8 does (the E-steps are solved to TIGHT: the potentials they restart
+    from change only their cost)."""
     _, X = mixture_data(8)
     kw = params(method, "full", "given", max_iter=4, warm_start=True)
     models = []
@@ -334,7 +335,7 @@ def test_warm_start_continues_the_previous_fit_as_in_memory(client, method):
         models.append(model)
     assert_close_fit(*models)
     eight = quiet_fit(EOTGaussianMixture(**{**kw, "max_iter": 8, "warm_start": False}), X)
-    for name in ("means_", "covariances_"):
+    for name in ("weights_", "means_", "covariances_"):
         np.testing.assert_allclose(getattr(models[1], name), getattr(eight, name), rtol=0, atol=1e-10, err_msg=name)
 
 
