@@ -51,7 +51,7 @@ from . import _fit, _newton
 from ._balanced import _masked_log_sum_exp, sample_blocks
 from ._design import make_design
 from ._newton import MAX_BACKTRACKS, MAX_NEWTON_STEP, NEWTON_REGION, ROUNDING_LEVEL
-from ._numerics import SATURATED_LOGIT, TINY, exp_below_row_max
+from ._numerics import SATURATED_LOGIT, TINY, UNDERFLOW, exp_below_row_max
 
 __all__ = ["DaskDesign", "is_dask_array"]
 
@@ -59,12 +59,15 @@ _INSTALL_HINT = "install the Dask extra: pip install 'sinkhorn-em[dask]'"
 # The line search's constants are the in-memory solver's (:mod:`._newton`, each with its reason);
 # Armijo's sufficient-increase fraction as there.
 _ARMIJO = 1e-4
-# The multisection of a loose group's root (group_roots): points a round (the bracket shrinks
-# by this factor a round), the final width (nats: the in-memory root's brentq xtol), and a
-# bound on the rounds (a 1e6-nat bracket needs 8).
+# A loose group's root (group_roots): the points a round of the counting multisection (its
+# bracket shrinks by this factor a round), the last Newton step (nats: the in-memory root's
+# brentq xtol), the grid points of the bracket evaluated beside each Newton point (the bracket
+# shrinks at least 8x a round: 12 rounds from 82 nats to 1e-8 without Newton), and a bound on
+# the Newton rounds.
 ROOT_POINTS = 64
 ROOT_XTOL = 1e-8
-ROOT_MAX_ROUNDS = 40
+NEWTON_GRID = 7
+ROOT_MAX_ROUNDS = 50
 
 
 def is_dask_array(X) -> bool:
@@ -273,31 +276,62 @@ def _finish_chunk(design, log_joint, ratio, log_joint_1, statistics):
 
 
 def _group_logits_chunk(design, log_joint, starts, masks):
-    """Per row, the logit of its responsibility to each group: ``LSE_{k in G} - LSE_{k not in G}``, ``(P, B)``.
+    """The logits of the chunk's rows' responsibilities to groups, each row sorted: ``(P, B)``.
 
-    Pair ``p`` is the group ``masks[p]`` of start ``starts[p]``; both log-sum-exps are taken
-    against their own maxima, from the log kernel (no floor).
+    Pair ``p`` is the group ``G = masks[p]`` of start ``starts[p]``; row ``i``'s logit is
+    ``log sum_{k in G} e^{L_ik} - log sum_{k not in G} e^{L_ik}`` with ``L`` the start's log
+    kernel (no floor), both sums against the row's largest entry (one exponential a row and
+    component, shared by the start's groups) and redone against their own maxima where a
+    side underflows there (more than ~575 nats below it). A root is a sum over rows, so the
+    logits are kept sorted, not in row order (:func:`_group_mass_chunk` reads them so).
     """
     S, K = _shape(log_joint)
     out = np.empty((len(starts), design.n))
     for cols in sample_blocks(design.n, S * K):
         block = design.log_kernel(log_joint, cols)
-        for p, (s, mask) in enumerate(zip(starts, masks)):
-            out[p, cols] = _masked_log_sum_exp(block[s], mask) - _masked_log_sum_exp(block[s], ~mask)
+        for s in np.unique(starts):
+            pairs = np.flatnonzero(starts == s)
+            own = block[s]
+            scaled = np.exp(own - own.max(axis=0))
+            chosen = masks[pairs].astype(float)
+            inside, outside = chosen @ scaled, (1.0 - chosen) @ scaled
+            with np.errstate(divide="ignore"):
+                logits = np.log(inside) - np.log(outside)
+            for r, p in enumerate(pairs):
+                lost = (inside[r] < UNDERFLOW) | (outside[r] < UNDERFLOW)
+                if lost.any():
+                    sub = own[:, lost]
+                    logits[r, lost] = _masked_log_sum_exp(sub, masks[p]) - _masked_log_sum_exp(sub, ~masks[p])
+            out[pairs, cols] = logits
+    out.sort(axis=1)
     return out
 
 
 def _logit_range_chunk(logits):
-    return logits.min(axis=1), logits.max(axis=1)
+    return logits[:, 0], logits[:, -1]
+
+
+def _group_count_chunk(logits, points):
+    """``#{i : logits[p, i] > points[p, m]}`` over the chunk's rows (sorted logits), ``(P, M)``."""
+    return (np.stack([logits.shape[1] - np.searchsorted(row, x, side="right") for row, x in zip(logits, points)]),)
 
 
 def _group_mass_chunk(logits, points):
-    """``sum_i expit(points[p, m] + logits[p, i])`` over the chunk's rows, ``(P, M)``."""
-    P, M = points.shape
-    total = np.zeros((P, M))
-    for cols in sample_blocks(logits.shape[1], P * M):
-        total += special.expit(points[:, :, None] + logits[:, None, cols]).sum(axis=2)
-    return (total,)
+    """``sum_i expit(c + l_pi)`` and its derivative in ``c`` at ``c = points[p, m]`` over the chunk's rows, ``(P, M)`` each.
+
+    With the logits sorted, the rows with ``|c + l_pi| > SATURATED_LOGIT`` are counted (a
+    whole ``1`` or nothing, to within ``expit(-SATURATED_LOGIT) = 4e-18`` each) and only
+    those between take an exponential.
+    """
+    mass, slope = np.zeros(points.shape), np.zeros(points.shape)
+    for p, (row, shifts) in enumerate(zip(logits, points)):
+        first = np.searchsorted(row, -shifts - SATURATED_LOGIT, side="left")
+        last = np.searchsorted(row, -shifts + SATURATED_LOGIT, side="right")
+        for m, shift in enumerate(shifts):
+            near = special.expit(shift + row[first[m] : last[m]])
+            mass[p, m] = (row.size - last[m]) + near.sum()
+            slope[p, m] = (near * (1.0 - near)).sum()
+    return mass, slope
 
 
 def _scaled_stats(stats, n):
@@ -479,37 +513,65 @@ class DaskBalancedEStep:
 
 
 def group_roots(design, log_joint, starts, masks, targets):
-    """The shifts ``c_p`` with ``mean_i expit(c_p + l_ip) = targets[p]``, over the chunks of ``design``.
+    """The shifts ``c_p`` with ``S_p(c) = mean_i expit(c + l_pi) = targets[p]``, over the chunks of ``design``.
 
-    ``l_ip`` is row ``i``'s logit of its responsibility to the group ``masks[p]`` of start
-    ``starts[p]`` (:func:`_group_logits_chunk`, the in-memory root's logits); the mass
-    ``mean_i expit(c + l_ip)`` increases in ``c`` from 0 to 1. The logits are computed and
-    kept on the workers (``P`` doubles a row, beside the chunk's design, released on
-    return); the client gets their range, a bracket ``[-max l - SATURATED_LOGIT, -min l +
-    SATURATED_LOGIT]`` whose ends have masses within ``expit(-SATURATED_LOGIT) = 4e-18`` of
-    0 and 1, and then narrows it by a multisection: a round evaluates ``ROOT_POINTS - 1``
-    inner points of every bracket in one map-reduce (``P x ROOT_POINTS`` sums a chunk) and
-    keeps the sub-interval where the mass crosses its target, until the brackets are at
-    most ``ROOT_XTOL`` wide (the in-memory root's ``brentq`` tolerance): about seven rounds
-    for a gap of thousands of nats.
+    ``l_pi`` is row ``i``'s logit of its responsibility to the group ``masks[p]`` of start
+    ``starts[p]`` (:func:`_group_logits_chunk`: the logits of the in-memory root,
+    :meth:`._balanced.Problem.group_roots`); ``S_p`` increases from 0 to 1. The logits are
+    computed and kept on the workers, sorted per chunk (``P`` doubles a row beside the
+    chunk's design, released on return); what travels is ``O(P)`` numbers a chunk a round:
+
+    1. the hard mass ``H_p(x) = #{l_pi > x} / n`` (counts, no exponential) brackets the
+       quantile ``x_p`` where it crosses the target to within 1 nat, by a multisection from
+       the logits' range (``ROOT_POINTS - 1`` points a round, 2-3 rounds for thousands of
+       nats); ``S_p`` is within ``expit(-SATURATED_LOGIT) = 4e-18`` of ``H_p`` shifted by
+       ``SATURATED_LOGIT``, so the root lies in ``[-x_p - SATURATED_LOGIT - 1, -x_p +
+       SATURATED_LOGIT + 1]``;
+    2. there, Newton's method on ``S_p(c) - target`` with the exact derivative, a bisection
+       where the Newton point leaves the bracket or the step does not halve (as Numerical
+       Recipes' ``rtsafe``), each round also evaluating ``NEWTON_GRID`` points of the
+       bracket (one map-reduce of ``P x (NEWTON_GRID + 1)`` masses and slopes), until the
+       step or the bracket is at most ``ROOT_XTOL`` (the in-memory root's ``brentq``
+       tolerance).
     """
+    n = design.n
     logits = design.persist_map(_group_logits_chunk, log_joint, starts, masks)
     ranges = design.map_chunks(_logit_range_chunk, chunks=logits)
-    low = -np.max([high for _, high in ranges], axis=0) - SATURATED_LOGIT
-    high = -np.min([low for low, _ in ranges], axis=0) + SATURATED_LOGIT
+    low_x = np.min([low for low, _ in ranges], axis=0) - 1.0
+    high_x = np.max([high for _, high in ranges], axis=0)
     fractions = np.arange(1, ROOT_POINTS) / ROOT_POINTS
     pairs = np.arange(len(starts))
+    while np.any(high_x - low_x > 1.0):
+        # H(low_x) >= target > H(high_x); keep the sub-interval where H falls below the target.
+        points = low_x[:, None] + (high_x - low_x)[:, None] * fractions
+        (counts,) = _add_in_order(design.map_chunks(_group_count_chunk, points, chunks=logits))
+        below = counts / n < targets[:, None]
+        first = np.where(below.any(axis=1), below.argmax(axis=1), ROOT_POINTS - 1)
+        grid = np.column_stack([low_x, points, high_x])
+        low_x, high_x = grid[pairs, first], grid[pairs, first + 1]
+    low, high = -high_x - SATURATED_LOGIT - 1.0, -low_x + SATURATED_LOGIT + 1.0
+    c = 0.5 * (low + high)
+    previous = high - low
+    inner = np.arange(1, NEWTON_GRID + 1) / (NEWTON_GRID + 1)
     for _ in range(ROOT_MAX_ROUNDS):
-        if np.all(high - low <= ROOT_XTOL):
+        # The Newton (or bisection) point, and a grid of the bracket that shrinks it at least
+        # NEWTON_GRID + 1 times a round whatever Newton does.
+        points = np.column_stack([c, low[:, None] + (high - low)[:, None] * inner])
+        mass, slope = _add_in_order(design.map_chunks(_group_mass_chunk, points, chunks=logits))
+        excess = mass / n - targets[:, None]
+        low = np.maximum(low, np.where(excess < 0.0, points, -np.inf).max(axis=1))
+        high = np.minimum(high, np.where(excess >= 0.0, points, np.inf).min(axis=1))
+        best = np.abs(excess).argmin(axis=1)
+        at, best_excess, best_slope = points[pairs, best], excess[pairs, best], slope[pairs, best]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = at - best_excess * n / best_slope
+        bisect = ~((newton > low) & (newton < high) & (np.abs(newton - c) <= 0.5 * previous))
+        following = np.where(bisect, 0.5 * (low + high), newton)
+        previous = np.abs(following - c)
+        c = following
+        if np.all((previous <= ROOT_XTOL) | (high - low <= ROOT_XTOL)):
             break
-        points = low[:, None] + (high - low)[:, None] * fractions
-        (mass,) = _add_in_order(design.map_chunks(_group_mass_chunk, points, chunks=logits))
-        above = mass / design.n >= targets[:, None]
-        # The first inner point at or above the target ends the sub-interval (the last one if none is).
-        first = np.where(above.any(axis=1), above.argmax(axis=1), ROOT_POINTS - 1)
-        grid = np.column_stack([low, points, high])
-        low, high = grid[pairs, first], grid[pairs, first + 1]
-    return 0.5 * (low + high)
+    return c
 
 
 def _outside_newton_region(col, alpha):
