@@ -340,30 +340,41 @@ def test_warm_start_continues_the_previous_fit_as_in_memory(client, method):
 
 
 def test_group_root_solves_the_in_memory_root_equation(client):
-    """group_roots (logits kept on the workers, a multisection of map-reduced masses) finds the root
-    of the in-memory equation ``mean_i expit(c + l_i) = target`` that _balanced._sigmoid_root solves
-    by brentq on the gathered logits, here for the far component of the large-cost-gap problem."""
+    """group_roots (logits kept on the workers, a bracket by counts, Newton on map-reduced masses)
+    finds the root of the in-memory equation ``mean_i expit(c + l_i) = target`` that
+    _balanced._sigmoid_root solves by brentq on the gathered logits: for the far component of the
+    large-cost-gap problem (a root thousands of nats away, every logit beyond the kernel's floor on
+    one side) and for groups of overlapping components (logits of a few nats)."""
     from scipy import special
 
     from sinkhorn_em._balanced import _sigmoid_root
 
     rng = np.random.default_rng(0)
-    X = np.concatenate([rng.normal(0.0, 1.0, (540, 2)), rng.normal(40.0, 0.3, (60, 2))])
-    means, covariances = np.array([[0.0, 0.0], [40.0, 40.0]]), np.stack([np.eye(2), 0.09 * np.eye(2)])
-    log_weights = np.log([[0.5, 0.5]])
-    memory = make_design(X, "full")
-    block = memory.log_kernel(
-        memory.log_kernel_coefficients(memory.coefficients(means[None], covariances[None]), log_weights, 1.0),
-        slice(0, X.shape[0]),
-    )
-    logits = block[0, 1] - block[0, 0]  # the group {1} against the rest {0}
-    design = dask_backend.DaskDesign(as_dask(X, chunks=(250, 320, 30)), "full")
-    log_joint = design.log_kernel_coefficients(design.coefficients(means[None], covariances[None]), log_weights, 1.0)
-    for target in (0.5, 0.2, 0.9):
-        (root,) = dask_backend.group_roots(
-            design, log_joint, np.array([0]), np.array([[False, True]]), np.array([target])
+    gap = np.concatenate([rng.normal(0.0, 1.0, (540, 2)), rng.normal(40.0, 0.3, (60, 2))])
+    centres, mixed = mixture_data(9)
+    cases = [
+        (gap, (250, 320, 30), np.array([[0.0, 0.0], [40.0, 40.0]]), np.stack([np.eye(2), 0.09 * np.eye(2)]), [1]),
+        (mixed, CHUNKS, centres + 0.4, np.stack([np.eye(D)] * K), [2]),
+        (mixed, CHUNKS, centres + 0.4, np.stack([np.eye(D)] * K), [0, 2]),
+    ]
+    for X, chunks, means, covariances, group in cases:
+        K_ = means.shape[0]
+        log_weights = np.log(np.full((1, K_), 1.0 / K_))
+        mask = np.isin(np.arange(K_), group)
+        memory = make_design(X, "full")
+        block = memory.log_kernel(
+            memory.log_kernel_coefficients(memory.coefficients(means[None], covariances[None]), log_weights, 1.0),
+            slice(0, X.shape[0]),
+        )[0]
+        logits = special.logsumexp(block[mask], axis=0) - special.logsumexp(block[~mask], axis=0)
+        design = dask_backend.DaskDesign(as_dask(X, chunks=chunks), "full")
+        log_joint = design.log_kernel_coefficients(
+            design.coefficients(means[None], covariances[None]), log_weights, 1.0
         )
-        expected = _sigmoid_root(logits, np.full(X.shape[0], 1.0 / X.shape[0]), target)
-        assert root > 1000.0  # thousands of nats away (the far 10% of the samples must carry more)
-        assert abs(root - expected) <= 2e-8
-        assert abs(special.expit(root + logits).mean() - target) <= 1e-9
+        for target in (0.2, 0.5, 0.9):
+            (root,) = dask_backend.group_roots(design, log_joint, np.array([0]), mask[None], np.array([target]))
+            expected = _sigmoid_root(logits, np.full(X.shape[0], 1.0 / X.shape[0]), target)
+            if X is gap:
+                assert root > 1000.0  # thousands of nats away (the far 10% of the samples must carry more)
+            assert abs(root - expected) <= 2e-8 * max(1.0, abs(expected))
+            assert abs(special.expit(root + logits).mean() - target) <= 1e-9
