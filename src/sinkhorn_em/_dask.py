@@ -35,8 +35,8 @@ until that shift crosses a cost gap of possibly thousands of nats) is found by
 :func:`._newton._loose_groups` from the Newton step (inside the Newton region, or where
 Sinkhorn's steps have stalled, :func:`._newton._stalled`) and moved to its own root
 (:func:`group_roots`). A root is a 1-D equation, a sum over rows: the rows' logits stay on
-the workers, and the client gets their range and, per round of a multisection, the masses
-at 63 points (``P x 64`` numbers a chunk for ``P`` groups; about seven rounds).
+the workers (sorted per chunk), and the client gets ``O(P)`` numbers a chunk per round for
+``P`` groups: counts that bracket the root, then masses and slopes for Newton's method.
 
 Persisted chunk designs are Dask data: a worker that dies loses its chunks, and Dask
 recomputes them from the task graph of ``X`` (its retries); the fit's arithmetic is the same.
