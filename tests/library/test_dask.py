@@ -313,7 +313,10 @@ def test_estep_across_a_large_cost_gap_equals_the_in_memory_fit(client):
             fits.append(EOTGaussianMixture(**kw).fit(data))
     reference, distributed = fits
     assert reference.history_["objective"].iloc[0] > 1000.0  # the start really is that far from balanced
-    assert (distributed.history_["sinkhorn_iterations"] < kw["sinkhorn_max_iter"]).all()
+    # As few balanced iterations as in memory (within a factor 2): the next E-step's warm start, thousands
+    # of nats off for the moved parameters, gives way to the plain start (without it: 34 iterations).
+    steps, reference_steps = (m.history_["sinkhorn_iterations"].max() for m in (distributed, reference))
+    assert steps <= 2 * reference_steps
     assert_close_fit(reference, distributed)
 
 
