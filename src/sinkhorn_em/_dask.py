@@ -63,7 +63,7 @@ _ARMIJO = 1e-4
 # bracket shrinks by this factor a round), the last Newton step (nats: the in-memory root's
 # brentq xtol), the grid points of the bracket evaluated beside each Newton point (the bracket
 # shrinks at least 8x a round: 12 rounds from 82 nats to 1e-8 without Newton), and a bound on
-# the Newton rounds.
+# the rounds of either phase.
 ROOT_POINTS = 64
 ROOT_XTOL = 1e-8
 NEWTON_GRID = 7
@@ -541,7 +541,9 @@ def group_roots(design, log_joint, starts, masks, targets):
     high_x = np.max([high for _, high in ranges], axis=0)
     fractions = np.arange(1, ROOT_POINTS) / ROOT_POINTS
     pairs = np.arange(len(starts))
-    while np.any(high_x - low_x > 1.0):
+    for _ in range(ROOT_MAX_ROUNDS):
+        if not np.any(high_x - low_x > 1.0):
+            break
         # H(low_x) >= target > H(high_x); keep the sub-interval where H falls below the target.
         points = low_x[:, None] + (high_x - low_x)[:, None] * fractions
         (counts,) = _add_in_order(design.map_chunks(_group_count_chunk, points, chunks=logits))
