@@ -443,10 +443,17 @@ class DaskBalancedEStep:
             if candidates.size:
                 steps, ok = _newton.newton_steps(H[candidates], col[candidates], residual[candidates])
                 for s, full in zip(candidates[ok], steps[ok]):
-                    masks = _newton._loose_groups(H[s], full, col[s], residual[s], MAX_NEWTON_STEP)
-                    if masks:
-                        groups[s] = masks
-                    elif not outside[s]:
+                    to_root, held = _newton._loose_groups(H[s], full, col[s], residual[s], MAX_NEWTON_STEP)
+                    if to_root:
+                        groups[s] = to_root
+                        continue
+                    if held.any():
+                        # Loose groups near their own masses are held still (as in memory): their
+                        # near-null coordinates would scale the whole step down.
+                        block_step, block_ok = _newton.held_newton_steps(H[s], col[s], residual[s], held)
+                        if block_ok:
+                            full = block_step
+                    if not outside[s]:
                         step[s] = full * min(1.0, MAX_NEWTON_STEP / max(np.abs(full).max(), TINY))
                         newton_step[s] = True
             rooted = np.zeros(active.size, dtype=bool)
