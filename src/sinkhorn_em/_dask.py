@@ -21,9 +21,10 @@ loop is the in-memory one. The balanced E-step maximises the semi-dual
 (rows exact: :math:`P_{ik} = \\frac1n \\alpha_k e^{g_k - C_{ik}/\\varepsilon} / \\sum_l \\alpha_l
 e^{g_l - C_{il}/\\varepsilon}`) by Newton steps with the exact gradient
 :math:`\\alpha - P^\\top 1` and the (negated) Hessian :math:`H = \\mathrm{diag}(P^\\top 1) - n
-\\sum_i P_i P_i^\\top`, positive semi-definite with the constants as null space (solved as
-:math:`H + \\alpha\\alpha^\\top`, whose solution has :math:`\\alpha^\\top\\delta = 0`), an Armijo
-line search, and Sinkhorn's column step when the line search fails; it stops when the
+\\sum_i P_i P_i^\\top`, positive semi-definite with the constants as null space (solved by
+:func:`._newton.newton_steps`, the in-memory solver's: a ridge and a constant pin), an Armijo
+line search, and Sinkhorn's column step outside the Newton region or when the line search
+fails; it stops when the
 column marginal's L1 error is at most ``tol``, then takes the last column step and the
 statistics pass as :class:`._fit.BalancedEStep` does (objective: ``epsilon * D(g)``).
 
@@ -34,7 +35,8 @@ almost no sample with the others, so that ``D`` is flat along the group's common
 until that shift crosses a cost gap of possibly thousands of nats) is found by
 :func:`._newton._loose_groups` from the Newton step (inside the Newton region, or where
 Sinkhorn's steps have stalled, :func:`._newton._stalled`) and moved to its own root
-(:func:`group_roots`). A root is a 1-D equation, a sum over rows: the rows' logits stay on
+(:func:`group_roots`), while loose groups already near their own masses are held still
+(:func:`._newton.held_newton_steps`). A root is a 1-D equation, a sum over rows: the rows' logits stay on
 the workers (sorted per chunk), and the client gets ``O(P)`` numbers a chunk per round for
 ``P`` groups: counts that bracket the root, then masses and slopes for Newton's method.
 
