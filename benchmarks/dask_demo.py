@@ -7,7 +7,10 @@ iteration and the peak resident memory of every worker; then the same fit in mem
 ``--n-memory`` rows of the same generator, for comparison.
 
 Usage: OMP_NUM_THREADS=1 nice -n 10 python benchmarks/dask_demo.py [--n 10000000] [--chunk 1000000]
-                                                                   [--n-memory 1000000] [--iters 3]
+                                                                   [--n-memory 1000000] [--iters 3] [--passes]
+``--passes`` also prints the map-reduces of the Dask fit by chunk function (calls, seconds on
+the client's clock): the balanced passes (``_balanced_chunk``), the loose-group roots'
+(``_group_*``), the last pass of each E-step (``_finish_chunk``).
 On a real cluster, replace the LocalCluster by ``Client("scheduler-address")``: the fit
 uses the current client.
 """
@@ -15,6 +18,7 @@ uses the current client.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import resource
 import time
@@ -60,6 +64,24 @@ def model(iters):
     )
 
 
+def count_passes():
+    """Wrap ``DaskDesign.map_chunks`` to count its calls and their seconds by chunk function."""
+    from sinkhorn_em import _dask
+
+    calls, seconds = collections.Counter(), collections.Counter()
+    original = _dask.DaskDesign.map_chunks
+
+    def map_chunks(self, function, *args, chunks=None):
+        start = time.perf_counter()
+        out = original(self, function, *args, chunks=chunks)
+        calls[function.__name__] += 1
+        seconds[function.__name__] += time.perf_counter() - start
+        return out
+
+    _dask.DaskDesign.map_chunks = map_chunks
+    return calls, seconds
+
+
 def per_iteration(fitted):
     seconds = fitted.history_["seconds"].to_numpy()
     return np.diff(seconds).mean(), seconds[0]
@@ -72,7 +94,9 @@ def main():
     parser.add_argument("--n-memory", type=int, default=1_000_000)
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--passes", action="store_true", help="count the map-reduces by chunk function")
     args = parser.parse_args()
+    passes = count_passes() if args.passes else None
 
     from dask.distributed import Client, LocalCluster
 
@@ -92,6 +116,10 @@ def main():
     for address, peak in sorted(peaks.items()):
         print(f"  peak RSS of worker {address}: {peak:.0f} MiB")
     print(f"  peak RSS of the client process: {peak_rss_mib():.0f} MiB")
+    if passes is not None:
+        calls, seconds = passes
+        for name in calls:
+            print(f"  {name}: {calls[name]} map-reduces, {seconds[name]:.1f} s")
     client.close()
     cluster.close()
 

@@ -39,6 +39,7 @@ from ._numerics import (
     SATURATED_LOGIT,
     SINGLE_ROUND_OFF,
     UNDERFLOW,
+    exp_below_row_max,
 )
 from ._parallel import SERIAL
 
@@ -254,10 +255,7 @@ class Problem:
         def one(b, cols):
             width = cols.stop - cols.start
             block = log_kernel(cols, out=self.kernel[b] if in_place else self.scratch("cost", (count, self.K, width)))
-            top = block.max(axis=1)
-            block -= top[:, None, :]
-            np.maximum(block, LOG_FLOOR, out=block)
-            np.exp(block, out=block)
+            top = exp_below_row_max(block)
             sums = np.matmul(reducers, block)
             row_sum = sums[:, 0]
             if row_sums is not None:

@@ -21,11 +21,24 @@ loop is the in-memory one. The balanced E-step maximises the semi-dual
 (rows exact: :math:`P_{ik} = \\frac1n \\alpha_k e^{g_k - C_{ik}/\\varepsilon} / \\sum_l \\alpha_l
 e^{g_l - C_{il}/\\varepsilon}`) by Newton steps with the exact gradient
 :math:`\\alpha - P^\\top 1` and the (negated) Hessian :math:`H = \\mathrm{diag}(P^\\top 1) - n
-\\sum_i P_i P_i^\\top`, positive semi-definite with the constants as null space (solved as
-:math:`H + \\alpha\\alpha^\\top`, whose solution has :math:`\\alpha^\\top\\delta = 0`), an Armijo
-line search, and Sinkhorn's column step when the line search fails; it stops when the
+\\sum_i P_i P_i^\\top`, positive semi-definite with the constants as null space (solved by
+:func:`._newton.newton_steps`, the in-memory solver's: a ridge and a constant pin), an Armijo
+line search, and Sinkhorn's column step outside the Newton region or when the line search
+fails; it stops when the
 column marginal's L1 error is at most ``tol``, then takes the last column step and the
 statistics pass as :class:`._fit.BalancedEStep` does (objective: ``epsilon * D(g)``).
+
+The in-memory solver's two rescues of near-hard E-steps (:mod:`._newton`) are taken over
+with its own functions: a warm start outside the Newton region gives way to the plain start
+``g = 0`` where that has the larger semi-dual, and a *loose group* of columns (sharing
+almost no sample with the others, so that ``D`` is flat along the group's common shift
+until that shift crosses a cost gap of possibly thousands of nats) is found by
+:func:`._newton._loose_groups` from the Newton step (inside the Newton region, or where
+Sinkhorn's steps have stalled, :func:`._newton._stalled`) and moved to its own root
+(:func:`group_roots`), while loose groups already near their own masses are held still
+(:func:`._newton.held_newton_steps`). A root is a 1-D equation, a sum over rows: the rows' logits stay on
+the workers (sorted per chunk), and the client gets ``O(P)`` numbers a chunk per round for
+``P`` groups: counts that bracket the root, then masses and slopes for Newton's method.
 
 Persisted chunk designs are Dask data: a worker that dies loses its chunks, and Dask
 recomputes them from the task graph of ``X`` (its retries); the fit's arithmetic is the same.
@@ -34,12 +47,13 @@ recomputes them from the task graph of ``X`` (its retries); the fit's arithmetic
 from __future__ import annotations
 
 import numpy as np
+from scipy import special
 
-from . import _fit
-from ._balanced import sample_blocks
+from . import _fit, _newton
+from ._balanced import _masked_log_sum_exp, sample_blocks
 from ._design import make_design
 from ._newton import MAX_BACKTRACKS, MAX_NEWTON_STEP, NEWTON_REGION, ROUNDING_LEVEL
-from ._numerics import LOG_FLOOR
+from ._numerics import SATURATED_LOGIT, TINY, UNDERFLOW, exp_below_row_max
 
 __all__ = ["DaskDesign", "is_dask_array"]
 
@@ -47,6 +61,15 @@ _INSTALL_HINT = "install the Dask extra: pip install 'sinkhorn-em[dask]'"
 # The line search's constants are the in-memory solver's (:mod:`._newton`, each with its reason);
 # Armijo's sufficient-increase fraction as there.
 _ARMIJO = 1e-4
+# A loose group's root (group_roots): the points a round of the counting multisection (its
+# bracket shrinks by this factor a round), the last Newton step (nats: the in-memory root's
+# brentq xtol), the grid points of the bracket evaluated beside each Newton point (the bracket
+# shrinks at least 8x a round: 12 rounds from 82 nats to 1e-8 without Newton), and a bound on
+# the rounds of either phase.
+ROOT_POINTS = 64
+ROOT_XTOL = 1e-8
+NEWTON_GRID = 7
+ROOT_MAX_ROUNDS = 50
 
 
 def is_dask_array(X) -> bool:
@@ -147,40 +170,54 @@ class DaskDesign:
             )
         )
 
+    def _tasks(self, function, args, chunks):
+        dask = self._dask
+        task = dask.delayed(function, pure=True)
+        args = [dask.delayed(arg) if isinstance(arg, np.ndarray) and arg.size > 64 else arg for arg in args]
+        return [task(chunk, *args) for chunk in (self.chunks if chunks is None else chunks)]
+
+    def map_chunks(self, function, *args, chunks=None):
+        """``function(chunk, *args)`` on every chunk, the results gathered in chunk order.
+
+        ``chunks`` are per-chunk Dask data (persisted by :meth:`persist_map`); by default
+        the chunk designs.
+        """
+        return self._dask.compute(*self._tasks(function, args, chunks))
+
+    def persist_map(self, function, *args):
+        """``function(chunk_design, *args)`` on every chunk, kept on the workers: a list in chunk order."""
+        return list(self._dask.persist(*self._tasks(function, args, None)))
+
     def map_reduce(self, function, *args):
         """``function(chunk_design, *args)`` on every chunk, the results added in chunk order.
 
         ``function`` returns a tuple of arrays (or None entries); the sum of each entry over
         the chunks is returned, added chunk after chunk on the client.
         """
-        dask = self._dask
-        task = dask.delayed(function, pure=True)
-        args = [dask.delayed(arg) if isinstance(arg, np.ndarray) and arg.size > 64 else arg for arg in args]
-        parts = dask.compute(*[task(chunk, *args) for chunk in self.chunks])
-        total = list(parts[0])
-        for part in parts[1:]:
-            for j, value in enumerate(part):
-                if value is not None:
-                    total[j] = total[j] + value
-        return tuple(total)
+        return _add_in_order(self.map_chunks(function, *args))
+
+
+def _add_in_order(parts):
+    """The entry-wise sums of tuples ``parts`` (None entries skipped), added in their order."""
+    total = list(parts[0])
+    for part in parts[1:]:
+        for j, value in enumerate(part):
+            if value is not None:
+                total[j] = total[j] + value
+    return tuple(total)
 
 
 # ---------------------------------------------------------------------- chunk passes (on the workers)
 def _em_chunk(design, log_joint, log_joint_1, statistics):
+    """A chunk's sums of :func:`._fit.em_pass`'s terms (:func:`._fit.em_block`), its blocks in order."""
     S, K = _shape(log_joint)
     total, nll_total, stats = np.zeros(S), None if log_joint_1 is None else np.zeros(S), None
     for cols in sample_blocks(design.n, S * K):
-        if log_joint_1 is not None:
-            nll_total += _fit._log_sum_exp_rows(design.log_kernel(log_joint_1, cols)).sum(axis=1)
-        block = design.log_kernel(log_joint, cols)
-        top = block.max(axis=1)
-        block -= top[:, None, :]
-        np.maximum(block, LOG_FLOOR, out=block)
-        np.exp(block, out=block)
-        row_sum = block.sum(axis=1)
-        total += top.sum(axis=1) + np.log(row_sum).sum(axis=1)
+        nll_part, total_part, part = _fit.em_block(design, log_joint, log_joint_1, cols, statistics)
+        if nll_part is not None:
+            nll_total += nll_part
+        total += total_part
         if statistics:
-            part = design.scaled_statistics(block, 1.0 / row_sum, None, cols)
             stats = part if stats is None else stats + part
     return total, nll_total, stats
 
@@ -203,10 +240,7 @@ def _shape(prepared):
 def _row_normalised(design, log_joint, cols):
     """``(Q, log Z)``: rows of ``exp(log_joint)`` normalised to 1 and their log sums, ``(S, K, B)``, ``(S, B)``."""
     block = design.log_kernel(log_joint, cols)
-    top = block.max(axis=1)
-    block -= top[:, None, :]
-    np.maximum(block, LOG_FLOOR, out=block)
-    np.exp(block, out=block)
+    top = exp_below_row_max(block)
     row_sum = block.sum(axis=1)
     block /= row_sum[:, None, :]
     return block, top + np.log(row_sum)
@@ -241,6 +275,65 @@ def _finish_chunk(design, log_joint, ratio, log_joint_1, statistics):
         if log_joint_1 is not None:
             nll_total += _fit._log_sum_exp_rows(design.log_kernel(log_joint_1, cols)).sum(axis=1)
     return row_error, stats, nll_total
+
+
+def _group_logits_chunk(design, log_joint, starts, masks):
+    """The logits of the chunk's rows' responsibilities to groups, each row sorted: ``(P, B)``.
+
+    Pair ``p`` is the group ``G = masks[p]`` of start ``starts[p]``; row ``i``'s logit is
+    ``log sum_{k in G} e^{L_ik} - log sum_{k not in G} e^{L_ik}`` with ``L`` the start's log
+    kernel (no floor), both sums against the row's largest entry (one exponential a row and
+    component, shared by the start's groups) and redone against their own maxima where a
+    side underflows there (more than ~575 nats below it). A root is a sum over rows, so the
+    logits are kept sorted, not in row order (:func:`_group_mass_chunk` reads them so).
+    """
+    S, K = _shape(log_joint)
+    out = np.empty((len(starts), design.n))
+    for cols in sample_blocks(design.n, S * K):
+        block = design.log_kernel(log_joint, cols)
+        for s in np.unique(starts):
+            pairs = np.flatnonzero(starts == s)
+            own = block[s]
+            scaled = np.exp(own - own.max(axis=0))
+            chosen = masks[pairs].astype(float)
+            inside, outside = chosen @ scaled, (1.0 - chosen) @ scaled
+            with np.errstate(divide="ignore"):
+                logits = np.log(inside) - np.log(outside)
+            for r, p in enumerate(pairs):
+                lost = (inside[r] < UNDERFLOW) | (outside[r] < UNDERFLOW)
+                if lost.any():
+                    sub = own[:, lost]
+                    logits[r, lost] = _masked_log_sum_exp(sub, masks[p]) - _masked_log_sum_exp(sub, ~masks[p])
+            out[pairs, cols] = logits
+    out.sort(axis=1)
+    return out
+
+
+def _logit_range_chunk(logits):
+    return logits[:, 0], logits[:, -1]
+
+
+def _group_count_chunk(logits, points):
+    """``#{i : logits[p, i] > points[p, m]}`` over the chunk's rows (sorted logits), ``(P, M)``."""
+    return (np.stack([logits.shape[1] - np.searchsorted(row, x, side="right") for row, x in zip(logits, points)]),)
+
+
+def _group_mass_chunk(logits, points):
+    """``sum_i expit(c + l_pi)`` and its derivative in ``c`` at ``c = points[p, m]`` over the chunk's rows, ``(P, M)`` each.
+
+    With the logits sorted, the rows with ``|c + l_pi| > SATURATED_LOGIT`` are counted (a
+    whole ``1`` or nothing, to within ``expit(-SATURATED_LOGIT) = 4e-18`` each) and only
+    those between take an exponential.
+    """
+    mass, slope = np.zeros(points.shape), np.zeros(points.shape)
+    for p, (row, shifts) in enumerate(zip(logits, points)):
+        first = np.searchsorted(row, -shifts - SATURATED_LOGIT, side="left")
+        last = np.searchsorted(row, -shifts + SATURATED_LOGIT, side="right")
+        for m, shift in enumerate(shifts):
+            near = special.expit(shift + row[first[m] : last[m]])
+            mass[p, m] = (row.size - last[m]) + near.sum()
+            slope[p, m] = (near * (1.0 - near)).sum()
+    return mass, slope
 
 
 def _scaled_stats(stats, n):
@@ -293,6 +386,25 @@ class DaskBalancedEStep:
             H[:, np.arange(col.shape[1]), np.arange(col.shape[1])] += col
         return value, col, H
 
+    def _group_shifts(self, design, coefficients, log_weights, g, epsilon, groups):
+        """Shifts ``(len(groups), K)`` moving each loose group ``groups[s]`` of start ``s`` to its root.
+
+        As :meth:`._balanced.Problem.group_roots`: the common shift ``c`` of the group's
+        potentials with column mass ``mean_i expit(c + l_iG) = sum_{k in G} alpha_k``
+        (:func:`group_roots`), the other potentials fixed.
+        """
+        log_joint = design.log_kernel_coefficients(coefficients, log_weights + g, 1.0 / epsilon)
+        pairs = [(s, mask) for s in sorted(groups) for mask in groups[s]]
+        starts = np.array([s for s, _ in pairs])
+        masks = np.array([mask for _, mask in pairs])
+        targets = np.array([np.exp(log_weights[s, mask]).sum() for s, mask in pairs])
+        roots = group_roots(design, log_joint, starts, masks, targets)
+        shifts = np.zeros((len(groups), g.shape[1]))
+        position = {s: j for j, s in enumerate(sorted(groups))}
+        for (s, mask), root in zip(pairs, roots):
+            shifts[position[s], mask] = root
+        return shifts
+
     def potential(self, design, coefficients, weights, epsilon, active):
         """Solve to ``tol``: ``(g, D, col, n_iter, solved)`` for the starts ``active``."""
         log_weights = np.log(weights)
@@ -310,6 +422,7 @@ class DaskBalancedEStep:
             better = far & (plain_value > value)
             g, value, col, H = _take((g, value, col, H), (plain, plain_value, plain_col, plain_H), better)
         n_iter = np.zeros(active.size, dtype=int)
+        progress = _newton._Progress(active.size)
         for _ in range(self.max_iter):
             error = np.abs(col - alpha).sum(axis=1)
             going = error > self.tol
@@ -318,30 +431,51 @@ class DaskBalancedEStep:
             n_iter[going] += 1
             residual = alpha - col
             step = np.zeros_like(g)
-            sinkhorn = _outside_newton_region(col, alpha) | (not newton)
-            for s in np.flatnonzero(going):
-                if not sinkhorn[s]:
-                    matrix = H[s] + np.outer(alpha[s], alpha[s])
-                    try:
-                        step[s] = np.linalg.solve(matrix, residual[s])
-                    except np.linalg.LinAlgError:
-                        step[s] = np.log(alpha[s] / col[s])
-                    longest = np.abs(step[s]).max()
-                    if longest > MAX_NEWTON_STEP:
-                        step[s] *= MAX_NEWTON_STEP / longest
-                else:
-                    step[s] = np.log(alpha[s] / col[s])
-            sinkhorn &= going
+            # Newton steps (_newton.newton_steps, as in memory) inside the region; wherever one is
+            # computed, and where Sinkhorn's steps have stalled outside the region, a look for
+            # loose groups, moved to their roots (as the in-memory solver: _newton._step).
+            outside = _outside_newton_region(col, alpha)
+            stalled = np.zeros(active.size, dtype=bool)
+            if newton:
+                moving = np.flatnonzero(going)
+                stalled[moving] = _newton._stalled(progress, moving, residual[moving], outside[moving])
+            candidates = np.flatnonzero(going & (~outside | stalled)) if newton else np.zeros(0, dtype=int)
+            newton_step = np.zeros(active.size, dtype=bool)
+            groups = {}
+            if candidates.size:
+                steps, ok = _newton.newton_steps(H[candidates], col[candidates], residual[candidates])
+                for s, full in zip(candidates[ok], steps[ok]):
+                    to_root, held = _newton._loose_groups(H[s], full, col[s], residual[s], MAX_NEWTON_STEP)
+                    if to_root:
+                        groups[s] = to_root
+                        continue
+                    if held.any():
+                        # Loose groups near their own masses are held still (as in memory): their
+                        # near-null coordinates would scale the whole step down.
+                        block_step, block_ok = _newton.held_newton_steps(H[s], col[s], residual[s], held)
+                        if block_ok:
+                            full = block_step
+                    if not outside[s]:
+                        step[s] = full * min(1.0, MAX_NEWTON_STEP / max(np.abs(full).max(), TINY))
+                        newton_step[s] = True
+            rooted = np.zeros(active.size, dtype=bool)
+            if groups:
+                rooted[list(groups)] = True
+                step[rooted] = self._group_shifts(design, coefficients, log_weights, g, epsilon, groups)
+            sinkhorn = going & ~newton_step & ~rooted
+            step[sinkhorn] = np.log(alpha[sinkhorn] / col[sinkhorn])
+            # Sinkhorn's column step never lowers D, a group root maximises D along the group's
+            # shift: neither is line-searched.
+            direct = sinkhorn | rooted
             predicted = np.einsum("sk,sk->s", residual, step)
-            t = np.where(going & ~sinkhorn, 1.0, 0.0)
+            t = np.where(going & ~direct, 1.0, 0.0)
             trial = (g, value, col, H)
-            # Sinkhorn's column step never lowers D: no line search.
-            accepted = ~going | sinkhorn
-            if sinkhorn.any():
+            accepted = ~going | direct
+            if direct.any():
                 trial_value, trial_col, trial_H = self._evaluate(
-                    design, coefficients, log_weights, np.where(sinkhorn[:, None], g + step, g), epsilon, newton
+                    design, coefficients, log_weights, np.where(direct[:, None], g + step, g), epsilon, newton
                 )
-                trial = _take(trial, (g + step, trial_value, trial_col, trial_H), sinkhorn)
+                trial = _take(trial, (g + step, trial_value, trial_col, trial_H), direct)
             if accepted.all():
                 g, value, col, H = trial
                 continue
@@ -385,6 +519,70 @@ class DaskBalancedEStep:
         return _fit.EStepResult(
             _scaled_stats(stats, n), epsilon * value, -nll_total / n, n_iter, solved, np.full(active.size, self.tol)
         )
+
+
+def group_roots(design, log_joint, starts, masks, targets):
+    """The shifts ``c_p`` with ``S_p(c) = mean_i expit(c + l_pi) = targets[p]``, over the chunks of ``design``.
+
+    ``l_pi`` is row ``i``'s logit of its responsibility to the group ``masks[p]`` of start
+    ``starts[p]`` (:func:`_group_logits_chunk`: the logits of the in-memory root,
+    :meth:`._balanced.Problem.group_roots`); ``S_p`` increases from 0 to 1. The logits are
+    computed and kept on the workers, sorted per chunk (``P`` doubles a row beside the
+    chunk's design, released on return); what travels is ``O(P)`` numbers a chunk a round:
+
+    1. the hard mass ``H_p(x) = #{l_pi > x} / n`` (counts, no exponential) brackets the
+       quantile ``x_p`` where it crosses the target to within 1 nat, by a multisection from
+       the logits' range (``ROOT_POINTS - 1`` points a round, 2-3 rounds for thousands of
+       nats); ``S_p`` is within ``expit(-SATURATED_LOGIT) = 4e-18`` of ``H_p`` shifted by
+       ``SATURATED_LOGIT``, so the root lies in ``[-x_p - SATURATED_LOGIT - 1, -x_p +
+       SATURATED_LOGIT + 1]``;
+    2. there, Newton's method on ``S_p(c) - target`` with the exact derivative, a bisection
+       where the Newton point leaves the bracket or the step does not halve (as Numerical
+       Recipes' ``rtsafe``), each round also evaluating ``NEWTON_GRID`` points of the
+       bracket (one map-reduce of ``P x (NEWTON_GRID + 1)`` masses and slopes), until the
+       step or the bracket is at most ``ROOT_XTOL`` (the in-memory root's ``brentq``
+       tolerance).
+    """
+    n = design.n
+    logits = design.persist_map(_group_logits_chunk, log_joint, starts, masks)
+    ranges = design.map_chunks(_logit_range_chunk, chunks=logits)
+    low_x = np.min([low for low, _ in ranges], axis=0) - 1.0
+    high_x = np.max([high for _, high in ranges], axis=0)
+    fractions = np.arange(1, ROOT_POINTS) / ROOT_POINTS
+    pairs = np.arange(len(starts))
+    for _ in range(ROOT_MAX_ROUNDS):
+        if not np.any(high_x - low_x > 1.0):
+            break
+        # H(low_x) >= target > H(high_x); keep the sub-interval where H falls below the target.
+        points = low_x[:, None] + (high_x - low_x)[:, None] * fractions
+        (counts,) = _add_in_order(design.map_chunks(_group_count_chunk, points, chunks=logits))
+        below = counts / n < targets[:, None]
+        first = np.where(below.any(axis=1), below.argmax(axis=1), ROOT_POINTS - 1)
+        grid = np.column_stack([low_x, points, high_x])
+        low_x, high_x = grid[pairs, first], grid[pairs, first + 1]
+    low, high = -high_x - SATURATED_LOGIT - 1.0, -low_x + SATURATED_LOGIT + 1.0
+    c = 0.5 * (low + high)
+    previous = high - low
+    inner = np.arange(1, NEWTON_GRID + 1) / (NEWTON_GRID + 1)
+    for _ in range(ROOT_MAX_ROUNDS):
+        # The Newton (or bisection) point, and a grid of the bracket that shrinks it at least
+        # NEWTON_GRID + 1 times a round whatever Newton does.
+        points = np.column_stack([c, low[:, None] + (high - low)[:, None] * inner])
+        mass, slope = _add_in_order(design.map_chunks(_group_mass_chunk, points, chunks=logits))
+        excess = mass / n - targets[:, None]
+        low = np.maximum(low, np.where(excess < 0.0, points, -np.inf).max(axis=1))
+        high = np.minimum(high, np.where(excess >= 0.0, points, np.inf).min(axis=1))
+        best = np.abs(excess).argmin(axis=1)
+        at, best_excess, best_slope = points[pairs, best], excess[pairs, best], slope[pairs, best]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = at - best_excess * n / best_slope
+        bisect = ~((newton > low) & (newton < high) & (np.abs(newton - c) <= 0.5 * previous))
+        following = np.where(bisect, 0.5 * (low + high), newton)
+        previous = np.abs(following - c)
+        c = following
+        if np.all((previous <= ROOT_XTOL) | (high - low <= ROOT_XTOL)):
+            break
+    return c
 
 
 def _outside_newton_region(col, alpha):

@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import _balanced, _newton
 from ._balanced import sample_blocks
-from ._numerics import LOG_FLOOR, TINY
+from ._numerics import TINY, exp_below_row_max
 from ._parallel import SERIAL, Workers
 
 HISTORY_COLUMNS = [
@@ -107,18 +107,7 @@ def em_pass(design, coefficients, log_weights, epsilon, *, statistics=True, work
 
     def one(b, cols):
         buffer = workers.scratch(buffers, "block", (S, K, cols.stop - cols.start))
-        nll_part = None
-        if log_joint_1 is not None:
-            nll_part = _log_sum_exp_rows(design.log_kernel(log_joint_1, cols, out=buffer)).sum(axis=1)
-        block = design.log_kernel(log_joint, cols, out=buffer)
-        top = block.max(axis=1)
-        block -= top[:, None, :]
-        np.maximum(block, LOG_FLOOR, out=block)
-        np.exp(block, out=block)
-        row_sum = block.sum(axis=1)
-        total_part = top.sum(axis=1) + np.log(row_sum).sum(axis=1)
-        stats_part = design.scaled_statistics(block, 1.0 / row_sum, None, cols) if statistics else None
-        return nll_part, total_part, stats_part
+        return em_block(design, log_joint, log_joint_1, cols, statistics, buffer)
 
     for nll_part, total_part, part in workers.map(one, sample_blocks(n, S * K)):
         if nll_part is not None:
@@ -129,6 +118,27 @@ def em_pass(design, coefficients, log_weights, epsilon, *, statistics=True, work
     objective = -epsilon * total / n
     nll = objective.copy() if nll_total is None else -nll_total / n
     return stats, objective, nll
+
+
+def em_block(design, log_joint, log_joint_1, cols, statistics, out=None):
+    """The terms of :func:`em_pass` for the samples ``cols``: ``(nll_part, total_part, stats_part)``.
+
+    ``total_part[s] = sum_i log sum_k exp(log_joint[s, k, i])`` over the block (``log_joint``
+    prepared with ``log_kernel_coefficients``), ``nll_part`` the same for ``log_joint_1``
+    (None without it), ``stats_part`` the moment sums of the responsibilities (rows of
+    ``exp(log_joint)`` normalised to 1; None unless ``statistics``). ``out`` is a scratch
+    array ``(S, K, B)`` (both kernels are written to it in turn). Shared with the Dask
+    backend's chunk pass (:mod:`._dask`).
+    """
+    nll_part = None
+    if log_joint_1 is not None:
+        nll_part = _log_sum_exp_rows(design.log_kernel(log_joint_1, cols, out=out)).sum(axis=1)
+    block = design.log_kernel(log_joint, cols, out=out)
+    top = exp_below_row_max(block)
+    row_sum = block.sum(axis=1)
+    total_part = top.sum(axis=1) + np.log(row_sum).sum(axis=1)
+    stats_part = design.scaled_statistics(block, 1.0 / row_sum, None, cols) if statistics else None
+    return nll_part, total_part, stats_part
 
 
 def _log_sum_exp_rows(block):

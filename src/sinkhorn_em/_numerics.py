@@ -23,6 +23,7 @@ __all__ = [
     "SINGLE_ROUND_OFF",
     "TINY",
     "UNDERFLOW",
+    "exp_below_row_max",
 ]
 
 # Column scalings v = exp(log_v) outside [e^-50, e^50] are absorbed into the potentials and
@@ -40,6 +41,22 @@ ABSORB_LOG_BOUND = 50.0
 # subnormal number runs ~20-100x slower, and such an entry changes no row or column sum by
 # more than 1e-250 relative.
 LOG_FLOOR = -600.0
+
+
+def exp_below_row_max(block):
+    """In place, ``block[s, k, i] <- exp(max(block[s, k, i] - top[s, i], LOG_FLOOR))``; returns ``top``.
+
+    ``top[s, i] = max_k block[s, k, i]`` (``(S, B)``): the exponentials of a block of log
+    kernel entries ``(S, K, B)`` against each sample's largest, so the largest is 1 and
+    none is below ``e^LOG_FLOOR`` (no overflow, no subnormal number); ``block[s, k, i] =
+    top[s, i] + log(result)`` for the entries above the floor.
+    """
+    top = block.max(axis=1)
+    block -= top[:, None, :]
+    np.maximum(block, LOG_FLOOR, out=block)
+    np.exp(block, out=block)
+    return top
+
 
 # A column mass below this is treated as underflowed and that column half-step is taken in
 # the log domain. Right after a rebuild a column made only of floored entries has mass at

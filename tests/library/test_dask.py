@@ -278,3 +278,106 @@ def test_repeated_fits_are_bit_identical(client):
     for name in ("means_", "covariances_"):
         assert np.array_equal(getattr(first, name), getattr(second, name)), name
     assert first.lower_bound_ == second.lower_bound_
+
+
+def test_estep_across_a_large_cost_gap_equals_the_in_memory_fit(client):
+    """The right-by-default problem whose E-steps pull samples across ~7,000 nats
+    (test_right_by_default's large-cost-gap test): half the mass known to sit in a tight component
+    40 sigma away from 90% of the samples. Sinkhorn's steps move the far component's potential about
+    a nat each and Newton's are capped, so without the loose-group root every E-step stops at
+    sinkhorn_max_iter; the Dask fit must solve every E-step and end as the in-memory fit does."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from sinkhorn_em.sinkhorn import SinkhornConvergenceWarning
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0.0, 1.0, (540, 2)), rng.normal(40.0, 0.3, (60, 2))])
+    kw = dict(
+        n_components=2,
+        method="sinkhorn",
+        weights=np.array([0.5, 0.5]),
+        means_init=np.array([[0.0, 0.0], [40.0, 40.0]]),
+        covariances_init=np.stack([np.eye(2), 0.09 * np.eye(2)]),
+        weights_pairing="given",
+        sinkhorn_tol=TIGHT,
+        sinkhorn_max_iter=100,  # either backend needs at most 6; a stalled one fails in seconds
+        tol=0.0,
+        max_iter=8,
+    )
+    fits = []
+    # Uneven chunks, the far samples (rows 540-599) split between the last two.
+    for data in (X, as_dask(X, chunks=(250, 320, 30))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            warnings.simplefilter("error", SinkhornConvergenceWarning)
+            fits.append(EOTGaussianMixture(**kw).fit(data))
+    reference, distributed = fits
+    assert reference.history_["objective"].iloc[0] > 1000.0  # the start really is that far from balanced
+    # As few balanced iterations as in memory (within a factor 2): the next E-step's warm start, thousands
+    # of nats off for the moved parameters, gives way to the plain start (without it: 34 iterations).
+    steps, reference_steps = (m.history_["sinkhorn_iterations"].max() for m in (distributed, reference))
+    assert steps <= 2 * reference_steps
+    assert_close_fit(reference, distributed)
+
+
+@pytest.mark.parametrize("method", ["em", "oem", "sinkhorn"])
+def test_warm_start_continues_the_previous_fit_as_in_memory(client, method):
+    """warm_start=True on a dask array: the second fit starts from the first one's parameters, as in
+    memory (and oEM from its weights): 4 + 4 iterations on each backend end where the in-memory 4 + 4
+    end, and where one fit of 8 does (the E-steps are solved to TIGHT: the potentials they restart
+    from change only their cost)."""
+    _, X = mixture_data(8)
+    kw = params(method, "full", "given", max_iter=4, warm_start=True)
+    models = []
+    for data in (X, as_dask(X)):
+        model = EOTGaussianMixture(**kw)
+        quiet_fit(model, data)
+        first = model.means_.copy()
+        quiet_fit(model, data)
+        assert np.abs(model.means_ - first).max() > 1e-6  # it moved on from the first fit
+        models.append(model)
+    assert_close_fit(*models)
+    eight = quiet_fit(EOTGaussianMixture(**{**kw, "max_iter": 8, "warm_start": False}), X)
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(models[1], name), getattr(eight, name), rtol=0, atol=1e-10, err_msg=name)
+
+
+def test_group_root_solves_the_in_memory_root_equation(client):
+    """group_roots (logits kept on the workers, a bracket by counts, Newton on map-reduced masses)
+    finds the root of the in-memory equation ``mean_i expit(c + l_i) = target`` that
+    _balanced._sigmoid_root solves by brentq on the gathered logits: for the far component of the
+    large-cost-gap problem (a root thousands of nats away, every logit beyond the kernel's floor on
+    one side) and for groups of overlapping components (logits of a few nats)."""
+    from scipy import special
+
+    from sinkhorn_em._balanced import _sigmoid_root
+
+    rng = np.random.default_rng(0)
+    gap = np.concatenate([rng.normal(0.0, 1.0, (540, 2)), rng.normal(40.0, 0.3, (60, 2))])
+    centres, mixed = mixture_data(9)
+    cases = [
+        (gap, (250, 320, 30), np.array([[0.0, 0.0], [40.0, 40.0]]), np.stack([np.eye(2), 0.09 * np.eye(2)]), [1]),
+        (mixed, CHUNKS, centres + 0.4, np.stack([np.eye(D)] * K), [2]),
+        (mixed, CHUNKS, centres + 0.4, np.stack([np.eye(D)] * K), [0, 2]),
+    ]
+    for X, chunks, means, covariances, group in cases:
+        K_ = means.shape[0]
+        log_weights = np.log(np.full((1, K_), 1.0 / K_))
+        mask = np.isin(np.arange(K_), group)
+        memory = make_design(X, "full")
+        block = memory.log_kernel(
+            memory.log_kernel_coefficients(memory.coefficients(means[None], covariances[None]), log_weights, 1.0),
+            slice(0, X.shape[0]),
+        )[0]
+        logits = special.logsumexp(block[mask], axis=0) - special.logsumexp(block[~mask], axis=0)
+        design = dask_backend.DaskDesign(as_dask(X, chunks=chunks), "full")
+        log_joint = design.log_kernel_coefficients(
+            design.coefficients(means[None], covariances[None]), log_weights, 1.0
+        )
+        for target in (0.2, 0.5, 0.9):
+            (root,) = dask_backend.group_roots(design, log_joint, np.array([0]), mask[None], np.array([target]))
+            expected = _sigmoid_root(logits, np.full(X.shape[0], 1.0 / X.shape[0]), target)
+            if X is gap:
+                assert root > 1000.0  # thousands of nats away (the far 10% of the samples must carry more)
+            assert abs(root - expected) <= 2e-8 * max(1.0, abs(expected))
+            assert abs(special.expit(root + logits).mean() - target) <= 1e-9
