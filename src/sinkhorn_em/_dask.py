@@ -35,8 +35,7 @@ almost no sample with the others, so that ``D`` is flat along the group's common
 until that shift crosses a cost gap of possibly thousands of nats) is found by
 :func:`._newton._loose_groups` from the Newton step (inside the Newton region, or where
 Sinkhorn's steps have stalled, :func:`._newton._stalled`) and moved to its own root
-(:func:`group_roots`), while loose groups already near their own masses keep their common
-shift tied to the other columns' (:func:`._newton.held_newton_steps`). A root is a 1-D equation, a sum over rows: the rows' logits stay on
+(:func:`group_roots`). A root is a 1-D equation, a sum over rows: the rows' logits stay on
 the workers (sorted per chunk), and the client gets ``O(P)`` numbers a chunk per round for
 ``P`` groups: counts that bracket the root, then masses and slopes for Newton's method.
 
@@ -445,16 +444,10 @@ class DaskBalancedEStep:
             if candidates.size:
                 steps, ok = _newton.newton_steps(H[candidates], col[candidates], residual[candidates])
                 for s, full in zip(candidates[ok], steps[ok]):
-                    to_root, held = _newton._loose_groups(H[s], full, col[s], residual[s], MAX_NEWTON_STEP)
+                    to_root = _newton._loose_groups(H[s], full, col[s], residual[s], MAX_NEWTON_STEP)
                     if to_root:
                         groups[s] = to_root
                         continue
-                    if held.any():
-                        # Loose groups near their own masses are held (as in memory): their
-                        # near-null direction would scale the whole step down.
-                        block_step, block_ok = _newton.held_newton_steps(H[s], col[s], residual[s], held)
-                        if block_ok:
-                            full = block_step
                     if not outside[s]:
                         step[s] = full * min(1.0, MAX_NEWTON_STEP / max(np.abs(full).max(), TINY))
                         newton_step[s] = True

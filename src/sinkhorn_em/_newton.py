@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg, sparse
+from scipy import sparse
 from scipy.linalg import lapack
 from scipy.sparse import csgraph
 
@@ -47,10 +47,8 @@ MAX_BACKTRACKS = 12
 # disconnected when a Newton step is too long (see _loose_groups).
 LOOSE_COUPLING = 1e-3
 # A loose group is moved to its root only if its mass is off by more than this fraction of
-# its target, or if it holds at least LOOSE_RESIDUAL_SHARE of the column residual (at the
-# end of a solve the last loose group's error is all that is left, however small).
+# its target.
 LOOSE_RELATIVE_ERROR = 1e-2
-LOOSE_RESIDUAL_SHARE = 0.25
 # A Sinkhorn step that leaves more than this fraction of the column residual has stalled.
 STALLED_CONTRACTION = 0.99
 # Ridge on the Hessian, relative to the column masses: keeps it invertible along groups of
@@ -123,17 +121,6 @@ def bfgs_update(hessian, step, gradient_change):
     return out
 
 
-def _pinned_systems(hessian, col):
-    """The Newton systems ``H + ridge + pin 1 1^T`` (see :func:`newton_steps`), ``(S, K, K)``."""
-    K = col.shape[1]
-    system = hessian.copy()
-    diag = np.arange(K)
-    system[:, diag, diag] += NEWTON_RIDGE * col
-    pin = (np.trace(hessian, axis1=1, axis2=2) + NEWTON_RIDGE * col.sum(axis=1)) / (K * K)
-    system += pin[:, None, None]
-    return system
-
-
 def newton_steps(hessian, col, residual):
     """Solve the regularised Newton systems; ``(steps, ok)`` with ``ok`` False where singular.
 
@@ -142,7 +129,11 @@ def newton_steps(hessian, col, residual):
     unchanged).
     """
     count, K = col.shape
-    system = _pinned_systems(hessian, col)
+    system = hessian.copy()
+    diag = np.arange(K)
+    system[:, diag, diag] += NEWTON_RIDGE * col
+    pin = (np.trace(hessian, axis1=1, axis2=2) + NEWTON_RIDGE * col.sum(axis=1)) / (K * K)
+    system += pin[:, None, None]
     ok = np.ones(count, dtype=bool)
     try:
         factor = np.linalg.cholesky(system)
@@ -338,14 +329,9 @@ def _step(problem, idx, g, rebuild, tol, hessian, has_hessian, stale, evaluation
             candidates, steps = candidates[ok], steps[ok]
         if candidates.size:
             longest = _longest_step(problem)
-            groups = []
-            for j, c in enumerate(candidates):
-                to_root, held = _loose_groups(hessian[idx[c]], steps[j], col[c], residual[c], longest)
-                groups.append(to_root)
-                if not to_root and held.any():
-                    step, ok = held_newton_steps(hessian[idx[c]], col[c], residual[c], held)
-                    if ok:
-                        steps[j] = step
+            groups = [
+                _loose_groups(hessian[idx[c]], step, col[c], residual[c], longest) for c, step in zip(candidates, steps)
+            ]
             rooted = np.array([len(masks) > 0 for masks in groups])
             if rooted.any():
                 chosen = idx[candidates[rooted]]
@@ -400,78 +386,30 @@ def _longest_step(problem):
 
 
 def _loose_groups(hessian, step, col, residual, longest):
-    """The loose groups of columns: ``(to_root, held)``, masks of the groups to move to their own roots and of the columns to hold still.
+    """The groups of columns to move to their own roots: masks (possibly none).
 
     A Newton step longer than the quadratic model is trusted for (``longest``, see
-    :func:`_longest_step`) runs along a near-null direction of the Laplacian: a group of
-    columns joined to the others only by a vanishing share of samples. The groups are the
-    connected components of the columns' couplings ``W_kl`` (the Hessian's off-diagonal)
-    above ``LOOSE_COUPLING`` times the smaller column mass ``col``. Every group but the
-    largest whose step is over-long relative to the largest group's is loose. A loose group
-    whose mass is off its target by more than ``LOOSE_RELATIVE_ERROR``, or which holds at
-    least ``LOOSE_RESIDUAL_SHARE`` of the column residual, is returned in ``to_root``; the
-    other loose groups are ``held`` (an integer array over the columns: 0 for the free ones,
-    ``h > 0`` for the columns of held group ``h``): their near-null direction would otherwise
-    scale the whole step down to ``longest`` and stall the columns that are far off (see
-    :func:`held_newton_steps`).
+    :func:`_longest_step`) runs along a near-null direction of the Laplacian: a group of columns joined to the
+    others only by a vanishing share of samples. The groups are the connected components
+    of the columns' couplings ``W_kl`` (the Hessian's off-diagonal) above ``LOOSE_COUPLING``
+    times the smaller column mass ``col``; every group but the largest that holds a column with an over-long step, and whose mass
+    is off its target, is returned.
     """
-    K = col.size
-    nothing = ([], np.zeros(K, dtype=int))
-    # A step is defined up to a common shift of every column (the Laplacian's null
-    # direction), so only its spread tells a long one.
-    if np.ptp(step) <= longest:
-        return nothing
+    long = np.abs(step) > longest
+    if not long.any():
+        return []
     coupling = np.maximum(-hessian, 0.0)
     np.fill_diagonal(coupling, 0.0)
     strong = coupling > LOOSE_COUPLING * np.minimum.outer(col, col)
     count, labels = csgraph.connected_components(sparse.csr_matrix(strong), directed=False)
     if count == 1:
-        return nothing
+        return []
     largest = np.argmax(np.bincount(labels))
-    # Long relative to the largest group's own shift: the solver may put the common shift
-    # anywhere, e.g. on the loose columns, which then look still while the rest moves.
-    long = np.abs(step - np.median(step[labels == largest])) > longest
-    loose = [c for c in np.unique(labels[long]) if c != largest]
+    # A group already at its own mass has no root to move to: the long step comes from
+    # residuals elsewhere routed through its weak links, and the line search takes it.
     error = np.abs(np.bincount(labels, weights=residual, minlength=count))
-    worth = (error > LOOSE_RELATIVE_ERROR * np.bincount(labels, weights=col + residual, minlength=count)) | (
-        error >= LOOSE_RESIDUAL_SHARE * np.abs(residual).sum()
-    )
-    to_root = [labels == c for c in loose if worth[c]]
-    held = np.zeros(K, dtype=int)
-    for h, c in enumerate([c for c in loose if not worth[c]], start=1):
-        held[labels == c] = h
-    return to_root, held
-
-
-def held_newton_steps(hessian, col, residual, held):
-    """The Newton step with each held group's common shift tied to the free columns'.
-
-    ``held`` labels the columns as :func:`_loose_groups` returns them. With ``A`` the pinned
-    system of :func:`newton_steps` and one constraint per held group ``G``,
-    ``c_G = 1_G / |G| - 1_F / |F|`` (``F`` the free columns: the group's mean shift equals the
-    free columns'), the step maximises the quadratic model ``r . d - d^T A d / 2`` subject to
-    ``C^T d = 0``:
-
-    .. math:: d = A^{-1} (r - C \\lambda), \\qquad (C^T A^{-1} C) \\lambda = C^T A^{-1} r.
-
-    The group's columns still move against each other (a held group can be at its total mass
-    with its columns apart), and ``r . d = r^T A^{-1} r - (C^T A^{-1} r)^T (C^T A^{-1} C)^{-1}
-    (C^T A^{-1} r) >= 0``: an ascent direction of the semi-dual, as the full step is.
-    Returns ``(step, ok)``.
-    """
-    free = held == 0
-    constraints = np.stack(
-        [(held == h) / np.count_nonzero(held == h) - free / np.count_nonzero(free) for h in np.unique(held[~free])],
-        axis=1,
-    )
-    try:
-        factor = linalg.cho_factor(_pinned_systems(hessian[None], col[None])[0], lower=True)
-        solved = linalg.cho_solve(factor, np.column_stack([residual, constraints]))
-        multipliers = np.linalg.solve(constraints.T @ solved[:, 1:], constraints.T @ solved[:, 0])
-    except (np.linalg.LinAlgError, linalg.LinAlgError):
-        return None, False
-    step = solved[:, 0] - solved[:, 1:] @ multipliers
-    return step, bool(np.all(np.isfinite(step)))
+    worth = error > LOOSE_RELATIVE_ERROR * np.bincount(labels, weights=col + residual, minlength=count)
+    return [labels == c for c in np.unique(labels[long]) if c != largest and worth[c]]
 
 
 def _take_group_roots(problem, chosen, groups, g, rebuild, stale):

